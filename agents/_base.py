@@ -1,0 +1,84 @@
+"""Core types of the agents: pure gradient transformations, optax-style.
+
+An agent is a pair of pure functions over dicts of tensors that carry a leading seed dimension ``N``::
+
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params)
+
+``updates`` are *added* to the parameters. Every player minimizes its own loss, so one agent fits
+either player. Transformations compose with :func:`chain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+Params = dict[str, torch.Tensor]
+State = Any
+
+
+class GradientTransformation(NamedTuple):
+    """A pure transformation of gradients into updates: ``init(params) -> state`` and
+    ``update(grads, state, params) -> (updates, state)``."""
+
+    init: Callable[[Params], State]
+    update: Callable[[Params, State, Params | None], tuple[Params, State]]
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transformation."""
+
+
+def stateless(fn: Callable[[Params, Params | None], Params]) -> GradientTransformation:
+    """A transformation that keeps no state: ``updates = fn(grads, params)``."""
+
+    def init(params: Params) -> EmptyState:
+        return EmptyState()
+
+    def update(grads: Params, state: EmptyState, params: Params | None = None) -> tuple[Params, EmptyState]:
+        return fn(grads, params), state
+
+    return GradientTransformation(init, update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply transformations one after the other; the state is the tuple of their states."""
+    for i, t in enumerate(transforms):
+        if not isinstance(t, GradientTransformation):
+            raise TypeError(f"chain() argument {i} must be a GradientTransformation, got {type(t).__name__}")
+
+    def init(params: Params) -> tuple:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(grads: Params, state: tuple, params: Params | None = None) -> tuple[Params, tuple]:
+        new_state = []
+        for t, s in zip(transforms, state):
+            grads, s = t.update(grads, s, params)
+            new_state.append(s)
+        return grads, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def seed_view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape a per-seed ``(N,)`` tensor so it broadcasts against ``like`` of shape ``(N, ...)``."""
+    return x.reshape(x.shape + (1,) * (like.ndim - 1))
+
+
+def check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = True,
+                 high: float | None = None, high_inclusive: bool = False) -> float:
+    """Validate a hyperparameter eagerly, torch.optim-style, with a message that says what is allowed."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok:
+        ok = (value >= low if low_inclusive else value > low)
+        if high is not None:
+            ok = ok and (value <= high if high_inclusive else value < high)
+        ok = ok and abs(value) != float("inf")
+    if not ok:
+        lo = "[" if low_inclusive else "("
+        hi = "inf)" if high is None else (f"{high}]" if high_inclusive else f"{high})")
+        raise ValueError(f"{name} must be a finite number in {lo}{low}, {hi}, got {value!r}")
+    return float(value)

@@ -1,0 +1,28 @@
+"""minmax_envs: GAN training as two-player environments.
+
+Every GAN setup of the papers is a game whose two players (generator, discriminator) each minimize
+their own loss; optimizers are agents (see the ``agents`` package) acting on gradient observations.
+"""
+
+from minmax_envs.env import BatchedEnv, Observation, PlayerObservation
+from minmax_envs.episode import EpisodeResult, run_episode
+from minmax_envs.games._base import PLAYERS, Game
+from minmax_envs.registry import EnvSpec, list_envs, make, make_game, register, spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PLAYERS",
+    "BatchedEnv",
+    "EnvSpec",
+    "EpisodeResult",
+    "Game",
+    "Observation",
+    "PlayerObservation",
+    "list_envs",
+    "make",
+    "make_game",
+    "register",
+    "run_episode",
+    "spec",
+]

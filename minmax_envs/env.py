@@ -1,0 +1,269 @@
+"""The torch-native batched environment: the fast path that episodes and evaluations use."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import PLAYERS, Game, Params, PlayerParams
+from minmax_envs.games._fields import gradient_field
+
+_MAX_SEED = 2**63 - 1
+_EVAL_SALT = 0x5EED_E7A1
+
+
+class PlayerObservation(NamedTuple):
+    """What one player observes: its parameters, its gradient and its loss.
+
+    ``params`` and ``grads`` are dicts of tensors with the leading seed dimension; ``loss`` has shape
+    ``(N,)``. They are the env's own tensors, not copies: treat them as read-only and change the
+    parameters only through :meth:`BatchedEnv.step`.
+    """
+
+    params: Params
+    grads: Params
+    loss: torch.Tensor
+
+
+Observation = dict[str, PlayerObservation]
+
+
+def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
+
+
+class BatchedEnv:
+    """A game as a two-player environment over a batch of ``N`` independent seeds.
+
+    ``reset(seed=s)`` gives slot ``i`` the seed ``s + i``: slot ``i`` then follows exactly the episode a
+    batch of one reset with seed ``s + i`` would follow. ``step(updates)`` adds each player's updates to
+    its parameters (``updates[player][name]`` has the shape and dtype of ``obs[player].params[name]``),
+    draws the next data and returns the new observation.
+
+    A seed whose parameters, losses or gradients become non-finite, or whose parameters exceed
+    ``divergence_threshold`` in absolute value, *diverges*: it is terminated, its parameters freeze, and
+    ``info["diverged"]`` / ``info["divergence_step"]`` record it; the other seeds go on. A seed also stops
+    (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates.
+
+    Rewards are ``-loss`` per player (each player minimizes its own loss).
+    """
+
+    def __init__(self, game: Game, *, regularizer: str | None = None, reg_weight: float | None = None,
+                 max_steps: int | None = None, divergence_threshold: float = 1e6, env_id: str | None = None):
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+        if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 0):
+            raise ValueError(f"divergence_threshold must be a positive number, got {divergence_threshold!r}")
+        self.game = game
+        self.env_id = env_id
+        self.regularizer = regularizer
+        self.max_steps = max_steps
+        self.divergence_threshold = float(divergence_threshold)
+        self._field = gradient_field(game, regularizer, reg_weight)
+        self._np_random: np.random.Generator | None = None
+        self._rng: SeedStreams | None = None
+
+    # --- properties ---------------------------------------------------------------------------
+    @property
+    def num_seeds(self) -> int:
+        return self.game.num_seeds
+
+    @property
+    def device(self) -> torch.device:
+        return self.game.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.game.dtype
+
+    @property
+    def players(self) -> tuple[str, str]:
+        return PLAYERS
+
+    @property
+    def params(self) -> PlayerParams:
+        self._require_reset()
+        return self._params
+
+    @property
+    def seeds(self) -> torch.Tensor:
+        """The seed of every slot, shape ``(N,)``."""
+        self._require_reset()
+        return self._seeds
+
+    @property
+    def done(self) -> torch.Tensor:
+        """Slots that are terminated or truncated, shape ``(N,)``."""
+        self._require_reset()
+        return self._terminated | self._truncated
+
+    def _require_reset(self) -> None:
+        if self._rng is None:
+            raise RuntimeError("call reset() before using the environment")
+
+    # --- episode ------------------------------------------------------------------------------
+    def _base_seed(self, seed: int | None) -> int:
+        if seed is None:
+            if self._np_random is None:
+                self._np_random = np.random.default_rng()
+            return int(self._np_random.integers(0, 2**62))
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        if seed + self.num_seeds - 1 > _MAX_SEED:
+            raise ValueError(f"seed + num_seeds - 1 must be below 2**63, got seed={seed}")
+        self._np_random = np.random.default_rng(int(seed))
+        return int(seed)
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict]:
+        """Start a new episode on every slot; slot ``i`` gets seed ``seed + i``."""
+        base = self._base_seed(seed)
+        n, dev = self.num_seeds, self.device
+        self._seeds = base + torch.arange(n, device=dev, dtype=torch.int64)
+        self._rng = SeedStreams(self._seeds)
+        self._params, self._instance = self.game.init(self._rng)
+        self._t = torch.zeros(n, dtype=torch.int64, device=dev)
+        self._terminated = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._truncated = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._diverged = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._divergence_step = torch.full((n,), -1, dtype=torch.int64, device=dev)
+        self._last_updates: PlayerParams | None = None
+        self._evaluate(advance=None)
+        return self._obs, self._info()
+
+    def reset_where(self, mask: torch.Tensor, seeds: torch.Tensor) -> None:
+        """Start new episodes on the slots where ``mask`` is true, with the given per-slot ``seeds``.
+
+        The other slots keep their state. The next :meth:`step` gives the reset slots their first
+        observation (their updates are ignored in that step), exactly as a fresh ``reset``.
+        """
+        self._require_reset()
+        self._rng.reseed(mask, seeds)
+        self._rng.advance = mask
+        params, instance = self.game.init(self._rng)
+        self._rng.advance = None
+        self._params = {pl: {k: torch.where(_ndim_mask(mask, v), params[pl][k], v) for k, v in ps.items()}
+                        for pl, ps in self._params.items()}
+        self._instance = {k: torch.where(_ndim_mask(mask, v), instance[k], v) for k, v in self._instance.items()}
+        self._seeds = torch.where(mask, seeds, self._seeds)
+        zero = torch.zeros_like(mask)
+        self._t = torch.where(mask, torch.zeros_like(self._t), self._t)
+        self._terminated = torch.where(mask, zero, self._terminated)
+        self._truncated = torch.where(mask, zero, self._truncated)
+        self._diverged = torch.where(mask, zero, self._diverged)
+        self._divergence_step = torch.where(mask, torch.full_like(self._divergence_step, -1), self._divergence_step)
+        self._pending_reset = mask
+
+    def step(self, updates: dict[str, Params]):
+        """Apply both players' updates simultaneously and observe the next gradients.
+
+        Returns ``(obs, rewards, terminated, truncated, info)``; rewards, terminated and truncated are
+        dicts by player of ``(N,)`` tensors. Raises ``ValueError`` on a malformed update (missing or
+        extra players or tensors, wrong shape, dtype or device) or a non-finite update for a seed
+        that is still running.
+        """
+        return self._step(updates, check_values=True)
+
+    def _step(self, updates: dict[str, Params], check_values: bool):
+        self._require_reset()
+        self._validate(updates)
+        pending = getattr(self, "_pending_reset", None)
+        self._pending_reset = None
+        active = ~(self._terminated | self._truncated)
+        if pending is not None:
+            active = active & ~pending
+        if check_values:
+            self._check_finite(updates, active)
+        new = {}
+        for pl in PLAYERS:
+            new[pl] = {k: torch.where(_ndim_mask(active, p), p + updates[pl][k], p) for k, p in self._params[pl].items()}
+        self._params = self.game.project(new)
+        self._last_updates = updates
+        self._t = self._t + active.to(torch.int64)
+        self._evaluate(advance=active if pending is None else active | pending)
+        if self.max_steps is not None:
+            self._truncated = self._truncated | (self._t >= self.max_steps)
+        rewards = {pl: -self._obs[pl].loss for pl in PLAYERS}
+        term = {pl: self._terminated for pl in PLAYERS}
+        trunc = {pl: self._truncated for pl in PLAYERS}
+        return self._obs, rewards, term, trunc, self._info()
+
+    def _evaluate(self, advance: torch.Tensor | None) -> None:
+        """Draw the next data and compute losses and gradients at the current parameters."""
+        self._rng.advance = advance
+        batch = self.game.sample(self._rng, self._instance)
+        self._rng.advance = None
+        losses, grads = self._field(self._params, self._instance, batch)
+        self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) for pl in PLAYERS}
+        # divergence: any non-finite loss / parameter / gradient, or a parameter beyond the threshold
+        worst = torch.stack([losses[pl].abs() for pl in PLAYERS]
+                            + [p.reshape(p.shape[0], -1).abs().amax(dim=1) for pl in PLAYERS
+                               for p in self._params[pl].values()]).amax(dim=0)
+        g_worst = torch.stack([g.reshape(g.shape[0], -1).abs().amax(dim=1) for pl in PLAYERS
+                               for g in grads[pl].values()]).amax(dim=0)
+        bad = ~(worst <= self.divergence_threshold) | ~torch.isfinite(g_worst)
+        running = ~(self._terminated | self._truncated)
+        new_div = bad & running
+        self._divergence_step = torch.where(new_div, self._t, self._divergence_step)
+        self._diverged = self._diverged | new_div
+        self._terminated = self._terminated | new_div
+
+    def _info(self) -> dict[str, torch.Tensor]:
+        return {"step": self._t, "diverged": self._diverged, "divergence_step": self._divergence_step}
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        """Per-seed game metrics at the current parameters, plus ``diverged`` (1.0 for a diverged seed)."""
+        self._require_reset()
+        with torch.no_grad():
+            out = self.game.metrics(self._params, self._instance, self._last_updates,
+                                    SeedStreams(self._seeds, salt=_EVAL_SALT))
+        out["diverged"] = self._diverged.to(self.dtype)
+        return out
+
+    def quality(self, metrics: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The game's quality metric, signed so that larger is better: shape ``(N,)``."""
+        m = self.metrics() if metrics is None else metrics
+        return self.game.quality_sign * m[self.game.quality_metric]
+
+    # --- validation ---------------------------------------------------------------------------
+    def _validate(self, updates: Any) -> None:
+        if not isinstance(updates, dict) or set(updates) != set(PLAYERS):
+            got = sorted(updates) if isinstance(updates, dict) else type(updates).__name__
+            raise ValueError(f"updates must be a dict with keys {list(PLAYERS)}, got {got}")
+        for pl in PLAYERS:
+            ref, upd = self._params[pl], updates[pl]
+            if not isinstance(upd, dict) or set(upd) != set(ref):
+                got = sorted(upd) if isinstance(upd, dict) else type(upd).__name__
+                raise ValueError(f"updates[{pl!r}] must have the tensors {sorted(ref)}, got {got}")
+            for k, p in ref.items():
+                u = upd[k]
+                if not isinstance(u, torch.Tensor):
+                    raise ValueError(f"updates[{pl!r}][{k!r}] must be a torch.Tensor, got {type(u).__name__}")
+                if u.shape != p.shape:
+                    raise ValueError(f"updates[{pl!r}][{k!r}] has shape {tuple(u.shape)}, "
+                                     f"expected {tuple(p.shape)} (leading dimension = num_seeds)")
+                if u.dtype != p.dtype:
+                    raise ValueError(f"updates[{pl!r}][{k!r}] has dtype {u.dtype}, expected {p.dtype}")
+                if u.device != p.device:
+                    raise ValueError(f"updates[{pl!r}][{k!r}] is on {u.device}, expected {p.device}")
+
+    def _check_finite(self, updates: dict[str, Params], active: torch.Tensor) -> None:
+        bad = {f"{pl}/{k}": (~torch.isfinite(u).reshape(u.shape[0], -1).all(dim=1)) & active
+               for pl in PLAYERS for k, u in updates[pl].items()}
+        flags = torch.stack(list(bad.values())).any(dim=1).tolist()  # one host sync for all tensors
+        if any(flags):
+            name = [n for n, f in zip(bad, flags) if f][0]
+            seeds = torch.nonzero(bad[name]).flatten().tolist()
+            raise ValueError(f"update {name} is not finite (NaN or Inf) for running seed slots {seeds[:10]}; "
+                             "fix the agent, or use run_episode, which records such seeds as diverged")
+
+    def __repr__(self) -> str:
+        return (f"BatchedEnv({self.env_id or type(self.game).__name__}, num_seeds={self.num_seeds}, "
+                f"device={self.device}, dtype={self.dtype})")
+
+
+def param_count(shapes: dict[str, torch.Size]) -> int:
+    return sum(math.prod(s[1:]) for s in shapes.values())

@@ -1,0 +1,118 @@
+"""The batched game core: both players' parameters with a leading seed dimension, data, losses, gradients.
+
+A game is the physics of a GAN setup and knows nothing of optimizers or RL. Every tensor has a leading
+seed dimension ``N``; seeds never interact, so one set of tensor ops advances all of them on any device.
+Both players *minimize* their own loss: for a zero-sum game with payoff ``f`` (generator minimizes,
+discriminator maximizes) the generator's loss is ``f`` and the discriminator's is ``-f``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from minmax_envs._rng import SeedStreams
+
+Params = dict[str, torch.Tensor]
+PlayerParams = dict[str, Params]
+PLAYERS: tuple[str, str] = ("generator", "discriminator")
+
+_FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def per_seed_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over every dimension but the leading seed dimension: ``(N, ...) -> (N,)``."""
+    return x.reshape(x.shape[0], -1).sum(dim=1)
+
+
+def per_seed_sq_norm(tensors: Params) -> torch.Tensor:
+    """Squared Euclidean norm per seed over all tensors of a dict: ``(N,)``."""
+    return sum(per_seed_sum(t * t) for t in tensors.values())
+
+
+class Game:
+    """Base class of a batched two-player game.
+
+    Subclasses set the class attributes and implement :meth:`init`, :meth:`sample`, :meth:`losses` and
+    :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd) and
+    :meth:`project` with a projection applied after every update (weight clipping, for instance).
+
+    Attributes:
+        zero_sum: the discriminator's loss is exactly minus the generator's, so one backward pass serves both.
+        quality_metric: name of the metric (in :meth:`metrics`) that measures how well the game is solved.
+        quality_sign: ``+1`` if a larger quality metric is better, ``-1`` if smaller is better.
+    """
+
+    zero_sum: ClassVar[bool] = True
+    quality_metric: ClassVar[str]
+    quality_sign: ClassVar[float] = 1.0
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+            raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
+        if dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.num_seeds = num_seeds
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    # --- to implement -------------------------------------------------------------------------
+    def init(self, rng: SeedStreams) -> tuple[PlayerParams, dict[str, torch.Tensor]]:
+        """Draw the initial parameters of both players and the per-seed game instance.
+
+        Returns ``(params, instance)``: ``params[player][name]`` and ``instance[name]`` are tensors with a
+        leading seed dimension; the instance holds what is fixed for an episode (modes, matrices...).
+        """
+        raise NotImplementedError
+
+    def sample(self, rng: SeedStreams, instance: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Draw the data of one step (real samples, latents); an empty dict for deterministic games."""
+        return {}
+
+    def losses(self, params: PlayerParams, instance: dict[str, torch.Tensor],
+               batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each player's loss, shape ``(N,)``, differentiable in ``params``."""
+        raise NotImplementedError
+
+    def metrics(self, params: PlayerParams, instance: dict[str, torch.Tensor],
+                last_updates: PlayerParams | None, eval_rng: SeedStreams) -> dict[str, torch.Tensor]:
+        """Game metrics, each a tensor with a leading seed dimension. ``eval_rng`` is a fresh stream
+        reserved for evaluation samples, so computing metrics never perturbs training."""
+        raise NotImplementedError
+
+    # --- defaults -------------------------------------------------------------------------------
+    def grads(self, params: PlayerParams, instance: dict[str, torch.Tensor],
+              batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], PlayerParams]:
+        """Losses and each player's gradient of its own loss, by autograd."""
+        return autograd_grads(self, params, instance, batch)
+
+    def project(self, params: PlayerParams) -> PlayerParams:
+        """Map parameters back to the feasible set after an update (identity by default)."""
+        return params
+
+
+def leaf_params(params: PlayerParams) -> PlayerParams:
+    """Fresh autograd leaves sharing storage with ``params``."""
+    return {pl: {k: v.detach().requires_grad_(True) for k, v in ps.items()} for pl, ps in params.items()}
+
+
+def autograd_grads(game: Game, params: PlayerParams, instance: dict[str, torch.Tensor],
+                   batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], PlayerParams]:
+    """Per-seed gradients by autograd: seeds are independent, so the gradient of the sum over seeds
+    is, slot by slot, the gradient of each seed's own loss."""
+    with torch.enable_grad():
+        leaves = leaf_params(params)
+        losses = game.losses(leaves, instance, batch)
+        grads: PlayerParams = {}
+        if game.zero_sum:
+            names = [(pl, k) for pl in PLAYERS for k in leaves[pl]]
+            g = torch.autograd.grad(losses["generator"].sum(), [leaves[pl][k] for pl, k in names])
+            for (pl, k), gk in zip(names, g):
+                grads.setdefault(pl, {})[k] = gk if pl == "generator" else -gk
+        else:
+            for i, pl in enumerate(PLAYERS):
+                ks = list(leaves[pl])
+                g = torch.autograd.grad(losses[pl].sum(), [leaves[pl][k] for k in ks], retain_graph=i == 0)
+                grads[pl] = dict(zip(ks, g))
+    return {pl: v.detach() for pl, v in losses.items()}, grads

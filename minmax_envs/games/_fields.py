@@ -1,0 +1,77 @@
+"""Gradient-field transforms: change the gradient each player sees, chosen by name when an env is made.
+
+* ``"nk"`` — Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable", Sec. 5:
+  the generator descends ``f + eta * ||grad_D f||^2`` (squared norm over all discriminator parameters,
+  per seed) while the discriminator follows its own gradient unchanged.
+* ``"consensus"`` — Mescheder, Nowozin & Geiger (2017), "The Numerics of GANs": with ``v`` the joint
+  gradient field (both players' gradients of their own losses) and ``R = ||v||^2 / 2``, every player
+  follows ``v_p + gamma * grad_p R``.
+
+Both are computed by double backpropagation through :meth:`Game.losses`; the losses the env reports
+stay the game's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from minmax_envs.games._base import PLAYERS, Game, PlayerParams, leaf_params, per_seed_sq_norm
+
+GradientField = Callable[[PlayerParams, dict, dict], tuple[dict[str, torch.Tensor], PlayerParams]]
+REGULARIZERS = ("nk", "consensus")
+
+
+def _nk(game: Game, eta: float) -> GradientField:
+    def field(params, instance, batch):
+        with torch.enable_grad():
+            leaves = leaf_params(params)
+            losses = game.losses(leaves, instance, batch)
+            d_names = list(leaves["discriminator"])
+            g_d = torch.autograd.grad(losses["discriminator"].sum(), [leaves["discriminator"][k] for k in d_names],
+                                      create_graph=True)
+            penalty = per_seed_sq_norm(dict(zip(d_names, g_d)))
+            g_names = list(leaves["generator"])
+            g_g = torch.autograd.grad((losses["generator"] + eta * penalty).sum(),
+                                      [leaves["generator"][k] for k in g_names])
+        grads = {"generator": dict(zip(g_names, g_g)),
+                 "discriminator": {k: g.detach() for k, g in zip(d_names, g_d)}}
+        return {pl: v.detach() for pl, v in losses.items()}, grads
+    return field
+
+
+def _consensus(game: Game, gamma: float) -> GradientField:
+    def field(params, instance, batch):
+        with torch.enable_grad():
+            leaves = leaf_params(params)
+            losses = game.losses(leaves, instance, batch)
+            names = {pl: list(leaves[pl]) for pl in PLAYERS}
+            v = {pl: dict(zip(names[pl], torch.autograd.grad(losses[pl].sum(), [leaves[pl][k] for k in names[pl]],
+                                                              create_graph=True)))
+                 for pl in PLAYERS}
+            half_sq = 0.5 * sum(per_seed_sq_norm(v[pl]) for pl in PLAYERS)
+            flat = [leaves[pl][k] for pl in PLAYERS for k in names[pl]]
+            reg = torch.autograd.grad(half_sq.sum(), flat, allow_unused=True)
+        grads: PlayerParams = {pl: {} for pl in PLAYERS}
+        it = iter(reg)
+        for pl in PLAYERS:
+            for k in names[pl]:
+                r = next(it)
+                grads[pl][k] = v[pl][k].detach() + (0.0 if r is None else gamma * r)
+        return {pl: x.detach() for pl, x in losses.items()}, grads
+    return field
+
+
+def gradient_field(game: Game, regularizer: str | None, reg_weight: float | None) -> GradientField:
+    """The function ``(params, instance, batch) -> (losses, grads)`` the env uses to observe gradients."""
+    if regularizer is None:
+        if reg_weight is not None:
+            raise ValueError("reg_weight is given but regularizer is None; choose one of " + ", ".join(REGULARIZERS))
+        return game.grads
+    if regularizer not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)} or None")
+    weight = 0.5 if reg_weight is None else reg_weight
+    if not isinstance(weight, (int, float)) or not weight >= 0 or weight == float("inf"):
+        raise ValueError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
+    return _nk(game, float(weight)) if regularizer == "nk" else _consensus(game, float(weight))

@@ -1,0 +1,152 @@
+"""The Dirac GAN of Mescheder, Geiger & Nowozin (2018), "Which training methods for GANs do actually
+converge?", Section 2."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import Game
+
+LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
+PENALTIES = (None, "r1", "r2")
+
+
+def _f(t: torch.Tensor) -> torch.Tensor:
+    """``f(t) = -log(1 + exp(-t))``."""
+    return F.logsigmoid(t)
+
+
+def _df(t: torch.Tensor) -> torch.Tensor:
+    """``f'(t) = sigmoid(-t)``."""
+    return torch.sigmoid(-t)
+
+
+class DiracGAN(Game):
+    """Dirac GAN: the smallest GAN whose simultaneous gradient play shows the instabilities of GANs.
+
+    ## Game
+    Data is the Dirac mass at 0, the generator is the Dirac mass at ``theta`` and the discriminator is
+    linear, ``D(x) = psi * x`` (Mescheder et al. 2018, Sec. 2). With ``f(t) = -log(1 + exp(-t))``::
+
+        min_theta max_psi  L(theta, psi) = f(psi * theta) + f(0)          (loss="gan")
+
+    The generator's loss is ``L`` (``-f(-psi*theta)`` for ``loss="nsgan"``), the discriminator's is
+    ``-L`` plus its penalty. Simultaneous gradient play follows the vector fields (Mescheder et al.,
+    Sec. 2 and 3)::
+
+        gan       (-psi f'(psi theta),   theta f'(psi theta))
+        nsgan     (-psi f'(-psi theta),  theta f'(psi theta))
+        wgan      (-psi,                 theta)                     (f(t) = t; psi clipped to +-clip)
+        wgan-gp   (-psi,                 theta - gamma (|psi| - g0) sign(psi))
+        r1 / r2   (.,                    theta f'(psi theta) - gamma psi)
+
+    The unique equilibrium is ``(theta, psi) = (0, 0)`` (for wgan-gp ``|psi| = g0`` at ``theta = 0``).
+    Gradient descent on wgan spirals outward; the Nagarajan-Kolter regularizer (``regularizer="nk"`` at
+    make time) makes the equilibrium locally stable.
+
+    ## Parameters (per seed)
+    | player | tensor | shape |
+    |---|---|---|
+    | generator | `theta` | `(N,)` |
+    | discriminator | `psi` | `(N,)` |
+
+    ## Rewards
+    ``-loss`` per player in the batched env (generator ``-L``, discriminator ``L - penalty``).
+
+    ## Starting state
+    ``theta = theta0 + init_std * e1``, ``psi = psi0 + init_std * e2`` with ``e ~ N(0, 1)`` per seed; the
+    reference setting is ``theta0 = psi0 = 1``, ``init_std = 0`` (every seed starts at (1, 1)).
+
+    ## Metrics
+    ``distance`` to the equilibrium ``sqrt(theta^2 + psi^2)`` (the quality metric, smaller is better),
+    ``theta``, ``psi``, ``diverged``.
+
+    ## Arguments
+    * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
+    * ``clip``: clip ``psi`` to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
+    * ``penalty``: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty ``gamma/2 * psi^2`` on the
+      discriminator (gan and nsgan losses only).
+    * ``penalty_weight``: ``gamma`` of the r1/r2 penalty and of the wgan-gp penalty (critical value
+      ``2 f'(0) = 1``).
+    * ``gp_target``: ``g0`` of the wgan-gp penalty ``gamma/2 * (|psi| - g0)^2``.
+    * ``theta0``, ``psi0``, ``init_std``: initial point and per-seed Gaussian spread around it.
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    quality_metric = "distance"
+    quality_sign = -1.0
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
+                 loss: str = "gan", clip: float | None = None, penalty: str | None = None,
+                 penalty_weight: float = 1.0, gp_target: float = 1.0, theta0: float = 1.0, psi0: float = 1.0,
+                 init_std: float = 0.0):
+        super().__init__(num_seeds, device, dtype)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if penalty not in PENALTIES:
+            raise ValueError(f"unknown penalty {penalty!r}; choose None, 'r1' or 'r2'")
+        if penalty is not None and loss not in ("gan", "nsgan"):
+            raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
+        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+        for name, v in [("penalty_weight", penalty_weight), ("init_std", init_std), ("gp_target", gp_target)]:
+            if not (isinstance(v, (int, float)) and v >= 0 and v != float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        self.loss, self.clip, self.penalty = loss, clip, penalty
+        self.gamma, self.g0 = float(penalty_weight), float(gp_target)
+        self.theta0, self.psi0, self.init_std = float(theta0), float(psi0), float(init_std)
+        self.zero_sum = loss in ("gan", "wgan") and penalty is None
+
+    def init(self, rng: SeedStreams):
+        e = rng.normal((2,), self.dtype).to(self.device)
+        theta = self.theta0 + self.init_std * e[:, 0]
+        psi = self.psi0 + self.init_std * e[:, 1]
+        return {"generator": {"theta": theta}, "discriminator": {"psi": psi}}, {}
+
+    def _penalty(self, psi: torch.Tensor) -> torch.Tensor:
+        if self.loss == "wgan-gp":
+            return 0.5 * self.gamma * (psi.abs() - self.g0) ** 2
+        if self.penalty is not None:
+            return 0.5 * self.gamma * psi**2
+        return torch.zeros_like(psi)
+
+    def losses(self, params, instance, batch):
+        theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
+        t = psi * theta
+        if self.loss in ("wgan", "wgan-gp"):
+            payoff = t
+            gen = t
+        else:
+            payoff = _f(t) + _f(torch.zeros_like(t))
+            gen = payoff if self.loss == "gan" else -_f(-t)
+        return {"generator": gen, "discriminator": -payoff + self._penalty(psi)}
+
+    def grads(self, params, instance, batch):
+        """Closed-form gradients of each player's loss (the vector fields above, negated)."""
+        theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
+        t = psi * theta
+        if self.loss in ("wgan", "wgan-gp"):
+            g_theta, g_psi = psi, -theta
+            if self.loss == "wgan-gp":
+                g_psi = g_psi + self.gamma * (psi.abs() - self.g0) * torch.sign(psi)
+        else:
+            g_theta = psi * _df(t if self.loss == "gan" else -t)
+            g_psi = -theta * _df(t)
+            if self.penalty is not None:
+                g_psi = g_psi + self.gamma * psi
+        return self.losses(params, instance, batch), {"generator": {"theta": g_theta},
+                                                      "discriminator": {"psi": g_psi}}
+
+    def project(self, params):
+        if self.clip is None:
+            return params
+        psi = params["discriminator"]["psi"].clamp(-self.clip, self.clip)
+        return {"generator": params["generator"], "discriminator": {"psi": psi}}
+
+    def metrics(self, params, instance, last_updates, eval_rng):
+        theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
+        return {"distance": torch.sqrt(theta**2 + psi**2), "theta": theta.clone(), "psi": psi.clone()}

@@ -1,0 +1,129 @@
+"""Registered environment ids, versioned (``-v0``), and :func:`make`."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from minmax_envs.env import BatchedEnv
+from minmax_envs.games._base import Game
+
+NAMESPACE = "minmax_envs"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered environment: the game class, its default arguments and the episode length used
+    by the Gymnasium step-size env (``max_episode_steps``, in agent actions)."""
+
+    id: str
+    entry_point: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int = 200
+    summary: str = ""
+
+    def game_class(self) -> type[Game]:
+        module, name = self.entry_point.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(spec: EnvSpec) -> None:
+    if spec.id in _REGISTRY:
+        raise ValueError(f"environment id {spec.id!r} is already registered")
+    _REGISTRY[spec.id] = spec
+
+
+def list_envs() -> list[str]:
+    """The registered environment ids, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The spec of a registered id (the ``minmax_envs/`` namespace prefix is optional)."""
+    if not isinstance(env_id, str):
+        raise TypeError(f"env id must be a str, got {type(env_id).__name__}")
+    key = env_id.removeprefix(NAMESPACE + "/")
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown environment id {env_id!r}; registered ids: {', '.join(list_envs())}")
+    return _REGISTRY[key]
+
+
+def _parse_dtype(dtype: Any) -> torch.dtype:
+    table = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
+             torch.float64: torch.float64}
+    if dtype not in table:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64 (or their names), got {dtype!r}")
+    return table[dtype]
+
+
+def _parse_device(device: Any) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"invalid device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
+    return dev
+
+
+def game_kwargs_allowed(cls: type[Game]) -> list[str]:
+    sig = inspect.signature(cls.__init__)
+    return [n for n, p in sig.parameters.items()
+            if p.kind == p.KEYWORD_ONLY and n not in ("num_seeds", "device", "dtype")]
+
+
+def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32,
+              **game_kwargs: Any) -> Game:
+    """Instantiate the game of a registered id with its default arguments overridden by ``game_kwargs``."""
+    s = spec(env_id)
+    cls = s.game_class()
+    allowed = game_kwargs_allowed(cls)
+    unknown = sorted(set(game_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"{s.id} got unknown argument(s) {unknown}; allowed: {', '.join(allowed)}")
+    return cls(num_seeds=num_seeds, device=_parse_device(device), dtype=_parse_dtype(dtype),
+               **{**s.kwargs, **game_kwargs})
+
+
+def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32, *,
+         regularizer: str | None = None, reg_weight: float | None = None, max_steps: int | None = None,
+         divergence_threshold: float = 1e6, **game_kwargs: Any) -> BatchedEnv:
+    """Make the torch-native batched env of a registered id.
+
+    Args:
+        env_id: a registered id (see :func:`list_envs`), e.g. ``"TwoMode-v0"``.
+        num_seeds: ``N``, the number of independent seeds stepped together.
+        device: torch device of every tensor (``"cpu"``, ``"cuda"``...).
+        dtype: ``torch.float32`` (default) or ``torch.float64``.
+        regularizer: gradient-field transform, ``None``, ``"nk"`` (Nagarajan-Kolter) or ``"consensus"``.
+        reg_weight: its weight (``eta`` / ``gamma``; 0.5 by default).
+        max_steps: truncate every seed after this many steps (``None``: never).
+        divergence_threshold: a seed whose parameters or losses exceed this in absolute value diverges.
+        **game_kwargs: the game's own arguments (see its docstring).
+    """
+    s = spec(env_id)
+    game = make_game(s.id, num_seeds, device, dtype, **game_kwargs)
+    return BatchedEnv(game, regularizer=regularizer, reg_weight=reg_weight, max_steps=max_steps,
+                      divergence_threshold=divergence_threshold, env_id=s.id)
+
+
+for _spec in [
+    EnvSpec("TwoMode-v0", "minmax_envs.games.two_mode:TwoMode", max_episode_steps=200,
+            summary="Seed 001 Sec. 4: linear generator vs truncated-cubic discriminator on two modes"),
+    EnvSpec("DiracGAN-v0", "minmax_envs.games.dirac:DiracGAN", max_episode_steps=200,
+            summary="Mescheder et al. 2018: data at 0, generator delta_theta, discriminator psi*x"),
+    EnvSpec("Bilinear-v0", "minmax_envs.games.bilinear:Bilinear", max_episode_steps=200,
+            summary="min_x max_y x^T A y + b^T x + c^T y with a unique equilibrium"),
+    EnvSpec("MoG-Ring-v0", "minmax_envs.games.mog:MixtureOfGaussians", {"layout": "ring"}, max_episode_steps=200,
+            summary="8 Gaussians on a ring, MLP generator and discriminator"),
+    EnvSpec("MoG-Grid-v0", "minmax_envs.games.mog:MixtureOfGaussians", {"layout": "grid"}, max_episode_steps=200,
+            summary="25 Gaussians on a 5x5 grid, MLP generator and discriminator"),
+]:
+    register(_spec)
