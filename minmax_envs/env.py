@@ -179,7 +179,8 @@ class BatchedEnv:
             self._check_finite(updates, active)
         new = {}
         for pl in PLAYERS:
-            new[pl] = {k: torch.where(_ndim_mask(active, p), p + updates[pl][k], p) for k, p in self._params[pl].items()}
+            new[pl] = {k: torch.where(_ndim_mask(active, p), p + updates[pl][k], p)
+                       for k, p in self._params[pl].items()}
         self._params = self.game.project(new)
         self._last_updates = updates
         self._t = self._t + active.to(torch.int64)
