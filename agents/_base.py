@@ -54,6 +54,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return tuple(t.init(params) for t in transforms)
 
     def update(grads: Params, state: tuple, params: Params | None = None) -> tuple[Params, tuple]:
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise ValueError(f"chain state must be the tuple of {len(transforms)} states made by init(), got {state!r}")
         new_state = []
         for t, s in zip(transforms, state):
             grads, s = t.update(grads, s, params)

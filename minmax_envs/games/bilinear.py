@@ -1,0 +1,122 @@
+"""The bilinear game: the simplest min-max problem on which simultaneous gradient play fails."""
+
+from __future__ import annotations
+
+import torch
+
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import Game, per_seed_sum
+
+
+def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
+    """Orthogonal matrices from Gaussian ones, QR with the sign fix that makes them Haar-distributed."""
+    q, r = torch.linalg.qr(g)
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+class Bilinear(Game):
+    """Bilinear game with a unique equilibrium.
+
+    ## Game
+    ::
+
+        min_x max_y  f(x, y) = x^T A y + b^T x + c^T y,      x, y in R^n
+
+    ``A = U diag(s) V^T`` with Haar-random orthogonal ``U, V`` and singular values ``s`` uniform in
+    ``[sigma_min, sigma_max]``, so ``A`` is invertible and the unique equilibrium is
+    ``x* = -A^{-T} c``, ``y* = -A^{-1} b``. The generator's loss is ``f``, the discriminator's ``-f``:
+    gradients ``g_x = A y + b``, ``g_y = -(A^T x + c)``. Simultaneous gradient descent-ascent spirals away
+    from the equilibrium for every step size; extragradient and optimistic methods converge
+    (Gidel et al. 2019, "A variational inequality perspective on GANs"; Daskalakis et al. 2018,
+    "Training GANs with optimism"). With ``noise_std > 0`` each player observes its gradient plus
+    ``N(0, noise_std^2 I)`` noise, a stochastic bilinear game.
+
+    ## Parameters (per seed)
+    | player | tensor | shape |
+    |---|---|---|
+    | generator | `x` | `(N, n)` |
+    | discriminator | `y` | `(N, n)` |
+
+    ## Rewards
+    ``-loss`` per player in the batched env: ``-f`` for the generator, ``f`` for the discriminator.
+
+    ## Starting state
+    ``A, b, c`` drawn per seed (``b, c ~ N(0, offset_std^2 I)``); ``x, y ~ N(0, init_std^2 I)``.
+
+    ## Metrics
+    ``distance`` to the equilibrium, ``sqrt(||x - x*||^2 + ||y - y*||^2)`` (the quality metric, smaller is
+    better), ``diverged``.
+
+    ## Arguments
+    * ``n``: dimension of each player (default 10).
+    * ``sigma_min``, ``sigma_max``: range of the singular values of ``A`` (default 0.5, 1.0).
+    * ``offset_std``: scale of ``b`` and ``c`` (0 puts the equilibrium at the origin).
+    * ``init_std``: scale of the initial point.
+    * ``noise_std``: standard deviation of the gradient noise (default 0: exact gradients).
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    quality_metric = "distance"
+    quality_sign = -1.0
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
+                 n: int = 10, sigma_min: float = 0.5, sigma_max: float = 1.0, offset_std: float = 1.0,
+                 init_std: float = 1.0, noise_std: float = 0.0):
+        super().__init__(num_seeds, device, dtype)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if not (isinstance(sigma_min, (int, float)) and isinstance(sigma_max, (int, float))
+                and 0 < sigma_min <= sigma_max < float("inf")):
+            raise ValueError(f"need 0 < sigma_min <= sigma_max < inf, got sigma_min={sigma_min!r}, "
+                             f"sigma_max={sigma_max!r}")
+        for name, v in [("offset_std", offset_std), ("init_std", init_std), ("noise_std", noise_std)]:
+            if not (isinstance(v, (int, float)) and 0 <= v < float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        self.n, self.sigma_min, self.sigma_max = n, float(sigma_min), float(sigma_max)
+        self.offset_std, self.init_std, self.noise_std = float(offset_std), float(init_std), float(noise_std)
+        self.zero_sum = self.noise_std == 0.0
+
+    def init(self, rng: SeedStreams):
+        n, dt, dev = self.n, torch.float64, self.device
+        u = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
+        v = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
+        s = self.sigma_min + (self.sigma_max - self.sigma_min) * rng.uniform((n,), dt).to(dev)
+        a = u @ (s[:, :, None] * v.transpose(1, 2))
+        bc = self.offset_std * rng.normal((2, n), dt).to(dev)
+        b, c = bc[:, 0], bc[:, 1]
+        # A^{-1} = V diag(1/s) U^T
+        y_star = -(v @ ((u.transpose(1, 2) @ b[:, :, None]) / s[:, :, None])).squeeze(-1)
+        x_star = -(u @ ((v.transpose(1, 2) @ c[:, :, None]) / s[:, :, None])).squeeze(-1)
+        xy = self.init_std * rng.normal((2, n), dt).to(dev)
+        cast = {k: t.to(self.dtype) for k, t in
+                {"A": a, "b": b, "c": c, "x_star": x_star, "y_star": y_star}.items()}
+        params = {"generator": {"x": xy[:, 0].to(self.dtype)}, "discriminator": {"y": xy[:, 1].to(self.dtype)}}
+        return params, cast
+
+    def sample(self, rng: SeedStreams, instance):
+        return {"noise": self.noise_std * rng.normal((2, self.n), self.dtype).to(self.device)}
+
+    def _payoff(self, x, y, instance):
+        ay = (instance["A"] @ y[:, :, None]).squeeze(-1)
+        return per_seed_sum(x * ay) + per_seed_sum(instance["b"] * x) + per_seed_sum(instance["c"] * y)
+
+    def losses(self, params, instance, batch):
+        x, y = params["generator"]["x"], params["discriminator"]["y"]
+        f = self._payoff(x, y, instance)
+        noise = batch["noise"]
+        return {"generator": f + per_seed_sum(noise[:, 0] * x), "discriminator": -f + per_seed_sum(noise[:, 1] * y)}
+
+    def grads(self, params, instance, batch):
+        """Closed forms ``g_x = A y + b + xi_x``, ``g_y = -(A^T x + c) + xi_y``."""
+        x, y = params["generator"]["x"], params["discriminator"]["y"]
+        a, noise = instance["A"], batch["noise"]
+        g_x = (a @ y[:, :, None]).squeeze(-1) + instance["b"] + noise[:, 0]
+        g_y = -((a.transpose(1, 2) @ x[:, :, None]).squeeze(-1) + instance["c"]) + noise[:, 1]
+        return self.losses(params, instance, batch), {"generator": {"x": g_x}, "discriminator": {"y": g_y}}
+
+    def metrics(self, params, instance, last_updates, eval_rng):
+        dx = params["generator"]["x"] - instance["x_star"]
+        dy = params["discriminator"]["y"] - instance["y_star"]
+        return {"distance": torch.sqrt(per_seed_sum(dx * dx) + per_seed_sum(dy * dy))}

@@ -1,0 +1,148 @@
+"""The batched env's contract: stepping, validation, divergence, truncation, per-slot resets."""
+
+import pytest
+import torch
+
+import agents
+import minmax_envs
+from minmax_envs import PLAYERS
+
+
+def _zero_updates(obs):
+    return {pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS}
+
+
+def test_reset_and_step_shapes_and_update_semantics():
+    env = minmax_envs.make("Bilinear-v0", num_seeds=3, n=4)
+    obs, info = env.reset(seed=1)
+    assert set(obs) == set(PLAYERS)
+    assert obs["generator"].params["x"].shape == (3, 4) and obs["generator"].loss.shape == (3,)
+    assert obs["discriminator"].grads["y"].shape == (3, 4)
+    upd = _zero_updates(obs)
+    upd["generator"]["x"] = torch.ones(3, 4)
+    before = obs["generator"].params["x"].clone()
+    obs2, rewards, term, trunc, info = env.step(upd)
+    assert torch.allclose(obs2["generator"].params["x"], before + 1)
+    assert torch.equal(rewards["generator"], -obs2["generator"].loss)
+    assert term["generator"].shape == (3,) and not term["generator"].any() and not trunc["generator"].any()
+    assert torch.equal(info["step"], torch.ones(3, dtype=torch.int64))
+    assert torch.equal(before, obs["generator"].params["x"]), "old observations must not be mutated by step"
+
+
+def test_step_before_reset_raises():
+    env = minmax_envs.make("DiracGAN-v0")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({})
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda u: u.pop("generator"), "keys"),
+    (lambda u: u["generator"].update(extra=torch.zeros(2, 3)), "must have the tensors"),
+    (lambda u: u["generator"].update(x=torch.zeros(3, 3)), "shape"),
+    (lambda u: u["generator"].update(x=torch.zeros(2, 3, dtype=torch.float64)), "dtype"),
+    (lambda u: u["generator"].update(x=[0.0] * 3), "torch.Tensor"),
+    (lambda u: u["discriminator"].update(y=torch.full((2, 3), float("nan"))), "not finite"),
+    (lambda u: u["discriminator"].update(y=torch.full((2, 3), float("inf"))), "not finite"),
+])
+def test_malformed_updates_raise_clear_errors(mutate, match):
+    env = minmax_envs.make("Bilinear-v0", num_seeds=2, n=3)
+    obs, _ = env.reset(seed=0)
+    upd = _zero_updates(obs)
+    mutate(upd)
+    with pytest.raises(ValueError, match=match):
+        env.step(upd)
+
+
+def test_divergence_ends_only_that_seed_and_is_recorded():
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=3, loss="wgan", divergence_threshold=50.0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        upd = _zero_updates(obs)
+        upd["generator"]["theta"] = torch.tensor([30.0, 0.0, 0.0])  # slot 0 explodes past the threshold
+        obs, _, term, _, info = env.step(upd)
+    assert term["generator"].tolist() == [True, False, False]
+    assert info["diverged"].tolist() == [True, False, False]
+    assert info["divergence_step"].tolist() == [2, -1, -1]
+    frozen = obs["generator"].params["theta"][0].item()
+    # a stopped seed ignores its updates, even non-finite ones; the others go on
+    upd = _zero_updates(obs)
+    upd["generator"]["theta"] = torch.tensor([float("nan"), 1.0, 1.0])
+    obs, *_ = env.step(upd)
+    assert obs["generator"].params["theta"][0].item() == frozen
+    assert env.metrics()["diverged"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_nan_in_the_game_terminates_without_raising():
+    env = minmax_envs.make("Bilinear-v0", num_seeds=2, n=3)
+    obs, _ = env.reset(seed=0)
+    bad = {"A": env._instance["A"].clone()}
+    bad["A"][1] = float("nan")  # poison seed 1's game instance: its gradients become NaN
+    env._instance.update(bad)
+    obs, _, term, _, info = env.step(_zero_updates(obs))
+    assert term["generator"].tolist() == [False, True]
+
+
+def test_run_episode_records_agent_nans_as_divergence():
+    def nan_on_seed_1(grads, state, params=None):
+        return {k: torch.where(torch.arange(g.shape[0]).reshape(-1, *[1] * (g.ndim - 1)) == 1,
+                               torch.full_like(g, float("nan")), -0.01 * g) for k, g in grads.items()}, state
+    tx = agents.GradientTransformation(lambda p: agents.EmptyState(), nan_on_seed_1)
+    env = minmax_envs.make("Bilinear-v0", num_seeds=3, n=3)
+    result = minmax_envs.run_episode(env, tx, steps=10, seed=0)
+    assert result.diverged.tolist() == [False, True, False]
+    assert result.divergence_step.tolist() == [-1, 1, -1]
+    assert torch.isfinite(result.metrics["distance"][[0, 2]]).all()
+
+
+def test_max_steps_truncates():
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=2, max_steps=3)
+    obs, _ = env.reset(seed=0)
+    truncs = []
+    for _ in range(4):
+        obs, _, _, trunc, info = env.step(_zero_updates(obs))
+        truncs.append(trunc["generator"].tolist())
+    assert truncs == [[False, False], [False, False], [True, True], [True, True]]
+    assert info["step"].tolist() == [3, 3]
+
+
+def test_reset_where_restarts_a_slot_exactly_like_a_fresh_env():
+    kw = {"n": 3, "noise_std": 0.1, "dtype": torch.float64}
+    env = minmax_envs.make("Bilinear-v0", num_seeds=3, **kw)
+    obs, _ = env.reset(seed=10)
+    tx = agents.sgda(0.05)
+    state = tx.init({})
+
+    def act(o):
+        return {pl: tx.update(o[pl].grads, state, None)[0] for pl in PLAYERS}
+
+    for _ in range(3):
+        obs, *_ = env.step(act(obs))
+    env.reset_where(torch.tensor([False, True, False]), torch.tensor([0, 99, 0]))
+    obs, *_ = env.step(act(obs))
+    fresh = minmax_envs.make("Bilinear-v0", num_seeds=1, **kw)
+    fobs, _ = fresh.reset(seed=99)
+    assert torch.equal(obs["generator"].params["x"][1], fobs["generator"].params["x"][0])
+    assert torch.equal(obs["discriminator"].grads["y"][1], fobs["discriminator"].grads["y"][0])
+    for _ in range(4):
+        obs, *_ = env.step(act(obs))
+        fobs, *_ = fresh.step(act(fobs))
+    assert torch.allclose(obs["generator"].params["x"][1], fobs["generator"].params["x"][0], atol=1e-12)
+    assert env.seeds.tolist() == [10, 99, 12]
+
+
+def test_reset_seed_validation_and_unseeded_reset():
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=2, init_std=1.0)
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match="seed"):
+            env.reset(seed=bad)
+    env.reset()
+    a = env.seeds.clone()
+    env.reset()
+    assert not torch.equal(a, env.seeds)
+
+
+def test_quality_is_signed_so_larger_is_better():
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=1)
+    env.reset(seed=0)
+    m = env.metrics()
+    assert env.quality(m).item() == pytest.approx(-m["distance"].item())
