@@ -1,0 +1,272 @@
+"""Mixtures of 2-D Gaussians on a ring or a grid: the mode-collapse benchmark of Unrolled GAN, VEEGAN and
+PacGAN, with MLP players batched over seeds."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import Game, Params
+
+LAYOUTS = ("ring", "grid")
+LOSSES = ("gan", "nsgan", "wgan-gp")
+RING_MODES = 8
+GRID_SIDE = 5
+GRID_SPACING = 2.0
+DEFAULT_RADIUS = 2.0
+DEFAULT_STD = {"ring": 0.02, "grid": 0.05}
+DEFAULT_GP_WEIGHT = 0.1
+HIGH_QUALITY_STDS = 3.0
+
+
+def mode_layout(layout: str, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
+    """The modes of a layout in float64, shape ``(K, 2)``.
+
+    ``"ring"``: ``radius * (cos(2 pi k / 8), sin(2 pi k / 8))`` for ``k = 0..7``.
+    ``"grid"``: the 25 points of ``{-4, -2, 0, 2, 4}^2``, row-major in ``(x, y)``.
+    """
+    if layout == "ring":
+        angle = 2.0 * math.pi * torch.arange(RING_MODES, dtype=torch.float64) / RING_MODES
+        return radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    if layout == "grid":
+        axis = GRID_SPACING * (torch.arange(GRID_SIDE, dtype=torch.float64) - (GRID_SIDE - 1) / 2)
+        gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+        return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+
+
+def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> dict[str, torch.Tensor]:
+    """Mode-coverage metrics of samples ``(N, M, 2)`` against modes ``(N, K, 2)``.
+
+    A sample is *high quality* when its distance to its nearest mode is below ``3 * std``. Returns
+    ``modes_covered`` (modes that are the nearest mode of at least one high-quality sample),
+    ``high_quality_fraction`` and ``coverage_kl`` = ``KL(p || uniform_K) = sum_k p_k log(K p_k)`` with ``p``
+    the histogram of the high-quality samples over their nearest modes (``log K`` when there is no
+    high-quality sample, the value of a total collapse), each of shape ``(N,)`` in the samples' dtype.
+    Non-finite samples are never high quality.
+    """
+    k = modes.shape[1]
+    dist = torch.linalg.vector_norm(samples[:, :, None, :] - modes[:, None, :, :], dim=-1)  # (N, M, K)
+    nearest_dist, nearest = dist.min(dim=2)
+    hq = nearest_dist < HIGH_QUALITY_STDS * std  # NaN compares false
+    counts = (F.one_hot(nearest, k) * hq[..., None]).sum(dim=1).to(samples.dtype)  # (N, K)
+    total = counts.sum(dim=1)
+    p = counts / total.clamp_min(1.0)[:, None]
+    kl = torch.xlogy(p, p * k).sum(dim=1)
+    kl = torch.where(total > 0, kl, torch.full_like(kl, math.log(k)))
+    return {
+        "modes_covered": (counts > 0).sum(dim=1).to(samples.dtype),
+        "high_quality_fraction": hq.to(samples.dtype).mean(dim=1),
+        "coverage_kl": kl,
+    }
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _check_positive(name: str, value: object, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+        value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+class MixtureOfGaussians(Game):
+    """Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
+
+    ## Game
+    Data: ``x = mu_c + std * e``, ``c`` uniform over the ``K`` modes, ``e ~ N(0, I_2)``; ring (``K = 8``,
+    ``mu_k = radius (cos 2 pi k/8, sin 2 pi k/8)``; Metz et al. 2017, "Unrolled generative adversarial
+    networks"; Srivastava et al. 2017, "VEEGAN") or grid (``K = 25``, ``mu in {-4, -2, 0, 2, 4}^2``;
+    VEEGAN; Lin et al. 2018, "PacGAN"). Generator ``G(z)``, ``z ~ N(0, I_{z_dim})``, and discriminator
+    logit ``d(x)`` (``D = sigmoid(d)``) are ReLU MLPs.
+    With the batch means ``E`` over ``batch_size`` real samples and ``batch_size`` latents::
+
+        gan      min_G max_D  f = E log sigmoid(d(x)) + E log(1 - sigmoid(d(G(z))))   (Goodfellow et al. 2014)
+                 L_G = f,                    L_D = -f
+        nsgan    L_G = -E log sigmoid(d(G(z))),  L_D = -f                          (non-saturating)
+        wgan-gp  L_G = -E d(G(z)),
+                 L_D = E d(G(z)) - E d(x) + lambda E (||grad_x d(x_hat)|| - 1)^2     (Gulrajani et al. 2017)
+
+    with ``x_hat = eps x + (1 - eps) G(z)``, ``eps ~ U(0, 1)`` per sample, and the penalty's gradient taken
+    by double back-propagation. The penalty is kept a function of both players' parameters (``x_hat``
+    is not detached), so regularizers that differentiate ``L_D`` in the generator see it. Only ``gan`` is zero-sum. The
+    optimum of the gan game is ``p_G = p_data``: every mode covered with the right weight.
+
+    ## Parameters (per seed)
+    ``L = layers`` hidden layers of width ``H = hidden`` in both nets; layer ``i`` maps
+    ``h -> h @ weight + bias`` (ReLU after every layer but the last).
+
+    | player | tensor | shape |
+    |---|---|---|
+    | generator | `g0.weight`, `g0.bias` | `(N, z_dim, H)`, `(N, H)` |
+    | generator | `g1.weight` ... `g{L-1}.weight`, biases | `(N, H, H)`, `(N, H)` |
+    | generator | `g{L}.weight`, `g{L}.bias` | `(N, H, 2)`, `(N, 2)` |
+    | discriminator | `d0.weight`, `d0.bias` | `(N, 2, H)`, `(N, H)` |
+    | discriminator | `d1.weight` ... `d{L-1}.weight`, biases | `(N, H, H)`, `(N, H)` |
+    | discriminator | `d{L}.weight`, `d{L}.bias` | `(N, H, 1)`, `(N, 1)` |
+
+    ## Rewards
+    ``-loss`` per player in the batched env (``-L_G`` for the generator, ``-L_D`` for the discriminator).
+
+    ## Starting state
+    Every weight and bias uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` per seed, the default of
+    ``torch.nn.Linear``. Each step draws a fresh batch: mode indices, data noise, latents and the
+    interpolation weights ``eps`` (drawn for every loss, so all losses see the same data stream).
+
+    ## Metrics
+    On ``eval_samples`` generator samples drawn from the evaluation stream (never the training stream),
+    following VEEGAN and PacGAN: a sample is *high quality* if its
+    distance to the nearest mode is below ``3 * std``.
+
+    * ``modes_covered`` ``(N,)``: modes that are the nearest mode of at least one high-quality sample —
+      the quality metric (larger is better; at most 8 on the ring, 25 on the grid).
+    * ``high_quality_fraction`` ``(N,)``: fraction of high-quality samples.
+    * ``coverage_kl`` ``(N,)``: ``KL(p || uniform) = sum_k p_k log(K p_k)`` of the histogram ``p`` of the
+      high-quality samples over their nearest modes (0 for a perfectly balanced coverage, ``log K`` for
+      a single mode); defined as ``log K`` when there is no high-quality sample.
+
+    ## Arguments
+    * ``layout``: ``"ring"`` (8 modes) or ``"grid"`` (25 modes); set by the registered id.
+    * ``radius``: ring radius, default 2.0 (Unrolled GAN; PacGAN uses 1). Ring only: passing it with
+      ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2).
+    * ``std``: standard deviation of each mode, default 0.02 on the ring (Unrolled GAN) and 0.05 on the
+      grid (VEEGAN, PacGAN); it also sets the high-quality radius ``3 * std``.
+    * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"``.
+    * ``gp_weight``: ``lambda`` of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data
+      setting); wgan-gp only, passing it with another loss raises ``ValueError``.
+    * ``z_dim``: latent dimension, default 2 (the toy code of Gulrajani et al. 2017); Unrolled GAN used
+      256. Latents come from the counter-based seed streams, whose CPU cost grows with
+      ``batch_size * z_dim``: at 256 drawing them dominates a CPU step.
+    * ``hidden``: width of every hidden layer, default 128 (Unrolled GAN).
+    * ``layers``: number of hidden layers of each net, default 2.
+    * ``batch_size``: real samples and latents per step, default 256 (Gulrajani et al.'s toy code).
+    * ``eval_samples``: generator samples per evaluation, default 2500 (VEEGAN, PacGAN).
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    quality_metric = "modes_covered"
+    quality_sign = 1.0
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
+                 layout: str = "ring", radius: float | None = None, std: float | None = None, loss: str = "gan",
+                 gp_weight: float | None = None, z_dim: int = 2, hidden: int = 128, layers: int = 2,
+                 batch_size: int = 256, eval_samples: int = 2500):
+        super().__init__(num_seeds, device, dtype)
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if radius is not None and layout != "ring":
+            raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
+                             f"got radius={radius!r}")
+        if gp_weight is not None and loss != "wgan-gp":
+            raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={gp_weight!r} "
+                             f"with loss={loss!r}")
+        self.layout, self.loss = layout, loss
+        self.radius = _check_positive("radius", DEFAULT_RADIUS if radius is None else radius)
+        self.std = _check_positive("std", DEFAULT_STD[layout] if std is None else std)
+        self.gp_weight = _check_positive("gp_weight", DEFAULT_GP_WEIGHT if gp_weight is None else gp_weight,
+                                         allow_zero=True)
+        self.z_dim = _check_int("z_dim", z_dim, 1)
+        self.hidden = _check_int("hidden", hidden, 1)
+        self.layers = _check_int("layers", layers, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.eval_samples = _check_int("eval_samples", eval_samples, 1)
+        self.zero_sum = loss == "gan"
+        self.modes = mode_layout(layout, self.radius).to(device=self.device, dtype=dtype)  # (K, 2)
+
+    @property
+    def num_modes(self) -> int:
+        return self.modes.shape[0]
+
+    def _widths(self, prefix: str) -> list[int]:
+        first, last = (self.z_dim, 2) if prefix == "g" else (2, 1)
+        return [first] + [self.hidden] * self.layers + [last]
+
+    # --- episode ------------------------------------------------------------------------------
+    def init(self, rng: SeedStreams):
+        params: dict[str, Params] = {}
+        for player, prefix in (("generator", "g"), ("discriminator", "d")):
+            widths = self._widths(prefix)
+            ps: Params = {}
+            for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+                bound = 1.0 / math.sqrt(fan_in)
+                for name, shape in (("weight", (fan_in, fan_out)), ("bias", (fan_out,))):
+                    u = rng.uniform(shape, torch.float64).to(self.device)
+                    ps[f"{prefix}{i}.{name}"] = (bound * (2.0 * u - 1.0)).to(self.dtype)
+            params[player] = ps
+        modes = self.modes.expand(self.num_seeds, -1, -1).clone()
+        return params, {"modes": modes}
+
+    def sample(self, rng: SeedStreams, instance):
+        """Real samples ``x`` ``(N, B, 2)``, latents ``z`` ``(N, B, z_dim)`` and interpolation weights
+        ``eps`` ``(N, B, 1)``; the same draws whatever the loss."""
+        bs, dt, dev = self.batch_size, self.dtype, self.device
+        idx = rng.randint((bs,), self.num_modes).to(dev)
+        noise = rng.normal((bs, 2), dt).to(dev)
+        z = rng.normal((bs, self.z_dim), dt).to(dev)
+        eps = rng.uniform((bs, 1), dt).to(dev)
+        modes = instance["modes"]
+        centers = torch.gather(modes, 1, idx[..., None].expand(-1, -1, 2))
+        return {"x": centers + self.std * noise, "z": z, "eps": eps}
+
+    # --- networks and losses --------------------------------------------------------------------
+    def _mlp(self, params: Params, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        """Batched MLP: ``h`` ``(N, B, in)`` -> ``(N, B, out)``, one ``baddbmm`` per layer."""
+        for i in range(self.layers + 1):
+            h = torch.baddbmm(params[f"{prefix}{i}.bias"].unsqueeze(1), h, params[f"{prefix}{i}.weight"])
+            if i < self.layers:
+                h = torch.relu(h)
+        return h
+
+    def generate(self, params: Params, z: torch.Tensor) -> torch.Tensor:
+        """Generator samples ``G(z)`` ``(N, B, 2)`` from latents ``(N, B, z_dim)``."""
+        return self._mlp(params, "g", z)
+
+    def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Discriminator logits ``d(x)`` ``(N, B)`` of points ``(N, B, 2)``."""
+        return self._mlp(params, "d", x)[..., 0]
+
+    def gradient_penalty(self, d_params: Params, x_hat: torch.Tensor) -> torch.Tensor:
+        """``E_b (||grad_x d(x_hat_b)|| - 1)^2`` per seed ``(N,)``, differentiable (double back-propagation)
+        when gradients are enabled."""
+        create_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            if not x_hat.requires_grad:
+                x_hat = x_hat.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.logits(d_params, x_hat).sum(), x_hat, create_graph=create_graph)
+        return (torch.linalg.vector_norm(g, dim=-1) - 1.0).pow(2).mean(dim=1)
+
+    def losses(self, params, instance, batch):
+        g_p, d_p = params["generator"], params["discriminator"]
+        x = batch["x"]
+        fake = self.generate(g_p, batch["z"])
+        bs = x.shape[1]
+        logits = self.logits(d_p, torch.cat([x, fake], dim=1))
+        real_logit, fake_logit = logits[:, :bs], logits[:, bs:]
+        if self.loss == "wgan-gp":
+            eps = batch["eps"]
+            x_hat = eps * x + (1.0 - eps) * fake
+            critic = fake_logit.mean(dim=1) - real_logit.mean(dim=1)
+            disc = critic + self.gp_weight * self.gradient_penalty(d_p, x_hat)
+            return {"generator": -fake_logit.mean(dim=1), "discriminator": disc}
+        f = F.logsigmoid(real_logit).mean(dim=1) + F.logsigmoid(-fake_logit).mean(dim=1)
+        gen = f if self.loss == "gan" else -F.logsigmoid(fake_logit).mean(dim=1)
+        return {"generator": gen, "discriminator": -f}
+
+    # --- metrics --------------------------------------------------------------------------------
+    def metrics(self, params, instance, last_updates, eval_rng):
+        z = eval_rng.normal((self.eval_samples, self.z_dim), self.dtype).to(self.device)
+        with torch.no_grad():
+            samples = self.generate(params["generator"], z)
+        return coverage_metrics(samples, instance["modes"], self.std)
