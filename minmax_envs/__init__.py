@@ -4,9 +4,11 @@ Every GAN setup of the papers is a game whose two players (generator, discrimina
 their own loss; optimizers are agents (see the ``agents`` package) acting on gradient observations.
 """
 
+from minmax_envs._gym_registration import register_gymnasium_envs
 from minmax_envs.env import BatchedEnv, Observation, PlayerObservation
 from minmax_envs.episode import EpisodeResult, run_episode
 from minmax_envs.games._base import PLAYERS, Game
+from minmax_envs.pettingzoo_env import parallel_env
 from minmax_envs.registry import EnvSpec, list_envs, make, make_game, register, spec
 
 __version__ = "0.1.0"
@@ -22,7 +24,9 @@ __all__ = [
     "list_envs",
     "make",
     "make_game",
+    "parallel_env",
     "register",
+    "register_gymnasium_envs",
     "run_episode",
     "spec",
 ]
