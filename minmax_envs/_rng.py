@@ -90,10 +90,13 @@ class SeedStreams:
         return (self.bits(shape).to(torch.float64).add_(0.5).div_(_TWO_POW_32)).to(dtype)
 
     def normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """Standard normal floats (Box-Muller on two uniforms per number)."""
-        u = self.uniform((2, *shape), torch.float64)
+        """Standard normal floats: Box-Muller, both the cosine and the sine half of each uniform pair."""
+        n = math.prod(shape)
+        u = self.uniform((2, (n + 1) // 2), torch.float64)
         r = torch.sqrt(-2.0 * torch.log(u[:, 0]))
-        return (r * torch.cos(2.0 * math.pi * u[:, 1])).to(dtype)
+        angle = (2.0 * math.pi) * u[:, 1]
+        z = torch.cat([r * torch.cos(angle), r * torch.sin(angle)], dim=1)[:, :n]
+        return z.to(dtype).reshape(self.num_seeds, *shape)
 
     def randint(self, shape: tuple[int, ...], high: int) -> torch.Tensor:
         """Integers uniform in ``[0, high)`` (``high < 2**31``), int64."""

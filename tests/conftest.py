@@ -27,7 +27,11 @@ def test_every_env_has_small_kwargs():
     assert sorted(SMALL_KWARGS) == ENV_IDS
 
 
-@pytest.fixture(autouse=True)
-def _deterministic():
-    torch.manual_seed(0)
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests use tiny tensors: with several OpenMP threads on a busy 2-core machine, tiny ops spend
+    more time synchronising threads than computing (10-100x slower here). Benchmarks set threads themselves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
