@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, Params, PlayerParams
 from minmax_envs.games._fields import gradient_field
@@ -54,15 +55,12 @@ class BatchedEnv:
 
     def __init__(self, game: Game, *, regularizer: str | None = None, reg_weight: float | None = None,
                  max_steps: int | None = None, divergence_threshold: float = 1e6, env_id: str | None = None):
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
-        if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 0):
-            raise ValueError(f"divergence_threshold must be a positive number, got {divergence_threshold!r}")
+        self.max_steps = check_int("max_steps", max_steps, allow_none=True)
+        self.divergence_threshold = check_real("divergence_threshold", divergence_threshold, low=0,
+                                               low_inclusive=False)
         self.game = game
         self.env_id = env_id
         self.regularizer = regularizer
-        self.max_steps = max_steps
-        self.divergence_threshold = float(divergence_threshold)
         self._field = gradient_field(game, regularizer, reg_weight)
         self._np_random: np.random.Generator | None = None
         self._rng: SeedStreams | None = None
@@ -111,8 +109,7 @@ class BatchedEnv:
             if self._np_random is None:
                 self._np_random = np.random.default_rng()
             return int(self._np_random.integers(0, 2**62))
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        check_int("seed", seed, low=0, allow_none=True)
         if seed + self.num_seeds - 1 > _MAX_SEED:
             raise ValueError(f"seed + num_seeds - 1 must be below 2**63, got seed={seed}")
         self._np_random = np.random.default_rng(int(seed))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from agents import GradientTransformation
+from minmax_envs._checks import check_int
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 
@@ -52,10 +53,8 @@ def run_episode(env: BatchedEnv, agents, steps: int, seed: int | None = None,
     always finishes. Metrics are computed only at the evaluation points (every ``eval_every`` steps and
     at the end), so the loop does no host-device synchronisation in between.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1):
-        raise ValueError(f"eval_every must be a positive int or None, got {eval_every!r}")
+    check_int("steps", steps, low=0)
+    check_int("eval_every", eval_every, allow_none=True)
     pair = _agent_pair(agents)
     obs, _ = env.reset(seed=seed)
     states = {pl: pair[pl].init(obs[pl].params) for pl in PLAYERS}

@@ -8,7 +8,6 @@ single-seed shell and :class:`~minmax_envs.vector_env.StepSizeVectorEnv` its nat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -19,6 +18,7 @@ from gymnasium import spaces
 
 import agents
 from agents import GradientTransformation
+from minmax_envs._checks import check_int, check_real
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.registry import make, spec
@@ -40,32 +40,6 @@ OBS_NAMES: tuple[str, ...] = (
 _SEED_HIGH = 2**62
 
 
-# --- validation helpers (shared with the PettingZoo env) ---------------------------------------
-def _check_real(name: str, value: Any, *, low: float | None = None, low_inclusive: bool = True,
-                high: float | None = None, high_inclusive: bool = True) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(float(value))
-    if ok and low is not None:
-        ok = float(value) >= low if low_inclusive else float(value) > low
-    if ok and high is not None:
-        ok = float(value) <= high if high_inclusive else float(value) < high
-    if not ok:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        lb = "[" if low is not None and low_inclusive else "("
-        hb = "]" if high is not None and high_inclusive else ")"
-        raise ValueError(f"{name} must be a finite number in {lb}{lo}, {hi}{hb}, got {value!r}")
-    return float(value)
-
-
-def _check_pos_int(name: str, value: Any, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
 def direction_agent(base: str, momentum: float, scope: str) -> GradientTransformation:
     """The unit-step direction agent: ``agents.sgda(1.0, momentum)`` or ``agents.nsgda(1.0, momentum, scope)``.
 
@@ -74,7 +48,7 @@ def direction_agent(base: str, momentum: float, scope: str) -> GradientTransform
     """
     if base not in BASES:
         raise ValueError(f"unknown base {base!r}; choose one of {', '.join(map(repr, BASES))}")
-    momentum = _check_real("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
+    momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
     if scope not in agents.transforms.SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose 'layer' (per tensor) or 'global' (per player)")
     return agents.sgda(1.0, momentum) if base == "sgda" else agents.nsgda(1.0, momentum, scope)
@@ -85,8 +59,8 @@ def per_player_base_lr(base_lr: Any) -> dict[str, float]:
     if isinstance(base_lr, dict):
         if set(base_lr) != set(PLAYERS):
             raise ValueError(f"base_lr as a dict must have exactly the keys {list(PLAYERS)}, got {sorted(base_lr)}")
-        return {pl: _check_real(f"base_lr[{pl!r}]", base_lr[pl], low=0.0, low_inclusive=False) for pl in PLAYERS}
-    lr = _check_real("base_lr", base_lr, low=0.0, low_inclusive=False)
+        return {pl: check_real(f"base_lr[{pl!r}]", base_lr[pl], low=0.0, low_inclusive=False) for pl in PLAYERS}
+    lr = check_real("base_lr", base_lr, low=0.0, low_inclusive=False)
     return dict.fromkeys(PLAYERS, lr)
 
 
@@ -148,10 +122,10 @@ class StepSizeCore:
         s = spec(env_id)
         self.tx = direction_agent(base, momentum, scope)
         lrs = per_player_base_lr(base_lr)
-        self.log10_range = _check_real("log10_range", log10_range, low=0.0)
-        self.steps_per_action = _check_pos_int("steps_per_action", steps_per_action)
-        self.horizon = _check_pos_int("horizon", horizon, allow_none=True) or s.max_episode_steps
-        self.divergence_penalty = _check_real("divergence_penalty", divergence_penalty)
+        self.log10_range = check_real("log10_range", log10_range, low=0.0)
+        self.steps_per_action = check_int("steps_per_action", steps_per_action)
+        self.horizon = check_int("horizon", horizon, allow_none=True) or s.max_episode_steps
+        self.divergence_penalty = check_real("divergence_penalty", divergence_penalty)
         self.env: BatchedEnv = make(s.id, num_seeds, device, dtype, regularizer=regularizer, reg_weight=reg_weight,
                                     divergence_threshold=divergence_threshold, **game_kwargs)
         self.env_id = s.id

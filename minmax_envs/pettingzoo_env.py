@@ -11,6 +11,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from minmax_envs._checks import check_int, check_real
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.gym_env import (
@@ -18,8 +19,6 @@ from minmax_envs.gym_env import (
     LOG_BOUND,
     VALUE_BOUND,
     _actions_array,
-    _check_pos_int,
-    _check_real,
     direction_agent,
     per_player_base_lr,
 )
@@ -113,12 +112,12 @@ class MinMaxParallelEnv(ParallelEnv):
         if render_mode is not None:
             raise ValueError(f"MinMaxParallelEnv does not render; render_mode must be None, got {render_mode!r}")
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
-        self.max_cycles = _check_pos_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
-        self.max_update = _check_real("max_update", max_update, low=0.0, low_inclusive=False)
+        self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
+        self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
         self.tx = direction_agent(base, momentum, scope)
         self.base_lr = per_player_base_lr(base_lr)
-        self.log10_range = _check_real("log10_range", log10_range, low=0.0)
-        self.divergence_penalty = _check_real("divergence_penalty", divergence_penalty)
+        self.log10_range = check_real("log10_range", log10_range, low=0.0)
+        self.divergence_penalty = check_real("divergence_penalty", divergence_penalty)
         self.render_mode = None
         self.metadata = {**type(self).metadata, "name": f"{NAMESPACE}/{s.id}"}
         self.env: BatchedEnv = make(s.id, 1, device, dtype, regularizer=regularizer, reg_weight=reg_weight,

@@ -11,8 +11,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from minmax_envs._checks import check_int
 from minmax_envs.env import BatchedEnv
-from minmax_envs.gym_env import _SEED_HIGH, StepSizeCore, Transition, _actions_array, _check_pos_int
+from minmax_envs.gym_env import _SEED_HIGH, StepSizeCore, Transition, _actions_array
 from minmax_envs.registry import spec
 
 
@@ -62,9 +63,9 @@ class StepSizeVectorEnv(VectorEnv):
                  horizon: int | None = None, render_mode: str | None = None, **kwargs: Any):
         if render_mode is not None:
             raise ValueError(f"StepSizeVectorEnv does not render; render_mode must be None, got {render_mode!r}")
-        self.num_envs = _check_pos_int("num_envs", num_envs)
+        self.num_envs = check_int("num_envs", num_envs)
         s = spec(env_id)
-        self.max_episode_steps = _check_pos_int("max_episode_steps", max_episode_steps, allow_none=True) \
+        self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, allow_none=True) \
             or s.max_episode_steps
         self._core = StepSizeCore(s.id, self.num_envs, horizon=horizon or self.max_episode_steps, **kwargs)
         self.env_id = s.id

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import torch
 
+from minmax_envs._checks import check_int
 from minmax_envs._rng import SeedStreams
 
 Params = dict[str, torch.Tensor]
@@ -49,8 +50,7 @@ class Game:
     quality_sign: ClassVar[float] = 1.0
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-            raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
+        check_int("num_seeds", num_seeds)
         if dtype not in _FLOAT_DTYPES:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.num_seeds = num_seeds

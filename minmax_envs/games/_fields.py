@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from minmax_envs._checks import check_real
 from minmax_envs.games._base import PLAYERS, Game, PlayerParams, leaf_params, per_seed_sq_norm
 
 GradientField = Callable[[PlayerParams, dict, dict], tuple[dict[str, torch.Tensor], PlayerParams]]
@@ -71,7 +72,5 @@ def gradient_field(game: Game, regularizer: str | None, reg_weight: float | None
         return game.grads
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)} or None")
-    weight = 0.5 if reg_weight is None else reg_weight
-    if not isinstance(weight, (int, float)) or not weight >= 0 or weight == float("inf"):
-        raise ValueError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
-    return _nk(game, float(weight)) if regularizer == "nk" else _consensus(game, float(weight))
+    weight = check_real("reg_weight", 0.5 if reg_weight is None else reg_weight, low=0)
+    return _nk(game, weight) if regularizer == "nk" else _consensus(game, weight)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import Game, per_seed_sum
 
@@ -65,17 +66,12 @@ class Bilinear(Game):
                  n: int = 10, sigma_min: float = 0.5, sigma_max: float = 1.0, offset_std: float = 1.0,
                  init_std: float = 1.0, noise_std: float = 0.0):
         super().__init__(num_seeds, device, dtype)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        if not (isinstance(sigma_min, (int, float)) and isinstance(sigma_max, (int, float))
-                and 0 < sigma_min <= sigma_max < float("inf")):
-            raise ValueError(f"need 0 < sigma_min <= sigma_max < inf, got sigma_min={sigma_min!r}, "
-                             f"sigma_max={sigma_max!r}")
-        for name, v in [("offset_std", offset_std), ("init_std", init_std), ("noise_std", noise_std)]:
-            if not (isinstance(v, (int, float)) and 0 <= v < float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        self.n, self.sigma_min, self.sigma_max = n, float(sigma_min), float(sigma_max)
-        self.offset_std, self.init_std, self.noise_std = float(offset_std), float(init_std), float(noise_std)
+        self.n = check_int("n", n)
+        self.sigma_min = check_real("sigma_min", sigma_min, low=0, low_inclusive=False)
+        self.sigma_max = check_real("sigma_max", sigma_max, low=self.sigma_min)
+        self.offset_std = check_real("offset_std", offset_std, low=0)
+        self.init_std = check_real("init_std", init_std, low=0)
+        self.noise_std = check_real("noise_std", noise_std, low=0)
         self.zero_sum = self.noise_std == 0.0
 
     def init(self, rng: SeedStreams):

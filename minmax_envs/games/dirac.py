@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from minmax_envs._checks import check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import Game
 
@@ -91,14 +92,12 @@ class DiracGAN(Game):
             raise ValueError(f"unknown penalty {penalty!r}; choose None, 'r1' or 'r2'")
         if penalty is not None and loss not in ("gan", "nsgan"):
             raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
-        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
-            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
-        for name, v in [("penalty_weight", penalty_weight), ("init_std", init_std), ("gp_target", gp_target)]:
-            if not (isinstance(v, (int, float)) and v >= 0 and v != float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        self.loss, self.clip, self.penalty = loss, clip, penalty
-        self.gamma, self.g0 = float(penalty_weight), float(gp_target)
-        self.theta0, self.psi0, self.init_std = float(theta0), float(psi0), float(init_std)
+        self.loss, self.penalty = loss, penalty
+        self.clip = None if clip is None else check_real("clip", clip, low=0, low_inclusive=False)
+        self.gamma = check_real("penalty_weight", penalty_weight, low=0)
+        self.g0 = check_real("gp_target", gp_target, low=0)
+        self.theta0, self.psi0 = check_real("theta0", theta0), check_real("psi0", psi0)
+        self.init_std = check_real("init_std", init_std, low=0)
         self.zero_sum = loss in ("gan", "wgan") and penalty is None
 
     def init(self, rng: SeedStreams):

@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import Game, Params
 
@@ -62,20 +63,6 @@ def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> 
         "high_quality_fraction": hq.to(samples.dtype).mean(dim=1),
         "coverage_kl": kl,
     }
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: object, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
-        value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
 
 
 class MixtureOfGaussians(Game):
@@ -173,15 +160,14 @@ class MixtureOfGaussians(Game):
             raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={gp_weight!r} "
                              f"with loss={loss!r}")
         self.layout, self.loss = layout, loss
-        self.radius = _check_positive("radius", DEFAULT_RADIUS if radius is None else radius)
-        self.std = _check_positive("std", DEFAULT_STD[layout] if std is None else std)
-        self.gp_weight = _check_positive("gp_weight", DEFAULT_GP_WEIGHT if gp_weight is None else gp_weight,
-                                         allow_zero=True)
-        self.z_dim = _check_int("z_dim", z_dim, 1)
-        self.hidden = _check_int("hidden", hidden, 1)
-        self.layers = _check_int("layers", layers, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.eval_samples = _check_int("eval_samples", eval_samples, 1)
+        self.radius = check_real("radius", DEFAULT_RADIUS if radius is None else radius, low=0, low_inclusive=False)
+        self.std = check_real("std", DEFAULT_STD[layout] if std is None else std, low=0, low_inclusive=False)
+        self.gp_weight = check_real("gp_weight", DEFAULT_GP_WEIGHT if gp_weight is None else gp_weight, low=0)
+        self.z_dim = check_int("z_dim", z_dim)
+        self.hidden = check_int("hidden", hidden)
+        self.layers = check_int("layers", layers)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.eval_samples = check_int("eval_samples", eval_samples)
         self.zero_sum = loss == "gan"
         self.modes = mode_layout(layout, self.radius).to(device=self.device, dtype=dtype)  # (K, 2)
 
