@@ -1,0 +1,275 @@
+"""The synthetic two-mode problem of seed 001 ("Adam is no better than normalized SGD", Section 4): a
+linear generator against a truncated-cubic discriminator, on data made of two slightly correlated modes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import Game, per_seed_sum
+
+CASES = ("correlated_modes", "correlated_coefficients")
+RECOVERY_COSINE = 0.9
+
+
+def truncated_cubic(x: torch.Tensor, trunc: float) -> torch.Tensor:
+    """``sigma`` of eq. (9): ``x^3`` for ``|x| <= L``, ``3 L^2 x - 2 L^3`` above, ``3 L^2 x + 2 L^3`` below.
+
+    Written as ``c^3 + 3 L^2 (x - c)`` with ``c = clamp(x, -L, L)``: the same function, continuous with a
+    continuous derivative, and autograd gives the right derivative on both sides.
+    """
+    c = x.clamp(-trunc, trunc)
+    return c * c * c + (3.0 * trunc * trunc) * (x - c)
+
+
+def truncated_cubic_grad(x: torch.Tensor, trunc: float) -> torch.Tensor:
+    """``sigma'(x) = 3 clamp(x, -L, L)^2``: ``3 x^2`` inside ``[-L, L]``, ``3 L^2`` outside."""
+    c = x.clamp(-trunc, trunc)
+    return 3.0 * c * c
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _check_float(name: str, value: object, *, positive: bool = False, high: float | None = None,
+                 high_inclusive: bool = True, default_note: str = "") -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if ok and high is not None:
+        ok = value <= high if high_inclusive else value < high
+    if not ok:
+        lo = "(0" if positive else "[0"
+        hi = "inf)" if high is None else (f"{high}]" if high_inclusive else f"{high})")
+        raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}{default_note}")
+    return float(value)
+
+
+class TwoMode(Game):
+    """The synthetic two-mode problem on which SGDA collapses the modes and nSGDA separates them.
+
+    ## Game
+    Seed 001, Section 4, eq. (6) (batch of ``B`` samples per step; the paper uses ``B = 1``)::
+
+        min_V max_{W,a,b}  f = (1/B) sum_b [ log D(X_b) + log(1 - D(G(z_b))) ]
+
+    * Data (Assumption 1): ``X = s1 u1 + s2 u2`` with unit modes ``u1, u2 in R^d``.
+      ``case="correlated_modes"``: ``<u1, u2> = gamma`` and ``X = u1`` or ``X = u2`` with probability 1/2.
+      ``case="correlated_coefficients"``: ``<u1, u2> = 0`` and ``s = (1, 1)`` with probability ``gamma``,
+      ``(1, 0)`` and ``(0, 1)`` with probability ``(1 - gamma) / 2`` each.
+    * Generator, eq. (7): ``G(z) = V^T z = sum_j z_j v_j``, ``V in R^{m_g x d}``.
+    * Latent, eq. (8): ``z in {0, 1}^{m_g}``, almost always one-hot: one coordinate uniform in
+      ``[m_g]`` is active and, with probability ``p = z_pair_prob``, a second one uniform among the other
+      ``m_g - 1``; so ``P[z_i = 1] = (1 + p) / m_g = Theta(1/m_g)`` and, for ``i != j``,
+      ``P[z_i = z_j = 1] = 2 p / (m_g (m_g - 1))`` (``p = 1/log(d)^2``: ``1/(m_g^2 polylog d)``).
+    * Discriminator, eq. (9): ``D(X) = sigmoid(a * sum_i sigma(<w_i, X>) + lambda * b)``, ``sigma`` the
+      truncated cubic: ``x^3`` for ``|x| <= Lambda``, ``3 Lambda^2 x - 2 Lambda^3`` above,
+      ``3 Lambda^2 x + 2 Lambda^3`` below.
+
+    ``f`` is computed stably as ``logsigmoid(h(X)) + logsigmoid(-h(G(z)))`` with ``h`` the logit. The
+    generator's loss is ``f``, the discriminator's ``-f`` (zero-sum). Gradients are closed forms
+    (tested against autograd). Theorem 4.1: SGDA, for any bounded step sizes, learns nothing or a
+    weighted average of ``u1`` and ``u2`` in every generator neuron; Theorem 4.2: global nSGDA with
+    ``eta_D`` slightly above ``eta_G`` learns each mode in a separate neuron with probability bounded
+    away from zero. Both are statements about rates over seeds.
+
+    ## Parameters (per seed)
+    | player | tensor | shape | meaning |
+    |---|---|---|---|
+    | generator | `V` | `(N, m_g, d)` | neurons `v_j` (rows) |
+    | discriminator | `W` | `(N, m_d, d)` | neurons `w_i` (rows) |
+    | discriminator | `a` | `(N,)` | output weight |
+    | discriminator | `b` | `(N,)` | bias (scaled by `lambda = bias_scale`) |
+
+    ## Rewards
+    ``-loss`` per player in the batched env: ``-f`` for the generator, ``f`` for the discriminator.
+
+    ## Starting state
+    Per seed (Parametrization 4.1): modes ``u1, u2`` from a Gram-Schmidt of two Gaussian vectors;
+    ``b = 0``, ``a ~ N(0, a_init_std^2)``, ``w_i ~ N(0, w_init_std^2 I)``, ``v_j ~ N(0, v_init_std^2 I)``
+    (defaults ``1/(m_d log d)``, ``I/d``, ``I/d^2`` variances).
+
+    ## Metrics
+    * ``cos_u1``, ``cos_u2`` ``(N, m_g)``: ``<v_j, u_l> / |v_j|`` for every generator neuron (Figure 5c).
+    * ``d_cos_u1``, ``d_cos_u2`` ``(N, m_d)``: ``<w_i, u_l> / |w_i|`` for every discriminator neuron (5b).
+    * ``modes_recovered`` ``(N,)``: how many of the two modes have a generator neuron with cosine
+      ``>= 0.9`` to them (0, 1 or 2).
+    * ``mode_alignment`` ``(N,)``: ``(max_j cos(v_j, u1) + max_j cos(v_j, u2)) / 2`` — the quality metric
+      (larger is better; 1 when each mode is learnt exactly by some neuron; a neuron on the average
+      ``(u1 + u2)/|u1 + u2|`` scores ``sqrt((1 + gamma)/2)`` only, about 0.76 at ``d = 1000``).
+    * ``update_speed_ratio`` ``(N,)``: relative update speed of D over G at the last step (Figure 5a),
+      ``(|dW| / |W_prev|) / (|dV| / |V_prev|)`` with Frobenius norms, ``dW, dV`` the last updates and
+      ``W_prev = W - dW`` the iterate they were applied to; NaN before the first step.
+
+    Metrics use no randomness.
+
+    ## Arguments
+    * ``case``: ``"correlated_modes"`` (default) or ``"correlated_coefficients"`` (Assumption 1).
+    * ``d``: data dimension (default 1000, as in Figure 5).
+    * ``m_d``, ``m_g``: discriminator and generator widths (default 5 and 5, Figure 5; Theorem 4.2 uses
+      ``m_d = log d``, ``m_g = log d * log log d``).
+    * ``gamma``: mode correlation (case 1) or probability of ``s = (1, 1)`` (case 2), in ``[0, 1)``;
+      default ``1/log(d)`` (the paper's ``1/polylog(d)``).
+    * ``batch_size``: samples per step (default 1, the paper's setting).
+    * ``trunc``: ``Lambda`` of eq. (9), default ``d^0.2``.
+    * ``bias_scale``: ``lambda`` of eq. (9), default 1.0. The paper sets ``lambda`` in Parametrization
+      4.1 "to ensure that the weights and the bias in the discriminator learn at the same speed", but its
+      value is illegible in our copy of the text: 1.0 is our choice, not the paper's.
+    * ``w_init_std``, ``v_init_std``, ``a_init_std``: initial scales, default ``1/sqrt(d)``, ``1/d`` and
+      ``1/sqrt(m_d log d)`` (the paper's "small Gaussian" ``N(0, 1/(m_d polylog d))`` for ``a``).
+    * ``z_pair_prob``: probability that ``z`` has a second active coordinate, default ``1/log(d)^2``
+      (ignored when ``m_g = 1``).
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    quality_metric = "mode_alignment"
+    quality_sign = 1.0
+    zero_sum = True
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
+                 case: str = "correlated_modes", d: int = 1000, m_d: int = 5, m_g: int = 5,
+                 gamma: float | None = None, batch_size: int = 1, trunc: float | None = None,
+                 bias_scale: float = 1.0, w_init_std: float | None = None, v_init_std: float | None = None,
+                 a_init_std: float | None = None, z_pair_prob: float | None = None):
+        super().__init__(num_seeds, device, dtype)
+        if case not in CASES:
+            raise ValueError(f"unknown case {case!r}; choose 'correlated_modes' or 'correlated_coefficients'")
+        self.case = case
+        self.d = _check_int("d", d, 2)
+        self.m_d = _check_int("m_d", m_d, 1)
+        self.m_g = _check_int("m_g", m_g, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        log_d = math.log(d)
+
+        def resolved(name: str, value: float | None, default: float, formula: str, **kw) -> float:
+            note = "" if value is not None else f" (the default {formula} for d={d}); pass {name} explicitly"
+            return _check_float(name, default if value is None else value, default_note=note, **kw)
+
+        self.gamma = resolved("gamma", gamma, 1.0 / log_d, "1/log(d)", high=1.0, high_inclusive=False)
+        self.trunc = resolved("trunc", trunc, d ** 0.2, "d**0.2", positive=True)
+        self.bias_scale = _check_float("bias_scale", bias_scale, positive=True)
+        self.w_init_std = resolved("w_init_std", w_init_std, 1.0 / math.sqrt(d), "1/sqrt(d)")
+        self.v_init_std = resolved("v_init_std", v_init_std, 1.0 / d, "1/d")
+        self.a_init_std = resolved("a_init_std", a_init_std, 1.0 / math.sqrt(m_d * log_d), "1/sqrt(m_d*log(d))")
+        self.z_pair_prob = resolved("z_pair_prob", z_pair_prob, 1.0 / log_d**2, "1/log(d)**2", high=1.0)
+
+    # --- episode ------------------------------------------------------------------------------
+    def init(self, rng: SeedStreams):
+        d, dev, dt = self.d, self.device, self.dtype
+        g = rng.normal((2, d), torch.float64).to(dev)
+        e1 = g[:, 0] / torch.linalg.vector_norm(g[:, 0], dim=1, keepdim=True)
+        r = g[:, 1] - (g[:, 1] * e1).sum(dim=1, keepdim=True) * e1
+        e2 = r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
+        if self.case == "correlated_modes":
+            u2 = self.gamma * e1 + math.sqrt(1.0 - self.gamma**2) * e2
+        else:
+            u2 = e2
+        modes = torch.stack([e1, u2], dim=1).to(dt)  # (N, 2, d)
+        w = self.w_init_std * rng.normal((self.m_d, d), dt).to(dev)
+        v = self.v_init_std * rng.normal((self.m_g, d), dt).to(dev)
+        a = self.a_init_std * rng.normal((1,), dt).to(dev)[:, 0]
+        params = {"generator": {"V": v},
+                  "discriminator": {"W": w, "a": a, "b": torch.zeros_like(a)}}
+        return params, {"modes": modes}
+
+    def sample(self, rng: SeedStreams, instance):
+        """Real samples ``X`` ``(N, B, d)`` and latents ``z`` ``(N, B, m_g)``.
+
+        One draw of ``4 B`` uniforms per step, the same in both cases: ``r`` picks the data coefficients,
+        ``floor(u m_g)`` the active latent coordinate, ``floor(u' (m_g - 1))`` the offset of the second one
+        and ``u'' < z_pair_prob`` whether there is a second one."""
+        bs, dt, m_g = self.batch_size, self.dtype, self.m_g
+        u = rng.uniform((4, bs), torch.float64).to(self.device)  # in (0, 1): floor(u * k) is in [0, k)
+        r = u[:, 0]
+        if self.case == "correlated_modes":
+            s1 = r < 0.5
+            s2 = ~s1
+        else:
+            g = self.gamma
+            both = r < g
+            s1 = r < g + 0.5 * (1.0 - g)  # (1, 1) below g, then (1, 0), then (0, 1)
+            s2 = both | ~s1
+        s = torch.stack([s1, s2], dim=-1).to(dt)  # (N, B, 2)
+        x = torch.bmm(s, instance["modes"])
+        # one-hot by comparison (F.one_hot checks its input on the host: a device sync every step)
+        coords = torch.arange(m_g, device=self.device)
+        first = (u[:, 1] * m_g).to(torch.int64)
+        z = first[..., None] == coords
+        if m_g > 1:
+            second = torch.remainder(first + 1 + (u[:, 2] * (m_g - 1)).to(torch.int64), m_g)
+            z = z | ((second[..., None] == coords) & (u[:, 3] < self.z_pair_prob)[..., None])
+        return {"X": x, "z": z.to(dt)}
+
+    # --- payoff and gradients -------------------------------------------------------------------
+    def _forward(self, params, batch):
+        """Pre-activations ``P = [X; G(z)] W^T`` ``(N, 2B, m_d)``, inputs ``Y`` and logits ``h`` ``(N, 2B)``."""
+        d_p = params["discriminator"]
+        fake = torch.bmm(batch["z"], params["generator"]["V"])  # (N, B, d)
+        y = torch.cat([batch["X"], fake], dim=1)  # (N, 2B, d)
+        pre = torch.bmm(y, d_p["W"].transpose(1, 2))  # (N, 2B, m_d)
+        act = truncated_cubic(pre, self.trunc).sum(dim=2)  # (N, 2B)
+        h = d_p["a"][:, None] * act + self.bias_scale * d_p["b"][:, None]
+        return y, pre, act, h
+
+    def _payoff(self, h: torch.Tensor) -> torch.Tensor:
+        bs = self.batch_size
+        return (F.logsigmoid(h[:, :bs]).sum(dim=1) + F.logsigmoid(-h[:, bs:]).sum(dim=1)) / bs
+
+    def losses(self, params, instance, batch):
+        f = self._payoff(self._forward(params, batch)[3])
+        return {"generator": f, "discriminator": -f}
+
+    def grads(self, params, instance, batch):
+        """Closed forms. With ``c_b = sigmoid(-h(X_b)) / B`` for real and ``-sigmoid(h(G_b)) / B`` for fake
+        samples, ``df/dh = c``, so ``df/da = sum_b c_b S_b``, ``df/db = lambda sum_b c_b``,
+        ``df/dw_i = a sum_b c_b sigma'(<w_i, Y_b>) Y_b`` and ``df/dV = z^T (a c_b sigma'(<W, G_b>) W)``."""
+        bs = self.batch_size
+        w, a = params["discriminator"]["W"], params["discriminator"]["a"]
+        y, pre, act, h = self._forward(params, batch)
+        f = self._payoff(h)
+        c = torch.cat([torch.sigmoid(-h[:, :bs]), -torch.sigmoid(h[:, bs:])], dim=1).div_(bs)  # df/dh, (N, 2B)
+        # df/d<w_i, Y_b> = a c_b sigma'(<w_i, Y_b>): scale the small (N, 2B, m_d) tensor, not the (N, m_d, d) ones
+        coef = truncated_cubic_grad(pre, self.trunc).mul_((a[:, None] * c)[:, :, None])
+        g_w = torch.bmm(coef.transpose(1, 2).neg(), y)  # -df/dW, (N, m_d, d)
+        g_fake = torch.bmm(coef[:, bs:], w)  # df/dG, (N, B, d)
+        z_t = batch["z"].transpose(1, 2)  # (N, m_g, B)
+        g_v = z_t * g_fake if bs == 1 else torch.bmm(z_t, g_fake)  # df/dV, (N, m_g, d)
+        g_a = (c * act).sum(dim=1)
+        g_b = self.bias_scale * c.sum(dim=1)
+        grads = {"generator": {"V": g_v}, "discriminator": {"W": g_w, "a": g_a.neg_(), "b": g_b.neg_()}}
+        return {"generator": f, "discriminator": -f}, grads
+
+    # --- metrics --------------------------------------------------------------------------------
+    @staticmethod
+    def _cosines(rows: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+        """``<r_j, u_l> / |r_j|`` of shape ``(N, 2, rows)`` (modes are unit vectors)."""
+        norms = torch.linalg.vector_norm(rows, dim=2).clamp_min(torch.finfo(rows.dtype).tiny)
+        return torch.bmm(modes, rows.transpose(1, 2)) / norms[:, None, :]
+
+    def metrics(self, params, instance, last_updates, eval_rng):
+        modes = instance["modes"]
+        v, w = params["generator"]["V"], params["discriminator"]["W"]
+        cos_g = self._cosines(v, modes)  # (N, 2, m_g)
+        cos_d = self._cosines(w, modes)  # (N, 2, m_d)
+        best = cos_g.amax(dim=2)  # (N, 2)
+        if last_updates is None:
+            ratio = torch.full((self.num_seeds,), math.nan, dtype=self.dtype, device=self.device)
+        else:
+            dw, dv = last_updates["discriminator"]["W"], last_updates["generator"]["V"]
+            speed_d = per_seed_sum(dw * dw).sqrt() / per_seed_sum((w - dw) ** 2).sqrt()
+            speed_g = per_seed_sum(dv * dv).sqrt() / per_seed_sum((v - dv) ** 2).sqrt()
+            ratio = speed_d / speed_g
+        return {
+            "cos_u1": cos_g[:, 0], "cos_u2": cos_g[:, 1],
+            "d_cos_u1": cos_d[:, 0], "d_cos_u2": cos_d[:, 1],
+            "modes_recovered": (best >= RECOVERY_COSINE).to(self.dtype).sum(dim=1),
+            "mode_alignment": best.mean(dim=1),
+            "update_speed_ratio": ratio,
+        }
