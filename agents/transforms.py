@@ -47,12 +47,22 @@ def trace(momentum: float) -> GradientTransformation:
 
 def per_seed_norms(tensors: Params, scope: str) -> Params:
     """Euclidean norms per seed: per tensor (``scope="layer"``, each of shape ``(N,)``) or over all the
-    tensors of the dict (``scope="global"``: the same ``(N,)`` tensor under every name)."""
-    sq = {k: v.reshape(v.shape[0], -1).pow(2).sum(dim=1) for k, v in tensors.items()}
+    tensors of the dict (``scope="global"``: the same ``(N,)`` tensor under every name).
+
+    Computed as ``s * ||x / s||`` with ``s`` the largest magnitude in the scope (as LAPACK's ``nrm2``), so
+    that tiny gradients (``1e-23`` in float32, a saturated discriminator's) do not underflow to a zero norm.
+    """
+    flat = {k: v.reshape(v.shape[0], -1) for k, v in tensors.items()}
+    peak = {k: f.abs().amax(dim=1) for k, f in flat.items()}
+    if scope == "global":
+        top = torch.stack(list(peak.values())).amax(dim=0)
+        peak = dict.fromkeys(flat, top)
+    scale = {k: p.clamp_min(torch.finfo(p.dtype).tiny) for k, p in peak.items()}
+    sq = {k: (f / scale[k][:, None]).pow(2).sum(dim=1) for k, f in flat.items()}
     if scope == "layer":
-        return {k: s.sqrt() for k, s in sq.items()}
-    total = torch.stack(list(sq.values())).sum(dim=0).sqrt()
-    return {k: total for k in tensors}
+        return {k: s.sqrt() * scale[k] for k, s in sq.items()}
+    total = torch.stack(list(sq.values())).sum(dim=0).sqrt() * top.clamp_min(torch.finfo(top.dtype).tiny)
+    return dict.fromkeys(tensors, total)
 
 
 def check_scope(scope: str) -> str:

@@ -92,6 +92,19 @@ def test_nsgda_step_norm_equals_lr_per_tensor_and_per_player(momentum):
                 torch.testing.assert_close(norms[k], torch.full((6,), 0.03, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("magnitude", [1.3e-23, 1e-30, 1e18])
+def test_nsgda_step_norm_is_lr_for_tiny_and_huge_float32_gradients(scope, magnitude):
+    # a saturated discriminator gives the generator gradients around 1e-23: their squares underflow in float32
+    g = {"V": torch.full((2, 5, 1000), magnitude), "c": torch.full((2,), -magnitude)}
+    tx = agents.nsgda(0.05, scope=scope)
+    u, _ = tx.update(g, tx.init(g), g)
+    for k, n in agents.per_seed_norms(u, scope).items():
+        torch.testing.assert_close(n, torch.full((2,), 0.05))
+    norms = agents.per_seed_norms(g, "global")["V"]
+    torch.testing.assert_close(norms, torch.full((2,), magnitude * 5001**0.5), rtol=1e-5, atol=0)
+
+
 def test_nsgda_zero_gradient_gives_zero_update():
     tx = agents.nsgda(0.1)
     u, _ = tx.update({"a": torch.zeros(2, 3)}, tx.init({"a": torch.zeros(2, 3)}), None)
