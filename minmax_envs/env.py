@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +30,12 @@ class PlayerObservation(NamedTuple):
 
 
 Observation = dict[str, PlayerObservation]
+
+
+def _peak(x: torch.Tensor) -> torch.Tensor:
+    """Largest magnitude per seed, NaN if any entry is NaN: ``(N, ...) -> (N,)`` (one pass, no abs copy)."""
+    lo, hi = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
+    return torch.maximum(hi, -lo)
 
 
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -198,10 +203,8 @@ class BatchedEnv:
         self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) for pl in PLAYERS}
         # divergence: any non-finite loss / parameter / gradient, or a parameter beyond the threshold
         worst = torch.stack([losses[pl].abs() for pl in PLAYERS]
-                            + [p.reshape(p.shape[0], -1).abs().amax(dim=1) for pl in PLAYERS
-                               for p in self._params[pl].values()]).amax(dim=0)
-        g_worst = torch.stack([g.reshape(g.shape[0], -1).abs().amax(dim=1) for pl in PLAYERS
-                               for g in grads[pl].values()]).amax(dim=0)
+                            + [_peak(p) for pl in PLAYERS for p in self._params[pl].values()]).amax(dim=0)
+        g_worst = torch.stack([_peak(g) for pl in PLAYERS for g in grads[pl].values()]).amax(dim=0)
         bad = ~(worst <= self.divergence_threshold) | ~torch.isfinite(g_worst)
         running = ~(self._terminated | self._truncated)
         new_div = bad & running
@@ -262,6 +265,3 @@ class BatchedEnv:
         return (f"BatchedEnv({self.env_id or type(self.game).__name__}, num_seeds={self.num_seeds}, "
                 f"device={self.device}, dtype={self.dtype})")
 
-
-def param_count(shapes: dict[str, torch.Size]) -> int:
-    return sum(math.prod(s[1:]) for s in shapes.values())
