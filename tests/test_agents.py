@@ -99,7 +99,7 @@ def test_nsgda_step_norm_is_lr_for_tiny_and_huge_float32_gradients(scope, magnit
     g = {"V": torch.full((2, 5, 1000), magnitude), "c": torch.full((2,), -magnitude)}
     tx = agents.nsgda(0.05, scope=scope)
     u, _ = tx.update(g, tx.init(g), g)
-    for k, n in agents.per_seed_norms(u, scope).items():
+    for n in agents.per_seed_norms(u, scope).values():
         torch.testing.assert_close(n, torch.full((2,), 0.05))
     norms = agents.per_seed_norms(g, "global")["V"]
     torch.testing.assert_close(norms, torch.full((2,), magnitude * 5001**0.5), rtol=1e-5, atol=0)
