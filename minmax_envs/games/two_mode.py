@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import Game, per_seed_sum
 
@@ -29,25 +30,6 @@ def truncated_cubic_grad(x: torch.Tensor, trunc: float) -> torch.Tensor:
     """``sigma'(x) = 3 clamp(x, -L, L)^2``: ``3 x^2`` inside ``[-L, L]``, ``3 L^2`` outside."""
     c = x.clamp(-trunc, trunc)
     return 3.0 * c * c
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value: object, *, positive: bool = False, high: float | None = None,
-                 high_inclusive: bool = True, default_note: str = "") -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > 0 if positive else value >= 0)
-    if ok and high is not None:
-        ok = value <= high if high_inclusive else value < high
-    if not ok:
-        lo = "(0" if positive else "[0"
-        hi = "inf)" if high is None else (f"{high}]" if high_inclusive else f"{high})")
-        raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}{default_note}")
-    return float(value)
 
 
 class TwoMode(Game):
@@ -142,19 +124,24 @@ class TwoMode(Game):
         if case not in CASES:
             raise ValueError(f"unknown case {case!r}; choose 'correlated_modes' or 'correlated_coefficients'")
         self.case = case
-        self.d = _check_int("d", d, 2)
-        self.m_d = _check_int("m_d", m_d, 1)
-        self.m_g = _check_int("m_g", m_g, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.d = check_int("d", d, low=2)
+        self.m_d = check_int("m_d", m_d)
+        self.m_g = check_int("m_g", m_g)
+        self.batch_size = check_int("batch_size", batch_size)
         log_d = math.log(d)
 
         def resolved(name: str, value: float | None, default: float, formula: str, **kw) -> float:
-            note = "" if value is not None else f" (the default {formula} for d={d}); pass {name} explicitly"
-            return _check_float(name, default if value is None else value, default_note=note, **kw)
+            kw.setdefault("low", 0.0)
+            try:
+                return check_real(name, default if value is None else value, **kw)
+            except ValueError as e:
+                if value is not None:
+                    raise
+                raise ValueError(f"{e} (the default {formula} for d={d}); pass {name} explicitly") from None
 
         self.gamma = resolved("gamma", gamma, 1.0 / log_d, "1/log(d)", high=1.0, high_inclusive=False)
-        self.trunc = resolved("trunc", trunc, d ** 0.2, "d**0.2", positive=True)
-        self.bias_scale = _check_float("bias_scale", bias_scale, positive=True)
+        self.trunc = resolved("trunc", trunc, d ** 0.2, "d**0.2", low_inclusive=False)
+        self.bias_scale = check_real("bias_scale", bias_scale, low=0.0, low_inclusive=False)
         self.w_init_std = resolved("w_init_std", w_init_std, 1.0 / math.sqrt(d), "1/sqrt(d)")
         self.v_init_std = resolved("v_init_std", v_init_std, 1.0 / d, "1/d")
         self.a_init_std = resolved("a_init_std", a_init_std, 1.0 / math.sqrt(m_d * log_d), "1/sqrt(m_d*log(d))")

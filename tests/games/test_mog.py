@@ -17,16 +17,6 @@ TINY = {"z_dim": 3, "hidden": 4, "batch_size": 6, "eval_samples": 50}
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batched matmuls: on a shared 2-core machine OpenMP threads waiting on each other make them
-    tens of times slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_game(num_seeds=2, seeds=(3, 4), **kw):
     game = MixtureOfGaussians(num_seeds, dtype=F64, **{**TINY, **kw})
     rng = SeedStreams(torch.tensor(seeds[:num_seeds]))
