@@ -1,19 +1,41 @@
-"""Optimizers as agents: pure gradient transformations over dicts of per-seed tensors (optax-style)."""
+"""Optimizers as agents: pure gradient transformations over dicts of per-seed tensors (optax-style).
 
-from agents._base import EmptyState, GradientTransformation, chain, stateless
-from agents.optimizers import nsgda, sgda
-from agents.transforms import normalize, per_seed_norms, scale, scale_by_learning_rate, trace
+Named agents: :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`rmsprop`, :func:`adagrad`, :func:`adalr`,
+:func:`adadir`, :func:`graft`, :func:`extragradient`, :func:`optimistic`, :func:`optimistic_adam`; for
+both players at once: :func:`pair` (TTUR) and :func:`balanced`. Building blocks in
+:mod:`agents.transforms`, step-size schedules in :mod:`agents.schedules`.
+"""
+
+from agents import schedules
+from agents._base import (
+    EmptyState,
+    GradientTransformation,
+    PairTransformation,
+    Schedule,
+    chain,
+    stateless,
+)
+from agents.diagnostics import gradient_ratio, graft_magnitude_ratios, sum_of_norms, update_norms
+from agents.optimizers import adadir, adagrad, adalr, adam, nsgda, optimistic, optimistic_adam, rmsprop, sgda
+from agents.pairs import as_pair, balanced, pair
+from agents.transforms import (
+    extragradient,
+    graft,
+    normalize,
+    optimism,
+    per_seed_norms,
+    scale,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    trace,
+)
 
 __all__ = [
-    "EmptyState",
-    "GradientTransformation",
-    "chain",
-    "normalize",
-    "nsgda",
-    "per_seed_norms",
-    "scale",
-    "scale_by_learning_rate",
-    "sgda",
-    "stateless",
-    "trace",
+    "EmptyState", "GradientTransformation", "PairTransformation", "Schedule", "adadir", "adagrad", "adalr",
+    "adam", "as_pair", "balanced", "chain", "extragradient", "gradient_ratio", "graft", "graft_magnitude_ratios",
+    "normalize", "nsgda", "optimism", "optimistic", "optimistic_adam", "pair", "per_seed_norms", "rmsprop",
+    "scale", "scale_by_adagrad", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms", "schedules", "sgda",
+    "stateless", "sum_of_norms", "trace", "update_norms",
 ]

@@ -6,7 +6,8 @@ An agent is a pair of pure functions over dicts of tensors that carry a leading 
     updates, state = tx.update(grads, state, params)
 
 ``updates`` are *added* to the parameters. Every player minimizes its own loss, so one agent fits
-either player. Transformations compose with :func:`chain`.
+either player. Transformations compose with :func:`chain`. A :class:`PairTransformation` acts on both
+players at once (different agents per player, balanced updates).
 """
 
 from __future__ import annotations
@@ -20,12 +21,33 @@ Params = dict[str, torch.Tensor]
 State = Any
 
 
+Schedule = Callable[[int], float]
+"""A step size as a function of the number of updates made so far (0 for the first update)."""
+
+
 class GradientTransformation(NamedTuple):
     """A pure transformation of gradients into updates: ``init(params) -> state`` and
-    ``update(grads, state, params) -> (updates, state)``."""
+    ``update(grads, state, params) -> (updates, state)``.
+
+    ``evaluations`` is the number of gradient evaluations (env steps) that make one iteration of the
+    method: 2 for extragradient (an extrapolation step, then the real step), 1 otherwise.
+    """
 
     init: Callable[[Params], State]
     update: Callable[[Params, State, Params | None], tuple[Params, State]]
+    evaluations: int = 1
+
+
+PlayerParams = dict[str, Params]
+
+
+class PairTransformation(NamedTuple):
+    """An agent for both players at once, over dicts ``{player: {name: tensor}}``:
+    ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``."""
+
+    init: Callable[[PlayerParams], State]
+    update: Callable[[PlayerParams, State, PlayerParams | None], tuple[PlayerParams, State]]
+    evaluations: int = 1
 
 
 class EmptyState(NamedTuple):
@@ -62,7 +84,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return grads, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, max((t.evaluations for t in transforms), default=1))
 
 
 def seed_view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -84,3 +106,16 @@ def check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool
         hi = "inf)" if high is None else (f"{high}]" if high_inclusive else f"{high})")
         raise ValueError(f"{name} must be a finite number in {lo}{low}, {hi}, got {value!r}")
     return float(value)
+
+
+def check_lr(lr: Any) -> float | Schedule:
+    """A step size: a number ``>= 0`` or a schedule (a callable of the update count)."""
+    if callable(lr):
+        return lr
+    return check_number("lr", lr)
+
+
+def check_betas(betas: Any) -> tuple[float, float]:
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return (check_number("betas[0]", betas[0], high=1.0), check_number("betas[1]", betas[1], high=1.0))

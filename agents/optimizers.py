@@ -1,27 +1,47 @@
-"""The named optimizers of the papers, as chains of small transformations."""
+"""The named optimizers of the papers, as chains of small transformations.
+
+Every ``lr`` is a number or a schedule (:mod:`agents.schedules`). Updates are *added* to the
+parameters and each player minimizes its own loss, so for the discriminator "descent on its loss" is
+the ascent on the payoff that the papers write.
+"""
 
 from __future__ import annotations
 
-from agents._base import GradientTransformation, chain
-from agents.transforms import check_scope, normalize, scale_by_learning_rate, trace
+from agents._base import GradientTransformation, Schedule, chain, check_betas
+from agents.transforms import (
+    check_scope,
+    graft,
+    normalize,
+    optimism,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    trace,
+)
+
+LR = float | Schedule
+
+# extragradient(base) and graft(magnitude, direction, scope, eps) (agents.transforms) are named agents
+# too: ExtraAdam is extragradient(adam(...)), extra-SGD extragradient(sgda(...)).
 
 
-def sgda(lr: float, momentum: float = 0.0) -> GradientTransformation:
+def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
     """Stochastic gradient descent-ascent with heavy-ball momentum (seed 001, eq. (5)).
 
-    .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta\\, m_t
+    .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta_t\\, m_t
+              \\quad (\\text{Nesterov: } u_t = -\\eta_t (g_t + \\mu\\, m_t))
 
-    Applied to each player's gradient of its own loss, this is descent for the generator and ascent on
-    the payoff for the discriminator. Equals ``torch.optim.SGD(lr=lr, momentum=momentum)``.
+    Equals ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=nesterov)``.
     """
-    parts = [trace(momentum)] if momentum else []
+    parts = [trace(momentum, nesterov)] if momentum or nesterov else []
     return chain(*parts, scale_by_learning_rate(lr))
 
 
-def nsgda(lr: float, momentum: float = 0.0, scope: str = "global") -> GradientTransformation:
+def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTransformation:
     """Normalized SGDA (seed 001, eq. (4); Section 4 uses the global form without momentum).
 
-    .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta\\, m_t / \\lVert m_t \\rVert
+    .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta_t\\, m_t / \\lVert m_t \\rVert
 
     The norm is per seed: per parameter tensor for ``scope="layer"`` (l-nSGDA), over all of one
     player's tensors for ``scope="global"`` (g-nSGDA). So every step has norm exactly ``lr`` per tensor
@@ -30,3 +50,62 @@ def nsgda(lr: float, momentum: float = 0.0, scope: str = "global") -> GradientTr
     check_scope(scope)
     parts = [trace(momentum)] if momentum else []
     return chain(*parts, normalize(scope), scale_by_learning_rate(lr))
+
+
+def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
+    """Adam (Kingma & Ba 2015; seed 001, Algorithm 1), defaults ``betas = (0.5, 0.9)``, the paper's rule of
+    thumb for GANs.
+
+    .. math:: u_t = -\\eta_t\\, \\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)
+
+    Equals ``torch.optim.Adam(lr=lr, betas=betas, eps=eps)``.
+    """
+    b1, b2 = check_betas(betas)
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+
+
+def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
+    """RMSprop: ``u_t = -lr_t g_t / (sqrt(v_t) + eps)``, ``v_t = alpha v_{t-1} + (1 - alpha) g_t^2``.
+    Equals ``torch.optim.RMSprop(lr=lr, alpha=alpha, eps=eps)``."""
+    return chain(scale_by_rms(alpha, eps), scale_by_learning_rate(lr))
+
+
+def adagrad(lr: LR, eps: float = 1e-10) -> GradientTransformation:
+    """Adagrad: ``u_t = -lr_t g_t / (sqrt(s_t) + eps)``, ``s_t = s_{t-1} + g_t^2``.
+    Equals ``torch.optim.Adagrad(lr=lr, eps=eps)``."""
+    return chain(scale_by_adagrad(eps), scale_by_learning_rate(lr))
+
+
+def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
+          scope: str = "layer") -> GradientTransformation:
+    """AdaLR (seed 001, eq. (2)): the direction of SGDA with momentum ``beta1``, the magnitude of Adam.
+
+    .. math:: u_t = -\\eta_t \\lVert A_t \\rVert\\, M_t / (\\lVert M_t \\rVert + \\epsilon),
+              \\qquad M_t = \\beta_1 M_{t-1} + g_t,\\ A_t \\text{ Adam's step}
+
+    Layer-wise (per tensor, the paper's Figure 2) or global (per player) by ``scope``.
+    """
+    b1, _ = check_betas(betas)
+    return graft(adam(lr, betas, eps), sgda(lr, momentum=b1), scope, eps)
+
+
+def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
+           scope: str = "layer") -> GradientTransformation:
+    """AdaDir (seed 001, eq. (3)): the direction of Adam, the magnitude of SGDA with momentum ``beta1``.
+
+    .. math:: u_t = -\\eta_t \\lVert M_t \\rVert\\, A_t / (\\lVert A_t \\rVert + \\epsilon)
+    """
+    b1, _ = check_betas(betas)
+    return graft(sgda(lr, momentum=b1), adam(lr, betas, eps), scope, eps)
+
+
+def optimistic(lr: LR, momentum: float = 0.0) -> GradientTransformation:
+    """Optimistic gradient descent-ascent (OGDA; Daskalakis et al. 2018):
+    ``x_{t+1} = x_t - 2 lr g_t + lr g_{t-1}``."""
+    return optimism(sgda(lr, momentum))
+
+
+def optimistic_adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
+    """Optimistic Adam (Daskalakis et al. 2018): ``u_t = 2 A_t - A_{t-1}`` with ``A_t`` Adam's step."""
+    return optimism(adam(lr, betas, eps))
+

@@ -1,0 +1,94 @@
+"""Agents for both players at once: different agents per player (TTUR) and balanced updates."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from agents._base import GradientTransformation, PairTransformation, PlayerParams, check_number
+from agents.transforms import _rescale, per_seed_norms
+
+PLAYERS = ("generator", "discriminator")
+ANCHORS = ("geometric", "generator", "discriminator")
+
+
+def pair(generator: GradientTransformation, discriminator: GradientTransformation) -> PairTransformation:
+    """Give the generator and the discriminator their own agent, or the same agent with different step
+    sizes (two time-scale updates, TTUR; Heusel et al. 2017), e.g.
+    ``pair(generator=adam(1e-4), discriminator=adam(4e-4))``. Each agent sees only its own player."""
+    txs = {"generator": generator, "discriminator": discriminator}
+    for pl, t in txs.items():
+        if not isinstance(t, GradientTransformation):
+            raise TypeError(f"pair {pl} must be a GradientTransformation, got {type(t).__name__}")
+
+    def init(params: PlayerParams) -> dict:
+        return {pl: txs[pl].init(params[pl]) for pl in PLAYERS}
+
+    def update(grads: PlayerParams, state: dict, params: PlayerParams | None = None):
+        out, new = {}, {}
+        for pl in PLAYERS:
+            out[pl], new[pl] = txs[pl].update(grads[pl], state[pl], None if params is None else params[pl])
+        return out, new
+
+    evals = {t.evaluations for t in txs.values()}
+    if len(evals) > 1:
+        raise ValueError("both players' agents must use the same number of gradient evaluations per "
+                         f"iteration (extragradient uses 2), got {sorted(evals)}")
+    return PairTransformation(init, update, evals.pop())
+
+
+def as_pair(agents) -> PairTransformation:
+    """A :class:`PairTransformation` from one agent for both players, a dict
+    ``{"generator": tx, "discriminator": tx}`` or a pair agent."""
+    if isinstance(agents, PairTransformation):
+        return agents
+    if isinstance(agents, GradientTransformation):
+        return pair(agents, agents)
+    if isinstance(agents, dict) and set(agents) == set(PLAYERS):
+        return pair(**agents)
+    raise TypeError("agents must be a GradientTransformation (used by both players), a dict "
+                    f"{{'generator': tx, 'discriminator': tx}} of them, or a PairTransformation; got {agents!r}")
+
+
+class BalancedState(NamedTuple):
+    base: object
+
+
+def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransformation:
+    """Balanced updates (seed 001, Sec. 1 and 4.3): rescale the players' base updates so that, per seed,
+    ``||u_D|| / ||u_G|| = ratio`` (global norms over each player's tensors).
+
+    ``anchor`` says which norm is kept: ``"generator"`` keeps ``||u_G||`` and sets ``||u_D|| = ratio ||u_G||``;
+    ``"discriminator"`` the converse; ``"geometric"`` keeps the product ``||u_D|| ||u_G||`` (both rescaled
+    by the square root of the correction). Where either base update is zero the ratio is undefined and
+    both updates pass unchanged.
+    """
+    base = as_pair(base)
+    ratio = check_number("ratio", ratio, low_inclusive=False)
+    if anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; choose one of {', '.join(ANCHORS)}")
+
+    def init(params: PlayerParams) -> BalancedState:
+        return BalancedState(base.init(params))
+
+    def update(grads: PlayerParams, state: BalancedState, params: PlayerParams | None = None):
+        u, s = base.update(grads, state.base, params)
+        n_g = per_seed_norms(u["generator"], "global")
+        n_d = per_seed_norms(u["discriminator"], "global")
+        ng, nd = next(iter(n_g.values())), next(iter(n_d.values()))
+        both = (ng > 0) & (nd > 0)
+        one = torch.ones_like(ng)
+        correction = torch.where(both, ratio * ng / torch.where(both, nd, one), one)  # puts ||u_D|| at ratio ||u_G||
+        if anchor == "generator":
+            f_d, f_g = correction, one
+        elif anchor == "discriminator":
+            f_d, f_g = one, 1.0 / correction
+        else:
+            f_d = correction.sqrt()
+            f_g = 1.0 / f_d
+        out = {"generator": _rescale(u["generator"], dict.fromkeys(u["generator"], f_g)),
+               "discriminator": _rescale(u["discriminator"], dict.fromkeys(u["discriminator"], f_d))}
+        return out, BalancedState(s)
+
+    return PairTransformation(init, update, base.evaluations)

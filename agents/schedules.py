@@ -1,0 +1,33 @@
+"""Step-size schedules: functions of the number ``t`` of updates already made (``t = 0`` first).
+
+Any callable ``t -> float`` is a schedule; every ``lr`` argument of :mod:`agents` accepts one.
+"""
+
+from __future__ import annotations
+
+from agents._base import Schedule, check_number
+
+
+def constant(value: float) -> Schedule:
+    """``lr_t = value``."""
+    value = check_number("value", value)
+    return lambda t: value
+
+
+def linear(init: float, end: float, steps: int) -> Schedule:
+    """``lr_t`` goes linearly from ``init`` (t = 0) to ``end`` (t = steps) and stays at ``end`` after."""
+    init, end = check_number("init", init), check_number("end", end)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+
+    def schedule(t: int) -> float:
+        frac = min(t, steps) / steps
+        return init + (end - init) * frac
+
+    return schedule
+
+
+def linear_decay(init: float, steps: int) -> Schedule:
+    """Linear decay to zero over ``steps`` updates, as in seed 001's image experiments:
+    ``lr_t = init * (1 - t / steps)`` (0 from ``t = steps`` on)."""
+    return linear(init, 0.0, steps)
