@@ -26,8 +26,10 @@ def pair(generator: GradientTransformation, discriminator: GradientTransformatio
         return {pl: txs[pl].init(params[pl]) for pl in PLAYERS}
 
     def update(grads: PlayerParams, state: dict, params: PlayerParams | None = None):
-        out, new = {}, {}
-        for pl in PLAYERS:
+        """Update the players present in ``grads`` (both, or only the one that moves in an alternating
+        schedule); the other player's state is kept."""
+        out, new = {}, dict(state)
+        for pl in grads:
             out[pl], new[pl] = txs[pl].update(grads[pl], state[pl], None if params is None else params[pl])
         return out, new
 
@@ -73,6 +75,8 @@ def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransfo
         return BalancedState(base.init(params))
 
     def update(grads: PlayerParams, state: BalancedState, params: PlayerParams | None = None):
+        if set(grads) != set(PLAYERS):
+            raise ValueError("balanced updates need both players to move at every step (simultaneous updates)")
         u, s = base.update(grads, state.base, params)
         n_g = per_seed_norms(u["generator"], "global")
         n_d = per_seed_norms(u["discriminator"], "global")

@@ -21,12 +21,15 @@ class PlayerObservation(NamedTuple):
 
     ``params`` and ``grads`` are dicts of tensors with the leading seed dimension; ``loss`` has shape
     ``(N,)``. They are the env's own tensors, not copies: treat them as read-only and change the
-    parameters only through :meth:`BatchedEnv.step`.
+    parameters only through :meth:`BatchedEnv.step`. ``moving`` says whether this player's update is
+    applied at the next step; a player that does not move (the generator during the ``n_critic``
+    discriminator steps of an alternating schedule) has ``grads`` and ``loss`` set to ``None``.
     """
 
     params: Params
-    grads: Params
-    loss: torch.Tensor
+    grads: Params | None
+    loss: torch.Tensor | None
+    moving: bool = True
 
 
 Observation = dict[str, PlayerObservation]
@@ -99,6 +102,11 @@ class BatchedEnv:
         return self._seeds
 
     @property
+    def movers(self) -> tuple[str, ...]:
+        """The players whose updates the next :meth:`step` applies (both, unless the game alternates)."""
+        return self.game.movers(self._steps)
+
+    @property
     def done(self) -> torch.Tensor:
         """Slots that are terminated or truncated, shape ``(N,)``."""
         self._require_reset()
@@ -127,6 +135,7 @@ class BatchedEnv:
         self._seeds = base + torch.arange(n, device=dev, dtype=torch.int64)
         self._rng = SeedStreams(self._seeds)
         self._params, self._instance = self.game.init(self._rng)
+        self._steps = 0
         self._t = torch.zeros(n, dtype=torch.int64, device=dev)
         self._terminated = torch.zeros(n, dtype=torch.bool, device=dev)
         self._truncated = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -143,6 +152,8 @@ class BatchedEnv:
         observation (their updates are ignored in that step), exactly as a fresh ``reset``.
         """
         self._require_reset()
+        if not self.game.batched or self.game.cycle != 1:
+            raise ValueError("reset_where needs a batched game whose players move simultaneously")
         self._rng.reseed(mask, seeds)
         self._rng.advance = mask
         params, instance = self.game.init(self._rng)
@@ -163,9 +174,10 @@ class BatchedEnv:
         """Apply both players' updates simultaneously and observe the next gradients.
 
         Returns ``(obs, rewards, terminated, truncated, info)``; rewards, terminated and truncated are
-        dicts by player of ``(N,)`` tensors. Raises ``ValueError`` on a malformed update (missing or
-        extra players or tensors, wrong shape, dtype or device) or a non-finite update for a seed
-        that is still running.
+        dicts by player of ``(N,)`` tensors (the reward of a player that did not get a loss this step,
+        see :attr:`PlayerObservation.moving`, is ``None``). ``updates`` has one entry per player of
+        :attr:`movers`. Raises ``ValueError`` on a malformed update (missing or extra players or
+        tensors, wrong shape, dtype or device) or a non-finite update for a seed that is still running.
         """
         return self._step(updates, check_values=True)
 
@@ -179,17 +191,14 @@ class BatchedEnv:
             active = active & ~pending
         if check_values:
             self._check_finite(updates, active)
-        new = {}
-        for pl in PLAYERS:
-            new[pl] = {k: torch.where(_ndim_mask(active, p), p + updates[pl][k], p)
-                       for k, p in self._params[pl].items()}
-        self._params = self.game.project(new)
+        self._params = self.game.apply_updates(self._params, updates, active)
         self._last_updates = updates
+        self._steps += 1
         self._t = self._t + active.to(torch.int64)
         self._evaluate(advance=active if pending is None else active | pending)
         if self.max_steps is not None:
             self._truncated = self._truncated | (self._t >= self.max_steps)
-        rewards = {pl: -self._obs[pl].loss for pl in PLAYERS}
+        rewards = {pl: None if self._obs[pl].loss is None else -self._obs[pl].loss for pl in PLAYERS}
         term = {pl: self._terminated for pl in PLAYERS}
         trunc = {pl: self._truncated for pl in PLAYERS}
         return self._obs, rewards, term, trunc, self._info()
@@ -199,12 +208,14 @@ class BatchedEnv:
         self._rng.advance = advance
         batch = self.game.sample(self._rng, self._instance)
         self._rng.advance = None
-        losses, grads = self._field(self._params, self._instance, batch)
-        self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) for pl in PLAYERS}
+        movers = self.movers
+        losses, grads = self._field(self._params, self._instance, batch, movers)
+        self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) if pl in movers
+                     else PlayerObservation(self._params[pl], None, None, False) for pl in PLAYERS}
         # divergence: any non-finite loss / parameter / gradient, or a parameter beyond the threshold
-        worst = torch.stack([losses[pl].abs() for pl in PLAYERS]
+        worst = torch.stack([losses[pl].abs() for pl in movers]
                             + [_peak(p) for pl in PLAYERS for p in self._params[pl].values()]).amax(dim=0)
-        g_worst = torch.stack([_peak(g) for pl in PLAYERS for g in grads[pl].values()]).amax(dim=0)
+        g_worst = torch.stack([_peak(g) for pl in movers for g in grads[pl].values()]).amax(dim=0)
         bad = ~(worst <= self.divergence_threshold) | ~torch.isfinite(g_worst)
         running = ~(self._terminated | self._truncated)
         new_div = bad & running
@@ -214,6 +225,49 @@ class BatchedEnv:
 
     def _info(self) -> dict[str, torch.Tensor]:
         return {"step": self._t, "diverged": self._diverged, "divergence_step": self._divergence_step}
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the episode exactly: parameters, instance, random streams,
+        counters, divergence records, the current observation and the game's own state."""
+        self._require_reset()
+        return {
+            "env_id": self.env_id, "num_seeds": self.num_seeds, "params": self._params, "instance": self._instance,
+            "seeds": self._seeds, "rng": self._rng.state(), "steps": self._steps, "t": self._t,
+            "terminated": self._terminated, "truncated": self._truncated, "diverged": self._diverged,
+            "divergence_step": self._divergence_step, "last_updates": self._last_updates,
+            "obs": {pl: (o.grads, o.loss) for pl, o in self._obs.items()},
+            "np_random": None if self._np_random is None else self._np_random.bit_generator.state,
+            "game": self.game.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (from the same env id, number of seeds and game arguments)."""
+        if state["env_id"] != self.env_id or state["num_seeds"] != self.num_seeds:
+            raise ValueError(f"checkpoint is for {state['env_id']} with {state['num_seeds']} seeds, "
+                             f"not {self.env_id} with {self.num_seeds}")
+        self.game.load_state_dict(state["game"])
+        self._params = self.game.restore_params(state["params"])
+        self._instance, self._seeds = state["instance"], state["seeds"]
+        self._rng = SeedStreams(self._seeds)
+        self._rng.keys, self._rng.counters = state["rng"]["keys"], state["rng"]["counters"]
+        self._steps, self._t = state["steps"], state["t"]
+        self._terminated, self._truncated = state["terminated"], state["truncated"]
+        self._diverged, self._divergence_step = state["diverged"], state["divergence_step"]
+        self._last_updates = state["last_updates"]
+        movers = self.movers
+        self._obs = {pl: PlayerObservation(self._params[pl], *state["obs"][pl], pl in movers) for pl in PLAYERS}
+        self._np_random = None
+        if state["np_random"] is not None:
+            self._np_random = np.random.default_rng()
+            self._np_random.bit_generator.state = state["np_random"]
+        self._pending_reset = None
+
+    @property
+    def observation(self) -> Observation:
+        """The current observation (what the last ``reset`` or ``step`` returned)."""
+        self._require_reset()
+        return self._obs
 
     def metrics(self) -> dict[str, torch.Tensor]:
         """Per-seed game metrics at the current parameters, plus ``diverged`` (1.0 for a diverged seed)."""
@@ -231,10 +285,12 @@ class BatchedEnv:
 
     # --- validation ---------------------------------------------------------------------------
     def _validate(self, updates: Any) -> None:
-        if not isinstance(updates, dict) or set(updates) != set(PLAYERS):
+        movers = self.movers
+        if not isinstance(updates, dict) or set(updates) != set(movers):
             got = sorted(updates) if isinstance(updates, dict) else type(updates).__name__
-            raise ValueError(f"updates must be a dict with keys {list(PLAYERS)}, got {got}")
-        for pl in PLAYERS:
+            why = "" if len(movers) == 2 else " (this game alternates: only these players move at this step)"
+            raise ValueError(f"updates must be a dict with keys {list(movers)}{why}, got {got}")
+        for pl in movers:
             ref, upd = self._params[pl], updates[pl]
             if not isinstance(upd, dict) or set(upd) != set(ref):
                 got = sorted(upd) if isinstance(upd, dict) else type(upd).__name__
@@ -253,7 +309,7 @@ class BatchedEnv:
 
     def _check_finite(self, updates: dict[str, Params], active: torch.Tensor) -> None:
         bad = {f"{pl}/{k}": (~torch.isfinite(u).reshape(u.shape[0], -1).all(dim=1)) & active
-               for pl in PLAYERS for k, u in updates[pl].items()}
+               for pl in updates for k, u in updates[pl].items()}
         flags = torch.stack(list(bad.values())).any(dim=1).tolist()  # one host sync for all tensors
         if any(flags):
             name = [n for n, f in zip(bad, flags) if f][0]

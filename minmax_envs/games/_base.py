@@ -36,8 +36,10 @@ class Game:
     """Base class of a batched two-player game.
 
     Subclasses set the class attributes and implement :meth:`init`, :meth:`sample`, :meth:`losses` and
-    :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd) and
-    :meth:`project` with a projection applied after every update (weight clipping, for instance).
+    :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd),
+    :meth:`project` with a projection applied after every update (weight clipping, for instance),
+    :meth:`movers` with an update schedule (alternating updates, ``n_critic`` discriminator steps per
+    generator step) and :meth:`apply_updates` to update parameters in place (module-backed games).
 
     Attributes:
         zero_sum: the discriminator's loss is exactly minus the generator's, so one backward pass serves both.
@@ -48,6 +50,10 @@ class Game:
     zero_sum: ClassVar[bool] = True
     quality_metric: ClassVar[str]
     quality_sign: ClassVar[float] = 1.0
+    #: length of the update schedule: env steps in one iteration (1: both players move at every step)
+    cycle: int = 1
+    #: whether slots can be batched (``num_seeds > 1``) and restarted individually
+    batched: ClassVar[bool] = True
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         check_int("num_seeds", num_seeds)
@@ -71,8 +77,8 @@ class Game:
         return {}
 
     def losses(self, params: PlayerParams, instance: dict[str, torch.Tensor],
-               batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each player's loss, shape ``(N,)``, differentiable in ``params``."""
+               batch: dict[str, torch.Tensor], players: tuple[str, ...] = PLAYERS) -> dict[str, torch.Tensor]:
+        """Each player's loss, shape ``(N,)``, differentiable in ``params`` (at least those of ``players``)."""
         raise NotImplementedError
 
     def metrics(self, params: PlayerParams, instance: dict[str, torch.Tensor],
@@ -83,13 +89,40 @@ class Game:
 
     # --- defaults -------------------------------------------------------------------------------
     def grads(self, params: PlayerParams, instance: dict[str, torch.Tensor],
-              batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], PlayerParams]:
-        """Losses and each player's gradient of its own loss, by autograd."""
-        return autograd_grads(self, params, instance, batch)
+              batch: dict[str, torch.Tensor], players: tuple[str, ...] = PLAYERS
+              ) -> tuple[dict[str, torch.Tensor], PlayerParams]:
+        """Losses and gradients of each player in ``players`` (at least), each of its own loss, by autograd."""
+        return autograd_grads(self, params, instance, batch, players)
 
     def project(self, params: PlayerParams) -> PlayerParams:
         """Map parameters back to the feasible set after an update (identity by default)."""
         return params
+
+    def movers(self, step: int) -> tuple[str, ...]:
+        """The players whose updates the env applies at env step ``step`` (0 first): both by default
+        (simultaneous gradient play)."""
+        return PLAYERS
+
+    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor) -> PlayerParams:
+        """New parameters: ``params + updates`` for the players in ``updates`` on the ``active`` seeds, then
+        :meth:`project`. Functional by default (new tensors; an observation never changes afterwards)."""
+        new = dict(params)
+        for pl, upd in updates.items():
+            new[pl] = {k: torch.where(active.reshape(active.shape + (1,) * (p.ndim - 1)), p + upd[k], p)
+                       for k, p in params[pl].items()}
+        return self.project(new)
+
+    def restore_params(self, params: PlayerParams) -> PlayerParams:
+        """Adopt parameters loaded from a checkpoint (module-backed games copy them into their modules)."""
+        return params
+
+    def state_dict(self) -> dict:
+        """State the game keeps beyond params and instance (EMA weights, normalization statistics...), for
+        checkpoints; empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
 
 
 def leaf_params(params: PlayerParams) -> PlayerParams:
@@ -98,21 +131,23 @@ def leaf_params(params: PlayerParams) -> PlayerParams:
 
 
 def autograd_grads(game: Game, params: PlayerParams, instance: dict[str, torch.Tensor],
-                   batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], PlayerParams]:
+                   batch: dict[str, torch.Tensor], players: tuple[str, ...] = PLAYERS
+                   ) -> tuple[dict[str, torch.Tensor], PlayerParams]:
     """Per-seed gradients by autograd: seeds are independent, so the gradient of the sum over seeds
-    is, slot by slot, the gradient of each seed's own loss."""
+    is, slot by slot, the gradient of each seed's own loss. Only ``players`` get gradients."""
     with torch.enable_grad():
         leaves = leaf_params(params)
-        losses = game.losses(leaves, instance, batch)
+        losses = game.losses(leaves, instance, batch, players)
         grads: PlayerParams = {}
-        if game.zero_sum:
+        if game.zero_sum and len(players) == 2:
             names = [(pl, k) for pl in PLAYERS for k in leaves[pl]]
             g = torch.autograd.grad(losses["generator"].sum(), [leaves[pl][k] for pl, k in names])
             for (pl, k), gk in zip(names, g):
                 grads.setdefault(pl, {})[k] = gk if pl == "generator" else -gk
         else:
-            for i, pl in enumerate(PLAYERS):
+            for i, pl in enumerate(players):
                 ks = list(leaves[pl])
-                g = torch.autograd.grad(losses[pl].sum(), [leaves[pl][k] for k in ks], retain_graph=i == 0)
+                g = torch.autograd.grad(losses[pl].sum(), [leaves[pl][k] for k in ks],
+                                        retain_graph=i < len(players) - 1)
                 grads[pl] = dict(zip(ks, g))
-    return {pl: v.detach() for pl, v in losses.items()}, grads
+    return {pl: losses[pl].detach() for pl in players}, grads

@@ -20,12 +20,19 @@ import torch
 from minmax_envs._checks import check_real
 from minmax_envs.games._base import PLAYERS, Game, PlayerParams, leaf_params, per_seed_sq_norm
 
-GradientField = Callable[[PlayerParams, dict, dict], tuple[dict[str, torch.Tensor], PlayerParams]]
+GradientField = Callable[..., tuple[dict[str, torch.Tensor], PlayerParams]]
 REGULARIZERS = ("nk", "consensus")
 
 
+def _both(players: tuple[str, ...]) -> None:
+    if set(players) != set(PLAYERS):
+        raise ValueError("gradient-field regularizers need both players to move at every step "
+                         f"(simultaneous updates); this step moves only {list(players)}")
+
+
 def _nk(game: Game, eta: float) -> GradientField:
-    def field(params, instance, batch):
+    def field(params, instance, batch, players=PLAYERS):
+        _both(players)
         with torch.enable_grad():
             leaves = leaf_params(params)
             losses = game.losses(leaves, instance, batch)
@@ -43,7 +50,8 @@ def _nk(game: Game, eta: float) -> GradientField:
 
 
 def _consensus(game: Game, gamma: float) -> GradientField:
-    def field(params, instance, batch):
+    def field(params, instance, batch, players=PLAYERS):
+        _both(players)
         with torch.enable_grad():
             leaves = leaf_params(params)
             losses = game.losses(leaves, instance, batch)
@@ -65,7 +73,8 @@ def _consensus(game: Game, gamma: float) -> GradientField:
 
 
 def gradient_field(game: Game, regularizer: str | None, reg_weight: float | None) -> GradientField:
-    """The function ``(params, instance, batch) -> (losses, grads)`` the env uses to observe gradients."""
+    """The function ``(params, instance, batch, players) -> (losses, grads)`` the env uses to observe
+    gradients."""
     if regularizer is None:
         if reg_weight is not None:
             raise ValueError("reg_weight is given but regularizer is None; choose one of " + ", ".join(REGULARIZERS))

@@ -6,7 +6,7 @@ import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import Game, per_seed_sum
+from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
 
 
 def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
@@ -98,13 +98,13 @@ class Bilinear(Game):
         ay = (instance["A"] @ y[:, :, None]).squeeze(-1)
         return per_seed_sum(x * ay) + per_seed_sum(instance["b"] * x) + per_seed_sum(instance["c"] * y)
 
-    def losses(self, params, instance, batch):
+    def losses(self, params, instance, batch, players=PLAYERS):
         x, y = params["generator"]["x"], params["discriminator"]["y"]
         f = self._payoff(x, y, instance)
         noise = batch["noise"]
         return {"generator": f + per_seed_sum(noise[:, 0] * x), "discriminator": -f + per_seed_sum(noise[:, 1] * y)}
 
-    def grads(self, params, instance, batch):
+    def grads(self, params, instance, batch, players=PLAYERS):
         """Closed forms ``g_x = A y + b + xi_x``, ``g_y = -(A^T x + c) + xi_y``."""
         x, y = params["generator"]["x"], params["discriminator"]["y"]
         a, noise = instance["A"], batch["noise"]

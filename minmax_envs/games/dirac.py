@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import Game
+from minmax_envs.games._base import PLAYERS, Game
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
 PENALTIES = (None, "r1", "r2")
@@ -113,7 +113,7 @@ class DiracGAN(Game):
             return 0.5 * self.gamma * psi**2
         return torch.zeros_like(psi)
 
-    def losses(self, params, instance, batch):
+    def losses(self, params, instance, batch, players=PLAYERS):
         theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
         t = psi * theta
         if self.loss in ("wgan", "wgan-gp"):
@@ -124,7 +124,7 @@ class DiracGAN(Game):
             gen = payoff if self.loss == "gan" else -_f(-t)
         return {"generator": gen, "discriminator": -payoff + self._penalty(psi)}
 
-    def grads(self, params, instance, batch):
+    def grads(self, params, instance, batch, players=PLAYERS):
         """Closed-form gradients of each player's loss (the vector fields above, negated)."""
         theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
         t = psi * theta

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import Game, Params
+from minmax_envs.games._base import PLAYERS, Game, Params
 
 LAYOUTS = ("ring", "grid")
 LOSSES = ("gan", "nsgan", "wgan-gp")
@@ -233,7 +233,7 @@ class MixtureOfGaussians(Game):
             (g,) = torch.autograd.grad(self.logits(d_params, x_hat).sum(), x_hat, create_graph=create_graph)
         return (torch.linalg.vector_norm(g, dim=-1) - 1.0).pow(2).mean(dim=1)
 
-    def losses(self, params, instance, batch):
+    def losses(self, params, instance, batch, players=PLAYERS):
         g_p, d_p = params["generator"], params["discriminator"]
         x = batch["x"]
         fake = self.generate(g_p, batch["z"])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import Game, per_seed_sum
+from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
 
 CASES = ("correlated_modes", "correlated_coefficients")
 RECOVERY_COSINE = 0.9
@@ -209,11 +209,11 @@ class TwoMode(Game):
         bs = self.batch_size
         return (F.logsigmoid(h[:, :bs]).sum(dim=1) + F.logsigmoid(-h[:, bs:]).sum(dim=1)) / bs
 
-    def losses(self, params, instance, batch):
+    def losses(self, params, instance, batch, players=PLAYERS):
         f = self._payoff(self._forward(params, batch)[3])
         return {"generator": f, "discriminator": -f}
 
-    def grads(self, params, instance, batch):
+    def grads(self, params, instance, batch, players=PLAYERS):
         """Closed forms. With ``c_b = sigmoid(-h(X_b)) / B`` for real and ``-sigmoid(h(G_b)) / B`` for fake
         samples, ``df/dh = c``, so ``df/da = sum_b c_b S_b``, ``df/db = lambda sum_b c_b``,
         ``df/dw_i = a sum_b c_b sigma'(<w_i, Y_b>) Y_b`` and ``df/dV = z^T (a c_b sigma'(<W, G_b>) W)``."""

@@ -36,7 +36,7 @@ def _field(env, theta, psi):
 def test_vector_fields_match_the_closed_forms(theta, psi, loss, kw, expected, use_closed_form):
     env = minmax_envs.make("DiracGAN-v0", dtype=torch.float64, loss=loss, **kw)
     if not use_closed_form:  # the autograd path the regularizers use
-        env._field = lambda p, i, b: minmax_envs.games._base.autograd_grads(env.game, p, i, b)
+        env._field = lambda p, i, b, players=PLAYERS: minmax_envs.games._base.autograd_grads(env.game, p, i, b, players)
     got = _field(env, theta, psi)
     want = expected(theta, psi)
     assert got == pytest.approx(want, abs=1e-12)
