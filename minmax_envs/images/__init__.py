@@ -1,0 +1,1 @@
+"""Real image data for the image GAN games."""
