@@ -12,6 +12,7 @@ players at once (different agents per player, balanced updates).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -95,7 +96,7 @@ def seed_view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = True,
                  high: float | None = None, high_inclusive: bool = False) -> float:
     """Validate a hyperparameter eagerly, torch.optim-style, with a message that says what is allowed."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
     if ok:
         ok = (value >= low if low_inclusive else value > low)
         if high is not None:

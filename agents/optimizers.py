@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from agents._base import GradientTransformation, Schedule, chain, check_betas
 from agents.transforms import (
+    _adam_with_learning_rate,
+    _graft,
+    _graft_onto_momentum,
+    _normalize_with_learning_rate,
     check_scope,
-    graft,
-    normalize,
     optimism,
     scale_by_adagrad,
-    scale_by_adam,
     scale_by_learning_rate,
     scale_by_rms,
     trace,
@@ -48,8 +49,9 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTrans
     (layer) or per player (global), whatever the gradient's scale.
     """
     check_scope(scope)
-    parts = [trace(momentum)] if momentum else []
-    return chain(*parts, normalize(scope), scale_by_learning_rate(lr))
+    # = chain(*([trace(momentum)] if momentum else []), normalize(scope), scale_by_learning_rate(lr)),
+    # same state, with -lr folded into the normalization (one pass over the tensors instead of two)
+    return _normalize_with_learning_rate(scope, lr, trace(momentum) if momentum else None)
 
 
 def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
@@ -61,7 +63,8 @@ def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> 
     Equals ``torch.optim.Adam(lr=lr, betas=betas, eps=eps)``.
     """
     b1, b2 = check_betas(betas)
-    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+    # = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr)), same state, in one fused pass
+    return _adam_with_learning_rate(b1, b2, eps, lr)
 
 
 def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
@@ -86,7 +89,9 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     Layer-wise (per tensor, the paper's Figure 2) or global (per player) by ``scope``.
     """
     b1, _ = check_betas(betas)
-    return graft(adam(lr, betas, eps), sgda(lr, momentum=b1), scope, eps)
+    # = graft(adam(lr, betas, eps), sgda(1.0, momentum=b1), scope, eps): the direction at unit step, so that
+    # eps is added to ||M|| as in eq. (2); same state, without writing the direction out
+    return _graft_onto_momentum(adam(lr, betas, eps), 1.0, b1, scope, eps)
 
 
 def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
@@ -96,7 +101,9 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     .. math:: u_t = -\\eta_t \\lVert M_t \\rVert\\, A_t / (\\lVert A_t \\rVert + \\epsilon)
     """
     b1, _ = check_betas(betas)
-    return graft(sgda(lr, momentum=b1), adam(lr, betas, eps), scope, eps)
+    # = graft(sgda(lr, momentum=b1), adam(1.0, betas, eps), scope, eps): Adam's direction at unit step, so that
+    # eps is added to ||A|| as in eq. (3); adam's step is a new tensor, so the graft rescales it in place
+    return _graft(sgda(lr, momentum=b1), adam(1.0, betas, eps), scope, eps, fresh_direction=True)
 
 
 def optimistic(lr: LR, momentum: float = 0.0) -> GradientTransformation:

@@ -153,3 +153,32 @@ def test_run_episode_accepts_one_agent_or_a_pair_and_rejects_others():
         minmax_envs.run_episode(env, {"generator": agents.sgda(0.1)}, steps=5)
     with pytest.raises(ValueError, match="steps"):
         minmax_envs.run_episode(env, agents.sgda(0.1), steps=-1)
+
+
+def test_extragradient_is_unaffected_by_in_place_parameter_updates():
+    # image games add updates to their parameters in place: the saved point must be a copy
+    tx = agents.extragradient(agents.sgda(0.1))
+    x = {"x": torch.tensor([[1.0, 2.0]], dtype=torch.float64)}
+    s = tx.init(x)
+    for _ in range(2):
+        u, s = tx.update({"x": 2 * x["x"]}, s, x)
+        x["x"].add_(u["x"])
+    # x1/2 = x - 0.1 * 2x = 0.8 x; x1 = x - 0.1 * 2 * 0.8 x = 0.84 x
+    torch.testing.assert_close(x["x"], torch.tensor([[0.84, 1.68]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("magnitude", [1e-6, 1e-10])
+def test_adalr_keeps_adams_step_norm_for_small_gradients(magnitude):
+    # seed 001 eq. (2) adds eps to ||M||, not to lr * ||M||: small gradients keep Adam's magnitude
+    g = {"V": torch.full((1, 3, 4), magnitude, dtype=torch.float64)}
+    a, _ = agents.adam(1e-3).update(g, agents.adam(1e-3).init(g), g)
+    tx = agents.adalr(1e-3)
+    u, _ = tx.update(g, tx.init(g), g)
+    n = agents.per_seed_norms(g, "layer")["V"]
+    want = agents.per_seed_norms(a, "layer")["V"] * n / (n + 1e-8)
+    torch.testing.assert_close(agents.per_seed_norms(u, "layer")["V"], want, rtol=1e-9, atol=0)
+
+
+def test_optimism_rejects_non_transforms():
+    with pytest.raises(TypeError, match="optimism base"):
+        agents.optimism(lambda g: g)
