@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,7 @@ def _fake_image_data(root: Path) -> None:
 
 
 _TMP = Path(tempfile.mkdtemp(prefix="minmax_envs_tests_"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 _fake_image_data(_TMP)
 os.environ["MINMAX_ENVS_CIFAR10"] = str(_TMP)
 os.environ["MINMAX_ENVS_IMAGEFOLDER"] = str(_TMP / "folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads
 from minmax_envs.images import nets
-from minmax_envs.images.data import DATASETS, load_images
+from minmax_envs.images.data import CIFAR10_ENV_VAR, DATASETS, IMAGEFOLDER_ENV_VAR, load_images
 
 ARCHITECTURES = ("dcgan", "resnet")
 LOSSES = ("gan", "nsgan", "wgan-gp")
@@ -93,7 +94,7 @@ class ImageGAN(Game):
     ``params`` change with later steps.
 
     ## Rewards
-    ``-loss`` of the player that moved.
+    ``-loss`` of the player observed after the step (the one that moves next); ``None`` for the other.
 
     ## Starting state
     Weights ``N(0, 0.02)``, zero biases, batch-norm scales ``N(1, 0.02)``
@@ -171,7 +172,9 @@ class ImageGAN(Game):
                                                                    high_inclusive=False)
         self.mixed_precision, self.inception = bool(mixed_precision), bool(inception)
         self.cache_dir = cache_dir
-        data = _dataset(dataset, None if data_dir is None else str(data_dir),
+        if data_dir is None:  # resolve the environment variable now, so the data cache is keyed by the real path
+            data_dir = os.environ.get({"cifar10": CIFAR10_ENV_VAR, "imagefolder": IMAGEFOLDER_ENV_VAR}.get(dataset, ""))
+        data = _dataset(dataset, str(data_dir) if data_dir else None,
                         check_int("resolution", resolution, low=4), channels, max_images)
         self.dataset, self.resolution, self.channels = dataset, resolution, data.images.shape[1]
         self.data = data.images.to(device=self.device, dtype=dtype)
@@ -207,11 +210,19 @@ class ImageGAN(Game):
                     p.copy_(params[pl][k][0])
         return self._views()
 
+    def _config(self) -> dict:
+        return {"dataset": self.dataset, "architecture": self.architecture, "loss": self.loss,
+                "width": self.width, "z_dim": self.z_dim, "resolution": self.resolution, "channels": self.channels,
+                "n_critic": self.n_critic, "update": self.update, "ema": self.ema_decay is not None}
+
     def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+        return {"config": self._config(), "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "ema": None if self.ema is None else self.ema.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self._config():
+            diff = {k: (v, self._config()[k]) for k, v in state["config"].items() if self._config().get(k) != v}
+            raise ValueError(f"checkpoint was made with other game arguments (checkpoint, this env): {diff}")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if state["ema"] is not None:
