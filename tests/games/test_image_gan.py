@@ -14,6 +14,7 @@ import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
 from tests.conftest import SMALL_KWARGS
+from tests.test_episode import _Interrupt, _interrupting
 
 F64 = torch.float64
 TINY = SMALL_KWARGS["Digits-DCGAN-v0"]  # resolution 8, width 4, batch 8, 160 images, 32 eval samples
@@ -350,23 +351,6 @@ def test_short_adam_episode_on_digits_lowers_the_classifier_frechet_distance(see
 
 
 # --- checkpoint and resume ---------------------------------------------------------------------------------
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupting(tx, after_updates):
-    """``tx`` that raises at its call ``after_updates + 1``: a sweep killed mid-episode."""
-    calls = {"n": 0}
-
-    def update(grads, state, params=None):
-        calls["n"] += 1
-        if calls["n"] > after_updates:
-            raise _Interrupt
-        return tx.update(grads, state, params)
-
-    return agents.GradientTransformation(tx.init, update, tx.evaluations)
-
-
 @pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
 def test_interrupted_and_resumed_image_episode_is_bit_identical(tmp_path, architecture):
     kw = {"architecture": architecture, "n_critic": 2, "ema_decay": 0.9}
