@@ -85,25 +85,73 @@ class SeedStreams:
         self.counters = self.counters + (1 if self.advance is None else self.advance.to(torch.int64))
         return out.reshape(self.num_seeds, *shape)
 
+    def bits_many(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """``[self.bits(s) for s in shapes]``, the very same numbers and counters, in one hashing pass: a
+        fixed number of kernels whatever the number of draws (what a game drawing several tensors per step
+        wants)."""
+        ns = [math.prod(s) for s in shapes]
+        step = torch.ones_like(self.counters) if self.advance is None else self.advance.to(torch.int64)
+        counters = self.counters[:, None] + step[:, None] * torch.arange(len(ns), device=self.device)  # (N, k)
+        base = hash32(self.keys[:, :1] ^ hash32(counters & _MASK32))  # (N, k)
+        spread = torch.cat([base[:, i:i + 1].expand(-1, n) for i, n in enumerate(ns)], dim=1)
+        x = (spread + self._offsets(tuple(ns))[None, :]) & _MASK32
+        out = hash32(hash32(x) ^ self.keys[:, 1:2])
+        self.counters = self.counters + len(ns) * step
+        return [o.reshape(self.num_seeds, *s) for o, s in zip(out.split(ns, dim=1), shapes)]
+
+    def _offsets(self, ns: tuple[int, ...]) -> torch.Tensor:
+        """The per-draw index hashes ``j * golden`` of :meth:`bits` for draws of ``ns`` numbers, concatenated
+        (constants: cached per ``ns``)."""
+        cache = self.__dict__.setdefault("_offset_cache", {})
+        if ns not in cache:
+            cache[ns] = torch.cat([_mul32(torch.arange(n, device=self.device, dtype=torch.int64), _GOLDEN)
+                                   for n in ns])
+        return cache[ns]
+
     def uniform(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """Uniform floats in the open interval (0, 1)."""
-        return (self.bits(shape).to(torch.float64).add_(0.5).div_(_TWO_POW_32)).to(dtype)
+        return uniform_from_bits(self.bits(shape), dtype)
 
     def normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """Standard normal floats: Box-Muller, both the cosine and the sine half of each uniform pair."""
-        n = math.prod(shape)
-        u = self.uniform((2, (n + 1) // 2), torch.float64)
-        r = torch.sqrt(-2.0 * torch.log(u[:, 0]))
-        angle = (2.0 * math.pi) * u[:, 1]
-        z = torch.cat([r * torch.cos(angle), r * torch.sin(angle)], dim=1)[:, :n]
-        return z.to(dtype).reshape(self.num_seeds, *shape)
+        return normal_from_bits(self.bits(normal_bits_shape(shape)), shape, dtype)
 
     def randint(self, shape: tuple[int, ...], high: int) -> torch.Tensor:
         """Integers uniform in ``[0, high)`` (``high < 2**31``), int64."""
-        if not 0 < high < 2**31:
-            raise ValueError(f"high must be in (0, 2**31), got {high}")
-        return (self.bits(shape) * high) >> 32
+        _check_high(high)  # before drawing: a bad bound leaves the stream where it is
+        return randint_from_bits(self.bits(shape), high)
 
     def bernoulli(self, shape: tuple[int, ...], p: float) -> torch.Tensor:
         """Booleans that are true with probability ``p`` (exact to 2**-32)."""
         return self.bits(shape) < int(round(p * _TWO_POW_32))
+
+
+def uniform_from_bits(bits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """:meth:`SeedStreams.uniform` from the :meth:`SeedStreams.bits` it draws."""
+    return (bits.to(torch.float64).add_(0.5).div_(_TWO_POW_32)).to(dtype)
+
+
+def normal_bits_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The shape of the bits :meth:`SeedStreams.normal` draws for ``shape`` (one pair per two numbers)."""
+    return (2, (math.prod(shape) + 1) // 2)
+
+
+def normal_from_bits(bits: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """:meth:`SeedStreams.normal` from the bits it draws (shape ``(N, *normal_bits_shape(shape))``)."""
+    n = math.prod(shape)
+    u = uniform_from_bits(bits, torch.float64)
+    r = torch.sqrt(-2.0 * torch.log(u[:, 0]))
+    angle = (2.0 * math.pi) * u[:, 1]
+    z = torch.cat([r * torch.cos(angle), r * torch.sin(angle)], dim=1)[:, :n]
+    return z.to(dtype).reshape(bits.shape[0], *shape)
+
+
+def randint_from_bits(bits: torch.Tensor, high: int) -> torch.Tensor:
+    """:meth:`SeedStreams.randint` from the bits it draws."""
+    _check_high(high)
+    return (bits * high) >> 32
+
+
+def _check_high(high: int) -> None:
+    if not 0 < high < 2**31:
+        raise ValueError(f"high must be in (0, 2**31), got {high}")

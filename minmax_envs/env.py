@@ -35,10 +35,16 @@ class PlayerObservation(NamedTuple):
 Observation = dict[str, PlayerObservation]
 
 
-def _peak(x: torch.Tensor) -> torch.Tensor:
-    """Largest magnitude per seed, NaN if any entry is NaN: ``(N, ...) -> (N,)`` (one pass, no abs copy)."""
-    lo, hi = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
-    return torch.maximum(hi, -lo)
+def _peaks(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Largest magnitude per seed over all ``tensors`` (each ``(N, ...)``), NaN if any entry is NaN: ``(N,)``.
+
+    A fixed handful of kernels whatever the number of tensors: two foreach kernels for one seed, else one
+    concatenation and two row reductions (``amax`` / ``amin``; ``aminmax`` over a dimension takes a path ~20x
+    slower on long rows)."""
+    if tensors[0].shape[0] == 1 and hasattr(torch, "_foreach_max"):
+        return torch.stack(torch._foreach_max(torch._foreach_abs(tensors))).amax().reshape(1)
+    flat = torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
+    return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
 
 
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -213,9 +219,8 @@ class BatchedEnv:
         self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) if pl in movers
                      else PlayerObservation(self._params[pl], None, None, False) for pl in PLAYERS}
         # divergence: any non-finite loss / parameter / gradient, or a parameter beyond the threshold
-        worst = torch.stack([losses[pl].abs() for pl in movers]
-                            + [_peak(p) for pl in PLAYERS for p in self._params[pl].values()]).amax(dim=0)
-        g_worst = torch.stack([_peak(g) for pl in movers for g in grads[pl].values()]).amax(dim=0)
+        worst = _peaks([losses[pl] for pl in movers] + [p for pl in PLAYERS for p in self._params[pl].values()])
+        g_worst = _peaks([g for pl in movers for g in grads[pl].values()])
         bad = ~(worst <= self.divergence_threshold) | ~torch.isfinite(g_worst)
         running = ~(self._terminated | self._truncated)
         new_div = bad & running

@@ -13,7 +13,13 @@ from torch import nn
 from torch.func import functional_call
 
 from minmax_envs._checks import check_int, check_real
-from minmax_envs._rng import SeedStreams
+from minmax_envs._rng import (
+    SeedStreams,
+    normal_bits_shape,
+    normal_from_bits,
+    randint_from_bits,
+    uniform_from_bits,
+)
 from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads
 from minmax_envs.images import nets
 from minmax_envs.images.data import CIFAR10_ENV_VAR, DATASETS, IMAGEFOLDER_ENV_VAR, load_images
@@ -184,6 +190,8 @@ class ImageGAN(Game):
         self.G = build[0](self.z_dim, self.width, self.channels, resolution).to(self.device, dtype)
         self.D = build[1](self.width, self.channels, resolution).to(self.device, dtype)
         self.modules = {"generator": self.G, "discriminator": self.D}
+        # (names, parameters) per player: the modules' parameter sets never change after construction
+        self._named = {pl: tuple(zip(*m.named_parameters())) for pl, m in self.modules.items()}
         self.ema: nn.Module | None = None
         self._features = None
 
@@ -238,21 +246,25 @@ class ImageGAN(Game):
         """Add the updates to the module parameters in place (masked where the seed has stopped), then
         move the generator's EMA."""
         with torch.no_grad():
+            on = active.reshape(())  # one seed
             for pl, upd in updates.items():
-                ps = [p for _, p in self.modules[pl].named_parameters()]
-                us = [torch.where(active.reshape((1,) * u.ndim), u, torch.zeros((), dtype=u.dtype, device=u.device))[0]
-                      for u in upd.values()]
-                torch._foreach_add_(ps, us)
+                names, ps = self._named[pl]
+                zero = torch.zeros((), dtype=ps[0].dtype, device=ps[0].device)
+                torch._foreach_add_(list(ps), [torch.where(on, upd[k][0], zero) for k in names])
             if "generator" in updates and self.ema is not None:
-                torch._foreach_lerp_(list(self.ema.parameters()), list(self.G.parameters()), 1.0 - self.ema_decay)
+                torch._foreach_lerp_(list(self.ema.parameters()), list(self._named["generator"][1]),
+                                     1.0 - self.ema_decay)
         return params
 
     # --- data and losses ------------------------------------------------------------------------
     def sample(self, rng: SeedStreams, instance):
-        b = self.batch_size
-        idx = rng.randint((b,), self.data.shape[0])[0]
-        return {"real": self.data[idx], "z": rng.normal((b, self.z_dim), self.dtype)[0].to(self.device),
-                "eps": rng.uniform((b,), self.dtype)[0].to(self.device)}
+        b, z_shape = self.batch_size, (self.batch_size, self.z_dim)
+        # the three draws of randint, normal and uniform in one hashing pass (the same numbers)
+        i, z, eps = rng.bits_many([(b,), normal_bits_shape(z_shape), (b,)])
+        idx = randint_from_bits(i, self.data.shape[0])[0]
+        return {"real": self.data.index_select(0, idx),
+                "z": normal_from_bits(z, z_shape, self.dtype)[0].to(self.device),
+                "eps": uniform_from_bits(eps, self.dtype)[0].to(self.device)}
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
@@ -270,20 +282,20 @@ class ImageGAN(Game):
 
     def _is_live(self, params: PlayerParams) -> bool:
         """Whether ``params`` are views of the modules' own parameters (what the env passes)."""
-        return all(params[pl][k].data_ptr() == p.data_ptr() for pl, m in self.modules.items()
-                   for k, p in m.named_parameters())
+        return all(params[pl][k].data_ptr() == p.data_ptr() for pl, (names, ps) in self._named.items()
+                   for k, p in zip(names, ps))
 
     def grads(self, params, instance, batch, players=PLAYERS):
         """Gradients straight from the modules (what a hand-written training loop computes) when ``params``
         are the modules' own parameters; through the functional :meth:`losses` for any other ``params``."""
         if not self._is_live(params):
             return autograd_grads(self, params, instance, batch, players)
+        dis = (lambda x: self.D(x).to(self.dtype)) if self.mixed_precision else self.D
         with torch.enable_grad(), self._autocast():
-            losses = _player_losses(self.G, lambda x: self.D(x).to(self.dtype), batch, players, self.loss,
-                                    self.gp_weight, detach_fake=True)
+            losses = _player_losses(self.G, dis, batch, players, self.loss, self.gp_weight, detach_fake=True)
         grads = {}
         for pl in players:
-            names, ps = zip(*self.modules[pl].named_parameters())
+            names, ps = self._named[pl]
             g = torch.autograd.grad(losses[pl], ps)
             grads[pl] = {k: gi.unsqueeze(0) for k, gi in zip(names, g)}
         return {pl: v.detach().reshape(1).to(self.dtype) for pl, v in losses.items()}, grads
