@@ -33,3 +33,10 @@ def check_int(name: str, value: Any, *, low: int = 1, allow_none: bool = False) 
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}")
     return int(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``, or a ``ValueError`` that lists them."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+    return value

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from minmax_envs._checks import check_int, check_real
+from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.gym_env import (
@@ -105,10 +105,8 @@ class MinMaxParallelEnv(ParallelEnv):
                  regularizer: str | None = None, reg_weight: float | None = None, divergence_threshold: float = 1e6,
                  render_mode: str | None = None, **game_kwargs: Any):
         s = spec(env_id)
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"unknown action_mode {action_mode!r}; choose one of {', '.join(map(repr, ACTION_MODES))}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose one of {', '.join(map(repr, REWARD_MODES))}")
+        check_choice("action_mode", action_mode, ACTION_MODES)
+        check_choice("reward_mode", reward_mode, REWARD_MODES)
         if render_mode is not None:
             raise ValueError(f"MinMaxParallelEnv does not render; render_mode must be None, got {render_mode!r}")
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from minmax_envs._checks import check_int, check_real
+from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs._rng import (
     SeedStreams,
     normal_bits_shape,
@@ -152,16 +152,12 @@ class ImageGAN(Game):
         if num_seeds != 1:
             raise ValueError(f"image games run one seed per env (num_seeds=1), got num_seeds={num_seeds}; "
                              "run one env per seed")
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if update not in UPDATES:
-            raise ValueError(f"unknown update {update!r}; choose one of {', '.join(UPDATES)}")
+        check_choice("dataset", dataset, DATASETS)
+        check_choice("architecture", architecture, ARCHITECTURES)
+        check_choice("update", update, UPDATES)
         d = _DEFAULTS[architecture]
         self.loss = d["loss"] if loss is None else loss
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        check_choice("loss", self.loss, LOSSES)
         self.architecture, self.update = architecture, update
         self.gp_weight = check_real("gp_weight", gp_weight, low=0)
         self.n_critic = check_int("n_critic", d["n_critic"] if n_critic is None else n_critic)
