@@ -54,6 +54,7 @@ SMALL_KWARGS: dict[str, dict] = {
     "MoG-Ring-v0": {"hidden": 16, "batch_size": 32, "eval_samples": 200},
     "MoG-Grid-v0": {"hidden": 16, "batch_size": 32, "eval_samples": 200},
     "Digits-DCGAN-v0": _IMAGE,
+    "Digits-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
     "MNIST-DCGAN-v0": _IMAGE,
     "MNIST-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
     "CIFAR10-DCGAN-v0": _IMAGE,

@@ -1,0 +1,32 @@
+"""Standardized evaluation: suites, the tuning protocol, the results store, statistics and reports.
+
+Entry points: :func:`bench` (run or resume a suite's protocol into a results directory) and
+:func:`report` (leaderboard, CSV and plots from a results directory); the ``minmax`` command wraps both.
+"""
+
+from minmax_envs.evaluation.protocol import (
+    BenchSummary,
+    Unit,
+    bench,
+    config_score,
+    run_one,
+    run_unit,
+    search_space,
+    select_config,
+)
+from minmax_envs.evaluation.store import ResultStore
+from minmax_envs.evaluation.suites import (
+    TUNE_SEED_BASE,
+    Suite,
+    Task,
+    get_suite,
+    list_suites,
+    register_suite,
+)
+from minmax_envs.evaluation.zoo import AGENTS, check_agent, list_agents, make_agent, register_agent_prefix
+
+__all__ = [
+    "AGENTS", "TUNE_SEED_BASE", "BenchSummary", "ResultStore", "Suite", "Task", "Unit", "bench", "check_agent",
+    "config_score", "get_suite", "list_agents", "list_suites", "make_agent", "register_agent_prefix",
+    "register_suite", "run_one", "run_unit", "search_space", "select_config",
+]

@@ -1,0 +1,285 @@
+"""Suites: named, versioned sets of tasks, each an (env id, arguments, steps, evaluation points, metric, target).
+
+A suite is the unit of a standardized evaluation (``minmax bench --suite NAME``). A change to a suite's
+tasks that changes their numbers bumps its ``version``; the version is part of every stored result, so
+results of different versions are never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from minmax_envs._checks import check_choice, check_int, check_real
+from minmax_envs.registry import spec
+
+DEFAULT_AGENTS = ("sgda", "nsgda", "adam", "adalr", "adadir")
+SCHEDULES = ("constant", "linear_decay")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One environment configuration of a suite and how an episode on it is scored.
+
+    Attributes:
+        name: short name, unique in its suite (``"dirac-wgan"``).
+        env_id: a registered environment id.
+        env_kwargs: arguments of :func:`minmax_envs.make` (game arguments, ``regularizer``...).
+        steps: iterations per episode (see :func:`minmax_envs.run_episode`).
+        eval_every: the evaluation points: metrics are recorded every this many iterations (and at 0).
+        metric: the per-seed metric whose final value is reported (median, IQM).
+        higher_is_better: the direction of ``metric`` (and of ``target_metric``).
+        target: a seed succeeds when ``target_metric`` reaches this value (``>=`` if higher is better,
+            ``<=`` otherwise) at the end of its episode without diverging; time to target is the first
+            evaluation point where it does.
+        target_metric: the metric compared with ``target`` (``metric`` by default).
+        lr_range: ``(low, high)`` of the discriminator's step size searched in tuning (log scale).
+        ratios: the generator-to-discriminator step-size ratios searched in tuning (TTUR).
+        schedule: ``"constant"`` step sizes, or ``"linear_decay"`` to zero over the episode (seed 001's
+            image runs).
+        description: one line for reports.
+    """
+
+    name: str
+    env_id: str
+    steps: int
+    eval_every: int
+    metric: str
+    higher_is_better: bool
+    target: float
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    target_metric: str | None = None
+    lr_range: tuple[float, float] = (1e-3, 1.0)
+    ratios: tuple[float, ...] = (1.0,)
+    schedule: str = "constant"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        spec(self.env_id)  # unknown ids fail here, listing the registered ones
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int(f"task {self.name!r}: steps", self.steps)
+        check_int(f"task {self.name!r}: eval_every", self.eval_every)
+        check_real(f"task {self.name!r}: target", self.target)
+        lo, hi = self.lr_range
+        check_real(f"task {self.name!r}: lr_range[0]", lo, low=0.0, low_inclusive=False)
+        check_real(f"task {self.name!r}: lr_range[1]", hi, low=lo)
+        if not self.ratios:
+            raise ValueError(f"task {self.name!r}: ratios must not be empty")
+        for r in self.ratios:
+            check_real(f"task {self.name!r}: ratio", r, low=0.0, low_inclusive=False)
+        object.__setattr__(self, "lr_range", (float(lo), float(hi)))
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+
+    @property
+    def success_metric(self) -> str:
+        return self.target_metric or self.metric
+
+    def reached(self, value: float) -> bool:
+        """Whether a value of :attr:`success_metric` meets the target (never for NaN)."""
+        if math.isnan(value):
+            return False
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+    def worst(self) -> float:
+        """The value a diverged seed counts as: the worst possible one."""
+        return -math.inf if self.higher_is_better else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lr_range"], d["ratios"] = list(self.lr_range), list(self.ratios)
+        return d
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned list of tasks and the protocol's defaults for it.
+
+    Attributes:
+        name, version, description: identity (the version is stored with every result).
+        tasks: the tasks, run in order.
+        budget: step-size configurations each agent may try per task in tuning (the same for every agent).
+        tune_seeds: seeds per configuration in tuning (seeds ``TUNE_SEED_BASE + i``, disjoint from evaluation).
+        eval_seeds: held-out evaluation seeds ``0 .. eval_seeds - 1`` for the tuned configuration.
+        agents: the agents run when none are named.
+        device: the device episodes run on unless overridden (``"cpu"``; ``"cuda"`` for ``paper``).
+    """
+
+    name: str
+    version: int
+    tasks: tuple[Task, ...]
+    budget: int = 4
+    tune_seeds: int = 8
+    eval_seeds: int = 32
+    agents: tuple[str, ...] = DEFAULT_AGENTS
+    device: str = "cpu"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_int(f"suite {self.name!r}: version", self.version, low=0)
+        check_int(f"suite {self.name!r}: budget", self.budget)
+        check_int(f"suite {self.name!r}: tune_seeds", self.tune_seeds)
+        check_int(f"suite {self.name!r}: eval_seeds", self.eval_seeds)
+        if not self.tasks:
+            raise ValueError(f"suite {self.name!r} has no tasks")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"suite {self.name!r}: task names must be unique, got {names}")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "agents", tuple(self.agents))
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise ValueError(f"suite {self.name!r} has no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["tasks"], d["agents"] = [t.to_dict() for t in self.tasks], list(self.agents)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Suite:
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise ValueError(f"unknown suite field(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+        task_fields = {f.name for f in fields(Task)}
+        tasks = []
+        for t in d.get("tasks", []):
+            bad = sorted(set(t) - task_fields)
+            if bad:
+                raise ValueError(f"unknown task field(s) {bad}; allowed: {', '.join(sorted(task_fields))}")
+            tasks.append(Task(**{**t, "lr_range": tuple(t.get("lr_range", (1e-3, 1.0))),
+                                 "ratios": tuple(t.get("ratios", (1.0,)))}))
+        return cls(**{**d, "tasks": tuple(tasks), "agents": tuple(d.get("agents", DEFAULT_AGENTS))})
+
+
+TUNE_SEED_BASE = 10_000
+
+_SUITES: dict[str, Suite] = {}
+
+
+def register_suite(suite: Suite, *, overwrite: bool = False) -> None:
+    """Make ``suite`` available by name (``minmax bench --suite NAME`` in this process)."""
+    if suite.name in _SUITES and not overwrite:
+        raise ValueError(f"suite {suite.name!r} is already registered")
+    _SUITES[suite.name] = suite
+
+
+def list_suites() -> list[str]:
+    return sorted(_SUITES)
+
+
+def get_suite(name: str | os.PathLike) -> Suite:
+    """A registered suite by name, or a suite read from a JSON file (``Suite.to_dict`` layout)."""
+    key = os.fspath(name)
+    if key in _SUITES:
+        return _SUITES[key]
+    if key.endswith(".json"):
+        if not os.path.isfile(key):
+            raise ValueError(f"suite file {key!r} does not exist")
+        with open(key) as f:
+            try:
+                return Suite.from_dict(json.load(f))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ValueError(f"suite file {key!r} is not a valid suite: {e}") from None
+    raise ValueError(f"unknown suite {key!r}; registered suites: {', '.join(list_suites())} "
+                     "(or give the path of a .json suite file)")
+
+
+# --- the registered suites ----------------------------------------------------------------------------------------
+
+_DIRAC = {"init_std": 0.5}  # theta0 = psi0 = 1 plus per-seed N(0, 0.5^2) offsets: seeds differ
+_MOG_SMALL = {"hidden": 32, "batch_size": 64, "eval_samples": 500}
+_MOG = {"hidden": 64, "batch_size": 128, "eval_samples": 2500}
+_TWO_MODE_TARGET = {"metric": "mode_alignment", "higher_is_better": True, "target": 2.0,
+                    "target_metric": "modes_recovered"}
+_IMAGES_TINY = {"width": 8, "batch_size": 32, "eval_samples": 256, "classifier_epochs": 3}
+
+register_suite(Suite(
+    name="quick", version=1, budget=3, tune_seeds=8, eval_seeds=16,
+    description="Small games, a few minutes on 2 CPU cores: the README's main job.",
+    tasks=(
+        Task("dirac-wgan", "DiracGAN-v0", 300, 30, "distance", False, 0.1, {"loss": "wgan", **_DIRAC},
+             lr_range=(1e-2, 1.0), description="Dirac WGAN (Mescheder et al. 2018): converge to (0, 0)"),
+        Task("dirac-wgan-nk", "DiracGAN-v0", 300, 30, "distance", False, 0.1,
+             {"loss": "wgan", "regularizer": "nk", "reg_weight": 0.5, **_DIRAC},
+             lr_range=(1e-2, 1.0), description="Dirac WGAN with the NK regularizer (seed 002), eta = 0.5"),
+        Task("bilinear", "Bilinear-v0", 300, 30, "distance", False, 0.1, {"n": 10},
+             lr_range=(1e-2, 1.0), description="min_x max_y x^T A y + b^T x + c^T y, distance to equilibrium"),
+        Task("two-mode-small", "TwoMode-v0", 500, 50, **_TWO_MODE_TARGET, env_kwargs={"d": 100},
+             lr_range=(1e-2, 1.0), ratios=(0.5,), description="Seed 001's two-mode problem at d = 100"),
+        Task("mog-ring-small", "MoG-Ring-v0", 1000, 100, "modes_covered", True, 6.0, _MOG_SMALL,
+             lr_range=(3e-4, 3e-2), description="8 Gaussians on a ring, small MLPs: cover at least 6 modes"),
+    ),
+))
+
+register_suite(Suite(
+    name="stability", version=1, budget=4, tune_seeds=8, eval_seeds=32,
+    agents=("sgda", "nsgda", "adam", "extragradient"),
+    description="Seed 002 (Nagarajan & Kolter 2017): simultaneous gradient play with and without the NK "
+                "regularizer on the Dirac GAN, a bilinear game and a ring of Gaussians.",
+    tasks=(
+        Task("dirac-gan", "DiracGAN-v0", 500, 25, "distance", False, 0.1, {"loss": "gan", **_DIRAC},
+             lr_range=(1e-2, 1.0),
+             description="Dirac GAN, standard loss: outside seed 002's assumptions, not locally convergent "
+                         "(Mescheder et al. 2018)"),
+        Task("dirac-wgan", "DiracGAN-v0", 500, 25, "distance", False, 0.1, {"loss": "wgan", **_DIRAC},
+             lr_range=(1e-2, 1.0), description="Dirac WGAN: simultaneous gradient play spirals out"),
+        Task("dirac-wgan-nk", "DiracGAN-v0", 500, 25, "distance", False, 0.1,
+             {"loss": "wgan", "regularizer": "nk", "reg_weight": 0.5, **_DIRAC},
+             lr_range=(1e-2, 1.0), description="Dirac WGAN with the NK regularizer, eta = 0.5"),
+        Task("bilinear", "Bilinear-v0", 500, 25, "distance", False, 0.1, {"n": 10},
+             lr_range=(1e-2, 1.0), description="Bilinear game: SGDA diverges, extragradient converges"),
+        Task("bilinear-nk", "Bilinear-v0", 500, 25, "distance", False, 0.1,
+             {"n": 10, "regularizer": "nk", "reg_weight": 0.5},
+             lr_range=(1e-2, 1.0), description="Bilinear game with the NK regularizer"),
+        Task("mog-ring", "MoG-Ring-v0", 2000, 200, "modes_covered", True, 8.0, _MOG,
+             lr_range=(1e-4, 1e-1), description="8 Gaussians on a ring, standard GAN loss"),
+        Task("mog-ring-nk", "MoG-Ring-v0", 2000, 200, "modes_covered", True, 8.0,
+             {**_MOG, "regularizer": "nk", "reg_weight": 0.5},
+             lr_range=(1e-4, 1e-1), description="8 Gaussians on a ring with the NK regularizer"),
+    ),
+))
+
+register_suite(Suite(
+    name="two-mode", version=1, budget=15, tune_seeds=64, eval_seeds=128, agents=("sgda", "nsgda", "adam"),
+    description="Seed 001 Theorems 4.1 / 4.2: does the generator learn each mode in a separate neuron?",
+    tasks=(
+        Task("correlated-modes", "TwoMode-v0", 1000, 100, **_TWO_MODE_TARGET,
+             env_kwargs={"d": 1000, "case": "correlated_modes"}, lr_range=(1e-3, 1.0), ratios=(1.0, 0.4, 0.1),
+             description="Case 1: <u1, u2> = gamma, d = 1000, m_D = m_G = 5 (Figure 5)"),
+        Task("correlated-coefficients", "TwoMode-v0", 1000, 100, **_TWO_MODE_TARGET,
+             env_kwargs={"d": 1000, "case": "correlated_coefficients"}, lr_range=(1e-3, 1.0),
+             ratios=(1.0, 0.4, 0.1), description="Case 2: orthogonal modes, P[s1 = s2 = 1] = gamma"),
+    ),
+))
+
+register_suite(Suite(
+    name="images-tiny", version=1, budget=2, tune_seeds=1, eval_seeds=2, agents=("adam", "adalr", "nsgda", "sgda"),
+    description="CPU-sized image GANs on scikit-learn's digits (offline).",
+    tasks=(
+        Task("digits-dcgan", "Digits-DCGAN-v0", 200, 50, "classifier_fd", False, 50.0, _IMAGES_TINY,
+             lr_range=(1e-4, 1e-2), ratios=(1.0,), description="DCGAN, width 8, 16x16 digits"),
+        Task("digits-resnet-wgangp", "Digits-ResNetWGANGP-v0", 200, 50, "classifier_fd", False, 50.0,
+             {**_IMAGES_TINY, "n_critic": 1},
+             lr_range=(1e-4, 1e-2), ratios=(0.1,), description="ResNet WGAN-GP, width 8, 16x16 digits"),
+    ),
+))
+
+register_suite(Suite(
+    name="paper", version=1, budget=3, tune_seeds=1, eval_seeds=3, agents=("adam", "adalr", "nsgda", "sgda"),
+    device="cuda", description="Seed 001's image setting: CIFAR-10 at 32x32, for a GPU and the local dataset.",
+    tasks=(
+        Task("cifar10-resnet-wgangp", "CIFAR10-ResNetWGANGP-v0", 100_000, 5_000, "classifier_fd", False, 30.0,
+             {"n_critic": 5}, lr_range=(2e-5, 2e-3), ratios=(0.1,), schedule="linear_decay",
+             description="ResNet WGAN-GP (Gidel et al. 2019), batch 64, n_critic 5"),
+        Task("cifar10-dcgan", "CIFAR10-DCGAN-v0", 100_000, 5_000, "classifier_fd", False, 30.0, {},
+             lr_range=(2e-5, 2e-3), ratios=(1.0,), schedule="linear_decay",
+             description="DCGAN, standard loss, batch 64"),
+    ),
+))

@@ -1,0 +1,65 @@
+"""Agents by name, for suites and the ``minmax`` command: each name maps step sizes to a pair of agents.
+
+A benchmarked agent is a family of optimizers indexed by the two step sizes ``(lr_d, lr_g)``; tuning
+searches them, the rest of the hyperparameters are the papers' (seed 001: betas (0.5, 0.9); SGDA
+without momentum in Section 4's theory, ``sgdm`` with momentum 0.9 as in its experiments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import agents
+from agents import GradientTransformation
+
+Factory = Callable[[object], GradientTransformation]
+
+AGENTS: dict[str, tuple[Factory, str]] = {
+    "sgda": (lambda lr: agents.sgda(lr), "SGDA, no momentum (seed 001 eq. 5 with mu = 0)"),
+    "sgdm": (lambda lr: agents.sgda(lr, momentum=0.9), "SGDA with heavy-ball momentum 0.9 (seed 001 eq. 5)"),
+    "nsgda": (lambda lr: agents.nsgda(lr), "global normalized SGDA (seed 001 eq. 4, g-nSGDA)"),
+    "nsgda-layer": (lambda lr: agents.nsgda(lr, scope="layer"), "layer-wise normalized SGDA (l-nSGDA)"),
+    "adam": (lambda lr: agents.adam(lr), "Adam, betas (0.5, 0.9)"),
+    "rmsprop": (lambda lr: agents.rmsprop(lr), "RMSprop, alpha 0.99"),
+    "adagrad": (lambda lr: agents.adagrad(lr), "Adagrad"),
+    "adalr": (lambda lr: agents.adalr(lr), "Adam's magnitude, SGDA-momentum's direction (seed 001 eq. 2)"),
+    "adadir": (lambda lr: agents.adadir(lr), "SGDA-momentum's magnitude, Adam's direction (seed 001 eq. 3)"),
+    "extragradient": (lambda lr: agents.extragradient(agents.sgda(lr)), "extra-SGD (Korpelevich; Gidel et al.)"),
+    "extra-adam": (lambda lr: agents.extragradient(agents.adam(lr)), "ExtraAdam (Gidel et al. 2019)"),
+    "optimistic": (lambda lr: agents.optimistic(lr), "optimistic gradient descent-ascent (OGDA)"),
+    "optimistic-adam": (lambda lr: agents.optimistic_adam(lr), "optimistic Adam (Daskalakis et al. 2018)"),
+}
+
+# Names of the form "PREFIX:ARGUMENT" (e.g. a saved controller, "learned:PATH") resolve through these.
+_PREFIXES: dict[str, Callable[[str, object, object], object]] = {}
+
+
+def register_agent_prefix(prefix: str, build: Callable[[str, object, object], object]) -> None:
+    """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes)."""
+    _PREFIXES[prefix] = build
+
+
+def list_agents() -> list[str]:
+    return sorted(AGENTS)
+
+
+def check_agent(name: str) -> str:
+    """``name`` if it names an agent, or a ``ValueError`` that lists the known ones."""
+    if not isinstance(name, str):
+        raise ValueError(f"agent name must be a str, got {name!r}")
+    prefix = name.split(":", 1)[0] if ":" in name else None
+    if name not in AGENTS and prefix not in _PREFIXES:
+        extra = f" or {', '.join(p + ':...' for p in sorted(_PREFIXES))}" if _PREFIXES else ""
+        raise ValueError(f"unknown agent {name!r}; choose one of {', '.join(list_agents())}{extra}")
+    return name
+
+
+def make_agent(name: str, lr_d, lr_g):
+    """The pair ``{"discriminator": ..., "generator": ...}`` of agent ``name`` with these step sizes
+    (numbers or schedules)."""
+    check_agent(name)
+    if name in AGENTS:
+        factory = AGENTS[name][0]
+        return {"discriminator": factory(lr_d), "generator": factory(lr_g)}
+    prefix, arg = name.split(":", 1)
+    return _PREFIXES[prefix](arg, lr_d, lr_g)

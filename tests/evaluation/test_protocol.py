@@ -1,0 +1,284 @@
+"""The evaluation protocol: search spaces, tuning and selection, held-out evaluation, the results store,
+resuming interrupted sweeps, failures and the Ray backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import minmax_envs
+from minmax_envs.evaluation import (
+    TUNE_SEED_BASE,
+    ResultStore,
+    Suite,
+    Task,
+    bench,
+    config_score,
+    get_suite,
+    list_suites,
+    make_agent,
+    register_agent_prefix,
+    search_space,
+)
+from minmax_envs.evaluation.protocol import Unit, run_unit
+from minmax_envs.evaluation.zoo import AGENTS
+from tests.conftest import SMALL_KWARGS
+
+DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
+             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.03, 0.3))
+BILINEAR = Task("bilinear", "Bilinear-v0", 30, 10, "distance", False, 1.0, {"n": 3}, lr_range=(0.03, 0.3),
+                ratios=(1.0, 0.5))
+TINY = Suite("tiny", 1, (DIRAC, BILINEAR), budget=2, tune_seeds=3, eval_seeds=4, agents=("sgda", "adam"))
+
+
+def _by_phase(records, phase):
+    return [r for r in records if r["phase"] == phase]
+
+
+def test_grid_search_space_is_log_spaced_times_ratios():
+    configs = search_space(BILINEAR, 4)
+    assert [c["lr_d"] for c in configs] == pytest.approx([0.03, 0.03, 0.3, 0.3])
+    assert [c["lr_g"] / c["lr_d"] for c in configs] == pytest.approx([1.0, 0.5, 1.0, 0.5])
+    (one,) = search_space(DIRAC, 1)
+    assert one["lr_d"] == pytest.approx((0.03 * 0.3) ** 0.5)  # the geometric middle of the range
+    with pytest.raises(ValueError, match="multiple of the 2 step-size ratios"):
+        search_space(BILINEAR, 3)
+
+
+def test_random_search_space_is_reproducible_and_in_range():
+    a, b = search_space(BILINEAR, 5, "random", seed=7), search_space(BILINEAR, 5, "random", seed=7)
+    assert a == b and len(a) == 5
+    assert all(0.03 <= c["lr_d"] <= 0.3 and min(abs(c["lr_g"] / c["lr_d"] - r) for r in (1.0, 0.5)) < 1e-12
+               for c in a)
+    assert search_space(BILINEAR, 5, "random", seed=8) != a
+    with pytest.raises(ValueError, match="unknown search 'bayes'; choose one of grid, random"):
+        search_space(BILINEAR, 2, "bayes")
+
+
+def test_bench_tunes_on_tuning_seeds_and_evaluates_the_best_config_on_held_out_seeds(tmp_path):
+    summary = bench(TINY, out=tmp_path, progress=False)
+    records = list(ResultStore(tmp_path).records())
+    tune, ev = _by_phase(records, "tune"), _by_phase(records, "eval")
+    assert len(tune) == 2 * 2 * 2 * 3 and len(ev) == 2 * 2 * 4  # tasks x agents x budget x tune seeds; x eval seeds
+    assert summary.failed == 0 and summary.skipped == 0
+    assert {r["seed"] for r in tune} == {TUNE_SEED_BASE + i for i in range(3)}
+    assert {r["seed"] for r in ev} == {0, 1, 2, 3}
+    assert len({r["key"] for r in records}) == len(records)
+    for task in TINY.tasks:
+        for agent in TINY.agents:
+            mine = [r for r in tune if r["task"] == task.name and r["agent"] == agent]
+            configs = search_space(task, 2)
+            scores = [config_score(task, [r for r in mine if r["config"] == c]) for c in configs]
+            best = configs[int(np.argmax([s[0] * 1e9 + s[1] for s in scores]))]
+            chosen = {json.dumps(r["config"]) for r in ev if r["task"] == task.name and r["agent"] == agent}
+            assert chosen == {json.dumps(best)}
+    r = next(r for r in ev if r["task"] == "dirac-nk")
+    assert r["versions"]["torch"] == torch.__version__ and r["versions"]["minmax_envs"] == minmax_envs.__version__
+    assert r["curve"]["steps"] == [0, 10, 20, 30, 40] and len(r["curve"]["distance"]) == 5
+    assert r["value"] == pytest.approx(r["final"]["distance"]) and r["success"] == (r["value"] <= DIRAC.target)
+
+
+def test_records_match_a_direct_episode(tmp_path):
+    """A stored episode is what run_episode gives for that seed and configuration."""
+    bench(TINY, out=tmp_path, progress=False, tasks=["dirac-nk"], agents=["sgda"])
+    ev = _by_phase(ResultStore(tmp_path).records(), "eval")
+    cfg = ev[0]["config"]
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=4, **DIRAC.env_kwargs)
+    direct = minmax_envs.run_episode(env, make_agent("sgda", cfg["lr_d"], cfg["lr_g"]), steps=40, seed=0)
+    got = torch.tensor([r["final"]["distance"] for r in sorted(ev, key=lambda r: r["seed"])], dtype=torch.float64)
+    torch.testing.assert_close(got, direct.metrics["distance"].double())
+
+
+def test_rerun_skips_stored_episodes_and_more_seeds_only_adds_the_new_ones(tmp_path):
+    bench(TINY, out=tmp_path, progress=False)
+    before = (tmp_path / "results.jsonl").read_bytes()
+    again = bench(TINY, out=tmp_path, progress=False)
+    assert again.ran == 0 and again.skipped == len(before.splitlines())
+    assert (tmp_path / "results.jsonl").read_bytes() == before
+    more = bench(TINY, out=tmp_path, progress=False, seeds=6)
+    records = list(ResultStore(tmp_path).records())
+    assert more.ran == 4  # one run of seeds 4..5 per (task, agent)
+    assert sorted({r["seed"] for r in _by_phase(records, "eval")}) == list(range(6))
+    assert len(records) == len(before.splitlines()) + 2 * 2 * 2
+
+
+def test_store_skips_a_torn_last_line_and_repairs_it_on_append(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([{"key": "a", "x": 1}, {"key": "b", "x": 2}])
+    with open(store.path, "a") as f:
+        f.write('{"key": "c", "x"')  # a crash in the middle of a write
+    assert [r["key"] for r in store.records()] == ["a", "b"]
+    store.append([{"key": "c", "x": 3}, {"key": "a", "x": 9}])
+    assert [(r["key"], r["x"]) for r in store.records()] == [("a", 1), ("b", 2), ("c", 3)]
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        store.append([{"key": "d", "x": float("nan")}])
+
+
+def test_divergence_is_recorded_and_the_sweep_finishes(tmp_path):
+    task = Task("explode", "Bilinear-v0", 30, 10, "distance", False, 0.5, {"n": 3}, lr_range=(50.0, 100.0))
+    bench(Suite("boom", 1, (task,), budget=1, eval_seeds=3, agents=("sgda",)), out=tmp_path, progress=False)
+    records = list(ResultStore(tmp_path).records())
+    assert len(records) == 3 and all(r["diverged"] and not r["success"] for r in records)
+    assert all(r["divergence_step"] > 0 for r in records)
+    assert config_score(task, records) == (0.0, -float("inf"))  # diverged seeds count as the worst value
+
+
+def test_a_failing_run_is_logged_and_the_others_are_stored(tmp_path):
+    def build(arg, lr_d, lr_g):
+        raise RuntimeError(f"controller {arg} is broken")
+
+    register_agent_prefix("broken", build)
+    out = bench(TINY, ["sgda", "broken:x"], tmp_path, progress=False, tasks=["dirac-nk"])
+    assert out.failed == 2  # its two tuning runs; with no tuning result it has no configuration to evaluate
+    errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert all("controller x is broken" in e["error"] for e in errors)
+    records = list(ResultStore(tmp_path).records())
+    assert {r["agent"] for r in records} == {"sgda"} and len(_by_phase(records, "eval")) == 4
+
+
+def test_mixture_eval_records_store_generator_samples(tmp_path):
+    task = Task("ring", "MoG-Ring-v0", 4, 2, "modes_covered", True, 8.0, SMALL_KWARGS["MoG-Ring-v0"],
+                lr_range=(1e-3, 1e-3))
+    bench(Suite("ring", 1, (task,), budget=1, eval_seeds=2, agents=("adam",)), out=tmp_path, progress=False)
+    first, second = sorted(ResultStore(tmp_path).records(), key=lambda r: r["seed"])
+    assert np.asarray(first["samples"]).shape == (500, 2) and "samples" not in second
+
+
+def test_bench_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="unknown agent 'sdga'; choose one of"):
+        bench(TINY, ["sdga"], tmp_path)
+    with pytest.raises(ValueError, match="unknown backend 'spark'; choose one of local, ray"):
+        bench(TINY, out=tmp_path, backend="spark")
+    with pytest.raises(ValueError, match="has no task 'nope'"):
+        bench(TINY, out=tmp_path, tasks=["nope"])
+    with pytest.raises(ValueError, match="seeds must be an int >= 1"):
+        bench(TINY, out=tmp_path, seeds=0)
+    with pytest.raises(ValueError, match="address is only used with backend='ray'"):
+        bench(TINY, out=tmp_path, address="ray://x:10001")
+
+
+def _suite_file(path: Path, steps: int = 200) -> Path:
+    suite = Suite("resume", 1, (Task("bilinear", "Bilinear-v0", steps, 50, "distance", False, 1.0, {"n": 8},
+                                     lr_range=(0.01, 0.3)),), budget=6, tune_seeds=2, eval_seeds=2,
+                  agents=("sgda", "adam", "nsgda"))
+    path.write_text(json.dumps(suite.to_dict()))
+    return path
+
+
+def _bench_cmd(suite: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "minmax_envs", "--threads", "1", "bench", "--suite", str(suite), "--out", str(out),
+            "--no-report", "--no-progress"]
+
+
+def test_a_killed_sweep_resumes_without_repeating_or_losing_episodes(tmp_path):
+    suite = _suite_file(tmp_path / "suite.json")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_bench_cmd(suite, full), check=True, env=env, capture_output=True)
+    expected = {r["key"]: r for r in ResultStore(full).records()}
+    assert len(expected) == 3 * 6 * 2 + 3 * 2
+
+    proc = subprocess.Popen(_bench_cmd(suite, cut), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = cut / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_bytes().splitlines()) >= 6:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = list(ResultStore(cut).records())
+    assert 0 < len(partial) < len(expected), "the sweep should have been killed mid-way"
+
+    subprocess.run(_bench_cmd(suite, cut), check=True, env=env, capture_output=True)
+    lines = results.read_text().splitlines()
+    resumed = {r["key"]: r for r in ResultStore(cut).records()}
+    assert resumed.keys() == expected.keys()
+    assert len(lines) == len(expected)  # nothing was run twice
+    for key, r in expected.items():
+        assert resumed[key]["final"] == r["final"] and resumed[key]["config"] == r["config"]
+
+
+def test_ray_backend_gives_the_same_results_as_local(tmp_path):
+    ray = pytest.importorskip("ray")
+    bench(TINY, out=tmp_path / "local", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        bench(TINY, out=tmp_path / "ray", progress=False, backend="ray")
+    finally:
+        ray.shutdown()
+    local = {r["key"]: r for r in ResultStore(tmp_path / "local").records()}
+    remote = {r["key"]: r for r in ResultStore(tmp_path / "ray").records()}
+    assert local.keys() == remote.keys()
+    for key, r in local.items():
+        assert remote[key]["config"] == r["config"]
+        assert remote[key]["value"] == pytest.approx(r["value"], rel=1e-6, abs=1e-9)
+
+
+# --- suites and agents -----------------------------------------------------------------------------------------------
+
+def test_registered_suites_cover_the_issue_and_their_tasks_are_valid():
+    assert {"quick", "stability", "two-mode", "images-tiny", "paper"} <= set(list_suites())
+    for name in list_suites():
+        suite = get_suite(name)
+        for task in suite.tasks:
+            game_cls = minmax_envs.spec(task.env_id).game_class()
+            assert suite.budget % len(task.ratios) == 0, (name, task.name)
+            if game_cls.batched:
+                env = minmax_envs.make(task.env_id, num_seeds=1, **task.env_kwargs)
+                env.reset(seed=0)
+                metrics = env.metrics()
+                assert task.metric in metrics and task.success_metric in metrics, (name, task.name)
+            else:
+                assert task.metric == game_cls.quality_metric
+
+
+def test_suite_json_round_trip_and_errors(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(TINY.to_dict()))
+    assert get_suite(str(path)) == TINY
+    bad = {**TINY.to_dict(), "budgets": 3}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"unknown suite field\(s\) \['budgets'\]"):
+        get_suite(str(path))
+    with pytest.raises(ValueError, match="does not exist"):
+        get_suite(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="unknown environment id 'Nope-v0'"):
+        Task("x", "Nope-v0", 10, 5, "distance", False, 0.1)
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'; choose one of constant, linear_decay"):
+        Task("x", "Bilinear-v0", 10, 5, "distance", False, 0.1, schedule="cosine")
+    with pytest.raises(ValueError, match="task names must be unique"):
+        Suite("dup", 1, (DIRAC, DIRAC))
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_every_named_agent_plays_a_game(name):
+    env = minmax_envs.make("Bilinear-v0", num_seeds=2, n=3)
+    result = minmax_envs.run_episode(env, make_agent(name, 0.05, 0.02), steps=5, seed=0)
+    assert not result.diverged.any() and torch.isfinite(result.metrics["distance"]).all()
+
+
+def test_linear_decay_schedule_spans_each_players_updates():
+    """With n_critic discriminator steps per generator step, each player's step size decays to zero over
+    its own number of updates in the episode."""
+    task = Task("img", "Digits-DCGAN-v0", 3, 3, "classifier_fd", False, 10.0,
+                {**SMALL_KWARGS["Digits-DCGAN-v0"], "n_critic": 2}, schedule="linear_decay")
+    unit = Unit("s", 1, task, "sgda", {"lr_d": 0.1, "lr_g": 0.01}, 0, "eval", 0, 1)
+    env = minmax_envs.make(task.env_id, **task.env_kwargs)
+    from minmax_envs.evaluation.protocol import _lrs
+
+    lr_d, lr_g = _lrs(unit, env)
+    assert lr_d(0) == pytest.approx(0.1) and lr_d(3) == pytest.approx(0.05) and lr_d(6) == 0.0
+    assert lr_g(0) == pytest.approx(0.01) and lr_g(3) == 0.0
+    (rec,) = run_unit(unit)
+    assert rec["phase"] == "eval" and rec["seed"] == 0 and rec["value"] is not None

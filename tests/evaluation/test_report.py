@@ -1,0 +1,158 @@
+"""The report of a results directory: leaderboard markdown, CSV tables and PNG plots from synthetic records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import fields
+
+import pytest
+
+from minmax_envs.evaluation.report import report
+from minmax_envs.evaluation.stats import ConfigRow, SummaryRow
+from minmax_envs.evaluation.store import ResultStore
+
+PNG = b"\x89PNG\r\n\x1a\n"
+STEPS = [0, 10, 20, 30]
+
+
+def make_record(task, env_id, agent, seed, *, phase="eval", value=1.0, success=False, diverged=False, ttt=None,
+                lr=(0.1, 0.1), metric="distance", higher_is_better=False, target=0.1, env_kwargs=None,
+                curve=None, final=None, samples=None, config_index=0):
+    """One episode record in the store's layout (minmax_envs.evaluation.store)."""
+    curve = curve if curve is not None else {metric: [2.0, 1.5, 1.2, value]}
+    rec = {
+        "key": f"{task}|{agent}|{phase}|{lr}|{seed}", "suite": "synth", "suite_version": 3, "task": task,
+        "env_id": env_id, "env_kwargs": env_kwargs or {}, "steps": STEPS[-1], "eval_every": 10, "device": "cpu",
+        "metric": metric, "higher_is_better": higher_is_better, "target": target, "target_metric": metric,
+        "agent": agent, "config": {"lr_d": lr[0], "lr_g": lr[1]}, "config_index": config_index, "phase": phase,
+        "seed": seed, "final": final if final is not None else {metric: value}, "value": value, "success": success,
+        "diverged": diverged, "divergence_step": 5 if diverged else -1,
+        "curve": {"steps": STEPS, **curve, "diverged": [0.0, 0.0, 1.0 if diverged else 0.0, 1.0 if diverged else 0.0]},
+        "time_to_target": ttt, "wall_time_s": 0.25,
+    }
+    if samples is not None:
+        rec["samples"] = samples
+    return rec
+
+
+def dirac_records():
+    recs = []
+    for agent, values, succ in (("sgda", [1.0, 2.0, 3.0, 4.0], [False] * 4),
+                                ("adam", [0.05, 0.07, 0.2, 0.08], [True, True, False, True])):
+        for seed, (v, ok) in enumerate(zip(values, succ)):
+            theta = [1.0, 0.6 * v, 0.3 * v, v]
+            recs.append(make_record("dirac", "DiracGAN-v0", agent, seed, value=v, success=ok, ttt=30 if ok else None,
+                                    lr=(0.01, 0.01), curve={"distance": [1.4, 1.0, 0.5, v], "theta": theta,
+                                                            "psi": [1.0, -0.5, 0.2, 0.0]}))
+    # an agent whose every seed diverged (finite stored values: they must still count as the worst)
+    recs += [make_record("dirac", "DiracGAN-v0", "wild", s, value=0.01, diverged=True,
+                         curve={"distance": [1.4, 30.0, None, None], "theta": [1.0, 20.0, None, None],
+                                "psi": [1.0, -20.0, None, None]}) for s in range(3)]
+    # tuning: two configurations of sgda, the first one evaluated
+    recs += [make_record("dirac", "DiracGAN-v0", "sgda", 10_000 + s, phase="tune", value=2.0, lr=lr, config_index=i)
+             for i, lr in enumerate([(0.01, 0.01), (1.0, 1.0)]) for s in range(2)]
+    return recs
+
+
+def two_mode_records():
+    recs = []
+    for seed in range(3):
+        ok = seed < 2
+        final = {"mode_alignment": 0.95 if ok else 0.5, "modes_recovered": 2.0 if ok else 1.0,
+                 "cos_u1": [0.97, 0.1, None], "cos_u2": [0.05, 0.93 if ok else 0.3, 0.2]}
+        recs.append(make_record("two-mode", "TwoMode-v0", "nsgda", seed, value=final["mode_alignment"], success=ok,
+                                ttt=20 if ok else None, metric="mode_alignment", higher_is_better=True, target=2.0,
+                                final=final, curve={"mode_alignment": [0.1, 0.5, 0.9, final["mode_alignment"]]}))
+    return recs
+
+
+def mog_records(with_samples=True):
+    recs = []
+    for seed in range(2):
+        samples = [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.01], [40.0, 40.0]] if with_samples and seed == 0 else None
+        recs.append(make_record("mog", "MoG-Ring-v0", "adam", seed, value=3.0, metric="modes_covered",
+                                higher_is_better=True, target=8.0, env_kwargs={"hidden": 8}, samples=samples,
+                                curve={"modes_covered": [0.0, 1.0, 2.0, 3.0]}))
+    return recs
+
+
+def write(tmp_path, records, suite=None):
+    ResultStore(tmp_path).append(records)
+    if suite is not None:
+        (tmp_path / "suite.json").write_text(json.dumps(suite))
+    return tmp_path
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+SUITE = {"name": "synth", "version": 3, "description": "A synthetic suite.", "tasks": [], "budget": 2,
+         "tune_seeds": 2, "eval_seeds": 4, "agents": ["sgda", "adam"],
+         "run": {"agents": ["sgda", "adam", "wild"], "seeds": 4, "tune_seeds": 2, "budget": 2, "search": "grid",
+                 "tasks": ["dirac"], "device": "cpu"}}
+
+
+def test_report_writes_markdown_csv_and_plots(tmp_path):
+    d = write(tmp_path, dirac_records() + two_mode_records() + mog_records(), SUITE)
+    text = report(d)
+    assert (d / "leaderboard.md").read_text(encoding="utf-8") == text
+    # header from suite.json
+    assert "suite `synth` (version 3)" in text and "A synthetic suite." in text
+    assert "2 step-size configurations" in text and "4 held-out seeds" in text
+    # dirac: sgda's median of [1, 2, 3, 4] is 2.5, adam succeeds on 3 of 4 seeds and reaches the target at 30
+    assert "| `sgda` | 0.01 | 0.01 | 4 | 2.5 [" in text
+    assert "3/4 = 75%" in text and "30 (3/4 reach)" in text
+    assert text.index("| `adam` |") < text.index("| `sgda` | 0.01")  # best first
+    # the all-diverged agent: infinite median, 100% diverged
+    wild = next(line for line in text.splitlines() if line.startswith("| `wild` |"))
+    assert "∞ [∞, ∞]" in wild and wild.endswith("| 100% |")
+    # tuning table: the evaluated configuration is marked
+    tuning = text[text.index("## Tuning"):]
+    assert "| `sgda` | 0 | 0.01 | 0.01 | 2 | 0/2 = 0%" in tuning and tuning.count("| ✓ |") == 1
+    # plots: linked and valid PNGs
+    expected = ["dirac_curves", "dirac_trajectories", "two-mode_curves", "two-mode_neuron_cosines", "mog_curves",
+                "mog_samples", "performance_profiles"]
+    for name in expected:
+        png = d / "plots" / f"{name}.png"
+        assert png.read_bytes().startswith(PNG), name
+        assert f"](plots/{name}.png)" in text
+    assert "## Performance profiles" in text
+
+
+def test_csv_files_hold_every_row_and_field(tmp_path):
+    d = write(tmp_path, dirac_records() + two_mode_records())
+    report(d, plots=False)
+    summary = read_csv(d / "summary.csv")
+    assert list(summary[0]) == [f.name for f in fields(SummaryRow)]
+    assert [(r["task"], r["agent"]) for r in summary] == [("dirac", "adam"), ("dirac", "sgda"), ("dirac", "wild"),
+                                                          ("two-mode", "nsgda")]
+    sgda = summary[1]
+    assert float(sgda["median"]) == 2.5 and int(sgda["n"]) == 4 and float(sgda["lr_d"]) == 0.01
+    assert float(summary[2]["median"]) == float("inf") and float(summary[2]["divergence_rate"]) == 1.0
+    configs = read_csv(d / "configs.csv")
+    assert list(configs[0]) == [f.name for f in fields(ConfigRow)]
+    assert [(r["config_index"], r["selected"]) for r in configs] == [("0", "True"), ("1", "False")]
+    assert not (d / "plots").exists()
+
+
+def test_report_handles_missing_data(tmp_path):
+    tune_only = [make_record("pending", "Bilinear-v0", "sgda", 10_000, phase="tune")]
+    d = write(tmp_path, mog_records(with_samples=False) + tune_only)
+    text = report(d)
+    assert "Suite(s): `synth` v3 (no `suite.json`)" in text
+    pending = text[text.index("### pending"):text.index("## Tuning")]
+    assert "No evaluation records for this task" in pending
+    assert (d / "plots" / "mog_curves.png").exists()
+    assert not (d / "plots" / "mog_samples.png").exists()  # no samples stored
+    assert not (d / "plots" / "performance_profiles.png").exists()  # one evaluated task only
+    assert "## Performance profiles" not in text
+
+
+def test_report_of_an_empty_or_missing_directory(tmp_path):
+    text = report(tmp_path)
+    assert "No episode records" in text and (tmp_path / "summary.csv").exists()
+    with pytest.raises(ValueError, match="does not exist"):
+        report(tmp_path / "nowhere")

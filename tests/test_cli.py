@@ -1,0 +1,81 @@
+"""The ``minmax`` command: list, run, bench, report, and clear errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minmax_envs import list_envs
+from minmax_envs.cli import main
+from minmax_envs.evaluation import ResultStore, Suite, Task, list_agents, list_suites
+
+TINY = Suite("cli-tiny", 1, (Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
+                                  {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2)),),
+             budget=2, tune_seeds=2, eval_seeds=3, agents=("sgda", "nsgda"))
+
+
+def test_list_shows_envs_agents_and_suites(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in list_envs() + list_agents() + list_suites():
+        assert name in out
+    assert main(["list", "suites"]) == 0
+    out = capsys.readouterr().out
+    assert "quick v1" in out and "TwoMode-v0" not in out
+
+
+def test_run_prints_the_final_metrics(capsys):
+    code = main(["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "50", "--seeds", "4",
+                 "--arg", "loss=wgan", "--arg", "regularizer=nk", "--arg", "init_std=0.5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "0/4 diverged" in out and "distance" in out and "theta" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "Nope-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "2"], "unknown environment id 'Nope-v0'"),
+    (["run", "DiracGAN-v0", "--agent", "sdga", "--lr", "0.1", "--steps", "2"], "unknown agent 'sdga'"),
+    (["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "2", "--arg", "lossy=wgan"],
+     "DiracGAN-v0 got unknown argument(s) ['lossy']"),
+    (["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "-1", "--steps", "2"], "lr must be"),
+    (["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "2", "--arg", "loss"],
+     "--arg expects key=value"),
+    (["bench", "--suite", "nope"], "unknown suite 'nope'"),
+    (["bench", "--suite", "quick", "--agents", "sgda,magic"], "unknown agent 'magic'"),
+    (["bench", "--suite", "quick", "--tasks", "nope"], "suite 'quick' has no task 'nope'"),
+    (["report", "/nonexistent/dir"], "no results in '/nonexistent/dir'"),
+])
+def test_bad_names_and_options_exit_2_with_a_clear_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--suite", "quick", "--backend", "spark"])
+    assert e.value.code == 2
+    assert "invalid choice: 'spark'" in capsys.readouterr().err
+
+
+def test_bench_then_report_from_a_suite_file(tmp_path, capsys):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps(TINY.to_dict()))
+    out = tmp_path / "results"
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "sgda" in text and "nsgda" in text and "dirac" in text
+    assert (out / "leaderboard.md").is_file() and (out / "summary.csv").is_file()
+    assert len(list(ResultStore(out).records())) == 2 * 2 * 2 + 2 * 3
+    assert main(["report", str(out), "--no-plots"]) == 0
+    assert capsys.readouterr().out.strip() == (out / "leaderboard.md").read_text().strip()
+
+
+def test_the_console_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "minmax_envs", "list", "agents"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "adalr" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "minmax_envs", "bench", "--suite", "nope"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "unknown suite 'nope'" in proc.stderr
