@@ -36,6 +36,7 @@ import torch
 import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs._checks import check_choice, check_int
+from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
 from minmax_envs.evaluation.zoo import check_agent, make_agent
@@ -212,7 +213,7 @@ def config_score(task: Task, records: list[dict[str, Any]]) -> tuple[float, floa
     """``(success rate, median signed final metric)`` of one configuration's records (diverged = worst);
     larger is better in both."""
     sign = 1.0 if task.higher_is_better else -1.0
-    values = [sign * (task.worst() if r["diverged"] or r["value"] is None else r["value"]) for r in records]
+    values = [sign * final_value({**r, "higher_is_better": task.higher_is_better}) for r in records]
     return float(np.mean([r["success"] for r in records])), float(np.median(values))
 
 
