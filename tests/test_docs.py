@@ -43,3 +43,26 @@ def test_python_examples_in_readme_and_docs_run():
                 raise AssertionError(f"{path.name} python block {i} failed: {e!r}\n{block}") from e
             ran += 1
     assert ran >= 3
+
+
+def test_evaluation_docs_name_every_suite_and_task_and_reports_match_the_suites():
+    import json
+
+    from minmax_envs.evaluation import get_suite, list_suites
+
+    text = (ROOT / "docs" / "evaluation.md").read_text()
+    # the suites the package registers (this process may hold more, registered by other tests)
+    builtin = subprocess.run([sys.executable, "-c", "from minmax_envs.evaluation import list_suites as l; print(*l())"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert set(builtin) <= set(list_suites())
+    for name in builtin:
+        suite = get_suite(name)
+        assert f"`{name}`" in text, name
+        for task in suite.tasks:
+            assert f"`{task.name}`" in text, (name, task.name)
+        committed = ROOT / "docs" / "reproduction" / name / "suite.json"
+        if committed.exists():  # a committed report must be of the current version of its suite
+            saved = json.loads(committed.read_text())
+            assert saved["version"] == suite.version and saved["tasks"] == suite.to_dict()["tasks"], name
+    for name in ("two-mode", "stability", "quick"):
+        assert (ROOT / "docs" / "reproduction" / name / "leaderboard.md").is_file()

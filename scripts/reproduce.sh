@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Re-run the reproduction suites (default: two-mode stability quick images-tiny) and refresh their reports
+# under docs/reproduction/<suite>/ (leaderboard.md, summary.csv, configs.csv, suite.json, plots/).
+# Raw episode records stay in runs/<suite>/results.jsonl (re-running resumes from them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(two-mode stability quick images-tiny)
+for suite in "${suites[@]}"; do
+    .venv/bin/minmax --threads 1 bench --suite "$suite" --out "runs/$suite" --no-report
+    .venv/bin/minmax report "runs/$suite" > /dev/null
+    dest="docs/reproduction/$suite"
+    rm -rf "$dest" && mkdir -p "$dest"
+    cp -r "runs/$suite"/{leaderboard.md,summary.csv,configs.csv,suite.json,plots} "$dest/"
+done
