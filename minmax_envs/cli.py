@@ -81,7 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
             continue
         v = v[ok].double()
         v = v[torch.isfinite(v)]
-        stats = [v.median().item(), v.mean().item(), v.min().item(), v.max().item()] if v.numel() else [math.nan] * 4
+        stats = [v.quantile(0.5).item(), v.mean().item(), v.min().item(), v.max().item()] if v.numel() else [math.nan]*4
         print(f"{name:<24}" + "".join(f"{_fmt(x):>12}" for x in stats))
 
 

@@ -26,7 +26,7 @@ from minmax_envs.registry import make, spec
 #: Order of the players in the action vector and in the per-player blocks of the observation.
 CONTROLLED: tuple[str, str] = ("discriminator", "generator")
 #: Base direction agents, by name.
-BASES: tuple[str, ...] = ("sgda", "nsgda")
+BASES: tuple[str, ...] = ("sgda", "nsgda", "adam")
 #: Bound of every log10 entry of an observation.
 LOG_BOUND = 30.0
 #: Bound of every loss / quality / reward entry (the default divergence threshold of the batched env).
@@ -36,12 +36,18 @@ OBS_NAMES: tuple[str, ...] = (
     "discriminator/log10_grad_norm", "discriminator/log10_param_norm", "discriminator/loss",
     "generator/log10_grad_norm", "generator/log10_param_norm", "generator/loss",
     "log10_grad_ratio", "progress", "quality",
+    "discriminator/log10_update_norm", "generator/log10_update_norm",
 )
 _SEED_HIGH = 2**62
+#: Game seeds drawn by a reset without a seed, by ``split``: learned controllers train on ``"train"``
+#: seeds; every evaluation of the suite (``minmax bench``: held-out seeds 0.., tuning seeds 10000..) uses
+#: seeds below 2**20, the ``"eval"`` range, so a controller is never evaluated on a seed it trained on.
+SPLITS: dict[str | None, tuple[int, int]] = {None: (0, _SEED_HIGH), "train": (2**20, 2**40), "eval": (0, 2**20)}
 
 
 def direction_agent(base: str, momentum: float, scope: str) -> GradientTransformation:
-    """The unit-step direction agent: ``agents.sgda(1.0, momentum)`` or ``agents.nsgda(1.0, momentum, scope)``.
+    """The unit-step direction agent: ``agents.sgda(1.0, momentum)``, ``agents.nsgda(1.0, momentum, scope)``
+    or ``agents.adam(1.0)`` (betas (0.5, 0.9) of seed 001; ``momentum`` must then be 0).
 
     Its update is the step of the base optimizer at learning rate 1; a controller multiplies it by the
     step size it chooses.
@@ -51,6 +57,10 @@ def direction_agent(base: str, momentum: float, scope: str) -> GradientTransform
     momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
     if scope not in agents.transforms.SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose 'layer' (per tensor) or 'global' (per player)")
+    if base == "adam":
+        if momentum:
+            raise ValueError(f"base='adam' has its own moments (betas 0.5, 0.9); momentum must be 0, got {momentum}")
+        return agents.adam(1.0)
     return agents.sgda(1.0, momentum) if base == "sgda" else agents.nsgda(1.0, momentum, scope)
 
 
@@ -98,7 +108,7 @@ def _actions_array(action: Any, shape: tuple[int, ...], low: float = -1.0, high:
 class Transition(NamedTuple):
     """One step of :class:`StepSizeCore`, as numpy arrays over the ``N`` slots."""
 
-    obs: np.ndarray  # (N, 9) float32
+    obs: np.ndarray  # (N, 11) float32
     reward: np.ndarray  # (N,) float64
     terminated: np.ndarray  # (N,) bool
     quality: np.ndarray  # (N,) float64 (nan where not finite)
@@ -117,10 +127,14 @@ class StepSizeCore:
     def __init__(self, env_id: str, num_seeds: int, *, base: str = "sgda", momentum: float = 0.0,
                  scope: str = "global", base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
                  steps_per_action: int | None = None, horizon: int | None = None, divergence_penalty: float = -1.0,
-                 device: Any = "cpu", dtype: Any = torch.float32, regularizer: str | None = None,
+                 split: str | None = None, device: Any = "cpu", dtype: Any = torch.float32,
+                 regularizer: str | None = None,
                  reg_weight: float | None = None, divergence_threshold: float = 1e6, **game_kwargs: Any):
         s = spec(env_id)
         self.tx = direction_agent(base, momentum, scope)
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of None, 'train', 'eval'")
+        self.seed_range = SPLITS[split]
         lrs = per_player_base_lr(base_lr)
         self.log10_range = check_real("log10_range", log10_range, low=0.0)
         self.horizon = check_int("horizon", horizon, allow_none=True) or s.max_episode_steps
@@ -134,8 +148,8 @@ class StepSizeCore:
         dev, dt = self.env.device, self.env.dtype
         self.base_lr = torch.tensor([lrs[pl] for pl in CONTROLLED], dtype=dt, device=dev)
         log_b, val_b = LOG_BOUND, VALUE_BOUND
-        self.obs_low = np.array([-log_b, -log_b, -val_b] * 2 + [-log_b, 0.0, -val_b], dtype=np.float32)
-        self.obs_high = np.array([log_b, log_b, val_b] * 2 + [log_b, 1.0, val_b], dtype=np.float32)
+        self.obs_low = np.array([-log_b, -log_b, -val_b] * 2 + [-log_b, 0.0, -val_b] + [-log_b] * 2, dtype=np.float32)
+        self.obs_high = np.array([log_b, log_b, val_b] * 2 + [log_b, 1.0, val_b] + [log_b] * 2, dtype=np.float32)
         self._low_t = torch.as_tensor(self.obs_low, dtype=torch.float64, device=dev)
         self._high_t = torch.as_tensor(self.obs_high, dtype=torch.float64, device=dev)
 
@@ -146,6 +160,10 @@ class StepSizeCore:
     @staticmethod
     def action_space() -> spaces.Box:
         return spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+    def draw_seed(self, rng: np.random.Generator) -> int:
+        """A game seed of this core's split (see ``SPLITS``), drawn from ``rng``."""
+        return int(rng.integers(*self.seed_range))
 
     # --- episode ------------------------------------------------------------------------------
     def reset(self, seeds: Sequence[int]) -> Transition:
@@ -162,6 +180,8 @@ class StepSizeCore:
             obs, *_ = env._step({pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS},
                                 check_values=False)
         self._obs, self._seen = obs, {}
+        nan = torch.full((n,), float("nan"), dtype=torch.float64, device=env.device)
+        self._update_logs = {pl: nan for pl in CONTROLLED}
         self._remember()
         self._states = {pl: self.tx.init(obs[pl].params) for pl in PLAYERS}
         self._t = torch.zeros(n, dtype=torch.int64, device=env.device)
@@ -192,6 +212,7 @@ class StepSizeCore:
                     continue
                 d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
                 updates[pl] = {name: u * lr[:, j].reshape((-1,) + (1,) * (u.ndim - 1)) for name, u in d.items()}
+                self._update_logs[pl] = log10_norm(updates[pl])
             obs, *_ = env._step(updates, check_values=False)
             self._obs = obs
             self._remember()
@@ -203,6 +224,8 @@ class StepSizeCore:
         terminated = env.done.clone()
         self._t = self._t + 1
         if reset_mask is not None:
+            nan = torch.full_like(self._quality, float("nan"))
+            self._update_logs = {pl: torch.where(reset_mask, nan, u) for pl, u in self._update_logs.items()}
             fresh = {pl: self.tx.init(obs[pl].params) for pl in PLAYERS}
             self._states = {pl: tree_where(reset_mask, fresh[pl], self._states[pl]) for pl in PLAYERS}
             self._t = torch.where(reset_mask, torch.zeros_like(self._t), self._t)
@@ -232,6 +255,7 @@ class StepSizeCore:
             grad_logs[pl], loss = self._seen[pl]
             cols += [grad_logs[pl], log10_norm(obs[pl].params), loss]
         cols += [grad_logs["generator"] - grad_logs["discriminator"], self._t.double() / self.horizon, self._quality]
+        cols += [self._update_logs[pl] for pl in CONTROLLED]
         vec = torch.stack(cols, dim=1)
         vec = torch.nan_to_num(vec, nan=0.0, posinf=VALUE_BOUND, neginf=-VALUE_BOUND)
         return torch.clamp(vec, self._low_t, self._high_t)
@@ -243,11 +267,12 @@ class StepSizeCore:
                             lr, env._t.double()[:, None], self._t.double()[:, None],
                             env._diverged.double()[:, None]], dim=1)
         a = packed.cpu().numpy()
-        quality = a[:, 11].copy()
+        k = len(OBS_NAMES)
+        quality = a[:, k + 2].copy()
         quality[~np.isfinite(quality)] = np.nan
-        return Transition(obs=a[:, :9].astype(np.float32), reward=a[:, 9].copy(), terminated=a[:, 10] > 0.5,
-                          quality=quality, lr=a[:, 12:14].copy(), game_step=a[:, 14].astype(np.int64),
-                          env_steps=a[:, 15].astype(np.int64), diverged=a[:, 16] > 0.5)
+        return Transition(obs=a[:, :k].astype(np.float32), reward=a[:, k].copy(), terminated=a[:, k + 1] > 0.5,
+                          quality=quality, lr=a[:, k + 3:k + 5].copy(), game_step=a[:, k + 5].astype(np.int64),
+                          env_steps=a[:, k + 6].astype(np.int64), diverged=a[:, k + 7] > 0.5)
 
 
 class StepSizeEnv(gym.Env):
@@ -257,9 +282,10 @@ class StepSizeEnv(gym.Env):
     A GAN-style game of the suite (``env_id``, any id of :func:`minmax_envs.list_envs`) is trained by
     simultaneous gradient descent-ascent; the agent chooses, at every env step, the step size of each
     player. The step *direction* comes from a fixed base optimizer at unit learning rate: ``base="sgda"``
-    (SGDA with heavy-ball momentum, seed 001 eq. (5)) or ``base="nsgda"`` (normalized SGDA, seed 001
-    eq. (4), norm per player or per tensor by ``scope``). This is the learned-step-size-controller setting
-    of the suite's design (RL research on the same games the optimizer benchmark uses).
+    (SGDA with heavy-ball momentum, seed 001 eq. (5)), ``base="nsgda"`` (normalized SGDA, seed 001
+    eq. (4), norm per player or per tensor by ``scope``) or ``base="adam"`` (Adam, betas (0.5, 0.9)).
+    This is the learned-step-size-controller setting of the suite's design (RL research on the same games
+    the optimizer benchmark uses).
 
     ## Game
     ``min_G max_D f(G, D)`` as the chosen game defines it (both players minimize their own loss; see the
@@ -273,7 +299,7 @@ class StepSizeEnv(gym.Env):
     action raises ``ValueError``.
 
     ## Observation Space
-    ``Box(float32, shape=(9,))``; every entry is made finite (NaN -> 0) and clipped to its bounds.
+    ``Box(float32, shape=(11,))``; every entry is made finite (NaN -> 0) and clipped to its bounds.
 
     | Num | Observation | Min | Max |
     |-----|-------------|-----|-----|
@@ -286,6 +312,8 @@ class StepSizeEnv(gym.Env):
     | 6 | log10(generator gradient norm / discriminator gradient norm) | -30 | 30 |
     | 7 | progress: env steps since reset / ``horizon`` | 0 | 1 |
     | 8 | quality: the game's quality metric, signed so that larger is better (``BatchedEnv.quality()``) | -1e6 | 1e6 |
+    | 9 | discriminator: log10 of the norm of its last update (0 before the first) | -30 | 30 |
+    | 10 | generator: log10 of the norm of its last update (0 before the first) | -30 | 30 |
 
     Norms are Euclidean over all of a player's tensors; gradients are the (possibly regularized) gradient
     field the players see. Names in ``OBS_NAMES``.
@@ -298,8 +326,10 @@ class StepSizeEnv(gym.Env):
 
     ## Starting State
     The game's own initialization, seeded: ``reset(seed=s)`` plays the batched env's seed ``s`` (so it
-    matches slot ``i`` of a batched env reset with ``s - i``); ``reset()`` draws the game seed from the
-    env's ``np_random``. The base agent's state (momentum) starts at zero.
+    matches slot ``i`` of a batched env reset with ``s - i``); ``reset()`` draws the game seed (and so the
+    game instance: Bilinear's matrix, TwoMode's modes...) from the env's ``np_random``, within the range of
+    ``split``: ``"train"`` seeds ``[2**20, 2**40)``, ``"eval"`` seeds ``[0, 2**20)`` (every seed the
+    evaluation suites use), ``None`` (default) any seed. The base agent's state (momentum) starts at zero.
 
     ## Episode End
     * Termination: the seed diverges (non-finite or beyond ``divergence_threshold``; see ``BatchedEnv``).
@@ -309,7 +339,9 @@ class StepSizeEnv(gym.Env):
 
     ## Arguments
     * ``env_id``: a registered id, e.g. ``"DiracGAN-v0"``.
-    * ``base``: ``"sgda"`` or ``"nsgda"``; ``momentum`` in ``[0, 1)``; ``scope`` (nsgda): ``"global"`` or ``"layer"``.
+    * ``base``: ``"sgda"``, ``"nsgda"`` or ``"adam"``; ``momentum`` in ``[0, 1)`` (0 for adam); ``scope`` (nsgda):
+      ``"global"`` or ``"layer"``.
+    * ``split``: the seeds ``reset()`` draws from: ``None`` (any), ``"train"`` or ``"eval"`` (see Starting State).
     * ``base_lr``: a positive number, or a dict ``{"generator": .., "discriminator": ..}`` (default 0.01).
     * ``log10_range``: decades of step size the action spans on each side (default 1.0).
     * ``steps_per_action``: game steps per env step (default: one update cycle of the game, i.e. 1, or
@@ -324,7 +356,8 @@ class StepSizeEnv(gym.Env):
     ``lr_discriminator`` / ``lr_generator``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (before the first release: the update-norm entries 9, 10, ``base="adam"`` and
+      ``split`` were added with the learned controllers).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -332,7 +365,7 @@ class StepSizeEnv(gym.Env):
     def __init__(self, env_id: str, *, base: str = "sgda", momentum: float = 0.0, scope: str = "global",
                  base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
                  steps_per_action: int | None = None, horizon: int | None = None,
-                 divergence_penalty: float = -1.0, device: Any = "cpu",
+                 divergence_penalty: float = -1.0, split: str | None = None, device: Any = "cpu",
                  dtype: Any = torch.float32, regularizer: str | None = None, reg_weight: float | None = None,
                  divergence_threshold: float = 1e6, render_mode: str | None = None, **game_kwargs: Any):
         if render_mode is not None:
@@ -340,7 +373,7 @@ class StepSizeEnv(gym.Env):
         self.render_mode = None
         self._core = StepSizeCore(env_id, 1, base=base, momentum=momentum, scope=scope, base_lr=base_lr,
                                   log10_range=log10_range, steps_per_action=steps_per_action, horizon=horizon,
-                                  divergence_penalty=divergence_penalty, device=device, dtype=dtype,
+                                  divergence_penalty=divergence_penalty, split=split, device=device, dtype=dtype,
                                   regularizer=regularizer, reg_weight=reg_weight,
                                   divergence_threshold=divergence_threshold, **game_kwargs)
         self.env_id = self._core.env_id
@@ -356,7 +389,7 @@ class StepSizeEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        game_seed = seed if seed is not None else int(self.np_random.integers(0, _SEED_HIGH))
+        game_seed = seed if seed is not None else self._core.draw_seed(self.np_random)
         tr = self._core.reset([game_seed])
         self._started = True
         return tr.obs[0], self._info(tr, with_lr=False)

@@ -52,8 +52,9 @@ class MinMaxParallelEnv(ParallelEnv):
       row-major). For small games (Dirac, bilinear, two-mode): ``P`` is the parameter count.
     * ``"step_size"`` (default): ``Box(-1, 1, (T,), float32)``, one entry per parameter tensor ``k``:
       tensor ``k`` steps with ``lr_k = base_lr_p * 10 ** (a_k * log10_range)`` along the update of the base
-      agent at learning rate 1 (``agents.sgda(1.0, momentum)`` or ``agents.nsgda(1.0, momentum, scope)``;
-      ``scope="layer"`` by default so that every tensor's step has norm exactly ``lr_k`` under nSGDA).
+      agent at learning rate 1 (``agents.sgda(1.0, momentum)``, ``agents.nsgda(1.0, momentum, scope)`` or
+      ``agents.adam(1.0)``; ``scope="layer"`` by default so that every tensor's step has norm exactly
+      ``lr_k`` under nSGDA).
 
     Out-of-bound actions are clipped; a wrong shape, a non-finite action or a missing agent raises
     ``ValueError``.
@@ -87,7 +88,7 @@ class MinMaxParallelEnv(ParallelEnv):
 
     ## Arguments
     ``env_id``, ``action_mode``, ``reward_mode``, ``max_cycles``, ``max_update`` (default 0.1), ``base``
-    (``"sgda"`` | ``"nsgda"``), ``momentum``, ``scope``, ``base_lr`` (number or per-player dict, default
+    (``"sgda"`` | ``"nsgda"`` | ``"adam"``), ``momentum``, ``scope``, ``base_lr`` (number or per-player dict, default
     0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``device``, ``dtype``, ``regularizer``,
     ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game.
     ``infos[agent]`` holds ``diverged``, ``game_step`` and, with ``reward_mode="quality"``, ``quality``.

@@ -27,9 +27,9 @@ class StepSizeVectorEnv(VectorEnv):
     ``gymnasium.make_vec("minmax_envs/<id>", num_envs=N, vectorization_mode="vector_entry_point")``.
 
     ## Spaces
-    ``single_action_space = Box(-1, 1, (2,), float32)``, ``single_observation_space`` the 9-entry Box of
-    ``StepSizeEnv``; ``action_space`` / ``observation_space`` are their batches (``(N, 2)``, ``(N, 9)``).
-    Outputs are numpy arrays: observations ``float32 (N, 9)``, rewards ``float64 (N,)``, terminations and
+    ``single_action_space = Box(-1, 1, (2,), float32)``, ``single_observation_space`` the 11-entry Box of
+    ``StepSizeEnv``; ``action_space`` / ``observation_space`` are their batches (``(N, 2)``, ``(N, 11)``).
+    Outputs are numpy arrays: observations ``float32 (N, 11)``, rewards ``float64 (N,)``, terminations and
     truncations ``bool (N,)``.
 
     ## Seeding
@@ -111,7 +111,7 @@ class StepSizeVectorEnv(VectorEnv):
             else:
                 if self._slot_rngs[i] is None:
                     self._slot_rngs[i], _ = seeding.np_random(int(self.np_random.integers(0, _SEED_HIGH)))
-                game_seeds.append(int(self._slot_rngs[i].integers(0, _SEED_HIGH)))
+                game_seeds.append(self._core.draw_seed(self._slot_rngs[i]))
         tr = self._core.reset(game_seeds)
         self._autoreset = np.zeros(n, dtype=np.bool_)
         self._started = True
@@ -126,7 +126,7 @@ class StepSizeVectorEnv(VectorEnv):
         if mask.any():
             seeds = np.zeros(n, dtype=np.int64)
             for i in np.flatnonzero(mask):  # only the sub-envs that ended: off the hot path
-                seeds[i] = self._slot_rngs[i].integers(0, _SEED_HIGH)
+                seeds[i] = self._core.draw_seed(self._slot_rngs[i])
             tr = self._core.step(a, reset_mask=torch.as_tensor(mask, device=env.device),
                                  reset_seeds=torch.as_tensor(seeds, device=env.device))
         else:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from minmax_envs import list_envs
@@ -33,6 +34,12 @@ def test_run_prints_the_final_metrics(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "0/4 diverged" in out and "distance" in out and "theta" in out
+    from minmax_envs.evaluation import run_one
+
+    result = run_one("DiracGAN-v0", "sgda", 0.1, steps=50, seeds=4, loss="wgan", regularizer="nk", init_std=0.5)
+    row = next(line.split() for line in out.splitlines() if line.startswith("distance"))
+    median = float(np.median(result.metrics["distance"].numpy()))  # the mean of the two middle seeds
+    assert float(row[1]) == pytest.approx(median, rel=1e-3)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -119,11 +119,18 @@ def test_observation_layout():
     g_t, g_p = float(o["generator"].grads["theta"].abs()), float(o["discriminator"].grads["psi"].abs())
     p_t, p_p = float(o["generator"].params["theta"].abs()), float(o["discriminator"].params["psi"].abs())
     expected = [np.log10(g_p), np.log10(p_p), float(o["discriminator"].loss), np.log10(g_t), np.log10(p_t),
-                float(o["generator"].loss), np.log10(g_t / g_p), 0.0, info["quality"]]
+                float(o["generator"].loss), np.log10(g_t / g_p), 0.0, info["quality"], 0.0, 0.0]  # no update yet
     np.testing.assert_allclose(obs, np.array(expected, dtype=np.float32), rtol=1e-5, atol=1e-6)
     assert info["quality"] == pytest.approx(-np.hypot(p_t, p_p))
-    obs, *_ = env.step(np.zeros(2))
+    before = {pl: float(env.batched_env._obs[pl].params[k]) for pl, k in (("generator", "theta"),
+                                                                          ("discriminator", "psi"))}
+    obs, *_ = env.step(np.array([0.5, -0.5]))
     assert obs[OBS_NAMES.index("progress")] == pytest.approx(0.1)
+    after = {pl: float(env.batched_env._obs[pl].params[k]) for pl, k in (("generator", "theta"),
+                                                                         ("discriminator", "psi"))}
+    for pl in ("generator", "discriminator"):  # |update| = |param change| for these scalar players
+        assert obs[OBS_NAMES.index(f"{pl}/log10_update_norm")] == pytest.approx(
+            np.log10(abs(after[pl] - before[pl])), rel=1e-5)
 
 
 def test_rewards_sum_to_the_quality_improvement():
@@ -158,6 +165,31 @@ def test_seeding_reset_without_seed_follows_np_random():
     assert not np.array_equal(a.reset(seed=11)[0], a.reset(seed=12)[0])
 
 
+def test_train_split_draws_seeds_disjoint_from_every_evaluation_seed():
+    train, held = StepSizeEnv("Bilinear-v0", split="train", n=3), StepSizeEnv("Bilinear-v0", split="eval", n=3)
+    train.reset(seed=0)
+    held.reset(seed=0)
+    for _ in range(20):
+        _, info = train.reset()
+        assert 2**20 <= int(train.batched_env.seeds[0]) < 2**40
+        held.reset()
+        assert 0 <= int(held.batched_env.seeds[0]) < 2**20
+    venv = gymnasium.make_vec("minmax_envs/Bilinear-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                              split="train", n=3)
+    venv.reset()  # no seed: every slot draws a training seed
+    assert (venv.unwrapped.batched_env.seeds >= 2**20).all()
+
+
+def test_adam_base_steps_along_adams_first_step():
+    """Adam's first step at learning rate 1 is the sign of the gradient per coordinate, so the update
+    norm is lr for the scalar Dirac players."""
+    env = StepSizeEnv("DiracGAN-v0", base="adam", base_lr=0.1, dtype=torch.float64, init_std=0.5)
+    obs, _ = env.reset(seed=1)
+    obs, *_ = env.step(np.zeros(2))
+    for pl in ("generator", "discriminator"):
+        assert obs[OBS_NAMES.index(f"{pl}/log10_update_norm")] == pytest.approx(-1.0, abs=1e-5)
+
+
 def test_actions_outside_the_box_are_clipped():
     a, b = StepSizeEnv("DiracGAN-v0"), StepSizeEnv("DiracGAN-v0")
     a.reset(seed=0)
@@ -168,7 +200,9 @@ def test_actions_outside_the_box_are_clipped():
 # --- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"env_id": "Nope-v0"}, "unknown environment id"),
-    ({"env_id": "DiracGAN-v0", "base": "adam"}, "unknown base"),
+    ({"env_id": "DiracGAN-v0", "base": "rmsprop"}, "unknown base 'rmsprop'; choose one of 'sgda', 'nsgda', 'adam'"),
+    ({"env_id": "DiracGAN-v0", "base": "adam", "momentum": 0.9}, "base='adam' has its own moments"),
+    ({"env_id": "DiracGAN-v0", "split": "test"}, "unknown split 'test'; choose one of None, 'train', 'eval'"),
     ({"env_id": "DiracGAN-v0", "base": "nsgda", "scope": "row"}, "unknown scope"),
     ({"env_id": "DiracGAN-v0", "momentum": 1.0}, "momentum"),
     ({"env_id": "DiracGAN-v0", "base_lr": -0.1}, "base_lr"),

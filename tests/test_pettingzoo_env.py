@@ -139,7 +139,7 @@ def test_truncation_at_max_cycles():
     ({"env_id": "Nope-v0"}, "unknown environment id"),
     ({"env_id": "DiracGAN-v0", "action_mode": "lr"}, "unknown action_mode"),
     ({"env_id": "DiracGAN-v0", "reward_mode": "win"}, "unknown reward_mode"),
-    ({"env_id": "DiracGAN-v0", "base": "adam"}, "unknown base"),
+    ({"env_id": "DiracGAN-v0", "base": "rmsprop"}, "unknown base"),
     ({"env_id": "DiracGAN-v0", "max_update": 0.0}, "max_update"),
     ({"env_id": "DiracGAN-v0", "max_cycles": 0}, "max_cycles"),
 ])

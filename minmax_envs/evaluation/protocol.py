@@ -36,6 +36,7 @@ import torch
 import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs._checks import check_choice, check_int
+from minmax_envs.controllers import LearnedController
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
@@ -130,7 +131,10 @@ def _lrs(unit: Unit, env) -> tuple[Any, Any]:
     lr_d, lr_g = unit.config["lr_d"], unit.config["lr_g"]
     if unit.task.schedule == "constant":
         return lr_d, lr_g
-    evaluations = as_pair(make_agent(unit.agent, lr_d, lr_g)).evaluations
+    agent = make_agent(unit.agent, lr_d, lr_g)
+    if isinstance(agent, LearnedController):
+        return lr_d, lr_g  # a controller sets its own step sizes around its base ones
+    evaluations = as_pair(agent).evaluations
     calls = _player_calls(env.game, evaluations)
     steps = unit.task.steps
     return (schedules.linear_decay(lr_d, max(1, steps * calls["discriminator"])),
@@ -149,19 +153,27 @@ def _samples(env, n: int) -> list | None:
         return _json_value(game.generate(params, z)[0].cpu())
 
 
+def _play(agent: Any, env, steps: int, seed: int, eval_every: int | None, env_kwargs: dict):
+    """One batched episode of ``agent`` (a transformation, a pair, or a learned controller) on ``env``'s seeds
+    ``seed, seed + 1, ...``: the :class:`~minmax_envs.EpisodeResult` and the env that played it."""
+    if isinstance(agent, LearnedController):
+        result = agent.run(env.env_id, steps, seed, env.num_seeds, eval_every, env.device, **env_kwargs)
+        return result, agent.last_env
+    return minmax_envs.run_episode(env, agent, steps=steps, seed=seed, eval_every=eval_every), env
+
+
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return its records (one per seed); see :mod:`.store` for the layout."""
     task = unit.task
     batched = spec(task.env_id).game_class().batched
     width = unit.count if batched else 1
     env = minmax_envs.make(task.env_id, num_seeds=width, device=unit.device, **task.env_kwargs)
-    lr_d, lr_g = _lrs(unit, env)
+    agent = make_agent(unit.agent, *_lrs(unit, env))
     records: list[dict[str, Any]] = []
     for start in range(unit.seed, unit.seed + unit.count, width):
         t0 = time.perf_counter()
-        result = minmax_envs.run_episode(env, make_agent(unit.agent, lr_d, lr_g), steps=task.steps, seed=start,
-                                         eval_every=task.eval_every)
-        sample = _samples(env, MOG_SAMPLES) if unit.phase == "eval" and start == unit.seed else None
+        result, played = _play(agent, env, task.steps, start, task.eval_every, task.env_kwargs)
+        sample = _samples(played, MOG_SAMPLES) if unit.phase == "eval" and start == unit.seed else None
         wall = (time.perf_counter() - t0) / width
         records += _records(unit, start, width, result, sample, wall)
     return records
@@ -398,8 +410,7 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
     :class:`~minmax_envs.EpisodeResult`."""
     check_agent(agent)
     env = minmax_envs.make(env_id, num_seeds=seeds, device=device, **env_kwargs)
-    return minmax_envs.run_episode(env, make_agent(agent, lr_d, lr_d if lr_g is None else lr_g), steps=steps,
-                                   seed=seed, eval_every=eval_every)
+    return _play(make_agent(agent, lr_d, lr_d if lr_g is None else lr_g), env, steps, seed, eval_every, env_kwargs)[0]
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "run_one", "run_unit", "search_space", "select_config",

@@ -246,6 +246,14 @@ register_suite(Suite(
     ),
 ))
 
+_QUICK = _SUITES["quick"]
+register_suite(Suite(
+    name="controllers", version=1, budget=3, tune_seeds=8, eval_seeds=32, agents=("sgda", "nsgda"),
+    description="Learned step-size controllers (baselines/train_controller.py, agent learned:PATH) against SGDA "
+                "and nSGDA with tuned constant step sizes, on the games they are trained on.",
+    tasks=(_QUICK.task("two-mode-small"), _QUICK.task("mog-ring-small")),
+))
+
 register_suite(Suite(
     name="two-mode", version=1, budget=15, tune_seeds=64, eval_seeds=128, agents=("sgda", "nsgda", "adam"),
     description="Seed 001 Theorems 4.1 / 4.2: does the generator learn each mode in a separate neuron?",

@@ -30,13 +30,17 @@ AGENTS: dict[str, tuple[Factory, str]] = {
     "optimistic-adam": (lambda lr: agents.optimistic_adam(lr), "optimistic Adam (Daskalakis et al. 2018)"),
 }
 
-# Names of the form "PREFIX:ARGUMENT" (e.g. a saved controller, "learned:PATH") resolve through these.
-_PREFIXES: dict[str, Callable[[str, object, object], object]] = {}
+# Names of the form "PREFIX:ARGUMENT" (e.g. a saved controller, "learned:PATH") resolve through these:
+# prefix -> (build(ARG, lr_d, lr_g), check(ARG) or None).
+_PREFIXES: dict[str, tuple[Callable[[str, object, object], object], Callable[[str], object] | None]] = {}
 
 
-def register_agent_prefix(prefix: str, build: Callable[[str, object, object], object]) -> None:
-    """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes)."""
-    _PREFIXES[prefix] = build
+def register_agent_prefix(prefix: str, build: Callable[[str, object, object], object],
+                          check: Callable[[str], object] | None = None) -> None:
+    """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes,
+    or a :class:`~minmax_envs.controllers.LearnedController`); ``check(ARG)``, if given, raises a ``ValueError``
+    for a bad ``ARG`` when the name is checked (before a sweep starts)."""
+    _PREFIXES[prefix] = (build, check)
 
 
 def list_agents() -> list[str]:
@@ -51,6 +55,8 @@ def check_agent(name: str) -> str:
     if name not in AGENTS and prefix not in _PREFIXES:
         extra = f" or {', '.join(p + ':...' for p in sorted(_PREFIXES))}" if _PREFIXES else ""
         raise ValueError(f"unknown agent {name!r}; choose one of {', '.join(list_agents())}{extra}")
+    if name not in AGENTS and _PREFIXES[prefix][1] is not None:
+        _PREFIXES[prefix][1](name.split(":", 1)[1])
     return name
 
 
@@ -62,4 +68,19 @@ def make_agent(name: str, lr_d, lr_g):
         factory = AGENTS[name][0]
         return {"discriminator": factory(lr_d), "generator": factory(lr_g)}
     prefix, arg = name.split(":", 1)
-    return _PREFIXES[prefix](arg, lr_d, lr_g)
+    return _PREFIXES[prefix][0](arg, lr_d, lr_g)
+
+
+def _learned(path: str, lr_d, lr_g):
+    from minmax_envs.controllers import LearnedController
+
+    return LearnedController.load(path, lr_d, lr_g)
+
+
+def _check_learned(path: str) -> None:
+    from minmax_envs.controllers import check_controller
+
+    check_controller(path)
+
+
+register_agent_prefix("learned", _learned, _check_learned)

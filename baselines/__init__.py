@@ -1,0 +1,1 @@
+"""Single-file baselines (CleanRL style) on the envs of minmax_envs."""

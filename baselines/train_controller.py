@@ -1,0 +1,114 @@
+"""Train a learned step-size controller with PPO (stable-baselines3) and evaluate it on held-out seeds.
+
+The controller acts on the step-size control env of a suite task (``StepSizeEnv``: the action sets the
+discriminator's and the generator's step sizes on a log scale around a base direction agent; the
+observation holds gradient, parameter and update norms per player, their ratio, the losses, the fraction
+of the episode done and the game's quality; the reward is the improvement of the quality). Training
+episodes draw their seeds, and so their game instances, from the ``"train"`` split (seeds >= 2**20);
+the evaluation is ``minmax bench`` on the same task with the agents ``sgda``, ``nsgda`` and
+``learned:<saved controller>``, every agent tuned with the same step-size budget on tuning seeds and
+evaluated on held-out seeds ``0 ..`` (all below 2**20: never trained on).
+
+    python baselines/train_controller.py --task two-mode-small --total-timesteps 60000
+    python baselines/train_controller.py --task mog-ring-small --total-timesteps 30000
+    minmax bench --suite controllers --agents sgda,nsgda,learned:runs/controllers/two-mode-small.zip
+
+Writes ``OUT/TASK.zip`` (the SB3 model), ``OUT/TASK.json`` (its control settings) and the evaluation in
+``OUT/TASK-eval/`` (``leaderboard.md``, CSVs, plots).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable for `baselines._args`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gymnasium
+import torch
+
+import minmax_envs  # noqa: F401 - registers the minmax_envs/<id> Gymnasium ids
+from baselines._args import parse
+from minmax_envs.controllers import ControllerConfig, save_controller
+from minmax_envs.evaluation import bench, get_suite
+from minmax_envs.evaluation.report import report
+
+
+@dataclass
+class Args:
+    """Train a PPO step-size controller on a suite task and evaluate it against tuned SGDA and nSGDA."""
+
+    suite: str = field(default="controllers", metadata={"help": "suite name or .json file holding the task"})
+    task: str = field(default="two-mode-small", metadata={"help": "task of the suite to train and evaluate on"})
+    base: str = field(default="sgda", metadata={"help": "base direction agent: sgda, nsgda or adam"})
+    momentum: float = field(default=0.0, metadata={"help": "momentum of the base agent (sgda, nsgda)"})
+    log10_range: float = field(default=1.0, metadata={"help": "decades of step size the action spans each way"})
+    total_timesteps: int = field(default=60_000, metadata={"help": "PPO environment steps (actions)"})
+    num_envs: int = field(default=8, metadata={"help": "parallel training episodes"})
+    n_steps: int = field(default=256, metadata={"help": "PPO rollout length per env"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "PPO learning rate"})
+    seed: int = field(default=0, metadata={"help": "seed of PPO and of the training seed draws"})
+    eval_seeds: int | None = field(default=None, metadata={"help": "held-out evaluation seeds (suite default)"})
+    out: str = field(default="runs/controllers", metadata={"help": "output directory"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+
+
+def base_step_sizes(task) -> tuple[float, float]:
+    """The base step sizes training uses: the middle of the task's tuning grid (its geometric middle and
+    first ratio), so that the controller learns around a configuration the evaluation also tries."""
+    lo, hi = task.lr_range
+    lr_d = math.sqrt(lo * hi)
+    return lr_d, lr_d * task.ratios[0]
+
+
+def train(args: Args) -> Path:
+    """Train PPO on the task's step-size env (training seeds only) and save the controller; returns its path."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    task = get_suite(args.suite).task(args.task)
+    lr_d, lr_g = base_step_sizes(task)
+    control = {"base": args.base, "momentum": args.momentum, "log10_range": args.log10_range}
+
+    def make_env():
+        return gymnasium.make(f"minmax_envs/{task.env_id}", max_episode_steps=task.steps, horizon=task.steps,
+                              split="train", base_lr={"discriminator": lr_d, "generator": lr_g}, **control,
+                              **task.env_kwargs)
+
+    venv = DummyVecEnv([make_env] * args.num_envs)
+    venv.seed(args.seed)
+    model = PPO("MlpPolicy", venv, n_steps=args.n_steps, batch_size=min(256, args.n_steps * args.num_envs),
+                learning_rate=args.learning_rate, seed=args.seed, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=args.total_timesteps)
+    seconds = time.perf_counter() - t0
+    config = ControllerConfig(algorithm="PPO", **control, trained_on={
+        "suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
+        "base_lr": {"discriminator": lr_d, "generator": lr_g}, "horizon": task.steps, "split": "train",
+        "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
+        "train_seconds": round(seconds, 1), "args": asdict(args)})
+    path = save_controller(model, config, Path(args.out) / task.name)
+    print(f"trained PPO on {task.env_id} ({task.name}) for {args.total_timesteps} steps in {seconds:.0f} s "
+          f"-> {path}", file=sys.stderr)
+    return path
+
+
+def evaluate(args: Args, path: Path) -> str:
+    """``minmax bench`` on the task: sgda, nsgda and the controller, same tuning budget, held-out seeds."""
+    out = Path(args.out) / f"{args.task}-eval"
+    bench(args.suite, ["sgda", "nsgda", f"learned:{path}"], out, seeds=args.eval_seeds, tasks=[args.task])
+    return report(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(Args, argv)
+    torch.set_num_threads(args.threads)
+    print(evaluate(args, train(args)))
+
+
+if __name__ == "__main__":
+    main()
