@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -54,12 +55,13 @@ def _diagnostics(before: dict, after: dict, grads: dict, states, initial_grad_no
 
 def _save(path: Path, payload: dict) -> None:
     """Write atomically: a crash mid-write never leaves a truncated checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def run_episode(env: BatchedEnv, agents, steps: int, seed: int | None = None, eval_every: int | None = None,
+def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = None, eval_every: int | None = None,
                 diagnostics_every: int | None = None, checkpoint: str | os.PathLike | None = None,
                 checkpoint_every: int | None = None) -> EpisodeResult:
     """Reset ``env`` with ``seed`` and let the agents play ``steps`` iterations.

@@ -14,6 +14,7 @@ from minmax_envs.evaluation.protocol import (
     search_space,
     select_config,
 )
+from minmax_envs.evaluation.report import report
 from minmax_envs.evaluation.store import ResultStore
 from minmax_envs.evaluation.suites import (
     TUNE_SEED_BASE,
@@ -23,10 +24,17 @@ from minmax_envs.evaluation.suites import (
     list_suites,
     register_suite,
 )
-from minmax_envs.evaluation.zoo import AGENTS, check_agent, list_agents, make_agent, register_agent_prefix
+from minmax_envs.evaluation.zoo import (
+    AGENTS,
+    check_agent,
+    list_agents,
+    make_agent,
+    register_agent,
+    register_agent_prefix,
+)
 
 __all__ = [
     "AGENTS", "TUNE_SEED_BASE", "BenchSummary", "ResultStore", "Suite", "Task", "Unit", "bench", "check_agent",
-    "config_score", "get_suite", "list_agents", "list_suites", "make_agent", "register_agent_prefix",
-    "register_suite", "run_one", "run_unit", "search_space", "select_config",
+    "config_score", "get_suite", "list_agents", "list_suites", "make_agent", "register_agent", "register_agent_prefix",
+    "register_suite", "report", "run_one", "run_unit", "search_space", "select_config",
 ]

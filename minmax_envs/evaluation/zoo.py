@@ -43,6 +43,18 @@ def register_agent_prefix(prefix: str, build: Callable[[str, object, object], ob
     _PREFIXES[prefix] = (build, check)
 
 
+def register_agent(name: str, factory: Factory, summary: str = "", *, overwrite: bool = False) -> None:
+    """Make ``factory(lr)`` (one player's transformation for step size ``lr``, a number or a schedule) the agent
+    ``name`` of every suite: ``bench(..., agents=[name])`` / ``minmax bench --agents name`` (in this process)."""
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"agent name must be a non-empty str without ':', got {name!r}")
+    if name in AGENTS and not overwrite:
+        raise ValueError(f"agent {name!r} is already registered (pass overwrite=True to replace it)")
+    if not callable(factory):
+        raise ValueError(f"factory of agent {name!r} must be callable lr -> GradientTransformation")
+    AGENTS[name] = (factory, summary)
+
+
 def list_agents() -> list[str]:
     return sorted(AGENTS)
 

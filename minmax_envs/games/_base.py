@@ -48,6 +48,8 @@ class Game:
     """
 
     zero_sum: ClassVar[bool] = True
+    #: the papers the game comes from (shown on its environment card)
+    citation: ClassVar[str] = ""
     quality_metric: ClassVar[str]
     quality_sign: ClassVar[float] = 1.0
     #: length of the update schedule: env steps in one iteration (1: both players move at every step)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from minmax_envs._checks import check_int, check_real
@@ -58,6 +60,12 @@ class Bilinear(Game):
     ## Version history
     * v0: initial version.
     """
+
+    citation: ClassVar[str] = (
+        'G. Gidel, H. Berard, G. Vignoud, P. Vincent, S. Lacoste-Julien. "A variational inequality '
+        'perspective on generative adversarial networks." ICLR 2019 (bilinear games); V. Nagarajan, J. Z. '
+        'Kolter. "Gradient descent GAN optimization is locally stable." NeurIPS 2017.'
+    )
 
     quality_metric = "distance"
     quality_sign = -1.0

@@ -3,6 +3,8 @@ converge?", Section 2."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -77,6 +79,11 @@ class DiracGAN(Game):
     ## Version history
     * v0: initial version.
     """
+
+    citation: ClassVar[str] = (
+        'L. Mescheder, A. Geiger, S. Nowozin. "Which training methods for GANs do actually converge?" ICML '
+        '2018.'
+    )
 
     quality_metric = "distance"
     quality_sign = -1.0

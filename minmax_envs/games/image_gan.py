@@ -6,6 +6,7 @@ import copy
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +135,12 @@ class ImageGAN(Game):
     ## Version history
     * v0: initial version.
     """
+
+    citation: ClassVar[str] = (
+        'A. Radford, L. Metz, S. Chintala. "Unsupervised representation learning with deep convolutional '
+        'GANs." ICLR 2016 (DCGAN); I. Gulrajani et al. "Improved training of Wasserstein GANs." NeurIPS 2017 '
+        '(WGAN-GP); G. Gidel et al. ICLR 2019 (the ResNet architecture); seed 001 (the image experiments).'
+    )
 
     quality_metric = "classifier_fd"
     quality_sign = -1.0

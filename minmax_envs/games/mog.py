@@ -4,6 +4,7 @@ PacGAN, with MLP players batched over seeds."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -140,6 +141,11 @@ class MixtureOfGaussians(Game):
     ## Version history
     * v0: initial version.
     """
+
+    citation: ClassVar[str] = (
+        'L. Metz, B. Poole, D. Pfau, J. Sohl-Dickstein. "Unrolled generative adversarial networks." ICLR '
+        '2017; A. Srivastava et al. "VEEGAN." NeurIPS 2017; Z. Lin et al. "PacGAN." NeurIPS 2018 (metrics).'
+    )
 
     quality_metric = "modes_covered"
     quality_sign = 1.0

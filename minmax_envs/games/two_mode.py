@@ -4,6 +4,7 @@ linear generator against a truncated-cubic discriminator, on data made of two sl
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +111,12 @@ class TwoMode(Game):
     ## Version history
     * v0: initial version.
     """
+
+    citation: ClassVar[str] = (
+        'Anonymous authors. "Adam is no better than normalized SGD: dissecting how adaptive methods improve '
+        'GANs performance." ICLR 2022 submission (published as "Dissecting adaptive methods in GANs", ICLR '
+        '2023 submission), Section 4.'
+    )
 
     quality_metric = "mode_alignment"
     quality_sign = 1.0

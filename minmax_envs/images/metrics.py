@@ -447,8 +447,10 @@ def frechet_distance_from_stats(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) ->
     Independent of torchmetrics' implementation (which takes eigenvalues of ``S1 S2``), so it validates it.
 
     Args:
-        mu1, mu2: means, shape ``(d,)`` (tensors, arrays or sequences).
-        sigma1, sigma2: covariances, shape ``(d, d)``, symmetric positive semi-definite (symmetrized here).
+        mu1: the first mean, shape ``(d,)`` (a tensor, array or sequence).
+        sigma1: its covariance, shape ``(d, d)``, symmetric positive semi-definite (symmetrized here).
+        mu2: the second mean, as ``mu1``.
+        sigma2: its covariance, as ``sigma1``.
     """
     m1, m2 = _as_float64(mu1, "mu1"), _as_float64(mu2, "mu2")
     s1, s2 = _as_float64(sigma1, "sigma1"), _as_float64(sigma2, "sigma2")
@@ -483,7 +485,8 @@ def inception_fid(real: Tensor, fake: Tensor, *, batch_size: int = 64, device: s
     images a covariance is singular and the value is strongly biased upwards.
 
     Args:
-        real, fake: ``(M, C, H, W)`` images in ``[-1, 1]`` with ``C`` 1 (repeated to RGB) or 3.
+        real: ``(M, C, H, W)`` images in ``[-1, 1]`` with ``C`` 1 (repeated to RGB) or 3.
+        fake: generated images, as ``real``.
         batch_size: images per Inception batch.
         device: where Inception runs.
         weights_path: a local copy of torch-fidelity's Inception weights (default: torch-fidelity's
