@@ -241,6 +241,8 @@ def bench(args, arch: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="keep glibc's default malloc thresholds (default: minmax_envs.tune_cpu_allocator())")
     ap.add_argument("--arch", default="resnet,dcgan", help="comma-separated: resnet (WGAN-GP), dcgan (nsgan)")
     ap.add_argument("--width", type=int, default=32, help="network width F")
     ap.add_argument("--resolution", type=int, default=16, help="image side (8, 16, 32, ...)")
@@ -262,6 +264,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print the top operators of both paths")
     ap.add_argument("--profile-rows", type=int, default=25, help="rows of the profile tables")
     args = ap.parse_args()
+    tuned = False if args.default_allocator else minmax_envs.tune_cpu_allocator()  # both sides of every ratio
+    print("allocator: " + ("minmax_envs.tune_cpu_allocator() (freed memory kept)" if tuned else "glibc defaults"))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

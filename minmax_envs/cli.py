@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from minmax_envs import tune_cpu_allocator
+
+    tune_cpu_allocator()  # functional steps allocate fresh tensors: keep freed memory (see its docstring)
     try:
         if args.threads is not None:
             if args.threads < 1:

@@ -47,6 +47,19 @@ def _peaks(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
 
 
+def _all_within(values: list[torch.Tensor], gradients: list[torch.Tensor], threshold: float) -> bool:
+    """Whether every value is finite and at most ``threshold`` in magnitude and every gradient is finite, from
+    one whole-tensor ``aminmax`` per tensor (each read once; NaN propagates). Answered on the CPU only, where it
+    costs no synchronization; on an accelerator it returns ``False`` and the per-seed check runs (no sync)."""
+    if values[0].device.type != "cpu":
+        return False
+    lo, hi = zip(*(torch.aminmax(t) for t in values + gradients))
+    lo, hi = torch.stack(lo), torch.stack(hi)
+    k = len(values)
+    ok_values = torch.maximum(hi[:k].max(), -lo[:k].min()) <= threshold
+    return bool(ok_values & torch.isfinite(lo[k:]).all() & torch.isfinite(hi[k:]).all())
+
+
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
@@ -219,8 +232,11 @@ class BatchedEnv:
         self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) if pl in movers
                      else PlayerObservation(self._params[pl], None, None, False) for pl in PLAYERS}
         # divergence: any non-finite loss / parameter / gradient, or a parameter beyond the threshold
-        worst = _peaks([losses[pl] for pl in movers] + [p for pl in PLAYERS for p in self._params[pl].values()])
-        g_worst = _peaks([g for pl in movers for g in grads[pl].values()])
+        values = [losses[pl] for pl in movers] + [p for pl in PLAYERS for p in self._params[pl].values()]
+        gradients = [g for pl in movers for g in grads[pl].values()]
+        if _all_within(values, gradients, self.divergence_threshold):
+            return  # the common case, answered with whole-tensor reductions: no seed diverges at this step
+        worst, g_worst = _peaks(values), _peaks(gradients)
         bad = ~(worst <= self.divergence_threshold) | ~torch.isfinite(g_worst)
         running = ~(self._terminated | self._truncated)
         new_div = bad & running

@@ -146,3 +146,25 @@ def test_quality_is_signed_so_larger_is_better():
     env.reset(seed=0)
     m = env.metrics()
     assert env.quality(m).item() == pytest.approx(-m["distance"].item())
+
+
+def test_tune_cpu_allocator_applies_on_linux_and_keeps_results_identical():
+    import sys
+
+    env = minmax_envs.make("TwoMode-v0", num_seeds=4, d=50)
+    before = minmax_envs.run_episode(env, agents.nsgda(0.02), steps=20, seed=0).metrics["mode_alignment"]
+    applied = minmax_envs.tune_cpu_allocator()
+    assert applied == sys.platform.startswith("linux")
+    after = minmax_envs.run_episode(env, agents.nsgda(0.02), steps=20, seed=0).metrics["mode_alignment"]
+    assert torch.equal(before, after)
+
+
+def test_one_diverging_seed_is_caught_by_the_fast_whole_batch_check():
+    """On the CPU the divergence check first looks at whole tensors; a single bad seed must still be found."""
+    env = minmax_envs.make("Bilinear-v0", num_seeds=5, n=3)
+    obs, _ = env.reset(seed=0)
+    updates = {pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in env.players}
+    updates["generator"]["x"][3, 1] = 1e7  # beyond the divergence threshold, one seed only
+    _, _, terminated, _, info = env.step(updates)
+    assert info["diverged"].tolist() == [False, False, False, True, False]
+    assert terminated["generator"].tolist() == [False, False, False, True, False]

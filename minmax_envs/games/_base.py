@@ -22,6 +22,12 @@ PLAYERS: tuple[str, str] = ("generator", "discriminator")
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
+def all_true(mask: torch.Tensor) -> bool:
+    """Whether every entry of a boolean mask is true, answered only where that is free: on the CPU.
+    On an accelerator it returns ``False`` (callers take their masked path) to avoid a host-device sync."""
+    return mask.device.type == "cpu" and bool(mask.all())
+
+
 def per_seed_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over every dimension but the leading seed dimension: ``(N, ...) -> (N,)``."""
     return x.reshape(x.shape[0], -1).sum(dim=1)
@@ -109,9 +115,16 @@ class Game:
         """New parameters: ``params + updates`` for the players in ``updates`` on the ``active`` seeds, then
         :meth:`project`. Functional by default (new tensors; an observation never changes afterwards)."""
         new = dict(params)
+        everyone = all_true(active)
         for pl, upd in updates.items():
-            new[pl] = {k: torch.where(active.reshape(active.shape + (1,) * (p.ndim - 1)), p + upd[k], p)
-                       for k, p in params[pl].items()}
+            names = list(params[pl])
+            olds, deltas = [params[pl][k] for k in names], [upd[k] for k in names]
+            if everyone:  # one foreach kernel, no masking
+                news = torch._foreach_add(olds, deltas)
+            else:
+                news = [torch.where(active.reshape(active.shape + (1,) * (p.ndim - 1)), p + d, p)
+                        for p, d in zip(olds, deltas)]
+            new[pl] = dict(zip(names, news))
         return self.project(new)
 
     def restore_params(self, params: PlayerParams) -> PlayerParams:

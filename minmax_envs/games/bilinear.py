@@ -100,25 +100,31 @@ class Bilinear(Game):
         return params, cast
 
     def sample(self, rng: SeedStreams, instance):
+        """The gradient noise ``(N, 2, n)``; none is drawn when ``noise_std`` is 0 (nothing else is random)."""
+        if self.noise_std == 0.0:
+            return {"noise": None}
         return {"noise": self.noise_std * rng.normal((2, self.n), self.dtype).to(self.device)}
 
-    def _payoff(self, x, y, instance):
-        ay = (instance["A"] @ y[:, :, None]).squeeze(-1)
-        return per_seed_sum(x * ay) + per_seed_sum(instance["b"] * x) + per_seed_sum(instance["c"] * y)
+    def _losses(self, x, y, ay, instance, noise):
+        f = per_seed_sum(x * ay) + per_seed_sum(instance["b"] * x) + per_seed_sum(instance["c"] * y)
+        if noise is None:
+            return {"generator": f, "discriminator": -f}
+        return {"generator": f + per_seed_sum(noise[:, 0] * x), "discriminator": -f + per_seed_sum(noise[:, 1] * y)}
 
     def losses(self, params, instance, batch, players=PLAYERS):
         x, y = params["generator"]["x"], params["discriminator"]["y"]
-        f = self._payoff(x, y, instance)
-        noise = batch["noise"]
-        return {"generator": f + per_seed_sum(noise[:, 0] * x), "discriminator": -f + per_seed_sum(noise[:, 1] * y)}
+        return self._losses(x, y, (instance["A"] @ y[:, :, None]).squeeze(-1), instance, batch["noise"])
 
     def grads(self, params, instance, batch, players=PLAYERS):
-        """Closed forms ``g_x = A y + b + xi_x``, ``g_y = -(A^T x + c) + xi_y``."""
+        """Closed forms ``g_x = A y + b + xi_x``, ``g_y = -(A^T x + c) + xi_y`` (``A y`` computed once)."""
         x, y = params["generator"]["x"], params["discriminator"]["y"]
         a, noise = instance["A"], batch["noise"]
-        g_x = (a @ y[:, :, None]).squeeze(-1) + instance["b"] + noise[:, 0]
-        g_y = -((a.transpose(1, 2) @ x[:, :, None]).squeeze(-1) + instance["c"]) + noise[:, 1]
-        return self.losses(params, instance, batch), {"generator": {"x": g_x}, "discriminator": {"y": g_y}}
+        ay = (a @ y[:, :, None]).squeeze(-1)
+        g_x = ay + instance["b"]
+        g_y = -((a.transpose(1, 2) @ x[:, :, None]).squeeze(-1) + instance["c"])
+        if noise is not None:
+            g_x, g_y = g_x + noise[:, 0], g_y + noise[:, 1]
+        return self._losses(x, y, ay, instance, noise), {"generator": {"x": g_x}, "discriminator": {"y": g_y}}
 
     def metrics(self, params, instance, last_updates, eval_rng):
         dx = params["generator"]["x"] - instance["x_star"]
