@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from _machine import add_machine_args, setup_machine
 
 import agents
 import minmax_envs
@@ -139,19 +140,12 @@ def time_steps(step: Callable[[], None], steps: int, device: torch.device) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--default-allocator", action="store_true",
-                    help="keep glibc's default malloc thresholds (default: minmax_envs.tune_cpu_allocator())")
-    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    add_machine_args(ap)
     ap.add_argument("--repeats", type=int, default=15, help="timed repeats per candidate (the median is reported)")
     ap.add_argument("--steps", type=int, default=20, help="steps per repeat")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of every candidate first")
     args = ap.parse_args()
-    tuned = False if args.default_allocator else minmax_envs.tune_cpu_allocator()  # both sides of every ratio
-    print("allocator: " + ("minmax_envs.tune_cpu_allocator() (freed memory kept)" if tuned else "glibc defaults"))
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = setup_machine(args)
     print(f"one step = one update per player; float32 on {device}, torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, median of {args.repeats} repeats x {args.steps} steps")
     missed = []

@@ -50,6 +50,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _machine import add_machine_args, setup_machine
 
 import agents
 import minmax_envs
@@ -241,8 +242,7 @@ def bench(args, arch: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--default-allocator", action="store_true",
-                    help="keep glibc's default malloc thresholds (default: minmax_envs.tune_cpu_allocator())")
+    add_machine_args(ap)
     ap.add_argument("--arch", default="resnet,dcgan", help="comma-separated: resnet (WGAN-GP), dcgan (nsgan)")
     ap.add_argument("--width", type=int, default=32, help="network width F")
     ap.add_argument("--resolution", type=int, default=16, help="image side (8, 16, 32, ...)")
@@ -258,17 +258,11 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20, help="timed iterations per repeat")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats of both paths")
     ap.add_argument("--warmup", type=int, default=3, help="warm-up iterations of each path")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     ap.add_argument("--check", action="store_true", help="first check that both paths compute the same grads")
     ap.add_argument("--profile", action="store_true", help="print the top operators of both paths")
     ap.add_argument("--profile-rows", type=int, default=25, help="rows of the profile tables")
     args = ap.parse_args()
-    tuned = False if args.default_allocator else minmax_envs.tune_cpu_allocator()  # both sides of every ratio
-    print("allocator: " + ("minmax_envs.tune_cpu_allocator() (freed memory kept)" if tuned else "glibc defaults"))
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = setup_machine(args)
     where = str(device)
     if device.type == "cuda":
         where += f" ({torch.cuda.get_device_name(device)})"

@@ -70,6 +70,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from _machine import add_machine_args, setup_machine
 
 import agents
 import minmax_envs
@@ -354,9 +355,7 @@ def print_report(r: Report) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--default-allocator", action="store_true",
-                    help="keep glibc's default malloc thresholds (default: minmax_envs.tune_cpu_allocator())")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    add_machine_args(ap)
     ap.add_argument("--steps", type=int, default=None,
                     help="K, iterations of every batched episode (default per game: twomode 100, dirac and "
                          "bilinear 200, mog 20; mog's references run 64 seeds x K steps)")
@@ -365,17 +364,12 @@ def main() -> None:
                          "(default 1000, 10000, 5000)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats of every candidate (medians reported)")
     ap.add_argument("--games", default=",".join(GAMES), help="comma-separated subset of " + ",".join(GAMES))
-    ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     args = ap.parse_args()
-    tuned = False if args.default_allocator else minmax_envs.tune_cpu_allocator()  # both sides of every ratio
-    print("allocator: " + ("minmax_envs.tune_cpu_allocator() (freed memory kept)" if tuned else "glibc defaults"))
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     unknown = sorted(set(games) - set(GAMES))
     if unknown:
         ap.error(f"unknown games {unknown}; choose from {', '.join(GAMES)}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = setup_machine(args)
     print(f"torch {torch.__version__} on {device}, threads={torch.get_num_threads()}, "
           f"median of {args.repeats} interleaved repeats")
     runners = {"twomode": run_twomode, "dirac": lambda a, d: run_scalar_game(a, d, "dirac"),
