@@ -127,14 +127,14 @@ def _player_calls(game, evaluations: int) -> dict[str, int]:
     return {pl: evaluations * sum(pl in game.movers(s) for s in range(game.cycle)) for pl in minmax_envs.PLAYERS}
 
 
-def _lrs(unit: Unit, env) -> tuple[Any, Any]:
+def _lrs(unit: Unit, env, evaluations: int | None = None) -> tuple[Any, Any]:
+    """The unit's step sizes: its numbers, or linear decays over each player's agent calls in the episode
+    (``evaluations``: the agent's gradient evaluations per step, looked up if not given)."""
     lr_d, lr_g = unit.config["lr_d"], unit.config["lr_g"]
     if unit.task.schedule == "constant":
         return lr_d, lr_g
-    agent = make_agent(unit.agent, lr_d, lr_g)
-    if isinstance(agent, LearnedController):
-        return lr_d, lr_g  # a controller sets its own step sizes around its base ones
-    evaluations = as_pair(agent).evaluations
+    if evaluations is None:
+        evaluations = as_pair(make_agent(unit.agent, lr_d, lr_g)).evaluations
     calls = _player_calls(env.game, evaluations)
     steps = unit.task.steps
     return (schedules.linear_decay(lr_d, max(1, steps * calls["discriminator"])),
@@ -153,26 +153,26 @@ def _samples(env, n: int) -> list | None:
         return _json_value(game.generate(params, z)[0].cpu())
 
 
-def _play(agent: Any, env, steps: int, seed: int, eval_every: int | None, env_kwargs: dict):
-    """One batched episode of ``agent`` (a transformation, a pair, or a learned controller) on ``env``'s seeds
-    ``seed, seed + 1, ...``: the :class:`~minmax_envs.EpisodeResult` and the env that played it."""
-    if isinstance(agent, LearnedController):
-        result = agent.run(env.env_id, steps, seed, env.num_seeds, eval_every, env.device, **env_kwargs)
-        return result, agent.last_env
-    return minmax_envs.run_episode(env, agent, steps=steps, seed=seed, eval_every=eval_every), env
-
-
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return its records (one per seed); see :mod:`.store` for the layout."""
     task = unit.task
     batched = spec(task.env_id).game_class().batched
     width = unit.count if batched else 1
-    env = minmax_envs.make(task.env_id, num_seeds=width, device=unit.device, **task.env_kwargs)
-    agent = make_agent(unit.agent, *_lrs(unit, env))
+    agent = make_agent(unit.agent, unit.config["lr_d"], unit.config["lr_g"])
+    env = None  # a learned controller plays on the env of its own step-size core (its base step sizes stay constant)
+    if not isinstance(agent, LearnedController):
+        env = minmax_envs.make(task.env_id, num_seeds=width, device=unit.device, **task.env_kwargs)
+        if task.schedule != "constant":
+            agent = make_agent(unit.agent, *_lrs(unit, env, as_pair(agent).evaluations))
     records: list[dict[str, Any]] = []
     for start in range(unit.seed, unit.seed + unit.count, width):
         t0 = time.perf_counter()
-        result, played = _play(agent, env, task.steps, start, task.eval_every, task.env_kwargs)
+        if env is None:
+            result = agent.run(task.env_id, task.steps, start, width, task.eval_every, unit.device, **task.env_kwargs)
+            played = agent.last_env
+        else:
+            result = minmax_envs.run_episode(env, agent, steps=task.steps, seed=start, eval_every=task.eval_every)
+            played = env
         sample = _samples(played, MOG_SAMPLES) if unit.phase == "eval" and start == unit.seed else None
         wall = (time.perf_counter() - t0) / width
         records += _records(unit, start, width, result, sample, wall)
@@ -408,9 +408,11 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
             seed: int = 0, eval_every: int | None = None, device: str = "cpu", **env_kwargs: Any):
     """One batched episode of a named agent on an env id (what ``minmax run`` does); returns the
     :class:`~minmax_envs.EpisodeResult`."""
-    check_agent(agent)
+    built = make_agent(agent, lr_d, lr_d if lr_g is None else lr_g)
+    if isinstance(built, LearnedController):
+        return built.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
     env = minmax_envs.make(env_id, num_seeds=seeds, device=device, **env_kwargs)
-    return _play(make_agent(agent, lr_d, lr_d if lr_g is None else lr_g), env, steps, seed, eval_every, env_kwargs)[0]
+    return minmax_envs.run_episode(env, built, steps=steps, seed=seed, eval_every=eval_every)
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "run_one", "run_unit", "search_space", "select_config",
