@@ -52,6 +52,16 @@ def _grad_sequence(steps: int, n: int = 4, seed: int = 10) -> list[dict[str, tor
     return [{k: v * _SCALES[k] for k, v in _params(n, seed + i).items()} for i in range(steps)]
 
 
+def _side_by_side(txs: dict, params: dict, steps: int = 6):
+    """Step every agent of ``txs`` on the same gradient sequence; yield ``{name: update}`` at each step."""
+    states = {k: t.init(params) for k, t in txs.items()}
+    for g in _grad_sequence(steps):
+        u = {}
+        for k, t in txs.items():
+            u[k], states[k] = t.update(g, states[k], params)
+        yield u
+
+
 def _grafted_norm(magnitude: torch.Tensor, direction: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """The norm of a grafted step, ``|u_M| |u_D| / (|u_D| + eps)``: ``|u_M|`` up to a relative ``eps / |u_D|``.
     AdaLR / AdaDir take the direction at unit step (seed 001 eqs. (2), (3) add eps to ``||M||`` and ``||A||``):
@@ -223,11 +233,7 @@ def test_adalr_has_adam_magnitude_and_momentum_direction_per_tensor(betas):
     lr = 0.1
     p = _params()
     txs = {"adalr": agents.adalr(lr, betas), "adam": agents.adam(lr, betas), "sgdm": agents.sgda(lr, betas[0])}
-    states = {k: t.init(p) for k, t in txs.items()}
-    for g in _grad_sequence(6):
-        u = {}
-        for k, t in txs.items():
-            u[k], states[k] = t.update(g, states[k], p)
+    for u in _side_by_side(txs, p):
         for name in p:
             torch.testing.assert_close(_norms(u["adalr"][name]),
                                        _grafted_norm(_norms(u["adam"][name]), _norms(u["sgdm"][name]) / lr),
@@ -242,11 +248,7 @@ def test_adalr_global_scope_has_adam_magnitude_per_player_and_momentum_direction
     lr = 0.1
     p = _params()
     txs = {"adalr": agents.adalr(lr, scope="global"), "adam": agents.adam(lr), "sgdm": agents.sgda(lr, 0.5)}
-    states = {k: t.init(p) for k, t in txs.items()}
-    for g in _grad_sequence(6):
-        u = {}
-        for k, t in txs.items():
-            u[k], states[k] = t.update(g, states[k], p)
+    for u in _side_by_side(txs, p):
         torch.testing.assert_close(_global_norm(u["adalr"]),
                                    _grafted_norm(_global_norm(u["adam"]), _global_norm(u["sgdm"]) / lr), rtol=1e-10,
                                    atol=0)
@@ -266,11 +268,7 @@ def test_adadir_has_momentum_magnitude_and_adam_direction(scope):
     p = _params()
     txs = {"adadir": agents.adadir(lr, (0.5, 0.9), scope=scope), "adam": agents.adam(lr, (0.5, 0.9)),
            "sgdm": agents.sgda(lr, 0.5)}
-    states = {k: t.init(p) for k, t in txs.items()}
-    for g in _grad_sequence(6):
-        u = {}
-        for k, t in txs.items():
-            u[k], states[k] = t.update(g, states[k], p)
+    for u in _side_by_side(txs, p):
         if scope == "layer":
             for name in p:
                 torch.testing.assert_close(_norms(u["adadir"][name]),
