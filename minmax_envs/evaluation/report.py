@@ -232,8 +232,9 @@ def _header(suite: dict[str, Any] | None, records: list[dict[str, Any]]) -> list
               f"{100 * CONFIDENCE:.0f}% percentile-bootstrap CIs ({N_RESAMPLES} resamples); a diverged seed counts as "
               "the worst value (±∞). Success: the target is met at the end without diverging, with the "
               f"{100 * CONFIDENCE:.0f}% Wilson interval. Time to target: median over seeds of the first evaluation "
-              "point (iterations) meeting the target, a seed that never meets it counting as ∞; in parentheses the "
-              "seeds that ever met it. Agents are ordered by success rate, then median.", "", counts]
+              "point (iterations) from which the target stays met to the end, a seed that does not succeed counting "
+              "as ∞; in parentheses the seeds that have a time (the successful ones). Agents are ordered by "
+              "success rate, then median.", "", counts]
     return lines
 
 

@@ -9,8 +9,9 @@ Every aggregate is over seeds (one record = one seed, see :mod:`.store`):
   lower-is-better metric, ``-inf`` for a higher-is-better one, so divergence can only make an agent look worse.
 * **Success.** The fraction of seeds that reached the target at the end without diverging, with the Wilson
   score interval (which stays inside ``[0, 1]`` and is informative at 0 and ``n`` successes).
-* **Time to target.** The median over seeds of the first evaluation point where the target was met, a seed
-  that never met it counting as ``+inf`` (so the median is ``inf`` when fewer than half of the seeds reach it).
+* **Time to target.** The median over seeds of the first evaluation point from which the target stays met to
+  the end (the record's ``time_to_target``), a seed without one (it does not succeed) counting as ``+inf`` (so
+  the median is ``inf`` when fewer than half of the seeds succeed).
 * **Performance profiles** across tasks from the median times to target (Dahl et al. 2023, "Benchmarking
   neural network training algorithms"), see :func:`performance_profiles`.
 
@@ -184,8 +185,8 @@ class SummaryRow:
 
     ``median`` / ``iqm`` of the final metric (diverged = worst) with 95% bootstrap CIs ``*_lo``/``*_hi``;
     ``successes`` of ``n`` seeds, ``success_rate`` with the Wilson interval; ``time_to_target`` the median
-    over seeds of the first evaluation point meeting the target (``inf``: fewer than half reach it) and
-    ``reached`` the seeds that ever met it; ``diverged`` seeds and ``divergence_rate``; ``wall_time_s`` the
+    over seeds of the records' ``time_to_target`` (``inf``: fewer than half have one) and ``reached`` the
+    seeds that have one; ``diverged`` seeds and ``divergence_rate``; ``wall_time_s`` the
     mean wall time per episode (seed)."""
 
     suite: str
