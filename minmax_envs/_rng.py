@@ -5,9 +5,11 @@ Every seed slot ``i`` owns a 64-bit key (its seed) and a draw counter. A draw of
 the numbers a batch of one seeded with the same key would see, on any device and whatever the batch
 size. All of it is integer tensor arithmetic: no Python loop over seeds and no host-device sync.
 
-The hash is Wellons' ``lowbias32`` (https://nullprogram.com/blog/2018/07/31/). Multiplications are
-split in 16-bit halves so that no intermediate exceeds 2**63: the arithmetic is exact in int64 on
-every backend.
+The hash is Wellons' ``lowbias32`` (https://nullprogram.com/blog/2018/07/31/), computed on int32 tensors:
+two's complement addition, multiplication and xor of int32 values are the uint32 operations of the hash
+on the same 32 bits, and right shifts are masked to be logical. Draws come out as int64 values in
+``[0, 2**32)``. (An earlier int64 formulation, with multiplications split in 16-bit halves, gave the same
+numbers 2.5x-15x slower; a test pins the streams against a pure-Python reference.)
 """
 
 from __future__ import annotations
@@ -21,19 +23,37 @@ _GOLDEN = 0x9E3779B9
 _TWO_POW_32 = 4294967296.0
 
 
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` held in int64, without int64 overflow."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _MASK32
+def _i32(c: int) -> int:
+    """The int32 value with the same 32 bits as the unsigned constant ``c``."""
+    return c - (1 << 32) if c >= 1 << 31 else c
+
+
+def to_int32(x: torch.Tensor) -> torch.Tensor:
+    """int64 values in ``[0, 2**32)`` (or any int64: their low 32 bits) as int32 with the same 32 bits."""
+    x = x & _MASK32
+    return torch.where(x >= 1 << 31, x - (1 << 32), x).to(torch.int32)
+
+
+def to_uint32(x: torch.Tensor) -> torch.Tensor:
+    """int32 values back to the unsigned 32-bit values they hold, as int64 in ``[0, 2**32)``."""
+    return x.to(torch.int64) & _MASK32
+
+
+_M1, _M2, _GOLDEN32 = _i32(0x7FEB352D), _i32(0x846CA68B), _i32(_GOLDEN)
+
+
+def _lowbias32(x: torch.Tensor) -> torch.Tensor:
+    """Wellons' lowbias32 of int32 tensors (wrapping arithmetic on the 32 bits)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _M1
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _M2
+    return x ^ ((x >> 16) & 0xFFFF)
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
-    """Wellons' lowbias32 integer hash of int64 values in ``[0, 2**32)``."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    """Wellons' lowbias32 integer hash of int64 values in ``[0, 2**32)``, as int64 in ``[0, 2**32)``."""
+    return to_uint32(_lowbias32(to_int32(x)))
 
 
 class SeedStreams:
@@ -72,40 +92,48 @@ class SeedStreams:
     def state(self) -> dict[str, torch.Tensor]:
         return {"keys": self.keys.clone(), "counters": self.counters.clone()}
 
+    def _keys32(self) -> torch.Tensor:
+        """The keys as int32 ``(N, 2)``, converted once per set of keys."""
+        cached = self.__dict__.get("_keys32_cache")
+        if cached is None or cached[0] is not self.keys:
+            cached = (self.keys, to_int32(self.keys))
+            self._keys32_cache = cached
+        return cached[1]
+
     def bits(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniform 32-bit integers in int64, shape ``(N, *shape)``.
 
         Advances the counter of every slot, or only of the slots where :attr:`advance` is true (the
         environment sets it so that stopped seeds keep their streams where they are)."""
-        n = math.prod(shape)
-        base = hash32(self.keys[:, 0] ^ hash32(self.counters & _MASK32))  # (N,)
-        j = torch.arange(n, device=self.device, dtype=torch.int64)
-        x = (base[:, None] + _mul32(j, _GOLDEN)[None, :]) & _MASK32
-        out = hash32(hash32(x) ^ self.keys[:, 1:2])
-        self.counters = self.counters + (1 if self.advance is None else self.advance.to(torch.int64))
-        return out.reshape(self.num_seeds, *shape)
+        return self.bits_many([shape])[0]
 
     def bits_many(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
         """``[self.bits(s) for s in shapes]``, the very same numbers and counters, in one hashing pass: a
         fixed number of kernels whatever the number of draws (what a game drawing several tensors per step
-        wants)."""
+        wants).
+
+        Number ``j`` of the draw at counter ``c`` of a slot with keys ``(k0, k1)`` is
+        ``h(h(h(k0 ^ h(c)) + j * 0x9E3779B9) ^ k1)`` with ``h`` the hash and 32-bit wrapping arithmetic."""
         ns = [math.prod(s) for s in shapes]
         step = torch.ones_like(self.counters) if self.advance is None else self.advance.to(torch.int64)
-        counters = self.counters[:, None] + step[:, None] * torch.arange(len(ns), device=self.device)  # (N, k)
-        base = hash32(self.keys[:, :1] ^ hash32(counters & _MASK32))  # (N, k)
-        spread = torch.cat([base[:, i:i + 1].expand(-1, n) for i, n in enumerate(ns)], dim=1)
-        x = (spread + self._offsets(tuple(ns))[None, :]) & _MASK32
-        out = hash32(hash32(x) ^ self.keys[:, 1:2])
+        keys = self._keys32()
+        if len(ns) == 1:
+            counters = self.counters[:, None]
+        else:
+            counters = self.counters[:, None] + step[:, None] * torch.arange(len(ns), device=self.device)  # (N, k)
+        base = _lowbias32(keys[:, :1] ^ _lowbias32(to_int32(counters)))  # (N, k)
+        spread = base if len(ns) == 1 else torch.cat([base[:, i:i + 1].expand(-1, n) for i, n in enumerate(ns)],
+                                                      dim=1)
+        out = to_uint32(_lowbias32(_lowbias32(spread + self._offsets(tuple(ns))[None, :]) ^ keys[:, 1:2]))
         self.counters = self.counters + len(ns) * step
         return [o.reshape(self.num_seeds, *s) for o, s in zip(out.split(ns, dim=1), shapes)]
 
     def _offsets(self, ns: tuple[int, ...]) -> torch.Tensor:
-        """The per-draw index hashes ``j * golden`` of :meth:`bits` for draws of ``ns`` numbers, concatenated
+        """The index terms ``j * golden`` (int32, wrapping) of draws of ``ns`` numbers, concatenated
         (constants: cached per ``ns``)."""
         cache = self.__dict__.setdefault("_offset_cache", {})
         if ns not in cache:
-            cache[ns] = torch.cat([_mul32(torch.arange(n, device=self.device, dtype=torch.int64), _GOLDEN)
-                                   for n in ns])
+            cache[ns] = torch.cat([torch.arange(n, device=self.device, dtype=torch.int32) * _GOLDEN32 for n in ns])
         return cache[ns]
 
     def uniform(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

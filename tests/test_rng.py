@@ -69,3 +69,38 @@ def test_bad_seeds_and_bounds_raise():
         SeedStreams(torch.tensor([1.0]))
     with pytest.raises(ValueError, match="high"):
         SeedStreams(torch.tensor([1])).randint((2,), 0)
+
+
+def _h(x: int) -> int:
+    """lowbias32 in plain Python integers: the reference the tensor code must equal bit for bit."""
+    m = 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & m
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & m
+    return x ^ (x >> 16)
+
+
+def _reference_bits(seed: int, salt: int, counter: int, n: int) -> list[int]:
+    m, golden = 0xFFFFFFFF, 0x9E3779B9
+    k0 = _h((seed & m) ^ _h(salt))
+    k1 = _h(((seed >> 32) & m) ^ _h(k0 ^ golden))
+    base = _h(k0 ^ _h(counter & m))
+    return [_h(_h((base + j * golden) & m) ^ k1) for j in range(n)]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_streams_equal_their_pure_python_definition(device):
+    seeds = [0, 1, 2**31 - 1, 2**31, 2**32 + 5, 2**63 - 1]
+    r = SeedStreams(torch.tensor(seeds, device=device), salt=0x5EED)
+    n = 37  # odd: the vectorized kernels' scalar tails too
+    first, second = r.bits((n,)), r.bits((n,))
+    r.counters = r.counters + 2**32 + 3  # counters hash by their low 32 bits
+    third = r.bits((n,))
+    for i, s in enumerate(seeds):
+        assert first[i].tolist() == _reference_bits(s, 0x5EED, 0, n)
+        assert second[i].tolist() == _reference_bits(s, 0x5EED, 1, n)
+        assert third[i].tolist() == _reference_bits(s, 0x5EED, 2**32 + 5, n)
+    x = torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1], device=device)
+    assert hash32(x).tolist() == [_h(v) for v in x.tolist()]
