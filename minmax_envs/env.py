@@ -47,17 +47,27 @@ def _peaks(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
 
 
+_SMALL = 1 << 18  # elements: below this, one concatenation costs less than a reduction launched per tensor
+
+
+def _range(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smallest and largest entry over all ``tensors`` (NaN if any entry is NaN), each tensor read once: one
+    concatenation and one ``aminmax`` when they are small in all, else one ``aminmax`` per tensor."""
+    if sum(t.numel() for t in tensors) <= _SMALL:
+        return torch.aminmax(torch.cat([t.reshape(-1) for t in tensors]))
+    lo, hi = zip(*(torch.aminmax(t) for t in tensors))
+    return torch.stack(lo).min(), torch.stack(hi).max()
+
+
 def _all_within(values: list[torch.Tensor], gradients: list[torch.Tensor], threshold: float) -> bool:
     """Whether every value is finite and at most ``threshold`` in magnitude and every gradient is finite, from
-    one whole-tensor ``aminmax`` per tensor (each read once; NaN propagates). Answered on the CPU only, where it
-    costs no synchronization; on an accelerator it returns ``False`` and the per-seed check runs (no sync)."""
+    whole-tensor reductions (NaN propagates). Answered on the CPU only, where it costs no synchronization; on an
+    accelerator it returns ``False`` and the per-seed check runs (no sync)."""
     if values[0].device.type != "cpu":
         return False
-    lo, hi = zip(*(torch.aminmax(t) for t in values + gradients))
-    lo, hi = torch.stack(lo), torch.stack(hi)
-    k = len(values)
-    ok_values = torch.maximum(hi[:k].max(), -lo[:k].min()) <= threshold
-    return bool(ok_values & torch.isfinite(lo[k:]).all() & torch.isfinite(hi[k:]).all())
+    lo, hi = _range(values)
+    g_lo, g_hi = _range(gradients)
+    return bool((torch.maximum(hi, -lo) <= threshold) & torch.isfinite(g_lo) & torch.isfinite(g_hi))
 
 
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -168,3 +168,18 @@ def test_one_diverging_seed_is_caught_by_the_fast_whole_batch_check():
     _, _, terminated, _, info = env.step(updates)
     assert info["diverged"].tolist() == [False, False, False, True, False]
     assert terminated["generator"].tolist() == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize("n", [5, 2**18])  # below and above the size where the check concatenates the tensors
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -2e6])
+def test_whole_batch_check_finds_one_bad_entry_in_small_and_large_batches(n, bad):
+    from minmax_envs.env import _all_within
+
+    values = [torch.zeros(n, 3), torch.ones(n)]
+    grads = [torch.zeros(n, 3), torch.zeros(n)]
+    assert _all_within(values, grads, 1e6)
+    values[0][n // 2, 1] = bad
+    assert not _all_within(values, grads, 1e6)
+    values[0][n // 2, 1] = 0.0
+    grads[1][n - 1] = bad
+    assert _all_within(values, grads, 1e6) == (abs(bad) < float("inf"))  # gradients: only finiteness counts

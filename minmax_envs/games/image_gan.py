@@ -14,14 +14,8 @@ from torch import nn
 from torch.func import functional_call
 
 from minmax_envs._checks import check_choice, check_int, check_real
-from minmax_envs._rng import (
-    SeedStreams,
-    normal_bits_shape,
-    normal_from_bits,
-    randint_from_bits,
-    uniform_from_bits,
-)
-from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads
+from minmax_envs._rng import SeedStreams
+from minmax_envs.games._base import PLAYERS, Game, PlayerParams, all_true, autograd_grads
 from minmax_envs.images import nets
 from minmax_envs.images.data import CIFAR10_ENV_VAR, DATASETS, IMAGEFOLDER_ENV_VAR, load_images
 
@@ -106,6 +100,13 @@ class ImageGAN(Game):
     ## Starting state
     Weights ``N(0, 0.02)``, zero biases, batch-norm scales ``N(1, 0.02)``
     (:func:`~minmax_envs.images.nets.init_weights_`), drawn from a generator seeded by the env seed.
+
+    ## Data
+    Each step draws ``batch_size`` real images uniformly with replacement, latents ``z ~ N(0, I)`` and, for the
+    gradient penalty, ``eps ~ U(0, 1)`` per sample, from a ``torch.Generator`` on the game's device seeded by
+    the env seed at reset (what a hand-written training loop does, at its cost; its state is part of the
+    checkpoints). The numbers depend on the device type (CPU or CUDA), unlike the small games' counter-based
+    streams, whose slot-by-slot equality with single-seed runs has no use for a game that runs one seed per env.
 
     ## Metrics
     ``classifier_fd``: the Frechet distance between ``eval_samples`` generated images (from the EMA
@@ -203,8 +204,9 @@ class ImageGAN(Game):
         return {pl: {k: p.detach().unsqueeze(0) for k, p in m.named_parameters()} for pl, m in self.modules.items()}
 
     def init(self, rng: SeedStreams):
-        lo, hi = rng.bits((2,)).reshape(-1).tolist()  # one host sync, at reset only
+        lo, hi, data_lo, data_hi = rng.bits((4,)).reshape(-1).tolist()  # one host sync, at reset only
         gen = torch.Generator(device="cpu").manual_seed((hi << 32) | lo)
+        self._data_rng = torch.Generator(device=self.device).manual_seed((data_hi << 32) | data_lo)
         for m in self.modules.values():
             nets.init_weights_(m, generator=gen)
             for b in m.modules():
@@ -228,7 +230,7 @@ class ImageGAN(Game):
 
     def state_dict(self) -> dict:
         return {"config": self._config(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "ema": None if self.ema is None else self.ema.state_dict()}
+                "ema": None if self.ema is None else self.ema.state_dict(), "data_rng": self._data_rng.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self._config():
@@ -236,6 +238,8 @@ class ImageGAN(Game):
             raise ValueError(f"checkpoint was made with other game arguments (checkpoint, this env): {diff}")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        self._data_rng = torch.Generator(device=self.device)
+        self._data_rng.set_state(state["data_rng"])
         if state["ema"] is not None:
             self.ema = copy.deepcopy(self.G).requires_grad_(False)
             self.ema.load_state_dict(state["ema"])
@@ -250,10 +254,12 @@ class ImageGAN(Game):
         move the generator's EMA."""
         with torch.no_grad():
             on = active.reshape(())  # one seed
+            running = all_true(active)  # known for free on the CPU: no masking then
             for pl, upd in updates.items():
                 names, ps = self._named[pl]
                 zero = torch.zeros((), dtype=ps[0].dtype, device=ps[0].device)
-                torch._foreach_add_(list(ps), [torch.where(on, upd[k][0], zero) for k in names])
+                deltas = [upd[k][0] if running else torch.where(on, upd[k][0], zero) for k in names]
+                torch._foreach_add_(list(ps), deltas)
             if "generator" in updates and self.ema is not None:
                 torch._foreach_lerp_(list(self.ema.parameters()), list(self._named["generator"][1]),
                                      1.0 - self.ema_decay)
@@ -261,13 +267,12 @@ class ImageGAN(Game):
 
     # --- data and losses ------------------------------------------------------------------------
     def sample(self, rng: SeedStreams, instance):
-        b, z_shape = self.batch_size, (self.batch_size, self.z_dim)
-        # the three draws of randint, normal and uniform in one hashing pass (the same numbers)
-        i, z, eps = rng.bits_many([(b,), normal_bits_shape(z_shape), (b,)])
-        idx = randint_from_bits(i, self.data.shape[0])[0]
+        """A batch from the game's data generator (see "Data"; ``rng`` is not used)."""
+        g, b, dev, dt = self._data_rng, self.batch_size, self.device, self.dtype
+        idx = torch.randint(self.data.shape[0], (b,), generator=g, device=dev)
         return {"real": self.data.index_select(0, idx),
-                "z": normal_from_bits(z, z_shape, self.dtype)[0].to(self.device),
-                "eps": uniform_from_bits(eps, self.dtype)[0].to(self.device)}
+                "z": torch.randn(b, self.z_dim, generator=g, device=dev, dtype=dt),
+                "eps": torch.rand(b, generator=g, device=dev, dtype=dt)}
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
