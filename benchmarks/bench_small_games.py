@@ -108,10 +108,25 @@ def interleaved(cands: dict[str, Callable[[], float]], repeats: int) -> dict[str
 
 def episode(env_id: str, num_seeds: int, tx, steps: int, device: torch.device, runs: int = 1,
             **kw) -> Callable[[], float]:
-    """A candidate: ``runs`` calls of ``run_episode(env, tx, steps, seed=i)`` on one env of ``num_seeds``."""
+    """A candidate: ``runs`` calls of ``run_episode(env, tx, steps, seed=i)`` on one env of ``num_seeds``
+    (``compile=True`` among ``kw`` makes the env compile its gradient field)."""
     env = minmax_envs.make(env_id, num_seeds=num_seeds, device=device, **kw)
     return lambda: timed(lambda: [minmax_envs.run_episode(env, tx, steps=steps, seed=i) for i in range(runs)],
                          device)
+
+
+def batched_candidates(args, env_id: str, n: int, tx, k: int, device: torch.device, **kw) -> dict:
+    """The two batched candidates (``K`` steps and ``0`` steps), compiled with ``--compile``; with it, also
+    prints the compile time: the first reset of a fresh compiled env minus its second reset."""
+    if args.compile:
+        kw = {**kw, "compile": True}
+        env = minmax_envs.make(env_id, num_seeds=n, device=device, **kw)
+        first = timed(lambda: env.reset(seed=0), device)
+        again = timed(lambda: env.reset(seed=0), device)
+        print(f"  {env_id}: compile time {first - again:.1f} s (first reset of a compiled env minus the second; "
+              "torch's on-disk cache, if warm, shortens it)")
+    return {"batched": episode(env_id, n, tx, k, device, **kw),
+            "batched reset": episode(env_id, n, tx, 0, device, **kw)}
 
 
 # --- hand-written single-seed references ------------------------------------------------------------
@@ -275,8 +290,7 @@ def _batched(med: dict[str, float], n: int, k: int) -> tuple[float, float]:
 def run_twomode(args, device) -> Report:
     n, k, ref_k = 256, args.steps or 100, args.ref_steps or 1000
     tx = {"discriminator": agents.nsgda(0.02), "generator": agents.nsgda(0.01)}
-    cands = {"batched": episode("TwoMode-v0", n, tx, k, device, d=1000),
-             "batched reset": episode("TwoMode-v0", n, tx, 0, device, d=1000),
+    cands = {**batched_candidates(args, "TwoMode-v0", n, tx, k, device, d=1000),
              "reference": lambda: twomode_reference(ref_k, 0, device)}
     bw = bandwidth_candidates(device, 256 * 2**20, 10 * 2**20)
     cands.update({name: fn for name, (fn, _) in bw.items()})
@@ -310,9 +324,7 @@ def run_scalar_game(args, device, which: str) -> Report:
         env_id, kw, ref_k = "Bilinear-v0", {}, args.ref_steps or 5000
         ref = lambda: bilinear_reference(ref_k, 0, device)  # noqa: E731
         title = "Bilinear-v0 n=10, SGDA lr=0.01"
-    med = interleaved({"batched": episode(env_id, n, tx, k, device, **kw),
-                       "batched reset": episode(env_id, n, tx, 0, device, **kw),
-                       "reference": ref}, args.repeats)
+    med = interleaved({**batched_candidates(args, env_id, n, tx, k, device, **kw), "reference": ref}, args.repeats)
     rate, rate_incl = _batched(med, n, k)
     extra = [f"batched: {1e3 * (med['batched'] - med['batched reset']) / k:.2f} ms/step, "
              f"reset + metrics {1e3 * med['batched reset']:.1f} ms"]
@@ -322,8 +334,7 @@ def run_scalar_game(args, device, which: str) -> Report:
 def run_mog(args, device) -> Report:
     n, k = 64, args.steps or 20
     tx = agents.adam(1e-3, betas=(0.5, 0.9))
-    med = interleaved({"batched": episode("MoG-Ring-v0", n, tx, k, device),
-                       "batched reset": episode("MoG-Ring-v0", n, tx, 0, device),
+    med = interleaved({**batched_candidates(args, "MoG-Ring-v0", n, tx, k, device),
                        "env N=1 x64": episode("MoG-Ring-v0", 1, tx, k, device, runs=n),
                        "env N=1 x64 reset": episode("MoG-Ring-v0", 1, tx, 0, device, runs=n),
                        "hand-written x64": lambda: mog_reference(k, n, device)}, args.repeats)
@@ -364,6 +375,9 @@ def main() -> None:
                          "(default 1000, 10000, 5000)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats of every candidate (medians reported)")
     ap.add_argument("--games", default=",".join(GAMES), help="comma-separated subset of " + ",".join(GAMES))
+    ap.add_argument("--compile", action="store_true",
+                    help="batched envs made with compile=True (torch.compile of the gradient field); the "
+                         "references stay eager")
     args = ap.parse_args()
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     unknown = sorted(set(games) - set(GAMES))
@@ -371,7 +385,7 @@ def main() -> None:
         ap.error(f"unknown games {unknown}; choose from {', '.join(GAMES)}")
     device = setup_machine(args)
     print(f"torch {torch.__version__} on {device}, threads={torch.get_num_threads()}, "
-          f"median of {args.repeats} interleaved repeats")
+          f"median of {args.repeats} interleaved repeats, batched envs {'compiled' if args.compile else 'eager'}")
     runners = {"twomode": run_twomode, "dirac": lambda a, d: run_scalar_game(a, d, "dirac"),
                "bilinear": lambda a, d: run_scalar_game(a, d, "bilinear"), "mog": run_mog}
     results = {g: print_report(runners[g](args, device)) for g in games}

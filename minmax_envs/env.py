@@ -88,10 +88,17 @@ class BatchedEnv:
     (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates.
 
     Rewards are ``-loss`` per player (each player minimizes its own loss).
+
+    With ``compile=True`` the gradient field (losses and gradients, regularizer included) runs through
+    ``torch.compile`` (inductor: fused C++ loops on the CPU, Triton kernels on CUDA): the same values up to
+    floating-point reassociation, compiled at the first :meth:`reset` (seconds to a minute; cached on disk by
+    torch for later processes). Batched games without a regularizer only (torch.compile does not differentiate
+    twice); the eager path is the default.
     """
 
     def __init__(self, game: Game, *, regularizer: str | None = None, reg_weight: float | None = None,
-                 max_steps: int | None = None, divergence_threshold: float = 1e6, env_id: str | None = None):
+                 max_steps: int | None = None, divergence_threshold: float = 1e6, env_id: str | None = None,
+                 compile: bool = False):
         self.max_steps = check_int("max_steps", max_steps, allow_none=True)
         self.divergence_threshold = check_real("divergence_threshold", divergence_threshold, low=0,
                                                low_inclusive=False)
@@ -99,6 +106,17 @@ class BatchedEnv:
         self.env_id = env_id
         self.regularizer = regularizer
         self._field = gradient_field(game, regularizer, reg_weight)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        if compile and not game.batched:
+            raise ValueError(f"compile=True is for batched games; {env_id or type(game).__name__} runs one seed "
+                             "per env on torch modules (compile those yourself if needed)")
+        if compile and regularizer is not None:
+            raise ValueError(f"compile=True cannot be combined with regularizer={regularizer!r}: the regularizers "
+                             "differentiate twice, which torch.compile does not support; use compile=False")
+        self.compiled = compile
+        if compile:
+            self._field = torch.compile(self._field, dynamic=False)
         self._np_random: np.random.Generator | None = None
         self._rng: SeedStreams | None = None
 
@@ -350,5 +368,5 @@ class BatchedEnv:
 
     def __repr__(self) -> str:
         return (f"BatchedEnv({self.env_id or type(self.game).__name__}, num_seeds={self.num_seeds}, "
-                f"device={self.device}, dtype={self.dtype})")
+                f"device={self.device}, dtype={self.dtype}{', compiled' if self.compiled else ''})")
 

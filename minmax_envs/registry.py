@@ -94,7 +94,7 @@ def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any =
 
 def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32, *,
          regularizer: str | None = None, reg_weight: float | None = None, max_steps: int | None = None,
-         divergence_threshold: float = 1e6, **game_kwargs: Any) -> BatchedEnv:
+         divergence_threshold: float = 1e6, compile: bool = False, **game_kwargs: Any) -> BatchedEnv:
     """Make the torch-native batched env of a registered id.
 
     Args:
@@ -106,12 +106,13 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
         reg_weight: its weight (``eta`` / ``gamma``; 0.5 by default).
         max_steps: truncate every seed after this many steps (``None``: never).
         divergence_threshold: a seed whose parameters or losses exceed this in absolute value diverges.
+        compile: run the gradient field through ``torch.compile`` (batched games; see :class:`BatchedEnv`).
         **game_kwargs: the game's own arguments (see its docstring).
     """
     s = spec(env_id)
     game = make_game(s.id, num_seeds, device, dtype, **game_kwargs)
     return BatchedEnv(game, regularizer=regularizer, reg_weight=reg_weight, max_steps=max_steps,
-                      divergence_threshold=divergence_threshold, env_id=s.id)
+                      divergence_threshold=divergence_threshold, env_id=s.id, compile=compile)
 
 
 _IMAGE = "minmax_envs.games.image_gan:ImageGAN"

@@ -1,5 +1,7 @@
 """The batched env's contract: stepping, validation, divergence, truncation, per-slot resets."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -183,3 +185,36 @@ def test_whole_batch_check_finds_one_bad_entry_in_small_and_large_batches(n, bad
     values[0][n // 2, 1] = 0.0
     grads[1][n - 1] = bad
     assert _all_within(values, grads, 1e6) == (abs(bad) < float("inf"))  # gradients: only finiteness counts
+
+
+_HAS_CXX = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.skipif(not _HAS_CXX, reason="torch.compile's CPU backend needs a C++ compiler")
+@pytest.mark.parametrize(("env_id", "kw"), [("Bilinear-v0", {"noise_std": 0.1}), ("TwoMode-v0", {"d": 20})])
+def test_compiled_env_follows_the_eager_trajectory(env_id, kw):
+    """compile=True changes how the gradient field runs, not what it computes (float64: reassociation only)."""
+    runs = []
+    for compile in (False, True):
+        env = minmax_envs.make(env_id, num_seeds=3, dtype=torch.float64, compile=compile, **kw)
+        assert env.compiled == compile
+        result = minmax_envs.run_episode(env, agents.adam(0.05), steps=15, seed=4, eval_every=5)
+        runs.append((env.params, result))
+    (eager, r_eager), (compiled, r_compiled) = runs
+    for pl in eager:
+        for k in eager[pl]:
+            torch.testing.assert_close(compiled[pl][k], eager[pl][k], rtol=1e-9, atol=1e-12)
+    assert torch.equal(r_compiled.divergence_step, r_eager.divergence_step)
+    assert [t for t, _ in r_compiled.trajectory] == [0, 5, 10, 15]
+    for (_, m_c), (_, m_e) in zip(r_compiled.trajectory, r_eager.trajectory):
+        for name in m_e:
+            torch.testing.assert_close(m_c[name], m_e[name], rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_compile_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="True or False"):
+        minmax_envs.make("DiracGAN-v0", compile="yes")
+    with pytest.raises(ValueError, match="differentiate twice"):
+        minmax_envs.make("DiracGAN-v0", compile=True, regularizer="nk")
+    with pytest.raises(ValueError, match="batched games"):
+        minmax_envs.make("Digits-DCGAN-v0", compile=True, width=4, resolution=8)

@@ -94,8 +94,9 @@ class Bilinear(Game):
         y_star = -(v @ ((u.transpose(1, 2) @ b[:, :, None]) / s[:, :, None])).squeeze(-1)
         x_star = -(u @ ((v.transpose(1, 2) @ c[:, :, None]) / s[:, :, None])).squeeze(-1)
         xy = self.init_std * rng.normal((2, n), dt).to(dev)
-        cast = {k: t.to(self.dtype) for k, t in
-                {"A": a, "b": b, "c": c, "x_star": x_star, "y_star": y_star}.items()}
+        # A^T is kept contiguous too: both mat-vecs of a step then read their matrix row by row
+        cast = {k: t.to(self.dtype).contiguous() for k, t in
+                {"A": a, "A_T": a.transpose(1, 2), "b": b, "c": c, "x_star": x_star, "y_star": y_star}.items()}
         params = {"generator": {"x": xy[:, 0].to(self.dtype)}, "discriminator": {"y": xy[:, 1].to(self.dtype)}}
         return params, cast
 
@@ -121,7 +122,7 @@ class Bilinear(Game):
         a, noise = instance["A"], batch["noise"]
         ay = (a @ y[:, :, None]).squeeze(-1)
         g_x = ay + instance["b"]
-        g_y = -((a.transpose(1, 2) @ x[:, :, None]).squeeze(-1) + instance["c"])
+        g_y = -((instance["A_T"] @ x[:, :, None]).squeeze(-1) + instance["c"])
         if noise is not None:
             g_x, g_y = g_x + noise[:, 0], g_y + noise[:, 1]
         return self._losses(x, y, ay, instance, noise), {"generator": {"x": g_x}, "discriminator": {"y": g_y}}
