@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -65,9 +66,8 @@ def _all_within(values: list[torch.Tensor], gradients: list[torch.Tensor], thres
     accelerator it returns ``False`` and the per-seed check runs (no sync)."""
     if values[0].device.type != "cpu":
         return False
-    lo, hi = _range(values)
-    g_lo, g_hi = _range(gradients)
-    return bool((torch.maximum(hi, -lo) <= threshold) & torch.isfinite(g_lo) & torch.isfinite(g_hi))
+    lo, hi, g_lo, g_hi = torch.stack([*_range(values), *_range(gradients)]).tolist()  # four numbers to Python
+    return all(map(math.isfinite, (lo, hi, g_lo, g_hi))) and -lo <= threshold and hi <= threshold
 
 
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
