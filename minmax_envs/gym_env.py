@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 import agents
 from agents import GradientTransformation
-from minmax_envs._checks import check_int, check_real
+from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.registry import make, spec
@@ -52,8 +52,7 @@ def direction_agent(base: str, momentum: float, scope: str) -> GradientTransform
     Its update is the step of the base optimizer at learning rate 1; a controller multiplies it by the
     step size it chooses.
     """
-    if base not in BASES:
-        raise ValueError(f"unknown base {base!r}; choose one of {', '.join(map(repr, BASES))}")
+    check_choice("base", base, BASES)
     momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_inclusive=False)
     if scope not in agents.transforms.SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose 'layer' (per tensor) or 'global' (per player)")

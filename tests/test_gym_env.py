@@ -200,7 +200,7 @@ def test_actions_outside_the_box_are_clipped():
 # --- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"env_id": "Nope-v0"}, "unknown environment id"),
-    ({"env_id": "DiracGAN-v0", "base": "rmsprop"}, "unknown base 'rmsprop'; choose one of 'sgda', 'nsgda', 'adam'"),
+    ({"env_id": "DiracGAN-v0", "base": "rmsprop"}, "unknown base 'rmsprop'; choose one of sgda, nsgda, adam"),
     ({"env_id": "DiracGAN-v0", "base": "adam", "momentum": 0.9}, "base='adam' has its own moments"),
     ({"env_id": "DiracGAN-v0", "split": "test"}, "unknown split 'test'; choose one of None, 'train', 'eval'"),
     ({"env_id": "DiracGAN-v0", "base": "nsgda", "scope": "row"}, "unknown scope"),

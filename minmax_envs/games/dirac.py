@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from minmax_envs._checks import check_real
+from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game
 
@@ -93,10 +93,8 @@ class DiracGAN(Game):
                  penalty_weight: float = 1.0, gp_target: float = 1.0, theta0: float = 1.0, psi0: float = 1.0,
                  init_std: float = 0.0):
         super().__init__(num_seeds, device, dtype)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-        if penalty not in PENALTIES:
-            raise ValueError(f"unknown penalty {penalty!r}; choose None, 'r1' or 'r2'")
+        check_choice("loss", loss, LOSSES)
+        check_choice("penalty", penalty, PENALTIES)
         if penalty is not None and loss not in ("gan", "nsgan"):
             raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
         self.loss, self.penalty = loss, penalty

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from minmax_envs._checks import check_int, check_real
+from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, Params
 
@@ -30,14 +30,13 @@ def mode_layout(layout: str, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
     ``"ring"``: ``radius * (cos(2 pi k / 8), sin(2 pi k / 8))`` for ``k = 0..7``.
     ``"grid"``: the 25 points of ``{-4, -2, 0, 2, 4}^2``, row-major in ``(x, y)``.
     """
+    check_choice("layout", layout, LAYOUTS)
     if layout == "ring":
         angle = 2.0 * math.pi * torch.arange(RING_MODES, dtype=torch.float64) / RING_MODES
         return radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
-    if layout == "grid":
-        axis = GRID_SPACING * (torch.arange(GRID_SIDE, dtype=torch.float64) - (GRID_SIDE - 1) / 2)
-        gx, gy = torch.meshgrid(axis, axis, indexing="ij")
-        return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    axis = GRID_SPACING * (torch.arange(GRID_SIDE, dtype=torch.float64) - (GRID_SIDE - 1) / 2)
+    gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
 def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> dict[str, torch.Tensor]:
@@ -155,10 +154,8 @@ class MixtureOfGaussians(Game):
                  gp_weight: float | None = None, z_dim: int = 2, hidden: int = 128, layers: int = 2,
                  batch_size: int = 256, eval_samples: int = 2500):
         super().__init__(num_seeds, device, dtype)
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        check_choice("layout", layout, LAYOUTS)
+        check_choice("loss", loss, LOSSES)
         if radius is not None and layout != "ring":
             raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
                              f"got radius={radius!r}")
