@@ -196,6 +196,7 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
     diverged = result.diverged.cpu().tolist()
     div_step = result.divergence_step.cpu().tolist()
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    versions = _versions()
     out = []
     for i in range(width):
         seed = start + i
@@ -211,7 +212,7 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
             "final": {k: _json_value(v[i]) for k, v in final.items()}, "value": value, "success": success,
             "diverged": bool(diverged[i]), "divergence_step": int(div_step[i]),
             "curve": {"steps": steps, **{k: _json_value(c[:, i]) for k, c in curves.items()}},
-            "time_to_target": held if success else None, "wall_time_s": wall, "versions": _versions(), "time": stamp,
+            "time_to_target": held if success else None, "wall_time_s": wall, "versions": versions, "time": stamp,
         }
         if sample is not None and i == 0:
             rec["samples"] = sample

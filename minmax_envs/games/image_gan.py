@@ -257,8 +257,10 @@ class ImageGAN(Game):
             running = all_true(active)  # known for free on the CPU: no masking then
             for pl, upd in updates.items():
                 names, ps = self._named[pl]
-                zero = torch.zeros((), dtype=ps[0].dtype, device=ps[0].device)
-                deltas = [upd[k][0] if running else torch.where(on, upd[k][0], zero) for k in names]
+                deltas = [upd[k][0] for k in names]
+                if not running:  # a stopped seed adds nothing
+                    zero = torch.zeros((), dtype=ps[0].dtype, device=ps[0].device)
+                    deltas = [torch.where(on, d, zero) for d in deltas]
                 torch._foreach_add_(list(ps), deltas)
             if "generator" in updates and self.ema is not None:
                 torch._foreach_lerp_(list(self.ema.parameters()), list(self._named["generator"][1]),
