@@ -464,3 +464,15 @@ def test_checkpoint_from_other_game_arguments_is_refused():
     other = minmax_envs.make("Digits-DCGAN-v0", **{**kw, "ema_decay": None})
     with pytest.raises(ValueError, match="other game arguments.*ema"):
         other.load_state_dict(state)
+
+
+def test_a_diverged_seed_freezes_its_module_weights():
+    env = _env()
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(_zero_updates(env, 1e7))  # beyond the divergence threshold
+    assert info["diverged"].tolist() == [True]
+    weights = {f"{pl}.{k}": p for pl, m in _modules(env).items() for k, p in m.named_parameters()}
+    before = {k: p.detach().clone() for k, p in weights.items()}
+    for _ in range(3):  # both players' steps: the masked path of the in-place update
+        env.step(_zero_updates(env, 1.0))
+    assert all(torch.equal(before[k], p) for k, p in weights.items())
