@@ -10,10 +10,12 @@ For every (task, agent) of a suite:
    the best median final metric (a diverged seed counts as the worst value), then to the first.
 3. **Evaluation.** The winner is re-run on the held-out seeds ``0 .. eval_seeds - 1``.
 
-Every batched run (a :class:`Unit`: one configuration over a block of seeds) appends one record per seed
-to the results store (:mod:`.store`) the moment it finishes; a re-run skips what is stored, so an
-interrupted sweep resumes where it stopped. A unit that raises is logged to ``errors.jsonl`` and the sweep
-goes on; divergence is not an error (it is recorded per seed).
+Seeds are laid out in canonical blocks (:class:`Unit`, :meth:`Suite.block_size`): a seed is always computed in
+the same slot of a batch of the same size, so a record depends on its configuration and seed alone, never on
+how a sweep was sized, split or resumed. Every run of a block appends one record per requested seed to the
+results store (:mod:`.store`) the moment it finishes; a re-run skips what is stored (records are keyed by
+every input that can change them, :meth:`Unit.identity`), so an interrupted sweep resumes where it stopped.
+A unit that raises is logged to ``errors.jsonl`` and the sweep goes on; divergence is not an error (it is recorded per seed).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from agents import as_pair, schedules
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs.controllers import LearnedController
 from minmax_envs.evaluation.stats import final_value
-from minmax_envs.evaluation.store import ResultStore, episode_key
+from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
-from minmax_envs.evaluation.zoo import check_agent, make_agent
+from minmax_envs.evaluation.zoo import agent_digest, check_agent, make_agent
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
@@ -80,7 +82,15 @@ def search_space(task: Task, budget: int, search: str = "grid", seed: int = 0) -
 
 @dataclass(frozen=True)
 class Unit:
-    """One batched run: an agent with one configuration on a task, over seeds ``seed .. seed + count - 1``."""
+    """One run: an agent with one configuration on a task, recording the episodes of ``seeds``.
+
+    Seeds are laid out canonically: seed ``s`` of a phase is always computed in slot ``(s - base) % block`` of
+    a batched env of ``block`` seeds reset with seed ``base + block * ((s - base) // block)`` (``base``: the
+    phase's first seed), whatever seeds a run asks for; a unit runs each block that holds one of its
+    ``seeds`` (the other seeds of the block are computed and not recorded). Games that run one seed per env
+    have ``block == 1``. So a record depends on its configuration and seed alone, never on how a sweep was
+    split, resumed or sized.
+    """
 
     suite: str
     suite_version: int
@@ -89,24 +99,50 @@ class Unit:
     config: dict
     config_index: int
     phase: str
-    seed: int
-    count: int
+    seeds: tuple[int, ...]
+    block: int = 1
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(sorted(self.seeds)))
+        check_int("block", self.block)
+        if not self.seeds or self.seeds[0] < self.base:
+            raise ValueError(f"a {self.phase} unit needs seeds >= {self.base}, got {self.seeds}")
+
     @property
-    def seeds(self) -> range:
-        return range(self.seed, self.seed + self.count)
+    def base(self) -> int:
+        """The phase's first seed: blocks are aligned on it."""
+        return TUNE_SEED_BASE if self.phase == "tune" else 0
+
+    @property
+    def starts(self) -> list[int]:
+        """The first seed of every block that holds one of :attr:`seeds`."""
+        b = self.block
+        return sorted({self.base + b * ((s - self.base) // b) for s in self.seeds})
+
+    def identity(self, seed: int) -> dict[str, Any]:
+        """Every input that can change the record of ``seed``: the suite (name, version), the task's episode
+        and scoring (env id and arguments, steps, evaluation points, metric, direction, target, schedule), the
+        agent and its configuration, the phase, the seed, its block (the seed layout) and the device type."""
+        t = self.task
+        return {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, "env_id": t.env_id,
+                "env_kwargs": t.env_kwargs, "steps": t.steps, "eval_every": t.eval_every, "metric": t.metric,
+                "higher_is_better": t.higher_is_better, "target": t.target, "target_metric": t.success_metric,
+                "schedule": t.schedule, "agent": self.agent, "agent_digest": agent_digest(self.agent),
+                "config": self.config, "phase": self.phase, "seed": seed, "seed_block": self.block,
+                "device": torch.device(self.device).type}
 
     def key(self, seed: int) -> str:
-        return episode_key(self.suite, self.suite_version, self.task.name, self.agent, self.config, self.phase, seed,
-                           self.task.steps)
+        return episode_key(self.identity(seed))
 
     def keys(self) -> list[str]:
         return [self.key(s) for s in self.seeds]
 
     def describe(self) -> str:
+        span = (f"seed {self.seeds[0]}" if len(self.seeds) == 1
+                else f"seeds {self.seeds[0]}..{self.seeds[-1]} ({len(self.seeds)})")
         return (f"{self.suite}/{self.task.name} {self.agent} lr_d={self.config['lr_d']:.3g} "
-                f"lr_g={self.config['lr_g']:.3g} {self.phase} seeds {self.seed}..{self.seed + self.count - 1}")
+                f"lr_g={self.config['lr_g']:.3g} {self.phase} {span}, blocks of {self.block}")
 
 
 def _versions() -> dict[str, str]:
@@ -154,18 +190,18 @@ def _samples(env, n: int) -> list | None:
 
 
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
-    """Run one unit and return its records (one per seed); see :mod:`.store` for the layout."""
-    task = unit.task
-    batched = spec(task.env_id).game_class().batched
-    width = unit.count if batched else 1
+    """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
+    batched env of ``unit.block`` seeds per block (see :class:`Unit`)."""
+    task, width = unit.task, unit.block
     agent = make_agent(unit.agent, unit.config["lr_d"], unit.config["lr_g"])
     env = None  # a learned controller plays on the env of its own step-size core (its base step sizes stay constant)
     if not isinstance(agent, LearnedController):
         env = minmax_envs.make(task.env_id, num_seeds=width, device=unit.device, **task.env_kwargs)
         if task.schedule != "constant":
             agent = make_agent(unit.agent, *_lrs(unit, env, as_pair(agent).evaluations))
+    wanted = set(unit.seeds)
     records: list[dict[str, Any]] = []
-    for start in range(unit.seed, unit.seed + unit.count, width):
+    for start in unit.starts:
         t0 = time.perf_counter()
         if env is None:
             result = agent.run(task.env_id, task.steps, start, width, task.eval_every, unit.device, **task.env_kwargs)
@@ -173,9 +209,11 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
         else:
             result = minmax_envs.run_episode(env, agent, steps=task.steps, seed=start, eval_every=task.eval_every)
             played = env
-        sample = _samples(played, MOG_SAMPLES) if unit.phase == "eval" and start == unit.seed else None
+        # generator samples of the evaluation's first seed (slot 0 of its block), for 2-D games
+        first = unit.phase == "eval" and start == unit.base and start in wanted
+        sample = _samples(played, MOG_SAMPLES) if first else None
         wall = (time.perf_counter() - t0) / width
-        records += _records(unit, start, width, result, sample, wall)
+        records += [r for r in _records(unit, start, width, result, sample, wall) if r["seed"] in wanted]
     return records
 
 
@@ -208,7 +246,7 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
             "env_id": task.env_id, "env_kwargs": task.env_kwargs, "steps": task.steps, "eval_every": task.eval_every,
             "device": unit.device, "metric": task.metric, "higher_is_better": task.higher_is_better,
             "target": task.target, "target_metric": task.success_metric, "agent": unit.agent, "config": unit.config,
-            "config_index": unit.config_index, "phase": unit.phase, "seed": seed,
+            "config_index": unit.config_index, "phase": unit.phase, "seed": seed, "seed_block": unit.block,
             "final": {k: _json_value(v[i]) for k, v in final.items()}, "value": value, "success": success,
             "diverged": bool(diverged[i]), "divergence_step": int(div_step[i]),
             "curve": {"steps": steps, **{k: _json_value(c[:, i]) for k, c in curves.items()}},
@@ -254,17 +292,6 @@ class BenchSummary:
     ran: int = 0
     skipped: int = 0
     failed: int = 0
-
-
-def _blocks(seeds: list[int]) -> list[list[int]]:
-    """Split sorted seeds into runs of consecutive ones: ``[0, 1, 2, 5, 6] -> [[0, 1, 2], [5, 6]]``."""
-    blocks: list[list[int]] = []
-    for s in seeds:
-        if blocks and s == blocks[-1][-1] + 1:
-            blocks[-1].append(s)
-        else:
-            blocks.append([s])
-    return blocks
 
 
 def _run_units(units: list[Unit], store: ResultStore, summary: BenchSummary, backend: str, address: str | None,
@@ -334,8 +361,10 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
         suite: a :class:`Suite`, a registered suite name, or a ``.json`` suite file.
         agents: agent names (:func:`minmax_envs.evaluation.list_agents`); the suite's defaults if ``None``.
         out: results directory (``results.jsonl``, ``suite.json``, ``errors.jsonl``).
-        seeds: held-out evaluation seeds ``0 .. seeds - 1`` (suite default if ``None``).
-        tune_seeds: seeds per configuration in tuning (suite default if ``None``).
+        seeds: held-out evaluation seeds ``0 .. seeds - 1`` (suite default if ``None``). They run in the suite's
+            canonical blocks (:meth:`Suite.block_size`) whatever their number: fewer seeds than a block still
+            compute the whole block, and the records are the same as those of any other request.
+        tune_seeds: seeds per configuration in tuning (suite default if ``None``), likewise in blocks.
         budget: configurations per agent and task in tuning (suite default if ``None``); 1 skips tuning.
         search: ``"grid"`` or ``"random"`` (see :func:`search_space`).
         tasks: run only these task names (all if ``None``).
@@ -362,6 +391,7 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     minmax_envs.registry._parse_device(dev)  # a clear error now rather than in every unit
 
     store = ResultStore(out)
+    _claim(store.dir, s)
     store.dir.mkdir(parents=True, exist_ok=True)
     with open(store.dir / "suite.json", "w", encoding="utf-8") as f:
         json.dump({**s.to_dict(), "run": {"agents": names, "seeds": n_eval, "tune_seeds": n_tune, "budget": k,
@@ -371,38 +401,83 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     spaces = {t.name: search_space(t, k, search, seed=hash_seed(s.name, t.name)) for t in chosen}
 
     def unit(task: Task, agent: str, i: int, phase: str) -> Unit:
-        seed, count = (TUNE_SEED_BASE, n_tune) if phase == "tune" else (0, n_eval)
-        return Unit(s.name, s.version, task, agent, spaces[task.name][i], i, phase, seed, count, dev)
+        """The request: every seed of the phase for one configuration (canonical blocks of the suite)."""
+        seeds = range(TUNE_SEED_BASE, TUNE_SEED_BASE + n_tune) if phase == "tune" else range(n_eval)
+        block = s.block_size(phase) if spec(task.env_id).game_class().batched else 1
+        return Unit(s.name, s.version, task, agent, spaces[task.name][i], i, phase, tuple(seeds), block, dev)
 
     def missing(units: list[Unit]) -> list[Unit]:
-        """The units' seeds not in the store yet, as units over contiguous blocks of seeds."""
+        """The units' seeds not in the store yet: one unit per block for batched games (each its own batched env),
+        one unit for all missing seeds of a game that runs one seed per env."""
         have = store.keys()
         todo = []
         for u in units:
-            seeds = [s for s in u.seeds if u.key(s) not in have]
-            summary.skipped += u.count - len(seeds)
-            for block in _blocks(seeds):
-                todo.append(replace(u, seed=block[0], count=len(block)))
+            seeds = [seed for seed, key in zip(u.seeds, u.keys()) if key not in have]
+            summary.skipped += len(u.seeds) - len(seeds)
+            if not seeds:
+                continue
+            groups: dict[int, list[int]] = {}
+            for seed in seeds:
+                groups.setdefault((seed - u.base) // u.block if u.block > 1 else 0, []).append(seed)
+            todo += [replace(u, seeds=tuple(g)) for g in groups.values()]
         return todo
 
     tuning = [unit(t, a, i, "tune") for t in chosen for a in names if len(spaces[t.name]) > 1
               for i in range(len(spaces[t.name]))]
     _run_units(missing(tuning), store, summary, backend, address, progress, f"{s.name}: tuning")
 
-    records = [r for r in store.records() if r["phase"] == "tune" and r["suite"] == s.name
-               and r["suite_version"] == s.version]
+    by_key = {r["key"]: r for r in store.records()}
     evaluation = []
     for t in chosen:
         for a in names:
             if len(spaces[t.name]) == 1:
                 best = 0
             else:
-                tune_keys = {key for u in tuning if u.task.name == t.name and u.agent == a for key in u.keys()}
-                best = select_config(t, spaces[t.name], [r for r in records if r["key"] in tune_keys])
+                tuned = [by_key[key] for u in tuning if u.task.name == t.name and u.agent == a for key in u.keys()
+                         if key in by_key]
+                best = select_config(t, spaces[t.name], tuned)
             if best is not None:
                 evaluation.append(unit(t, a, best, "eval"))
     _run_units(missing(evaluation), store, summary, backend, address, progress, f"{s.name}: evaluation")
     return summary
+
+
+def _definition(suite: Suite) -> dict[str, Any]:
+    """A suite's definition as it reads back from ``suite.json`` (JSON types)."""
+    return json.loads(json.dumps(suite.to_dict()))
+
+
+def _claim(directory: Path, suite: Suite) -> None:
+    """Refuse a results directory written by another suite or another definition of this suite, so that
+    records of different definitions are never mixed in one leaderboard."""
+    path = directory / "suite.json"
+    if not path.exists() and not (directory / RESULTS_FILE).exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old = {k: v for k, v in old.items() if k != "run"} if isinstance(old, dict) else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        old = None
+    if old is None:
+        raise ValueError(f"results directory {str(directory)!r} has results but no readable suite.json saying which "
+                         "suite wrote them; use another --out directory (or delete this one)")
+    new = _definition(suite)
+    if old != new:
+        diff = _differences(old, new)
+        raise ValueError(f"results directory {str(directory)!r} holds results of another definition of suite "
+                         f"{old.get('name')!r} (differs in {'; '.join(diff[:5])}); records of different definitions "
+                         "are never mixed: use another --out directory (or delete this one)")
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Where two JSON values differ, as ``path: old -> new`` lines (tasks are matched by name)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
+    if (isinstance(old, list) and isinstance(new, list) and where == "tasks"
+            and all(isinstance(t, dict) for t in old + new)):
+        return _differences({t.get("name"): t for t in old}, {t.get("name"): t for t in new}, where)
+    return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
 def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, steps: int, seeds: int = 1,

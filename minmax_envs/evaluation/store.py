@@ -42,9 +42,10 @@ from typing import Any
 RESULTS_FILE = "results.jsonl"
 
 
-def episode_key(suite: str, suite_version: int, task: str, agent: str, config: dict, phase: str, seed: int,
-                steps: int) -> str:
-    blob = json.dumps([suite, suite_version, task, agent, config, phase, seed, steps], sort_keys=True)
+def episode_key(identity: dict[str, Any]) -> str:
+    """The key of an episode: the sha1 of its ``identity`` (every input that can change its record; see
+    :meth:`minmax_envs.evaluation.protocol.Unit.identity`) as canonical JSON."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()
 
 

@@ -101,6 +101,11 @@ class Suite:
         eval_seeds: held-out evaluation seeds ``0 .. eval_seeds - 1`` for the tuned configuration.
         agents: the agents run when none are named.
         device: the device episodes run on unless overridden (``"cpu"``; ``"cuda"`` for ``paper``).
+        seed_block: the canonical seed layout of batched games: a phase's seeds are always run in blocks of
+            this many consecutive seeds, aligned on the phase's first seed, one block per batched env, whatever
+            seeds a run asks for (see :meth:`block_size`). ``None``: the phase's own default number of seeds
+            (``tune_seeds`` in tuning, ``eval_seeds`` in evaluation), so the default run is one batch per
+            configuration.
     """
 
     name: str
@@ -112,9 +117,11 @@ class Suite:
     agents: tuple[str, ...] = DEFAULT_AGENTS
     device: str = "cpu"
     description: str = ""
+    seed_block: int | None = None
 
     def __post_init__(self) -> None:
         check_int(f"suite {self.name!r}: version", self.version, low=0)
+        check_int(f"suite {self.name!r}: seed_block", self.seed_block, allow_none=True)
         check_int(f"suite {self.name!r}: budget", self.budget)
         check_int(f"suite {self.name!r}: tune_seeds", self.tune_seeds)
         check_int(f"suite {self.name!r}: eval_seeds", self.eval_seeds)
@@ -125,6 +132,13 @@ class Suite:
             raise ValueError(f"suite {self.name!r}: task names must be unique, got {names}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "agents", tuple(self.agents))
+
+    def block_size(self, phase: str) -> int:
+        """Seeds per batched run in ``phase`` (``"tune"`` or ``"eval"``) for a batched game: a part of every
+        record's identity, fixed by the suite, never by how many seeds a run asks for."""
+        if self.seed_block is not None:
+            return self.seed_block
+        return self.tune_seeds if phase == "tune" else self.eval_seeds
 
     def task(self, name: str) -> Task:
         for t in self.tasks:

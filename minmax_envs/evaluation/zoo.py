@@ -31,16 +31,31 @@ AGENTS: dict[str, tuple[Factory, str]] = {
 }
 
 # Names of the form "PREFIX:ARGUMENT" (e.g. a saved controller, "learned:PATH") resolve through these:
-# prefix -> (build(ARG, lr_d, lr_g), check(ARG) or None).
-_PREFIXES: dict[str, tuple[Callable[[str, object, object], object], Callable[[str], object] | None]] = {}
+# prefix -> (build(ARG, lr_d, lr_g), check(ARG) or None, digest(ARG) or None).
+_PREFIXES: dict[str, tuple[Callable[[str, object, object], object], Callable[[str], object] | None,
+                           Callable[[str], str] | None]] = {}
 
 
 def register_agent_prefix(prefix: str, build: Callable[[str, object, object], object],
-                          check: Callable[[str], object] | None = None) -> None:
+                          check: Callable[[str], object] | None = None,
+                          digest: Callable[[str], str] | None = None) -> None:
     """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes,
     or a :class:`~minmax_envs.controllers.LearnedController`); ``check(ARG)``, if given, raises a ``ValueError``
-    for a bad ``ARG`` when the name is checked (before a sweep starts)."""
-    _PREFIXES[prefix] = (build, check)
+    for a bad ``ARG`` when the name is checked (before a sweep starts); ``digest(ARG)``, if given, is a string
+    that changes whenever what ``ARG`` refers to changes (e.g. a hash of a saved controller's files): it is part
+    of every stored record's key (:func:`agent_digest`), so a retrained controller at the same path is never
+    mistaken for the old one."""
+    _PREFIXES[prefix] = (build, check, digest)
+
+
+def agent_digest(name: str) -> str | None:
+    """What identifies agent ``name`` beyond its name: the prefix's ``digest(ARG)`` for ``"prefix:ARG"`` names
+    that have one, else ``None`` (a registered agent is identified by its name)."""
+    if name in AGENTS or ":" not in name:
+        return None
+    prefix, arg = name.split(":", 1)
+    digest = _PREFIXES[prefix][2] if prefix in _PREFIXES else None
+    return None if digest is None else digest(arg)
 
 
 def register_agent(name: str, factory: Factory, summary: str = "", *, overwrite: bool = False) -> None:
@@ -95,4 +110,15 @@ def _check_learned(path: str) -> None:
     check_controller(path)
 
 
-register_agent_prefix("learned", _learned, _check_learned)
+def _digest_learned(path: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha1()
+    for f in (Path(path), Path(path).with_suffix(".json")):
+        if f.is_file():
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+register_agent_prefix("learned", _learned, _check_learned, _digest_learned)

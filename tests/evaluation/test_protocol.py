@@ -220,9 +220,9 @@ def test_ray_backend_gives_the_same_results_as_local(tmp_path):
     local = {r["key"]: r for r in ResultStore(tmp_path / "local").records()}
     remote = {r["key"]: r for r in ResultStore(tmp_path / "ray").records()}
     assert local.keys() == remote.keys()
-    for key, r in local.items():
-        assert remote[key]["config"] == r["config"]
-        assert remote[key]["value"] == pytest.approx(r["value"], rel=1e-6, abs=1e-9)
+    for key, r in local.items():  # the canonical seed layout: the same numbers, bit for bit
+        assert {k: remote[key][k] for k in ("config", "final", "curve", "success")} == \
+            {k: r[k] for k in ("config", "final", "curve", "success")}
 
 
 # --- suites and agents -----------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_linear_decay_schedule_spans_each_players_updates():
     its own number of updates in the episode."""
     task = Task("img", "Digits-DCGAN-v0", 3, 3, "classifier_fd", False, 10.0,
                 {**SMALL_KWARGS["Digits-DCGAN-v0"], "n_critic": 2}, schedule="linear_decay")
-    unit = Unit("s", 1, task, "sgda", {"lr_d": 0.1, "lr_g": 0.01}, 0, "eval", 0, 1)
+    unit = Unit("s", 1, task, "sgda", {"lr_d": 0.1, "lr_g": 0.01}, 0, "eval", (0,))
     env = minmax_envs.make(task.env_id, **task.env_kwargs)
     from minmax_envs.evaluation.protocol import _lrs
 
