@@ -70,6 +70,15 @@ def _all_within(values: list[torch.Tensor], gradients: list[torch.Tensor], thres
     return all(map(math.isfinite, (lo, hi, g_lo, g_hi))) and -lo <= threshold and hi <= threshold
 
 
+#: the entries of :meth:`BatchedEnv.state_dict` and their types
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "env_id": (str, type(None)), "num_seeds": (int,), "params": (dict,), "instance": (dict,),
+    "seeds": (torch.Tensor,), "rng": (dict,), "steps": (int,), "t": (torch.Tensor,), "terminated": (torch.Tensor,),
+    "truncated": (torch.Tensor,), "diverged": (torch.Tensor,), "divergence_step": (torch.Tensor,),
+    "last_updates": (dict, type(None)), "obs": (dict,), "np_random": (dict, type(None)), "game": (dict,),
+}
+
+
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
@@ -94,6 +103,14 @@ class BatchedEnv:
     floating-point reassociation, compiled at the first :meth:`reset` (seconds to a minute; cached on disk by
     torch for later processes). Batched games without a regularizer only (torch.compile does not differentiate
     twice); the eager path is the default.
+
+    Updates are data, never part of a graph: an update that requires grad (computed with autograd, say) is
+    applied detached, so the parameters never require grad and never hold an autograd graph.
+
+    Attributes:
+        make_kwargs: the arguments :func:`~minmax_envs.make` made this env with (canonical and JSON-able:
+            ``make(**env.make_kwargs)`` makes the same env again), ``None`` for an env built by hand; checkpoints
+            of :func:`~minmax_envs.run_episode` are fingerprinted with them.
     """
 
     def __init__(self, game: Game, *, regularizer: str | None = None, reg_weight: float | None = None,
@@ -119,6 +136,7 @@ class BatchedEnv:
             self._field = torch.compile(self._field, dynamic=False)
         self._np_random: np.random.Generator | None = None
         self._rng: SeedStreams | None = None
+        self.make_kwargs: dict[str, Any] | None = None
 
     # --- properties ---------------------------------------------------------------------------
     @property
@@ -230,7 +248,8 @@ class BatchedEnv:
 
     def _step(self, updates: dict[str, Params], check_values: bool):
         self._require_reset()
-        self._validate(updates)
+        if self._validate(updates):  # some update requires grad: apply it as data, so no graph reaches the params
+            updates = {pl: {k: u.detach() for k, u in upd.items()} for pl, upd in updates.items()}
         pending = getattr(self, "_pending_reset", None)
         self._pending_reset = None
         active = ~(self._terminated | self._truncated)
@@ -291,7 +310,11 @@ class BatchedEnv:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (from the same env id, number of seeds and game arguments)."""
+        """Restore :meth:`state_dict` (from the same env id, number of seeds and game arguments).
+
+        Raises ``ValueError`` on a state of another layout (missing entries, wrong types or shapes; after a
+        :meth:`reset`, parameters with other names, shapes or dtypes than this env's)."""
+        self._check_state(state)
         if state["env_id"] != self.env_id or state["num_seeds"] != self.num_seeds:
             raise ValueError(f"checkpoint is for {state['env_id']} with {state['num_seeds']} seeds, "
                              f"not {self.env_id} with {self.num_seeds}")
@@ -311,6 +334,47 @@ class BatchedEnv:
             self._np_random = np.random.default_rng()
             self._np_random.bit_generator.state = state["np_random"]
         self._pending_reset = None
+
+    def _check_state(self, state: Any) -> None:
+        """The layout of :meth:`state_dict`, checked before anything is restored."""
+        if not isinstance(state, dict):
+            raise ValueError(f"env state must be a dict made by BatchedEnv.state_dict(), got {type(state).__name__}")
+        missing = [k for k in _STATE_TYPES if k not in state]
+        if missing:
+            raise ValueError(f"env state is missing {missing}")
+        for k, types in _STATE_TYPES.items():
+            v = state[k]
+            if not isinstance(v, types) or (isinstance(v, bool) and int in types):
+                names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+                raise ValueError(f"env state[{k!r}] must be {names}, got {type(v).__name__}")
+        n = state["num_seeds"]
+        rng = state["rng"]
+        per_seed = {k: state[k] for k in ("seeds", "t", "terminated", "truncated", "diverged", "divergence_step")}
+        per_seed.update({f"rng/{k}": rng.get(k) for k in ("keys", "counters")})
+        for k, v in per_seed.items():
+            if not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] != n:
+                got = f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else f"a {type(v).__name__}"
+                raise ValueError(f"env state[{k!r}] must be a tensor with a leading dimension of {n} seeds, got {got}")
+        obs = state["obs"]
+        if set(obs) != set(PLAYERS) or not all(isinstance(o, tuple) and len(o) == 2 for o in obs.values()):
+            raise ValueError(f"env state['obs'] must map {list(PLAYERS)} to (grads, loss) pairs")
+        params = state["params"]
+        ref = self._params if self._rng is not None else None
+        if set(params) != set(PLAYERS) or not all(isinstance(ps, dict) for ps in params.values()):
+            raise ValueError(f"env state['params'] must map {list(PLAYERS)} to dicts of tensors")
+        for pl, ps in params.items():
+            for k, v in ps.items():
+                if not isinstance(v, torch.Tensor):
+                    raise ValueError(f"env state['params'][{pl!r}][{k!r}] must be a tensor, got {type(v).__name__}")
+            if ref is None:
+                continue
+            if set(ps) != set(ref[pl]):
+                raise ValueError(f"env state['params'][{pl!r}] has the tensors {sorted(ps)}, this env "
+                                 f"{sorted(ref[pl])}")
+            for k, v in ps.items():
+                if v.shape != ref[pl][k].shape or v.dtype != ref[pl][k].dtype:
+                    raise ValueError(f"env state['params'][{pl!r}][{k!r}] is {v.dtype} of shape {tuple(v.shape)}, "
+                                     f"this env's {ref[pl][k].dtype} of shape {tuple(ref[pl][k].shape)}")
 
     @property
     def observation(self) -> Observation:
@@ -333,7 +397,9 @@ class BatchedEnv:
         return self.game.quality_sign * m[self.game.quality_metric]
 
     # --- validation ---------------------------------------------------------------------------
-    def _validate(self, updates: Any) -> None:
+    def _validate(self, updates: Any) -> bool:
+        """Check the updates' players, names, shapes, dtypes and devices; return whether any requires grad."""
+        requires_grad = False
         movers = self.movers
         if not isinstance(updates, dict) or set(updates) != set(movers):
             got = sorted(updates) if isinstance(updates, dict) else type(updates).__name__
@@ -355,6 +421,8 @@ class BatchedEnv:
                     raise ValueError(f"updates[{pl!r}][{k!r}] has dtype {u.dtype}, expected {p.dtype}")
                 if u.device != p.device:
                     raise ValueError(f"updates[{pl!r}][{k!r}] is on {u.device}, expected {p.device}")
+                requires_grad = requires_grad or u.requires_grad
+        return requires_grad
 
     def _check_finite(self, updates: dict[str, Params], active: torch.Tensor) -> None:
         bad = {f"{pl}/{k}": (~torch.isfinite(u).reshape(u.shape[0], -1).all(dim=1)) & active

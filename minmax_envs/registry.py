@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,11 +110,56 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
         divergence_threshold: a seed whose parameters or losses exceed this in absolute value diverges.
         compile: run the gradient field through ``torch.compile`` (batched games; see :class:`BatchedEnv`).
         **game_kwargs: the game's own arguments (see its docstring).
+
+    The env records the arguments it was made with as ``env.make_kwargs``: every argument above, the game's
+    defaults filled in, in a canonical JSON-able form (dtype and device as strings), so that
+    ``make(**env.make_kwargs)`` makes the same env again; :func:`~minmax_envs.run_episode` puts them in the
+    fingerprint of its checkpoints.
     """
     s = spec(env_id)
     game = make_game(s.id, num_seeds, device, dtype, **game_kwargs)
-    return BatchedEnv(game, regularizer=regularizer, reg_weight=reg_weight, max_steps=max_steps,
-                      divergence_threshold=divergence_threshold, env_id=s.id, compile=compile)
+    env = BatchedEnv(game, regularizer=regularizer, reg_weight=reg_weight, max_steps=max_steps,
+                     divergence_threshold=divergence_threshold, env_id=s.id, compile=compile)
+    env.make_kwargs = _make_kwargs(s, num_seeds, game.device, game.dtype,
+                                   {"regularizer": regularizer, "reg_weight": reg_weight, "max_steps": max_steps,
+                                    "divergence_threshold": divergence_threshold, "compile": compile}, game_kwargs)
+    return env
+
+
+def _canonical(value: Any) -> Any:
+    """A canonical, JSON-able form of an argument value: numbers as ``int`` / ``float``, dtypes and devices as
+    their names (``"float32"``, ``"cuda:0"``), paths as strings, tuples as lists; anything else as its ``repr``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    if isinstance(value, torch.device):
+        if value.type == "cuda" and value.index is None and torch.cuda.is_available():
+            value = torch.device("cuda", torch.cuda.current_device())
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _make_kwargs(s: EnvSpec, num_seeds: int, device: torch.device, dtype: torch.dtype, env_kwargs: dict[str, Any],
+                 game_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every argument of :func:`make` in canonical form (:func:`_canonical`), the game's defaults filled in: the
+    registered id, ``num_seeds``, ``device``, ``dtype``, the env's own arguments, then the game's, sorted."""
+    cls = s.game_class()
+    params = inspect.signature(cls.__init__).parameters
+    defaults = {n: params[n].default for n in game_kwargs_allowed(cls) if params[n].default is not params[n].empty}
+    game = {**defaults, **s.kwargs, **game_kwargs}
+    out = {"env_id": s.id, "num_seeds": num_seeds, "device": device, "dtype": dtype, **env_kwargs}
+    return _canonical({**out, **{k: game[k] for k in sorted(game)}})
 
 
 _IMAGE = "minmax_envs.games.image_gan:ImageGAN"

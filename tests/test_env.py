@@ -1,5 +1,6 @@
 """The batched env's contract: stepping, validation, divergence, truncation, per-slot resets."""
 
+import json
 import shutil
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
+from tests.conftest import small_env
 
 
 def _zero_updates(obs):
@@ -218,3 +220,42 @@ def test_compile_refuses_what_it_cannot_run():
         minmax_envs.make("DiracGAN-v0", compile=True, regularizer="nk")
     with pytest.raises(ValueError, match="batched games"):
         minmax_envs.make("Digits-DCGAN-v0", compile=True, width=4, resolution=8)
+
+
+@pytest.mark.parametrize("env_id", ["Bilinear-v0", "MoG-Ring-v0", "Digits-DCGAN-v0"])
+def test_updates_that_require_grad_are_applied_as_data(env_id):
+    """An update computed with autograd never turns the parameters into graph nodes."""
+    kw = {} if env_id != "Digits-DCGAN-v0" else {"update": "simultaneous", "n_critic": 1}
+    env = small_env(env_id, 2 if env_id != "Digits-DCGAN-v0" else 1, **kw)
+    obs, _ = env.reset(seed=0)
+    before = {pl: {k: v.clone() for k, v in obs[pl].params.items()} for pl in PLAYERS}
+    scale = torch.tensor(-1e-3, requires_grad=True)
+    updates = {pl: {k: scale * g for k, g in obs[pl].grads.items()} for pl in env.movers}
+    assert all(u.requires_grad and u.grad_fn is not None for upd in updates.values() for u in upd.values())
+    obs, *_ = env.step(updates)
+    for pl in PLAYERS:
+        for k, p in obs[pl].params.items():
+            assert not p.requires_grad and p.grad_fn is None, (pl, k)
+            expected = before[pl][k] + updates[pl][k].detach() if pl in updates else before[pl][k]
+            assert torch.equal(p, expected), (pl, k)
+    assert all(not u.requires_grad for upd in env._last_updates.values() for u in upd.values())
+    obs, *_ = env.step(updates)  # and the env steps on from them
+    assert all(torch.isfinite(g).all() for pl in env.movers for g in obs[pl].grads.values())
+
+
+def test_make_records_its_arguments_canonically():
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=2, dtype="float64", loss="wgan", max_steps=5)
+    kw = env.make_kwargs
+    assert kw["env_id"] == "DiracGAN-v0" and kw["num_seeds"] == 2 and kw["max_steps"] == 5
+    assert kw["dtype"] == "float64" and kw["device"] == "cpu" and kw["loss"] == "wgan"
+    assert kw["theta0"] == 1.0 and kw["penalty"] is None  # the game's defaults filled in
+    assert json.loads(json.dumps(kw)) == kw
+    again = minmax_envs.make(**kw)
+    assert again.make_kwargs == kw and again.dtype == torch.float64 and again.max_steps == 5
+    # the same env spelled differently: same record
+    same = minmax_envs.make("minmax_envs/DiracGAN-v0", 2, torch.device("cpu"), torch.float64, loss="wgan",
+                            max_steps=5, theta0=1)
+    assert same.make_kwargs == kw
+    assert minmax_envs.make("DiracGAN-v0", num_seeds=2, dtype="float64", max_steps=5).make_kwargs["loss"] == "gan"
+    assert minmax_envs.make("MoG-Ring-v0").make_kwargs["layout"] == "ring"  # the registry's own arguments
+    assert minmax_envs.env.BatchedEnv(env.game).make_kwargs is None

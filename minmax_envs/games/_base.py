@@ -113,7 +113,10 @@ class Game:
 
     def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor) -> PlayerParams:
         """New parameters: ``params + updates`` for the players in ``updates`` on the ``active`` seeds, then
-        :meth:`project`. Functional by default (new tensors; an observation never changes afterwards)."""
+        :meth:`project`. Functional by default (new tensors; an observation never changes afterwards).
+
+        The env passes updates detached from any autograd graph (:class:`~minmax_envs.env.BatchedEnv` detaches
+        those that require grad), so the parameters never require grad nor hold a graph."""
         new = dict(params)
         everyone = all_true(active)
         for pl, upd in updates.items():

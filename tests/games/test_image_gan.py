@@ -361,11 +361,12 @@ def test_interrupted_and_resumed_image_episode_is_bit_identical(tmp_path, archit
 
     ckpt = tmp_path / "episode.pt"
     env = _env(**kw)
-    # the critic is killed at its 10th call: the second critic step of iteration 5; the checkpoint holds 4
+    # after the 3 calls of the checkpoint's agent probe, the critic is killed at its 10th call in the loop: the
+    # second critic step of iteration 5; the checkpoint holds 4
     with pytest.raises(_Interrupt):
-        minmax_envs.run_episode(env, {"generator": tx, "discriminator": _interrupting(tx, 9)}, checkpoint=ckpt,
+        minmax_envs.run_episode(env, {"generator": tx, "discriminator": _interrupting(tx, 3 + 9)}, checkpoint=ckpt,
                                 checkpoint_every=2, **episode)
-    assert torch.load(ckpt, weights_only=False)["t"] == 4
+    assert torch.load(ckpt, weights_only=True)["t"] == 4
     fresh = _env(**kw)
     resumed = minmax_envs.run_episode(fresh, tx, checkpoint=ckpt, checkpoint_every=2, **episode)
     assert fresh.game.ema is not None
