@@ -11,10 +11,13 @@ evaluated on held-out seeds ``0 ..`` (all below 2**20: never trained on).
 
     python baselines/train_controller.py --task two-mode-small --total-timesteps 60000
     python baselines/train_controller.py --task mog-ring-small --total-timesteps 30000
-    minmax bench --suite controllers --agents sgda,nsgda,learned:runs/controllers/two-mode-small.zip
+    minmax bench --suite controllers --agents sgda,nsgda,learned:runs/controllers/two-mode-small.pt
 
-Writes ``OUT/TASK.zip`` (the SB3 model), ``OUT/TASK.json`` (its control settings) and the evaluation in
-``OUT/TASK-eval/`` (``leaderboard.md``, CSVs, plots).
+Writes the controller (``save_controller``, a format that holds no code: see ``minmax_envs.controllers``):
+``OUT/TASK.pt``, the policy's weights (plain tensors, read back with ``torch.load(weights_only=True)``), and
+``OUT/TASK.json``, its description (control settings, policy class and arguments, observation and action
+spaces), from which loading rebuilds the policy with stable-baselines3's classes; and the evaluation in
+``OUT/TASK-eval/`` (``leaderboard.md``, CSVs, plots). The agent ``learned:OUT/TASK.pt`` plays it in any suite.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def base_step_sizes(task) -> tuple[float, float]:
 
 
 def train(args: Args) -> Path:
-    """Train PPO on the task's step-size env (training seeds only) and save the controller; returns its path."""
+    """Train PPO on the task's step-size env (training seeds only) and save the controller (``OUT/TASK.pt`` with
+    ``OUT/TASK.json``); returns the ``.pt`` path, the argument of ``learned:PATH``."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -1,9 +1,15 @@
-"""Learned step-size controllers: training with PPO, saving, loading, acting as an agent of the evaluation."""
+"""Learned step-size controllers: training with PPO, saving, loading, acting as an agent of the evaluation; the
+saved format holds no code (crafted files do not run) and every bad file is a clear ValueError."""
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
+import shutil
 import warnings
+import zipfile
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -14,13 +20,20 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from baselines import train_controller
 from minmax_envs.cli import main as minmax
-from minmax_envs.controllers import ControllerConfig, LearnedController, save_controller
-from minmax_envs.evaluation import ResultStore, Suite, Task, bench
+from minmax_envs.controllers import (
+    ControllerConfig,
+    LearnedController,
+    check_controller,
+    convert_sb3_zip,
+    save_controller,
+)
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench, check_agent
 from minmax_envs.gym_env import StepSizeEnv
 
 TASK = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2))
 SUITE = Suite("ctl-tiny", 1, (TASK,), budget=1, tune_seeds=2, eval_seeds=3, agents=("sgda",))
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "controllers"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +44,19 @@ def controller(tmp_path_factory):
     suite.write_text(json.dumps(SUITE.to_dict()))
     train_controller.main(["--suite", str(suite), "--task", "dirac", "--total-timesteps", "128", "--num-envs", "2",
                            "--n-steps", "32", "--eval-seeds", "3", "--out", str(out), "--threads", "1"])
+    torch.set_num_threads(1)  # keep the suite's setting whatever SB3 did
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    yield
+    torch.set_num_threads(1)  # SB3 models set torch's thread count; keep the suite's
+
+
+def _observations(n: int = 32, seed: int = 0) -> np.ndarray:
+    """Observations of the step-size env's shape, spread over a range the policies saturate in and not."""
+    return np.random.default_rng(seed).uniform(-3.0, 3.0, size=(n, 11)).astype(np.float32)
 
 
 @pytest.mark.parametrize("kwargs", [{"base": "adam"}, {"base": "nsgda", "split": "train"}, {"split": "eval"}])
@@ -44,12 +69,14 @@ def test_control_envs_pass_the_gymnasium_and_sb3_checkers(kwargs):
 
 
 def test_a_tiny_ppo_run_yields_a_loadable_agent_evaluated_on_held_out_seeds(controller):
-    path = controller / "dirac.zip"
-    assert path.is_file() and (controller / "dirac.json").is_file()
+    path = controller / "dirac.pt"
+    assert path.is_file() and (controller / "dirac.json").is_file() and not (controller / "dirac.zip").exists()
     settings = json.loads((controller / "dirac.json").read_text())
+    assert settings["format"] == "minmax_envs.controller" and settings["format_version"] == 1
     assert settings["algorithm"] == "PPO" and settings["trained_on"]["split"] == "train"
+    assert settings["policy"]["class"] == "MlpPolicy" and settings["policy"]["kwargs"]["activation_fn"] == "Tanh"
     agent = LearnedController.load(path, 0.1, 0.1)
-    assert agent.model.observation_space.shape == StepSizeEnv("DiracGAN-v0").observation_space.shape
+    assert agent.policy.observation_space.shape == StepSizeEnv("DiracGAN-v0").observation_space.shape
     records = list(ResultStore(controller / "dirac-eval").records())
     learned = [r for r in records if r["agent"] == f"learned:{path}"]
     assert sorted(r["seed"] for r in learned if r["phase"] == "eval") == [0, 1, 2]  # held out: below 2**20
@@ -59,44 +86,130 @@ def test_a_tiny_ppo_run_yields_a_loadable_agent_evaluated_on_held_out_seeds(cont
 def test_the_controller_acts_in_bench_as_it_does_in_its_gymnasium_env(controller):
     """A stored episode of learned:PATH is the StepSizeEnv episode of that seed with the policy's
     deterministic actions."""
-    path = controller / "dirac.zip"
-    agent = LearnedController.load(path, 0.1, 0.1)
+    agent = LearnedController.load(controller / "dirac.pt", 0.1, 0.1)
     env = StepSizeEnv("DiracGAN-v0", base_lr=0.1, horizon=TASK.steps, **TASK.env_kwargs)
+    batched = agent.run("DiracGAN-v0", TASK.steps, 0, 3, **TASK.env_kwargs)
     for seed in (0, 2):
         obs, _ = env.reset(seed=seed)
         for _ in range(TASK.steps):
-            obs, _, terminated, _, info = env.step(agent.model.predict(obs, deterministic=True)[0])
-        batched = agent.run("DiracGAN-v0", TASK.steps, 0, 3, **TASK.env_kwargs)
+            obs, _, terminated, _, info = env.step(agent.policy.predict(obs, deterministic=True)[0])
         assert float(batched.metrics["distance"][seed]) == pytest.approx(-info["quality"], rel=1e-5, abs=1e-7)
 
 
 def test_learned_agents_in_a_sweep_and_from_the_command_line(controller, tmp_path, capsys):
-    path = controller / "dirac.zip"
+    path = controller / "dirac.pt"
     bench(SUITE, ["sgda", f"learned:{path}"], tmp_path, progress=False)
     ev = [r for r in ResultStore(tmp_path).records() if r["agent"] == f"learned:{path}"]
     assert len(ev) == 3 and all(np.isfinite(r["value"]) for r in ev)
-    assert minmax(["run", "DiracGAN-v0", "--agent", f"learned:{path}", "--lr", "0.1", "--steps", "5", "--seeds", "2",
-                   "--arg", "loss=wgan"]) == 0
-    assert "distance" in capsys.readouterr().out
+    for name in (path, controller / "dirac", controller / "dirac.json"):  # NAME, NAME.pt or NAME.json
+        assert minmax(["run", "DiracGAN-v0", "--agent", f"learned:{name}", "--lr", "0.1", "--steps", "5",
+                       "--seeds", "2", "--arg", "loss=wgan"]) == 0
+        assert "distance" in capsys.readouterr().out
 
 
-def test_bad_controller_paths_give_clear_errors(tmp_path, capsys):
-    with pytest.raises(ValueError, match="controller file .*missing.zip' does not exist"):
-        LearnedController.load(tmp_path / "missing.zip")
-    (tmp_path / "nojson.zip").write_bytes(b"PK")
-    with pytest.raises(ValueError, match="has no settings file"):
-        LearnedController.load(tmp_path / "nojson.zip")
-    (tmp_path / "nojson.json").write_text("{not json")
-    with pytest.raises(ValueError, match="settings .* are not valid"):
-        LearnedController.load(tmp_path / "nojson.zip")
-    (tmp_path / "nojson.json").write_text(json.dumps({"algorithm": "DQN"}))
-    with pytest.raises(ValueError, match="unknown algorithm 'DQN'; choose one of PPO"):
-        LearnedController.load(tmp_path / "nojson.zip")
-    (tmp_path / "nojson.json").write_text(json.dumps({"algorithm": "PPO"}))
-    with pytest.raises(ValueError, match="could not be loaded by stable-baselines3 PPO"):
-        LearnedController.load(tmp_path / "nojson.zip")
-    assert minmax(["bench", "--suite", "quick", "--agents", f"sgda,learned:{tmp_path / 'missing.zip'}"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+# --- the format: round trips, the committed controllers, conversion --------------------------------------------
+def _model(algorithm: str, **policy_kwargs):
+    import stable_baselines3
+
+    env = StepSizeEnv("DiracGAN-v0")
+    extra = {"buffer_size": 64, "learning_starts": 0} if algorithm in ("SAC", "TD3", "DDPG") else {}
+    return getattr(stable_baselines3, algorithm)("MlpPolicy", env, policy_kwargs=policy_kwargs or None, seed=0,
+                                                 device="cpu", **extra)
+
+
+@pytest.mark.parametrize("algorithm, policy_kwargs", [
+    ("PPO", {}), ("PPO", {"net_arch": [16, 8], "activation_fn": torch.nn.ReLU, "log_std_init": -0.5}),
+    ("A2C", {}), ("SAC", {"net_arch": [32]}), ("TD3", {}), ("DDPG", {"net_arch": {"pi": [8], "qf": [16]}}),
+])
+def test_save_then_load_gives_identical_weights_and_actions(tmp_path, algorithm, policy_kwargs):
+    model = _model(algorithm, **policy_kwargs)
+    path = save_controller(model, ControllerConfig(algorithm=algorithm, base="nsgda", log10_range=2.0), tmp_path / "c")
+    assert path == tmp_path / "c.pt" and (tmp_path / "c.json").is_file()
+    loaded = LearnedController.load(path, 0.1, 0.2)
+    assert type(loaded.policy) is type(model.policy) and loaded.config.base == "nsgda" and loaded.lr_g == 0.2
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(loaded.policy.state_dict()[key], value), key
+    obs = _observations()
+    np.testing.assert_array_equal(loaded.policy.predict(obs, deterministic=True)[0],
+                                  model.predict(obs, deterministic=True)[0])
+
+
+def test_loading_a_controller_leaves_torchs_global_generator_alone(controller):
+    state = torch.random.get_rng_state()
+    LearnedController.load(controller / "dirac.pt")
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+# Observations of seed 0 (steps 0, 100, 300) and the actions the SB3 originals (controller.zip, PPO.load) took
+# on them before their conversion to the weights-only format.
+COMMITTED = {
+    "two-mode-small": [
+        ([-2.3865952491760254, 0.36015474796295166, 1.386174201965332, -4.38601016998291, -0.662623405456543,
+          -1.386174201965332, -1.9994151592254639, 0.0, 0.05374883860349655, 0.0, 0.0],
+         [-0.08237054198980331, 0.6680205464363098]),
+        ([-1.8195747137069702, 0.3625462055206299, 1.3851306438446045, -4.147979259490967, -0.6575345396995544,
+          -1.3851306438446045, -2.328404188156128, 0.20000000298023224, 0.05682355910539627, -2.518631935119629,
+          -2.9825921058654785], [-0.318256139755249, 0.6667835712432861]),
+        ([-2.5338945388793945, 0.8536428213119507, 0.002919726772233844, -2.6258444786071777, -0.17275084555149078,
+          -0.002919726772233844, -0.09194996953010559, 0.6000000238418579, 0.26097264885902405, -1.5492746829986572,
+          -3.3693385124206543], [0.4943930506706238, -0.23951247334480286]),
+    ],
+    "mog-ring-small": [
+        ([-0.2864105701446533, 0.7344996929168701, 1.3212754726409912, -1.185802936553955, 0.7402600049972534,
+          -1.3212754726409912, -0.8993923664093018, 0.0, 0.0, 0.0, 0.0], [0.29215583205223083, 0.2578901946544647]),
+        ([-0.23333115875720978, 0.7665191888809204, 0.6381746530532837, -0.21551263332366943, 0.7584241628646851,
+          -0.6381746530532837, 0.01781853288412094, 0.10000000149011612, 1.0, -1.9993362426757812,
+          -2.1362595558166504], [-0.08889902383089066, -0.21954740583896637]),
+        ([-0.35629644989967346, 0.7668565511703491, 1.0919594764709473, -0.45869120955467224, 0.7716218829154968,
+          -1.0919594764709473, -0.10239475965499878, 0.30000001192092896, 2.0, -2.2060723304748535,
+          -3.553781747817993], [-0.15809479355812073, -0.7157583832740784]),
+    ],
+}
+
+
+@pytest.mark.parametrize("task", sorted(COMMITTED))
+def test_the_committed_controllers_act_as_their_sb3_originals(task):
+    assert not (DOCS / task / "controller.zip").exists()
+    path, config = check_controller(DOCS / task / "controller.pt")
+    assert config.trained_on["task"] == task and config.log10_range == 2.0
+    policy = LearnedController.load(path).policy
+    obs, actions = (np.array(x, dtype=np.float32) for x in zip(*COMMITTED[task]))
+    np.testing.assert_allclose(policy.predict(obs, deterministic=True)[0], actions, rtol=1e-6, atol=1e-7)
+
+
+def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_path):
+    model = _model("PPO", net_arch=[8])
+    model.save(str(tmp_path / "old.zip"))
+    (tmp_path / "old.json").write_text(json.dumps({"algorithm": "PPO", "base": "adam", "log10_range": 0.5}))
+    with pytest.raises(ValueError, match=r"convert_sb3_zip unpickles .*old\.zip.*pass allow_pickle=True only for a "
+                                         "file you trust"):
+        convert_sb3_zip(tmp_path / "old.zip")
+    assert not (tmp_path / "old.pt").exists()
+    with pytest.raises(ValueError, match=r"old\.zip' is a stable-baselines3 \.zip, which is not loaded.*"
+                                         r"convert_sb3_zip\('.*old\.zip', allow_pickle=True\) and use learned:"):
+        LearnedController.load(tmp_path / "old.zip")
+    path = convert_sb3_zip(tmp_path / "old.zip", allow_pickle=True)
+    assert path == tmp_path / "old.pt"
+    loaded = LearnedController.load(path)
+    assert loaded.config.base == "adam" and loaded.config.log10_range == 0.5
+    obs = _observations()
+    np.testing.assert_array_equal(loaded.policy.predict(obs, deterministic=True)[0],
+                                  model.predict(obs, deterministic=True)[0])
+    with pytest.raises(ValueError, match=r"a converted controller '.*old\.pt' is next to it: use learned:"):
+        check_controller(tmp_path / "old.zip")
+
+
+def test_save_controller_refuses_what_it_cannot_describe(tmp_path):
+    class Swish(torch.nn.SiLU):  # not torch.nn's own class: its name alone would not rebuild it
+        pass
+
+    with pytest.raises(ValueError, match=r"activation_fn .*Swish.* is not one of torch.nn's Tanh, ReLU"):
+        save_controller(_model("PPO", activation_fn=Swish), ControllerConfig(), tmp_path / "c")
+    with pytest.raises(ValueError, match="config.algorithm is 'PPO' but the model is A2C"):
+        save_controller(_model("A2C"), ControllerConfig(), tmp_path / "c")
+    with pytest.raises(ValueError, match=r"save_controller writes NAME\.pt and NAME\.json; pass NAME or NAME\.pt"):
+        save_controller(_model("PPO"), ControllerConfig(), tmp_path / "c.zip")
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_a_controller_for_another_observation_layout_is_refused(tmp_path):
@@ -107,6 +220,206 @@ def test_a_controller_for_another_observation_layout_is_refused(tmp_path):
     env.observation_space = small
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, device="cpu")
     path = save_controller(model, ControllerConfig(), tmp_path / "odd")
-    with pytest.raises(ValueError, match=r"expects observations of shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"expects observations of shape \(3,\), the step-size env has \(11,\)"):
         LearnedController.load(path, 0.1, 0.1).run("DiracGAN-v0", 2, 0, 1)
-    torch.set_num_threads(1)  # keep the suite's setting whatever SB3 did
+
+
+# --- crafted files: their code does not run --------------------------------------------------------------------
+class _Marker:
+    """A pickle payload: unpickling it calls ``open(path, "w")``, creating the marker file."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _crafted_sb3_zip(path: Path, marker: Path) -> Path:
+    """An SB3-like controller zip whose ``data`` entry holds a ``:serialized:`` pickle that creates ``marker``."""
+    payload = base64.b64encode(pickle.dumps(_Marker(marker))).decode()
+    data = {"policy_class": {":type:": "<class 'abc.ABCMeta'>", ":serialized:": payload},
+            "observation_space": {":type:": "<class 'gymnasium.spaces.box.Box'>", ":serialized:": payload}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data", json.dumps(data))
+        z.writestr("_stable_baselines3_version", "2.3.0")
+    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the former settings sidecar
+    return path
+
+
+def test_a_crafted_sb3_zip_is_refused_without_running_its_code(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    marker = tmp_path / "pwned"
+    crafted = _crafted_sb3_zip(tmp_path / "evil.zip", marker)
+    refused = r"is a stable-baselines3 \.zip, which is not loaded: reading it unpickles its ':serialized:' entries"
+    for path in (crafted, tmp_path / "evil"):  # by its name, or its stem with only the zip there
+        with pytest.raises(ValueError, match=refused):
+            LearnedController.load(path)
+        with pytest.raises(ValueError, match=refused):
+            check_agent(f"learned:{path}")  # what the zoo checks before a sweep starts
+    with pytest.raises(ValueError, match="pass allow_pickle=True only for a file you trust"):
+        convert_sb3_zip(crafted)
+    assert minmax(["run", "DiracGAN-v0", "--agent", f"learned:{crafted}", "--lr", "0.1", "--steps", "2"]) == 2
+    assert "not loaded" in capsys.readouterr().err
+    assert minmax(["bench", "--suite", "quick", "--agents", f"sgda,learned:{crafted}"]) == 2
+    assert "not loaded" in capsys.readouterr().err
+    assert not marker.exists()
+    try:  # the canary: the file is live, SB3's own loader runs its code
+        PPO.load(str(crafted), device="cpu")
+    except Exception:  # noqa: BLE001 - it fails once the payload has run
+        pass
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("write", [lambda p, m: torch.save({"log_std": _Marker(m)}, p),
+                                   lambda p, m: p.write_bytes(pickle.dumps({"log_std": _Marker(m)}))],
+                         ids=["torch.save", "raw-pickle"])
+def test_a_weights_file_that_is_a_malicious_pickle_is_refused_without_running_its_code(controller, tmp_path, write):
+    marker = tmp_path / "pwned"
+    shutil.copy(controller / "dirac.json", tmp_path / "c.json")
+    write(tmp_path / "c.pt", marker)
+    with pytest.raises(ValueError, match=r"controller weights '.*c\.pt' are not a torch file of plain tensors "
+                                         r"\(read with torch\.load\(weights_only=True\).*UnpicklingError"):
+        LearnedController.load(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="not a torch file of plain tensors"):
+        check_agent(f"learned:{tmp_path / 'c.pt'}")
+    assert not marker.exists()
+    try:  # the canary: an unrestricted torch.load runs it
+        torch.load(tmp_path / "c.pt", weights_only=False)
+    except Exception:  # noqa: BLE001 - a raw pickle is no torch file, but reading its header ran the payload
+        pass
+    assert marker.exists()
+
+
+# --- bad inputs: each a ValueError naming the file and what is allowed -------------------------------------------
+def _copy(tmp: Path, good: Path) -> Path:
+    """A copy ``tmp/c.pt`` + ``tmp/c.json`` of the controller ``good``."""
+    shutil.copy(good, tmp / "c.pt")
+    shutil.copy(good.with_suffix(".json"), tmp / "c.json")
+    return tmp / "c.pt"
+
+
+def _edit(change):
+    """A bad input: the good controller with its description changed by ``change(description)``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = _copy(tmp, good)
+        data = json.loads(path.with_suffix(".json").read_text())
+        change(data)
+        path.with_suffix(".json").write_text(json.dumps(data))
+        return path
+    return make
+
+
+def _weights(change):
+    """A bad input: the good controller with its weights replaced by ``torch.save(change(state_dict))``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = _copy(tmp, good)
+        torch.save(change(torch.load(path, weights_only=True)), path)
+        return path
+    return make
+
+
+def _write(suffix: str, content: bytes):
+    def make(tmp: Path, good: Path) -> Path:
+        path = _copy(tmp, good)
+        path.with_suffix(suffix).write_bytes(content)
+        return path
+    return make
+
+
+def _remove(suffix: str):
+    def make(tmp: Path, good: Path) -> Path:
+        path = _copy(tmp, good)
+        path.with_suffix(suffix).unlink()
+        return path
+    return make
+
+
+def _policy(key, value):
+    return _edit(lambda d: d["policy"].__setitem__(key, value))
+
+
+def _kwarg(key, value):
+    return _edit(lambda d: d["policy"]["kwargs"].__setitem__(key, value))
+
+
+def _space(name, key, value):
+    return _edit(lambda d: d["policy"][name].__setitem__(key, value))
+
+
+BAD_INPUTS = [
+    (lambda tmp, good: tmp / "missing",
+     r"controller weights file '.*missing\.pt' and description file '.*missing\.json' do not exist; a controller "
+     r"is NAME\.pt \(its weights\) with NAME\.json \(its description\) next to it"),
+    (_remove(".pt"), r"controller weights file '.*c\.pt' does not exist"),
+    (_remove(".json"), r"controller description file '.*c\.json' does not exist"),
+    (lambda tmp, good: tmp / "missing.zip",
+     r"controller '.*missing\.zip' is a stable-baselines3 \.zip, which is not loaded.*convert_sb3_zip"),
+    (_write(".json", b"{not json"), r"controller description '.*c\.json' is not valid JSON"),
+    (_write(".json", b"[1, 2]"), r"controller description '.*c\.json' must be a JSON object, got list"),
+    (_write(".json", json.dumps({"algorithm": "PPO", "base": "sgda"}).encode()),
+     r"'.*c\.json' is not a minmax_envs controller description: its 'format' is None, expected "
+     r"'minmax_envs\.controller' \(the settings file of an old stable-baselines3 \.zip\? convert"),
+    (_edit(lambda d: d.update(format_version=2)), r"'.*c\.json' has format_version 2; this minmax_envs reads 1"),
+    (_edit(lambda d: d.update(extra=1)), r"'.*c\.json': unknown key\(s\) 'extra'; a description has the keys format"),
+    (_edit(lambda d: d.pop("policy")), r"'.*c\.json': missing key\(s\) 'policy'"),
+    (_edit(lambda d: d.update(algorithm="DQN")),
+     r"'.*c\.json': unknown algorithm 'DQN'; choose one of PPO, A2C, SAC, TD3, DDPG"),
+    (_edit(lambda d: d.update(base="rmsprop")), r"'.*c\.json': unknown base 'rmsprop'; choose one of"),
+    (_edit(lambda d: d.update(log10_range=-1)),
+     r"'.*c\.json': log10_range must be a finite number in \[0.0, inf\), got -1"),
+    (_edit(lambda d: d["policy"].pop("kwargs")),
+     r"'.*c\.json': policy must be an object with exactly the keys class, kwargs, observation_space, action_space"),
+    (_policy("class", "CnnPolicy"), r"'.*c\.json': unknown policy class 'CnnPolicy' for PPO; choose one of MlpPolicy"),
+    (_kwarg("activation_fn", "os.system"),
+     r"'.*c\.json': policy kwargs: unknown activation_fn 'os\.system'; choose one of Tanh, ReLU, LeakyReLU"),
+    (_kwarg("optimizer_class", "Adam"),
+     r"policy kwargs: unknown argument\(s\) 'optimizer_class'; allowed: net_arch, activation_fn"),
+    (_kwarg("features_extractor_class", "NatureCNN"),
+     r"unknown features_extractor_class 'NatureCNN'; choose one of FlattenExtractor"),
+    (_kwarg("net_arch", [64, -1]), r"net_arch must be a list of layer widths \(ints >= 1\) or an object with keys"),
+    (_kwarg("ortho_init", "yes"), r"policy kwargs: ortho_init must be true or false, got 'yes'"),
+    (_kwarg("n_critics", 2),
+     r"'.*c\.json': stable-baselines3's ActorCriticPolicy cannot be built from it: TypeError"),
+    (_space("action_space", "type", "Discrete"),
+     r"'.*c\.json': policy action_space: unknown space type 'Discrete'; choose one of Box"),
+    (_space("observation_space", "dtype", "int64"),
+     r"policy observation_space: unknown dtype 'int64'; choose one of float32, float64"),
+    (_space("observation_space", "low", [0.0] * 3),
+     r"policy observation_space: low must be a list of 11 numbers \(the shape \[11\] flattened\)"),
+    (_space("action_space", "high", ["nan", 1.0]),
+     r"policy action_space: high entries must be numbers or 'inf' / '-inf', got 'nan'"),
+    (_kwarg("net_arch", {"pi": [32, 32], "vf": [64, 64]}),
+     r"controller weights '.*c\.pt': 'mlp_extractor\.policy_net\.0\.weight' has shape \(64, 11\), the policy "
+     r"described in '.*c\.json' needs \(32, 11\)"),
+    (_write(".pt", b"not a torch file"),
+     r"controller weights '.*c\.pt' are not a torch file of plain tensors \(read with "
+     r"torch\.load\(weights_only=True\)"),
+    (_weights(lambda s: list(s.values())),
+     r"controller weights '.*c\.pt' must hold a dict \{parameter name: tensor\} \(a policy's state_dict\), found a "
+     r"list"),
+    (_weights(lambda s: {**s, "log_std": 0.5}),
+     r"controller weights '.*c\.pt' hold a float under 'log_std'; only dense tensors are allowed"),
+    (_weights(lambda s: {k: v for k, v in s.items() if k != "value_net.bias"}),
+     r"controller weights '.*c\.pt' do not fit the ActorCriticPolicy described in '.*c\.json': missing "
+     r"\['value_net\.bias'\]; unexpected nothing"),
+    (_weights(lambda s: {**s, "log_std": s["log_std"].double()}),
+     r"controller weights '.*c\.pt': 'log_std' has dtype torch\.float64, the policy needs torch\.float32"),
+    (_weights(lambda s: {**s, "log_std": torch.full_like(s["log_std"], float("nan"))}),
+     r"controller weights '.*c\.pt': 'log_std' holds non-finite values"),
+]
+
+
+@pytest.mark.parametrize("make_bad_input, expected_message_regex", BAD_INPUTS)
+def test_bad_controller_files_give_clear_errors(controller, tmp_path, make_bad_input, expected_message_regex):
+    path = make_bad_input(tmp_path, controller / "dirac.pt")
+    with pytest.raises(ValueError, match=expected_message_regex):
+        check_controller(path)  # what the zoo runs before a sweep starts
+    with pytest.raises(ValueError, match=expected_message_regex):
+        LearnedController.load(path)
+
+
+def test_a_bad_controller_stops_bench_before_the_sweep(tmp_path, capsys):
+    assert minmax(["bench", "--suite", "quick", "--agents", f"sgda,learned:{tmp_path / 'missing.pt'}"]) == 2
+    assert "missing.pt' and description file" in capsys.readouterr().err
