@@ -40,3 +40,20 @@ def check_choice(name: str, value: Any, choices: tuple) -> Any:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (JSON ``true`` / ``false``; ``0``, ``1`` and ``"no"`` are not), or a ``ValueError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool (true or false), got {value!r}")
+    return bool(value)
+
+
+def check_str(name: str, value: Any, *, allow_none: bool = False, allow_empty: bool = False) -> str | None:
+    """``value`` if it is a string (non-empty unless ``allow_empty``; ``None`` where allowed), else a ``ValueError``."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or (not value and not allow_empty):
+        what = "a string" if allow_empty else "a non-empty string"
+        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
+    return value

@@ -7,7 +7,8 @@
     minmax bench --suite quick --agents sgda,nsgda,adam,adalr,adadir --seeds N --out DIR
     minmax report DIR
 
-Bad names and options print a one-line error naming what is allowed and exit with status 2.
+Bad names and options print a one-line error naming what is allowed and exit with status 2
+(``minmax: error: ...``); a damaged line of a results file is a one-line ``minmax: warning: ...``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import warnings
 from typing import Any
 
 import torch
@@ -25,15 +28,67 @@ class _Error(Exception):
     """A user error: printed as ``minmax: error: ...``, exit status 2."""
 
 
+# What ``minmax run`` sets itself (make(), run_one() and LearnedController.run() arguments): ``--arg`` must not.
+RUN_OWN_ARGS = {
+    "env_id": "the ENV argument", "agent": "--agent", "lr_d": "--lr", "lr_g": "--lr-g", "steps": "--steps",
+    "seeds": "--seeds", "num_seeds": "--seeds", "count": "--seeds", "seed": "--seed", "device": "--device",
+    "eval_every": None,
+}
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def _parse_arg(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise _Error(f"--arg expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
+    if not key:
+        raise _Error(f"--arg expects key=value with a non-empty key, got {text!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw  # a plain string such as loss=wgan
     return key, value
+
+
+def _env_args(texts: list[str]) -> dict[str, Any]:
+    """The ``--arg`` environment arguments, refusing a key given twice or one that an option of its own sets."""
+    kwargs: dict[str, Any] = {}
+    for text in texts:
+        key, value = _parse_arg(text)
+        if key in RUN_OWN_ARGS:
+            option = RUN_OWN_ARGS[key]
+            if option is None:
+                raise _Error(f"--arg {key}: not an environment argument (minmax run prints the final metrics only)")
+            raise _Error(f"--arg {key}: not an environment argument; use {option} instead")
+        if key in kwargs:
+            raise _Error(f"--arg {key} given twice ({kwargs[key]!r} and {value!r})")
+        kwargs[key] = value
+    return kwargs
+
+
+def _check_count(option: str, value: int | None, low: int = 1) -> None:
+    if value is not None and value < low:
+        raise _Error(f"{option} must be an integer >= {low}, got {value}")
+
+
+def _check_device(option: str, value: str | None) -> None:
+    """A device this machine has, or an error naming ``option`` and what is allowed."""
+    if value is None:
+        return
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise _Error(f"{option} {value!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise _Error(f"{option} {value!r}: CUDA is not available here; use {option} cpu")
+        if dev.index is not None and dev.index >= n:
+            raise _Error(f"{option} {value!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise _Error(f"{option} {value!r}: MPS is not available here; use {option} cpu")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -68,7 +123,11 @@ def _fmt(x: float) -> str:
 def _cmd_run(args: argparse.Namespace) -> None:
     from minmax_envs.evaluation import run_one
 
-    kwargs = dict(_parse_arg(a) for a in args.arg)
+    kwargs = _env_args(args.arg)
+    _check_count("--steps", args.steps, low=0)
+    _check_count("--seeds", args.seeds)
+    _check_count("--seed", args.seed, low=0)
+    _check_device("--device", args.device)
     result = run_one(args.env, args.agent, args.lr, args.lr_g, steps=args.steps, seeds=args.seeds, seed=args.seed,
                      device=args.device, **kwargs)
     ok = ~result.diverged
@@ -85,15 +144,28 @@ def _cmd_run(args: argparse.Namespace) -> None:
         print(f"{name:<24}" + "".join(f"{_fmt(x):>12}" for x in stats))
 
 
-def _names(text: str | None) -> list[str] | None:
-    return None if text is None else [t for t in text.split(",") if t]
+def _names(option: str, text: str | None) -> list[str] | None:
+    """Comma-separated names (``None``: not given); an error if there are none or one is repeated."""
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise _Error(f"{option} {text!r} names nothing; give comma-separated names, e.g. {option} a,b")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _Error(f"{option} names {', '.join(repeated)} more than once")
+    return names
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     from minmax_envs.evaluation import bench
 
-    summary = bench(args.suite, _names(args.agents), args.out, seeds=args.seeds, tune_seeds=args.tune_seeds,
-                    budget=args.budget, search=args.search, tasks=_names(args.tasks), device=args.device,
+    agents, tasks = _names("--agents", args.agents), _names("--tasks", args.tasks)
+    for option, value in (("--seeds", args.seeds), ("--tune-seeds", args.tune_seeds), ("--budget", args.budget)):
+        _check_count(option, value)
+    _check_device("--device", args.device)
+    summary = bench(args.suite, agents, args.out, seeds=args.seeds, tune_seeds=args.tune_seeds,
+                    budget=args.budget, search=args.search, tasks=tasks, device=args.device,
                     backend=args.backend, address=args.address, progress=not args.no_progress)
     print(f"{summary.ran} runs done, {summary.skipped} episodes already stored, {summary.failed} runs failed -> "
           f"{summary.out}",
@@ -110,11 +182,15 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from minmax_envs.evaluation.report import report
-    from minmax_envs.evaluation.store import RESULTS_FILE
+    from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore
 
-    if not (Path(args.dir) / RESULTS_FILE).is_file():
-        raise _Error(f"no results in {args.dir!r}: expected {Path(args.dir) / RESULTS_FILE} (written by minmax bench)")
-    print(report(args.dir, plots=not args.no_plots))
+    d = Path(args.dir)
+    if not d.exists():
+        raise _Error(f"no results in {args.dir!r}: the directory does not exist (minmax bench --out DIR writes one)")
+    store = ResultStore(d)  # a file given as DIR, or a results.jsonl that is a directory: a clear error
+    if not store.path.is_file():
+        raise _Error(f"no results in {args.dir!r}: expected {d / RESULTS_FILE} (written by minmax bench)")
+    print(report(d, plots=not args.no_plots))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,25 +241,42 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of the package as one line each (``minmax: warning: ...``), others as Python prints them."""
+    from minmax_envs.evaluation.store import DamagedRecordWarning
+
+    if issubclass(category, DamagedRecordWarning) or filename.startswith(_PACKAGE_DIR):
+        print(f"minmax: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from minmax_envs import tune_cpu_allocator
 
     tune_cpu_allocator()  # functional steps allocate fresh tensors: keep freed memory (see its docstring)
-    try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise _Error(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
-        args.fn(args)
-    except (_Error, ValueError) as e:
-        print(f"minmax: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away (``minmax report DIR | head``): not an error
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            if args.threads is not None:
+                if args.threads < 1:
+                    raise _Error(f"--threads must be >= 1, got {args.threads}")
+                torch.set_num_threads(args.threads)
+            args.fn(args)
+        except (_Error, ValueError) as e:
+            print(f"minmax: error: {e}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # the reader went away (``minmax report DIR | head``): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError as e:  # the file system refused: a path that is a file, no permission, a full disk...
+            print(f"minmax: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -25,6 +25,7 @@ import math
 import os
 import re
 import textwrap
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -113,15 +114,43 @@ def report(directory: str | os.PathLike, plots: bool = True) -> str:
 # --- inputs --------------------------------------------------------------------------------------------------------
 
 def _read_suite(d: Path) -> dict[str, Any] | None:
+    """``DIR/suite.json`` (written by :func:`~minmax_envs.evaluation.bench`), or ``None`` if it is missing, or
+    unreadable or of the wrong shape (with a warning naming the file: the report is made without it)."""
     path = d / "suite.json"
     if not path.is_file():
         return None
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        problem = f"cannot be read ({e})"
+    else:
+        problem = _suite_problem(data)
+    if problem is not None:
+        warnings.warn(f"{path}: {problem}; the report is made without it", stacklevel=3)
         return None
-    return data if isinstance(data, dict) else None
+    return data
+
+
+def _suite_problem(data: Any) -> str | None:
+    """What is wrong with the shape of a ``suite.json``, as far as the report reads it (``None``: nothing)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if not isinstance(data.get("version", 0), int) or isinstance(data.get("version", 0), bool):
+        return f"version must be an integer, got {data.get('version')!r}"
+    for name in ("name", "description"):
+        if not isinstance(data.get(name, ""), str):
+            return f"{name} must be a string, got {data.get(name)!r}"
+    tasks = data.get("tasks", [])
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name", ""), str)
+                                              for t in tasks):
+        return "tasks must be a list of task objects"
+    run = data.get("run") or {}
+    if not isinstance(run, dict):
+        return f"run must be an object, got {run!r}"
+    for name in ("tasks", "agents"):
+        if not isinstance(run.get(name) or [], list):
+            return f"run.{name} must be a list, got {run.get(name)!r}"
+    return None
 
 
 def _tasks(records: list[dict[str, Any]], suite: dict[str, Any] | None) -> list[_Task]:

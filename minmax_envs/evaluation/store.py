@@ -3,19 +3,19 @@
 ``DIR/results.jsonl`` holds every episode of every sweep written to ``DIR``. A batch of episodes (the
 seeds of one batched run) is written with a single ``write`` on a file opened in append mode and then
 flushed to disk, so a crash leaves either all of the batch or, at worst, a truncated last line, which
-:meth:`ResultStore.records` skips (and :meth:`ResultStore.append` repairs). Every record carries its
-``key`` (a hash of what defines the episode); a re-run skips the keys already stored, so an interrupted
-sweep resumes without repeating or losing a finished episode.
+:meth:`ResultStore.records` skips. Every record carries its ``key`` (a hash of what defines the episode); a
+re-run skips the keys already stored, so an interrupted sweep resumes without repeating or losing a finished
+episode.
 
-A record (all values JSON)::
+A record (all values JSON; :data:`RECORD_FIELDS` is this table as code, checked by :func:`validate_record`)::
 
-    key            sha1 of (suite, suite_version, task, agent, config, phase, seed, steps)
+    key            sha1 of the episode's identity (see episode_key and protocol.Unit.identity)
     suite, suite_version, task, env_id, env_kwargs, steps, eval_every, device
     metric, higher_is_better, target, target_metric     the task's scoring (see Task)
     agent          agent name (see minmax_envs.evaluation.zoo)
     config         {"lr_d": float, "lr_g": float};  config_index: its index in the tuning search space
     phase          "tune" (tuning seeds) or "eval" (held-out seeds, tuned configuration)
-    seed           the episode's seed
+    seed           the episode's seed;  seed_block: (optional) seeds per batched env of its phase (the layout)
     final          {metric: value} at the end: scalars, or lists for per-unit metrics (e.g. per-neuron cosines);
                    non-finite values are stored as null
     value          final value of `metric`, null if not finite
@@ -28,18 +28,37 @@ A record (all values JSON)::
     samples        (optional) generator samples [[x, y], ...] of the first evaluation seed (2-D games)
     wall_time_s    wall time of the batched run divided by its seeds
     versions       {"minmax_envs", "torch", "numpy", "python"};  time: ISO 8601 UTC of the write
+
+Other fields are allowed (and kept). **Damaged lines.** A line that is not UTF-8, not JSON (``NaN`` included:
+the store writes strict JSON) or not a record by this schema is skipped by :meth:`ResultStore.records`, which
+warns once per read (a :class:`DamagedRecordWarning` naming the file and the line numbers): its episode counts
+as not run, so a resumed sweep runs it again and a report leaves it out. The next :meth:`ResultStore.append`
+moves such lines, and a torn last line, to ``DIR/results.damaged.jsonl`` (one JSON object per line: the line
+number, the problem, the text) and rewrites ``results.jsonl`` without them (a new file renamed over the old
+one), so the main file stays clean and nothing is deleted. Appends hold an exclusive lock
+(``DIR/.results.lock``, POSIX ``flock``) so that this rewrite never loses the records of another process
+appending to the same directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 RESULTS_FILE = "results.jsonl"
+DAMAGED_FILE = "results.damaged.jsonl"
+LOCK_FILE = ".results.lock"
+PHASES = ("tune", "eval")
+MAX_LISTED = 5  # damaged lines named one by one in a warning
 
 
 def episode_key(identity: dict[str, Any]) -> str:
@@ -49,50 +68,340 @@ def episode_key(identity: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
+# --- the record schema ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldType:
+    """The JSON type of a record field: ``what`` names it in messages, ``check`` tests a value."""
+
+    what: str
+    check: Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_values(v: Any) -> bool:
+    """A metric value: a number, null, or a (nested) list of them."""
+    return v is None or _is_number(v) or (isinstance(v, list) and all(_is_values(e) for e in v))
+
+
+def _is_curve(v: Any) -> bool:
+    if not (isinstance(v, dict) and isinstance(v.get("steps"), list) and all(map(_is_int, v["steps"]))):
+        return False
+    n = len(v["steps"])
+    return all(isinstance(c, list) and len(c) == n and all(x is None or _is_number(x) for x in c)
+               for k, c in v.items() if k != "steps")
+
+
+STRING = FieldType("a string", lambda v: isinstance(v, str))
+INT = FieldType("an integer", _is_int)
+NUMBER = FieldType("a finite number", _is_number)
+BOOL = FieldType("true or false", lambda v: isinstance(v, bool))
+OBJECT = FieldType("an object", lambda v: isinstance(v, dict))
+
+RECORD_FIELDS: dict[str, FieldType] = {
+    "key": FieldType("a non-empty string", lambda v: isinstance(v, str) and v != ""),
+    "suite": STRING, "suite_version": INT, "task": STRING, "env_id": STRING, "env_kwargs": OBJECT, "steps": INT,
+    "eval_every": INT, "device": STRING,
+    "metric": STRING, "higher_is_better": BOOL, "target": NUMBER, "target_metric": STRING,
+    "agent": STRING,
+    "config": FieldType('an object {"lr_d": number, "lr_g": number}',
+                        lambda v: isinstance(v, dict) and _is_number(v.get("lr_d")) and _is_number(v.get("lr_g"))),
+    "config_index": INT,
+    "phase": FieldType(" or ".join(map(json.dumps, PHASES)), lambda v: isinstance(v, str) and v in PHASES),
+    "seed": INT,
+    "final": FieldType("an object of metric values (numbers, null, or lists of them)",
+                       lambda v: isinstance(v, dict) and all(_is_values(x) for x in v.values())),
+    "value": FieldType("a finite number or null", lambda v: v is None or _is_number(v)),
+    "success": BOOL, "diverged": BOOL, "divergence_step": INT,
+    "curve": FieldType('an object {"steps": [integers], metric: [numbers or null, one per step], ...}', _is_curve),
+    "time_to_target": FieldType("a finite number or null", lambda v: v is None or _is_number(v)),
+    "wall_time_s": NUMBER,
+    "versions": FieldType("an object of strings", lambda v: isinstance(v, dict)
+                          and all(isinstance(x, str) for x in v.values())),
+    "time": STRING,
+}
+"""The fields every record has, and their JSON types (the module docstring's table)."""
+
+OPTIONAL_FIELDS: dict[str, FieldType] = {
+    "seed_block": FieldType("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "samples": FieldType("a list of [x, y] points (numbers or null)", lambda v: isinstance(v, list) and all(
+        isinstance(p, list) and all(x is None or _is_number(x) for x in p) for p in v)),
+}
+"""Fields a record may have (older records lack ``seed_block``; only 2-D games store ``samples``)."""
+
+
+def _json_kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(v), type(v).__name__)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    text = json.dumps(v, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_record(record: Any) -> dict[str, Any]:
+    """``record`` if it is an episode record (every field of :data:`RECORD_FIELDS` with its type, and the
+    :data:`OPTIONAL_FIELDS` it has with theirs), else a ``ValueError`` naming the missing fields and the
+    fields of a wrong type with what they hold."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a record is a JSON object, got {_json_kind(record)}: {_short(record)}")
+    problems = []
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        problems.append(f"missing field(s) {', '.join(missing)}")
+    for name, t in {**RECORD_FIELDS, **OPTIONAL_FIELDS}.items():
+        if name in record and not t.check(record[name]):
+            problems.append(f"{name} must be {t.what}, got {_short(record[name])}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return record
+
+
+# --- lines of a results file ---------------------------------------------------------------------------------------
+
+class DamagedRecordWarning(UserWarning):
+    """Lines of a results file that are not records were skipped (see :mod:`minmax_envs.evaluation.store`)."""
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int  # 1-based
+    start: int  # byte offset in the file
+    raw: bytes
+    record: dict[str, Any] | None  # None: damaged, torn or blank
+    problem: str | None  # why it is not a record (None for a record or a blank line)
+
+    @property
+    def torn(self) -> bool:
+        return not self.raw.endswith(b"\n")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)``, ``(None, None)`` for a blank line, or ``(None, why it is not a record)``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+    if not text.strip():
+        return None, None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        return None, f"not JSON ({e.msg} at column {e.colno})"
+    except (ValueError, RecursionError) as e:
+        return None, f"not JSON ({e})"
+    try:
+        return validate_record(value), None
+    except ValueError as e:
+        return None, f"not a record ({e})"
+    except RecursionError:
+        return None, "not a record (nested too deeply)"
+
+
+def _lines(f: IO[bytes], start: int = 0, number: int = 1) -> Iterator[_Line]:
+    """The lines of the binary file ``f`` from byte ``start`` (line ``number``), each parsed."""
+    for raw in f:
+        yield _Line(number, start, raw, *_parse(raw))
+        start, number = start + len(raw), number + 1
+
+
+def _problem(line: _Line) -> str:
+    return f"torn last line, an interrupted write ({line.problem})" if line.torn else str(line.problem)
+
+
+def _damage_message(path: Path, lines: list[_Line]) -> str:
+    def cut(text: str, limit: int = 160) -> str:
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    listed = "; ".join(f"line {ln.number}: {cut(_problem(ln))}" for ln in lines[:MAX_LISTED])
+    more = f"; and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
+    return (f"{path}: skipped {len(lines)} damaged line(s) ({listed}{more}); their episodes count as not run (a "
+            f"resumed sweep runs them again) and the next write to the store moves them to {DAMAGED_FILE}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- the store -----------------------------------------------------------------------------------------------------
+
 class ResultStore:
-    """Append-only JSONL store of episode records in a directory (created if missing)."""
+    """Append-only JSONL store of episode records in a directory (created on the first append)."""
 
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory)
         if self.dir.exists() and not self.dir.is_dir():
             raise ValueError(f"results directory {str(self.dir)!r} exists and is not a directory")
         self.path = self.dir / RESULTS_FILE
+        self.damaged_path = self.dir / DAMAGED_FILE
+        for p in (self.path, self.damaged_path):
+            if p.is_dir():
+                raise ValueError(f"results file {str(p)!r} is a directory; the results store needs that name for "
+                                 "its JSONL file: move the directory away or use another results directory")
+        # (inode, bytes, lines) of a prefix of results.jsonl known to hold only records, each line ended
+        self._clean: tuple[int, int, int] | None = None
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in write order; a torn last line (crash mid-write) is skipped. Keys
-        already seen are skipped too, so a record is never counted twice."""
-        if not self.path.exists():
+        """Every record, in write order. A torn last line (a crash mid-write) is skipped; so is a damaged line
+        (not UTF-8, not JSON, not a record by :data:`RECORD_FIELDS`), with one :class:`DamagedRecordWarning` per
+        read naming the file and the lines. Keys already seen are skipped too, so a record is never counted
+        twice."""
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
             return
+        except OSError as e:
+            raise ValueError(f"cannot read the results file {str(self.path)!r}: {e.strerror}") from None
         seen: set[str] = set()
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break  # a torn write: the episode was not finished as far as the store is concerned
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if rec.get("key") in seen:
-                    continue
-                seen.add(rec.get("key"))
-                yield rec
+        damaged: list[_Line] = []
+        try:
+            with f:
+                inode, end, count, torn = os.fstat(f.fileno()).st_ino, 0, 0, False
+                for line in _lines(f):
+                    end, count, torn = line.start + len(line.raw), line.number, line.torn
+                    if line.record is None:
+                        if line.problem is not None and not line.torn:
+                            damaged.append(line)
+                        continue
+                    if line.record["key"] in seen:
+                        continue
+                    seen.add(line.record["key"])
+                    yield line.record
+                if not damaged and not torn:
+                    self._clean = (inode, end, count)  # the next append need not read these lines again
+        finally:
+            if damaged:
+                warnings.warn(_damage_message(self.path, damaged), DamagedRecordWarning, stacklevel=2)
 
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append records in one write, then fsync: all of them land, or (crash) none is read back."""
-        lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+        """Append records in one write, then fsync: all of them land, or (crash) none is read back.
+
+        Each must be a record by :data:`RECORD_FIELDS` once written as strict JSON, else a ``ValueError`` and
+        nothing is written: the store never writes a line it would skip. Damaged lines and a torn last line
+        already in the file are first moved to ``results.damaged.jsonl`` (see the module docstring)."""
+        lines = []
+        for r in records:
+            line = json.dumps(r, allow_nan=False)
+            try:
+                validate_record(json.loads(line))
+            except ValueError as e:
+                raise ValueError(f"not an episode record: {e}") from None
+            lines.append(line + "\n")
         if not lines:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")  # end a torn line so the new records start on their own line
-            f.write(lines.encode("utf-8"))
+        with self._locked():
+            count = self._quarantine()
+            with open(self.path, "ab") as f:
+                f.write("".join(lines).encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+                st = os.fstat(f.fileno())
+            self._clean = (st.st_ino, st.st_size, count + len(lines))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the directory's writes (POSIX ``flock``; no lock where there is none)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: one writing process per directory
+            yield
+            return
+        with open(self.dir / LOCK_FILE, "ab") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _quarantine(self) -> int:
+        """Under the lock: leave ``results.jsonl`` holding only records, each line ended, moving the rest to
+        ``results.damaged.jsonl``; returns its number of lines. Reads only what was added since the file was
+        last known clean."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return 0
+        start, number = 0, 1
+        if self._clean is not None and self._clean[0] == st.st_ino and self._clean[1] <= st.st_size:
+            start, number = self._clean[1], self._clean[2] + 1
+        damaged, last = False, None
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            for line in _lines(f, start, number):
+                damaged = damaged or (line.problem is not None and not line.torn)
+                last = line
+        if damaged:
+            return self._rewrite()
+        count = number - 1 if last is None else last.number
+        if last is not None and last.torn:
+            if last.record is not None:  # a whole record that lacks only its newline
+                with open(self.path, "ab") as f:
+                    f.write(b"\n")
+                    os.fsync(f.fileno())
+            else:
+                if last.problem is not None:
+                    self._set_aside([last])  # first: a crash in between leaves the line in both files, not neither
+                with open(self.path, "r+b") as f:
+                    f.truncate(last.start)
+                    os.fsync(f.fileno())
+                count -= 1
+        return count
+
+    def _rewrite(self) -> int:
+        """Copy the records to a new file, set the rest aside, rename the copy over ``results.jsonl``."""
+        tmp = self.dir / f".{RESULTS_FILE}.tmp"
+        bad, kept = [], 0
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            for line in _lines(src):
+                if line.record is not None:
+                    dst.write(line.raw if not line.torn else line.raw + b"\n")
+                    kept += 1
+                elif line.problem is not None:
+                    bad.append(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        self._set_aside(bad)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.dir)
+        return kept
+
+    def _set_aside(self, lines: list[_Line]) -> None:
+        """Append ``lines`` to ``results.damaged.jsonl``: their line number, problem and text, one JSON object each."""
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        out = "".join(json.dumps({"line": ln.number, "problem": _problem(ln), "moved": stamp,
+                                  "text": ln.raw.decode("utf-8", "backslashreplace").rstrip("\n")}) + "\n"
+                      for ln in lines)
+        with open(self.damaged_path, "ab") as f:
+            f.write(out.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from minmax_envs._checks import check_choice, check_int, check_real
+import torch
+
+from minmax_envs._checks import check_bool, check_choice, check_int, check_real, check_str
 from minmax_envs.registry import spec
 
 DEFAULT_AGENTS = ("sgda", "nsgda", "adam", "adalr", "adadir")
@@ -58,18 +60,39 @@ class Task:
     description: str = ""
 
     def __post_init__(self) -> None:
-        spec(self.env_id)  # unknown ids fail here, listing the registered ones
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_int(f"task {self.name!r}: steps", self.steps)
-        check_int(f"task {self.name!r}: eval_every", self.eval_every)
-        check_real(f"task {self.name!r}: target", self.target)
+        check_str("task name", self.name)
+        where = f"task {self.name!r}"
+        check_str(f"{where}: env_id", self.env_id)
+        try:
+            spec(self.env_id)  # unknown ids fail here, listing the registered ones
+            check_choice("schedule", self.schedule, SCHEDULES)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        steps = check_int(f"{where}: steps", self.steps)
+        every = check_int(f"{where}: eval_every", self.eval_every)
+        if steps % every:
+            raise ValueError(f"{where}: eval_every {every} must divide steps {steps}, so that the last evaluation "
+                             "point is the end of the episode (time to target is read from the evaluation points)")
+        check_str(f"{where}: metric", self.metric)
+        check_bool(f"{where}: higher_is_better", self.higher_is_better)
+        check_real(f"{where}: target", self.target)
+        check_str(f"{where}: target_metric", self.target_metric, allow_none=True)
+        if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
+            raise ValueError(f"{where}: env_kwargs must be an object (a dict of make() arguments by name), "
+                             f"got {self.env_kwargs!r}")
+        if not isinstance(self.lr_range, (list, tuple)) or len(self.lr_range) != 2:
+            raise ValueError(f"{where}: lr_range must be [low, high], two numbers with 0 < low <= high, "
+                             f"got {self.lr_range!r}")
         lo, hi = self.lr_range
-        check_real(f"task {self.name!r}: lr_range[0]", lo, low=0.0, low_inclusive=False)
-        check_real(f"task {self.name!r}: lr_range[1]", hi, low=lo)
-        if not self.ratios:
-            raise ValueError(f"task {self.name!r}: ratios must not be empty")
-        for r in self.ratios:
-            check_real(f"task {self.name!r}: ratio", r, low=0.0, low_inclusive=False)
+        check_real(f"{where}: lr_range[0]", lo, low=0.0, low_inclusive=False)
+        check_real(f"{where}: lr_range[1]", hi, low=lo)
+        if not isinstance(self.ratios, (list, tuple)) or not self.ratios:
+            raise ValueError(f"{where}: ratios must be a non-empty list of positive numbers (lr_g / lr_d), "
+                             f"got {self.ratios!r}")
+        for i, r in enumerate(self.ratios):
+            check_real(f"{where}: ratios[{i}]", r, low=0.0, low_inclusive=False)
+        check_str(f"{where}: description", self.description, allow_empty=True)
+        object.__setattr__(self, "target", float(self.target))  # 1 and 1.0 are one target (and one record key)
         object.__setattr__(self, "lr_range", (float(lo), float(hi)))
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
 
@@ -120,16 +143,35 @@ class Suite:
     seed_block: int | None = None
 
     def __post_init__(self) -> None:
-        check_int(f"suite {self.name!r}: version", self.version, low=0)
+        check_str("suite name", self.name)
+        where = f"suite {self.name!r}"
+        check_int(f"{where}: version", self.version)
         check_int(f"suite {self.name!r}: seed_block", self.seed_block, allow_none=True)
-        check_int(f"suite {self.name!r}: budget", self.budget)
-        check_int(f"suite {self.name!r}: tune_seeds", self.tune_seeds)
-        check_int(f"suite {self.name!r}: eval_seeds", self.eval_seeds)
+        check_int(f"{where}: budget", self.budget)
+        check_int(f"{where}: tune_seeds", self.tune_seeds)
+        check_int(f"{where}: eval_seeds", self.eval_seeds)
+        if not isinstance(self.tasks, (list, tuple)):
+            raise ValueError(f"{where}: tasks must be a list of Task, got {self.tasks!r}")
         if not self.tasks:
             raise ValueError(f"suite {self.name!r} has no tasks")
+        for i, t in enumerate(self.tasks):
+            if not isinstance(t, Task):
+                raise ValueError(f"{where}: tasks[{i}] must be a Task, got {t!r}")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"suite {self.name!r}: task names must be unique, got {names}")
+        if not isinstance(self.agents, (list, tuple)) or not self.agents:
+            hint = f" (a list: [{self.agents!r}])" if isinstance(self.agents, str) else ""
+            raise ValueError(f"{where}: agents must be a non-empty list of agent names, got {self.agents!r}{hint}")
+        for i, a in enumerate(self.agents):
+            check_str(f"{where}: agents[{i}]", a)
+        check_str(f"{where}: device", self.device)
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"{where}: device {self.device!r} is not a torch device; use cpu, cuda, cuda:N "
+                             "or mps") from None
+        check_str(f"{where}: description", self.description, allow_empty=True)
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "agents", tuple(self.agents))
 
@@ -152,20 +194,42 @@ class Suite:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Suite:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            raise ValueError(f"unknown suite field(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-        task_fields = {f.name for f in fields(Task)}
+    def from_dict(cls, d: Any) -> Suite:
+        """The suite of a :meth:`to_dict` layout (a parsed JSON suite file), validated field by field: a
+        ``ValueError`` names the suite, the task, the field, what was given and what is allowed."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a suite is a JSON object with the fields {', '.join(_required(cls))}, ..., "
+                             f"got {d!r}")
+        where = f"suite {d.get('name')!r}"
+        _check_fields(where, "suite", d, cls)
+        if not isinstance(d["tasks"], list):
+            raise ValueError(f"{where}: tasks must be a list of task objects, got {d['tasks']!r}")
         tasks = []
-        for t in d.get("tasks", []):
-            bad = sorted(set(t) - task_fields)
-            if bad:
-                raise ValueError(f"unknown task field(s) {bad}; allowed: {', '.join(sorted(task_fields))}")
-            tasks.append(Task(**{**t, "lr_range": tuple(t.get("lr_range", (1e-3, 1.0))),
-                                 "ratios": tuple(t.get("ratios", (1.0,)))}))
-        return cls(**{**d, "tasks": tuple(tasks), "agents": tuple(d.get("agents", DEFAULT_AGENTS))})
+        for i, t in enumerate(d["tasks"]):
+            if not isinstance(t, dict):
+                raise ValueError(f"{where}: tasks[{i}] must be a task object {{\"name\": ..., \"env_id\": ...}}, "
+                                 f"got {t!r}")
+            _check_fields(f"{where}: task {t.get('name', i)!r}", "task", t, Task)
+            try:
+                tasks.append(Task(**t))
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+        return cls(**{**d, "tasks": tuple(tasks)})
+
+
+def _required(cls: type) -> list[str]:
+    return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _check_fields(where: str, kind: str, d: dict[str, Any], cls: type) -> None:
+    """Unknown and missing fields of a suite or task object."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"{where}: unknown {kind} field(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+    missing = [f for f in _required(cls) if f not in d]
+    if missing:
+        raise ValueError(f"{where}: missing {kind} field(s) {missing}; required: {', '.join(_required(cls))}")
 
 
 TUNE_SEED_BASE = 10_000
@@ -186,17 +250,30 @@ def list_suites() -> list[str]:
 
 def get_suite(name: str | os.PathLike) -> Suite:
     """A registered suite by name, or a suite read from a JSON file (``Suite.to_dict`` layout)."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise ValueError(f"a suite is a registered name or the path of a .json suite file, got {name!r}")
     key = os.fspath(name)
     if key in _SUITES:
         return _SUITES[key]
     if key.endswith(".json"):
+        if os.path.isdir(key):
+            raise ValueError(f"suite file {key!r} is a directory, not a .json suite file")
         if not os.path.isfile(key):
             raise ValueError(f"suite file {key!r} does not exist")
-        with open(key) as f:
-            try:
-                return Suite.from_dict(json.load(f))
-            except (json.JSONDecodeError, TypeError) as e:
-                raise ValueError(f"suite file {key!r} is not a valid suite: {e}") from None
+        try:
+            with open(key, encoding="utf-8") as f:
+                data = json.load(f)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"suite file {key!r} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"suite file {key!r} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+                             ) from None
+        except OSError as e:
+            raise ValueError(f"cannot read suite file {key!r}: {e.strerror}") from None
+        try:
+            return Suite.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"suite file {key!r} is not a valid suite: {e}") from None
     raise ValueError(f"unknown suite {key!r}; registered suites: {', '.join(list_suites())} "
                      "(or give the path of a .json suite file)")
 

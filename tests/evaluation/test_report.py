@@ -29,7 +29,9 @@ def make_record(task, env_id, agent, seed, *, phase="eval", value=1.0, success=F
         "seed": seed, "final": final if final is not None else {metric: value}, "value": value, "success": success,
         "diverged": diverged, "divergence_step": 5 if diverged else -1,
         "curve": {"steps": STEPS, **curve, "diverged": [0.0, 0.0, 1.0 if diverged else 0.0, 1.0 if diverged else 0.0]},
-        "time_to_target": ttt, "wall_time_s": 0.25,
+        "time_to_target": ttt, "wall_time_s": 0.25, "seed_block": 4,
+        "versions": {"minmax_envs": "0", "torch": "0", "numpy": "0", "python": "3"},
+        "time": "2026-01-01T00:00:00+00:00",
     }
     if samples is not None:
         rec["samples"] = samples
@@ -156,3 +158,33 @@ def test_report_of_an_empty_or_missing_directory(tmp_path):
     assert "No episode records" in text and (tmp_path / "summary.csv").exists()
     with pytest.raises(ValueError, match="does not exist"):
         report(tmp_path / "nowhere")
+
+
+def test_report_leaves_out_damaged_results_lines_and_names_them(tmp_path):
+    from minmax_envs.evaluation.store import DamagedRecordWarning
+
+    d = write(tmp_path, mog_records(with_samples=False))
+    with open(d / "results.jsonl", "ab") as f:
+        f.write(b'{"key": "abc"}\n[1, 2]\n\xff\n')
+    with pytest.warns(DamagedRecordWarning, match=r"results.jsonl: skipped 3 damaged line\(s\) \(line 3: not a "
+                      r"record \(missing field\(s\) suite, .*line 4: .*; line 5: invalid UTF-8"):
+        text = report(d, plots=False)
+    assert "2 episodes stored" in text and len(read_csv(d / "summary.csv")) == 1
+    assert not (d / "results.damaged.jsonl").exists()  # a report reads, it never writes the store
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff", r"cannot be read \('utf-8' codec can't decode byte 0xff"),
+    (b"{nope", r"cannot be read \(Expecting property name"),
+    (b"[1, 2]", r"not a JSON object"),
+    (json.dumps({**SUITE, "tasks": 5}).encode(), r"tasks must be a list of task objects"),
+    (json.dumps({**SUITE, "run": ["sgda"]}).encode(), r"run must be an object"),
+    (json.dumps({**SUITE, "run": {"tasks": "dirac"}}).encode(), r"run.tasks must be a list"),
+    (json.dumps({**SUITE, "version": "3"}).encode(), r"version must be an integer"),
+])
+def test_a_damaged_suite_json_is_named_and_the_report_is_made_without_it(tmp_path, content, problem):
+    d = write(tmp_path, dirac_records())
+    (d / "suite.json").write_bytes(content)
+    with pytest.warns(UserWarning, match=rf"suite.json: {problem}.*; the report is made without it"):
+        text = report(d, plots=False)
+    assert "Suite(s): `synth` v3 (no `suite.json`)" in text and "| `adam` |" in text

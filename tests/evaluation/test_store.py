@@ -1,0 +1,139 @@
+"""The results store: the record schema, torn and damaged lines (skipped with a warning, set aside on the next
+write), atomic appends. Bad inputs with their messages are in tests/test_bad_inputs.py."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench
+from minmax_envs.evaluation.store import (
+    DAMAGED_FILE,
+    OPTIONAL_FIELDS,
+    RECORD_FIELDS,
+    DamagedRecordWarning,
+    validate_record,
+)
+from tests.evaluation.test_report import make_record
+
+
+def rec(seed: int, **fields):
+    r = make_record("dirac", "DiracGAN-v0", "sgda", seed)
+    r.update(fields)
+    return r
+
+
+def read(store):
+    """Records and the damaged-line warnings of one read."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = list(store.records())
+    return records, [str(w.message) for w in caught if issubclass(w.category, DamagedRecordWarning)]
+
+
+def test_the_schema_is_what_bench_writes(tmp_path):
+    task = Task("ring", "MoG-Ring-v0", 4, 2, "modes_covered", True, 8.0,
+                {"hidden": 8, "batch_size": 16, "eval_samples": 50}, lr_range=(1e-3, 1e-2))
+    bench(Suite("schema", 1, (task,), budget=2, tune_seeds=1, eval_seeds=2, agents=("sgda",)), out=tmp_path,
+          progress=False)
+    records, warned = read(ResultStore(tmp_path))
+    assert len(records) == 2 * 1 + 2 and not warned
+    for r in records:
+        assert set(RECORD_FIELDS) <= set(r) <= set(RECORD_FIELDS) | set(OPTIONAL_FIELDS)
+        assert validate_record(r) is r
+    assert any("samples" in r for r in records)
+
+
+def test_validate_record_names_every_missing_field_and_each_wrong_type():
+    r = rec(0)
+    del r["value"], r["curve"]
+    r["seed"], r["diverged"], r["seed_block"] = "0", 0, 0
+    with pytest.raises(ValueError) as e:
+        validate_record(r)
+    assert str(e.value) == ('missing field(s) value, curve; seed must be an integer, got "0"; diverged must be true '
+                            'or false, got 0; seed_block must be a positive integer, got 0')
+    validate_record({**rec(0), "extra": {"any": "thing"}})  # other fields are allowed
+
+
+def test_a_torn_last_line_is_skipped_silently_and_set_aside_on_append(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([rec(0), rec(1)])
+    with open(store.path, "a") as f:
+        f.write(json.dumps(rec(2))[:50])  # a crash in the middle of a write
+    records, warned = read(store)
+    assert [r["seed"] for r in records] == [0, 1] and not warned
+    store.append([rec(2), rec(0, value=9.0)])
+    records, warned = read(store)
+    assert [(r["seed"], r["value"]) for r in records] == [(0, 1.0), (1, 1.0), (2, 1.0)] and not warned
+    assert all(validate_record(json.loads(x)) for x in store.path.read_text().splitlines())
+    (aside,) = map(json.loads, (tmp_path / DAMAGED_FILE).read_text().splitlines())
+    assert aside["line"] == 3 and aside["problem"].startswith("torn last line, an interrupted write (not JSON")
+    assert aside["text"] == json.dumps(rec(2))[:50]
+
+
+def test_a_whole_last_record_without_its_newline_is_read_and_kept(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([rec(0)])
+    with open(store.path, "a") as f:
+        f.write(json.dumps(rec(1)))
+    assert [r["seed"] for r in read(store)[0]] == [0, 1]
+    store.append([rec(2)])
+    assert [r["seed"] for r in read(store)[0]] == [0, 1, 2]
+    assert not (tmp_path / DAMAGED_FILE).exists()
+
+
+def test_damaged_lines_warn_once_per_read_and_move_aside_on_the_next_append(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([rec(0)])
+    with open(store.path, "ab") as f:
+        f.write(b"\n".join([b"[1, 2]", b"\xff", b"", json.dumps(rec(1)).encode(), *[b"{"] * 6]) + b"\n")
+    records, warned = read(store)
+    assert [r["seed"] for r in records] == [0, 1]
+    (message,) = warned
+    assert message.startswith(f"{store.path}: skipped 8 damaged line(s) (line 2: not a record (a record is a JSON "
+                              "object, got an array: [1, 2]); line 3: invalid UTF-8 (byte 0xff at column 1); line 6: ")
+    assert "line 8: not JSON" in message and "; and 3 more)" in message and "line 9" not in message
+    assert read(store)[1] == [message]  # every read says so until the next write
+    store.append([rec(2)])
+    records, warned = read(store)
+    assert [r["seed"] for r in records] == [0, 1, 2] and not warned
+    assert [json.loads(x)["seed"] for x in store.path.read_text().splitlines()] == [0, 1, 2]  # blank line dropped
+    aside = [json.loads(x) for x in (tmp_path / DAMAGED_FILE).read_text().splitlines()]
+    assert [a["line"] for a in aside] == [2, 3, 6, 7, 8, 9, 10, 11]
+    assert aside[1]["text"] == "\\xff" and aside[0]["text"] == "[1, 2]"
+
+
+def test_damage_written_after_a_clean_append_is_found_by_the_next_one(tmp_path):
+    """The store reads only what is new since it last knew the file clean, and still finds damage there."""
+    store, other = ResultStore(tmp_path), ResultStore(tmp_path)
+    store.append([rec(0)])
+    other.append([rec(1)])
+    with open(store.path, "ab") as f:
+        f.write(b'{"key": "abc"}\n')
+    store.append([rec(2)])
+    other.append([rec(3)])
+    records, warned = read(ResultStore(tmp_path))
+    assert [r["seed"] for r in records] == [0, 1, 2, 3] and not warned
+    (aside,) = map(json.loads, (tmp_path / DAMAGED_FILE).read_text().splitlines())
+    assert aside["line"] == 3 and aside["problem"].startswith("not a record (missing field(s) suite, ")
+
+
+def test_an_invalid_record_is_refused_and_nothing_is_written(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([rec(0)])
+    before = store.path.read_bytes()
+    with pytest.raises(ValueError, match="not an episode record: phase must be \"tune\" or \"eval\", got \"test\""):
+        store.append([rec(1), rec(2, phase="test")])
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        store.append([rec(3, value=float("nan"))])
+    assert store.path.read_bytes() == before
+
+
+def test_a_key_already_stored_is_read_once(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([rec(0, value=1.0)])
+    store.append([rec(0, value=2.0), rec(1)])
+    assert [(r["seed"], r["value"]) for r in store.records()] == [(0, 1.0), (1, 1.0)]
+    assert len(store) == 2 and store.keys() == {rec(0)["key"], rec(1)["key"]}
