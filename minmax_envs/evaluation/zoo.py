@@ -111,13 +111,14 @@ def _check_learned(path: str) -> None:
 
 
 def _digest_learned(path: str) -> str:
+    """A hash of the controller's weights and description files: a retrained controller gets new keys."""
     import hashlib
-    from pathlib import Path
+
+    from minmax_envs.controllers import controller_files
 
     h = hashlib.sha1()
-    for f in (Path(path), Path(path).with_suffix(".json")):
-        if f.is_file():
-            h.update(f.read_bytes())
+    for f in controller_files(path):
+        h.update(f.read_bytes() if f.is_file() else b"")
     return h.hexdigest()
 
 

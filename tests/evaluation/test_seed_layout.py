@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,3 +161,19 @@ def test_batched_slots_follow_the_same_streams_as_single_seeds():
         for pl in minmax_envs.PLAYERS:
             for k, v in single[pl].params.items():
                 assert torch.equal(obs[pl].params[k][i], v[0])
+
+
+def test_a_retrained_controller_at_the_same_path_gets_new_keys(tmp_path):
+    """``learned:PATH`` records are keyed by a hash of the controller's files, not just by the path."""
+    src = Path(__file__).resolve().parents[2] / "docs" / "controllers" / "two-mode-small"
+    for suffix in (".pt", ".json"):
+        shutil.copy(src / f"controller{suffix}", tmp_path / f"c{suffix}")
+    name = f"learned:{tmp_path / 'c.pt'}"
+    unit = Unit("layout", 1, TASKS[2], name, {"lr_d": 0.1, "lr_g": 0.05}, 0, "eval", (0,), 8)
+    before = unit.key(0)
+    assert unit.key(0) == before  # stable while the files stay the same
+    weights = torch.load(tmp_path / "c.pt", weights_only=True)
+    first = next(iter(weights))
+    weights[first] = weights[first] + 1.0
+    torch.save(weights, tmp_path / "c.pt")
+    assert unit.key(0) != before
