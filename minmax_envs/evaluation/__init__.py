@@ -15,7 +15,7 @@ from minmax_envs.evaluation.protocol import (
     select_config,
 )
 from minmax_envs.evaluation.report import report
-from minmax_envs.evaluation.store import ResultStore
+from minmax_envs.evaluation.store import DamagedRecordWarning, ResultStore, validate_record
 from minmax_envs.evaluation.suites import (
     TUNE_SEED_BASE,
     Suite,
@@ -34,7 +34,8 @@ from minmax_envs.evaluation.zoo import (
 )
 
 __all__ = [
-    "AGENTS", "TUNE_SEED_BASE", "BenchSummary", "ResultStore", "Suite", "Task", "Unit", "bench", "check_agent",
-    "config_score", "get_suite", "list_agents", "list_suites", "make_agent", "register_agent", "register_agent_prefix",
-    "register_suite", "report", "run_one", "run_unit", "search_space", "select_config",
+    "AGENTS", "TUNE_SEED_BASE", "BenchSummary", "DamagedRecordWarning", "ResultStore", "Suite", "Task", "Unit",
+    "bench", "check_agent", "config_score", "get_suite", "list_agents", "list_suites", "make_agent",
+    "register_agent", "register_agent_prefix", "register_suite", "report", "run_one", "run_unit", "search_space",
+    "select_config", "validate_record",
 ]

@@ -15,7 +15,8 @@ the same slot of a batch of the same size, so a record depends on its configurat
 how a sweep was sized, split or resumed. Every run of a block appends one record per requested seed to the
 results store (:mod:`.store`) the moment it finishes; a re-run skips what is stored (records are keyed by
 every input that can change them, :meth:`Unit.identity`), so an interrupted sweep resumes where it stopped.
-A unit that raises is logged to ``errors.jsonl`` and the sweep goes on; divergence is not an error (it is recorded per seed).
+A unit that raises is logged to ``errors.jsonl`` and the sweep goes on; divergence is not an error (it is
+recorded per seed).
 """
 
 from __future__ import annotations
