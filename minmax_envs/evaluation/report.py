@@ -255,8 +255,12 @@ def _header(suite: dict[str, Any] | None, records: list[dict[str, Any]]) -> list
         tuning = (f"each agent tries the same {budget} step-size configurations `(lr_d, lr_g)` "
                   f"({run.get('search', 'grid')} search) on {tune} tuning seeds each; the configuration with the "
                   "highest tuning success rate (ties: best median final metric) is")
+    block = suite.get("seed_block")
+    blocks = (f"blocks of {block} seeds" if block is not None else
+              f"blocks of {suite.get('tune_seeds', '?')} tuning / {suite.get('eval_seeds', '?')} held-out seeds")
     lines += [f"**Protocol.** Agents {agents}; {tuning} re-run on {seeds} held-out seeds `0..{_last(seeds)}`; "
-              f"device `{run.get('device', suite.get('device', '?'))}`.", "",
+              f"device `{run.get('device', suite.get('device', '?'))}`. Batched games run the seeds in the "
+              f"suite's canonical {blocks}, so every record depends on its configuration and seed alone.", "",
               f"**Statistics.** Median and IQM (interquartile mean) of the final metric over seeds with "
               f"{100 * CONFIDENCE:.0f}% percentile-bootstrap CIs ({N_RESAMPLES} resamples); a diverged seed counts as "
               "the worst value (±∞). Success: the target is met at the end without diverging, with the "
