@@ -8,14 +8,17 @@ both players at once: :func:`pair` (TTUR) and :func:`balanced`. Building blocks 
 
 from agents import schedules
 from agents._base import (
+    Agent,
     EmptyState,
     GradientTransformation,
+    InPlaceTransformation,
     PairTransformation,
     Schedule,
     chain,
     stateless,
 )
 from agents.diagnostics import gradient_ratio, graft_magnitude_ratios, sum_of_norms, update_norms
+from agents.inplace import in_place
 from agents.optimizers import adadir, adagrad, adalr, adam, nsgda, optimistic, optimistic_adam, rmsprop, sgda
 from agents.pairs import as_pair, balanced, pair
 from agents.transforms import (
@@ -33,9 +36,10 @@ from agents.transforms import (
 )
 
 __all__ = [
-    "EmptyState", "GradientTransformation", "PairTransformation", "Schedule", "adadir", "adagrad", "adalr",
-    "adam", "as_pair", "balanced", "chain", "extragradient", "gradient_ratio", "graft", "graft_magnitude_ratios",
-    "normalize", "nsgda", "optimism", "optimistic", "optimistic_adam", "pair", "per_seed_norms", "rmsprop",
-    "scale", "scale_by_adagrad", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms", "schedules", "sgda",
-    "stateless", "sum_of_norms", "trace", "update_norms",
+    "Agent", "EmptyState", "GradientTransformation", "InPlaceTransformation", "PairTransformation", "Schedule",
+    "adadir", "adagrad", "adalr", "adam", "as_pair", "balanced", "chain", "extragradient", "gradient_ratio",
+    "graft", "graft_magnitude_ratios", "in_place", "normalize", "nsgda", "optimism", "optimistic",
+    "optimistic_adam", "pair", "per_seed_norms", "rmsprop", "scale", "scale_by_adagrad", "scale_by_adam",
+    "scale_by_learning_rate", "scale_by_rms", "schedules", "sgda", "stateless", "sum_of_norms", "trace",
+    "update_norms"
 ]

@@ -39,16 +39,50 @@ class GradientTransformation(NamedTuple):
     evaluations: int = 1
 
 
+class InPlaceTransformation(NamedTuple):
+    """An agent that writes the new parameters into the parameter tensors themselves (torch.optim's contract)::
+
+        state = tx.init(params)                # may keep references to params' tensors, as an optimizer does
+        state = tx.step(grads, state, params)  # params[name] <- params[name] + u_t, in place
+
+    ``params`` are the env's own tensors (a leading seed dimension ``N``); ``step`` must write into them and
+    never rebind them, and every seed must behave as an optimizer of its own (a seed's update depends on that
+    seed's gradients and state alone). ``evaluations`` as in :class:`GradientTransformation`.
+
+    ``state_dict(state)`` turns the state into tensors and plain containers for a checkpoint, and
+    ``load_state_dict(state, saved)`` restores it into the state of a fresh ``init`` on the same tensors;
+    both ``None`` when the state already is a tree of tensors and NamedTuples (saved like a pure agent's).
+    """
+
+    init: Callable[[Params], State]
+    step: Callable[[Params, State, Params], State]
+    evaluations: int = 1
+    state_dict: Callable[[State], Any] | None = None
+    load_state_dict: Callable[[State, Any], State] | None = None
+
+
+Agent = GradientTransformation | InPlaceTransformation
+"""One player's agent, of either kind."""
+
 PlayerParams = dict[str, Params]
 
 
 class PairTransformation(NamedTuple):
     """An agent for both players at once, over dicts ``{player: {name: tensor}}``:
-    ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``."""
+    ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
+
+    ``updates[player]`` is ``None`` for a player in ``in_place``: its agent already wrote the new parameters
+    into ``params[player]`` (see :class:`InPlaceTransformation`), and the env only settles them. ``state_dict``,
+    when set, turns the state into ``(tree, plain)`` for a checkpoint: ``tree`` a tree of tensors and NamedTuples
+    (restored into the structure of a fresh ``init``), ``plain`` plain containers; ``load_state_dict(fresh,
+    (tree, plain))`` rebuilds the state from them."""
 
     init: Callable[[PlayerParams], State]
     update: Callable[[PlayerParams, State, PlayerParams | None], tuple[PlayerParams, State]]
     evaluations: int = 1
+    in_place: tuple[str, ...] = ()
+    state_dict: Callable[[State], Any] | None = None
+    load_state_dict: Callable[[State, Any], State] | None = None
 
 
 class EmptyState(NamedTuple):

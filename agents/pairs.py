@@ -6,21 +6,36 @@ from typing import NamedTuple
 
 import torch
 
-from agents._base import GradientTransformation, PairTransformation, PlayerParams, check_number
+from agents._base import (
+    Agent,
+    GradientTransformation,
+    InPlaceTransformation,
+    PairTransformation,
+    PlayerParams,
+    check_number,
+)
 from agents.transforms import _rescale, per_seed_norms
 
 PLAYERS = ("generator", "discriminator")
 ANCHORS = ("geometric", "generator", "discriminator")
 
 
-def pair(generator: GradientTransformation, discriminator: GradientTransformation) -> PairTransformation:
+def _check_agent(what: str, t: object) -> None:
+    if not isinstance(t, (GradientTransformation, InPlaceTransformation)):
+        raise TypeError(f"{what} must be a GradientTransformation or an InPlaceTransformation, got {type(t).__name__}")
+
+
+def pair(generator: Agent, discriminator: Agent) -> PairTransformation:
     """Give the generator and the discriminator their own agent, or the same agent with different step
     sizes (two time-scale updates, TTUR; Heusel et al. 2017), e.g.
-    ``pair(generator=adam(1e-4), discriminator=adam(4e-4))``. Each agent sees only its own player."""
+    ``pair(generator=adam(1e-4), discriminator=adam(4e-4))``. Each agent sees only its own player.
+
+    Either agent may be pure (:class:`GradientTransformation`: returns updates) or in place
+    (:class:`InPlaceTransformation`: writes the new parameters; its player's update is ``None``)."""
     txs = {"generator": generator, "discriminator": discriminator}
     for pl, t in txs.items():
-        if not isinstance(t, GradientTransformation):
-            raise TypeError(f"pair {pl} must be a GradientTransformation, got {type(t).__name__}")
+        _check_agent(f"pair {pl}", t)
+    in_place = tuple(pl for pl in PLAYERS if isinstance(txs[pl], InPlaceTransformation))
 
     def init(params: PlayerParams) -> dict:
         return {pl: txs[pl].init(params[pl]) for pl in PLAYERS}
@@ -30,27 +45,47 @@ def pair(generator: GradientTransformation, discriminator: GradientTransformatio
         schedule); the other player's state is kept."""
         out, new = {}, dict(state)
         for pl in grads:
-            out[pl], new[pl] = txs[pl].update(grads[pl], state[pl], None if params is None else params[pl])
+            t = txs[pl]
+            if isinstance(t, InPlaceTransformation):
+                if params is None:
+                    raise ValueError(f"the {pl}'s agent updates parameters in place: update() needs params")
+                new[pl], out[pl] = t.step(grads[pl], state[pl], params[pl]), None
+            else:
+                out[pl], new[pl] = t.update(grads[pl], state[pl], None if params is None else params[pl])
         return out, new
 
     evals = {t.evaluations for t in txs.values()}
     if len(evals) > 1:
         raise ValueError("both players' agents must use the same number of gradient evaluations per "
                          f"iteration (extragradient uses 2), got {sorted(evals)}")
-    return PairTransformation(init, update, evals.pop())
+    custom = {pl for pl in PLAYERS if getattr(txs[pl], "state_dict", None) is not None}
+
+    def state_dict(state: dict) -> tuple[dict, dict]:
+        """``(tree, plain)``: the states of the players whose agents keep a tree of tensors and NamedTuples (restored
+        into the structure of a fresh init), and the ``state_dict`` of the others (plain containers)."""
+        return ({pl: state[pl] for pl in PLAYERS if pl not in custom},
+                {pl: txs[pl].state_dict(state[pl]) for pl in PLAYERS if pl in custom})
+
+    def load_state_dict(state: dict, saved: tuple[dict, dict]) -> dict:
+        tree, plain = saved
+        return {pl: txs[pl].load_state_dict(state[pl], plain[pl]) if pl in custom else tree[pl] for pl in PLAYERS}
+
+    return PairTransformation(init, update, evals.pop(), in_place,
+                              state_dict if custom else None, load_state_dict if custom else None)
 
 
 def as_pair(agents) -> PairTransformation:
-    """A :class:`PairTransformation` from one agent for both players, a dict
+    """A :class:`PairTransformation` from one agent (of either kind) for both players, a dict
     ``{"generator": tx, "discriminator": tx}`` or a pair agent."""
     if isinstance(agents, PairTransformation):
         return agents
-    if isinstance(agents, GradientTransformation):
+    if isinstance(agents, (GradientTransformation, InPlaceTransformation)):
         return pair(agents, agents)
     if isinstance(agents, dict) and set(agents) == set(PLAYERS):
         return pair(**agents)
-    raise TypeError("agents must be a GradientTransformation (used by both players), a dict "
-                    f"{{'generator': tx, 'discriminator': tx}} of them, or a PairTransformation; got {agents!r}")
+    raise TypeError("agents must be a GradientTransformation or InPlaceTransformation (used by both players), a "
+                    "dict {'generator': tx, 'discriminator': tx} of them, or a PairTransformation; got "
+                    f"{agents!r}")
 
 
 class BalancedState(NamedTuple):
@@ -67,6 +102,9 @@ def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransfo
     both updates pass unchanged.
     """
     base = as_pair(base)
+    if base.in_place:
+        raise ValueError(f"balanced() rescales its base agent's updates, but the {' and '.join(base.in_place)}'s "
+                         "agent updates parameters in place (no update to rescale); use a pure agent as the base")
     ratio = check_number("ratio", ratio, low_inclusive=False)
     if anchor not in ANCHORS:
         raise ValueError(f"unknown anchor {anchor!r}; choose one of {', '.join(ANCHORS)}")

@@ -10,7 +10,7 @@ import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, Params, PlayerParams
+from minmax_envs.games._base import PLAYERS, Game, Params, PlayerParams, all_true
 from minmax_envs.games._fields import gradient_field
 
 _MAX_SEED = 2**63 - 1
@@ -207,6 +207,8 @@ class BatchedEnv:
         self._diverged = torch.zeros(n, dtype=torch.bool, device=dev)
         self._divergence_step = torch.full((n,), -1, dtype=torch.int64, device=dev)
         self._last_updates: PlayerParams | None = None
+        self._pending_reset: torch.Tensor | None = None
+        self._held: PlayerParams = {}
         self._evaluate(advance=None)
         return self._obs, self._info()
 
@@ -246,19 +248,72 @@ class BatchedEnv:
         """
         return self._step(updates, check_values=True)
 
+    @property
+    def needs_hold(self) -> bool:
+        """Whether an in-place step must be preceded by :meth:`hold`: some seed is stopped (or restarting), so
+        its parameters must be restored after the agent wrote into them. Exact on the CPU, where it is free;
+        always ``True`` on an accelerator (finding out would synchronize)."""
+        self._require_reset()
+        pending = self._pending_reset
+        running = ~(self._terminated | self._truncated)
+        return not all_true(running if pending is None else running & ~pending)
+
+    def hold(self, players: tuple[str, ...] | list[str]) -> None:
+        """Keep a copy of ``players``' parameters before an agent updates them in place (an
+        :class:`~agents.InPlaceTransformation`, whose update in :meth:`step` is ``None``). The next :meth:`step`
+        restores the stopped seeds from it (stopped seeds ignore their updates) and reports the update, new
+        minus held, to the game's metrics. Needed whenever :attr:`needs_hold`; optional otherwise (it costs a
+        copy of the parameters)."""
+        self._require_reset()
+        for pl in players:
+            if pl not in PLAYERS:
+                raise ValueError(f"unknown player {pl!r}; players are {list(PLAYERS)}")
+            self._held[pl] = {k: v.clone() for k, v in self._params[pl].items()}
+
+    def _settle_in_place(self, players: list[str], active: torch.Tensor) -> dict[str, Params | None]:
+        """After in-place updates of ``players``: restore their stopped seeds from the :meth:`hold` copy and
+        return each player's update (new minus held; ``None`` without a hold)."""
+        everyone = all_true(active)
+        done = {}
+        for pl in players:
+            held = self._held.pop(pl, None)
+            if held is None:
+                if not everyone:
+                    raise ValueError(f"the {pl}'s parameters were updated in place while some seeds are stopped; "
+                                     "call env.hold(players) before the agent's step whenever env.needs_hold "
+                                     "(run_episode does)")
+                done[pl] = None
+                continue
+            ps = self._params[pl]
+            if not everyone:
+                for k, p in ps.items():
+                    p.copy_(torch.where(_ndim_mask(active, p), p, held[k]))
+            done[pl] = {k: ps[k] - held[k] for k in ps}
+        return done
+
     def _step(self, updates: dict[str, Params], check_values: bool):
         self._require_reset()
         if self._validate(updates):  # some update requires grad: apply it as data, so no graph reaches the params
-            updates = {pl: {k: u.detach() for k, u in upd.items()} for pl, upd in updates.items()}
-        pending = getattr(self, "_pending_reset", None)
+            updates = {pl: None if upd is None else {k: u.detach() for k, u in upd.items()}
+                       for pl, upd in updates.items()}
+        pending = self._pending_reset
         self._pending_reset = None
         active = ~(self._terminated | self._truncated)
         if pending is not None:
             active = active & ~pending
+        pure = {pl: u for pl, u in updates.items() if u is not None}
+        in_place = [pl for pl, u in updates.items() if u is None]
         if check_values:
-            self._check_finite(updates, active)
-        self._params = self.game.apply_updates(self._params, updates, active)
-        self._last_updates = updates
+            self._check_finite(pure, active)
+        last = self._settle_in_place(in_place, active) if in_place else {}
+        bound = {pl: self._params[pl] for pl in in_place}
+        self._params = self.game.apply_updates(self._params, pure, active, tuple(in_place))
+        for pl, ps in bound.items():  # in-place agents keep references to these tensors: never rebind them
+            for k, p in ps.items():
+                if self._params[pl][k] is not p:
+                    p.copy_(self._params[pl][k])
+            self._params[pl] = ps
+        self._last_updates = {**pure, **last} if all(v is not None for v in last.values()) else None
         self._steps += 1
         self._t = self._t + active.to(torch.int64)
         self._evaluate(advance=active if pending is None else active | pending)
@@ -334,6 +389,7 @@ class BatchedEnv:
             self._np_random = np.random.default_rng()
             self._np_random.bit_generator.state = state["np_random"]
         self._pending_reset = None
+        self._held = {}
 
     def _check_state(self, state: Any) -> None:
         """The layout of :meth:`state_dict`, checked before anything is restored."""
@@ -407,9 +463,12 @@ class BatchedEnv:
             raise ValueError(f"updates must be a dict with keys {list(movers)}{why}, got {got}")
         for pl in movers:
             ref, upd = self._params[pl], updates[pl]
+            if upd is None:  # the agent updated this player's parameters in place
+                continue
             if not isinstance(upd, dict) or set(upd) != set(ref):
                 got = sorted(upd) if isinstance(upd, dict) else type(upd).__name__
-                raise ValueError(f"updates[{pl!r}] must have the tensors {sorted(ref)}, got {got}")
+                raise ValueError(f"updates[{pl!r}] must have the tensors {sorted(ref)} (or be None after an "
+                                 f"in-place update of its parameters), got {got}")
             for k, p in ref.items():
                 u = upd[k]
                 if not isinstance(u, torch.Tensor):
@@ -427,6 +486,8 @@ class BatchedEnv:
     def _check_finite(self, updates: dict[str, Params], active: torch.Tensor) -> None:
         bad = {f"{pl}/{k}": (~torch.isfinite(u).reshape(u.shape[0], -1).all(dim=1)) & active
                for pl in updates for k, u in updates[pl].items()}
+        if not bad:
+            return
         flags = torch.stack(list(bad.values())).any(dim=1).tolist()  # one host sync for all tensors
         if any(flags):
             name = [n for n, f in zip(bad, flags) if f][0]

@@ -175,14 +175,20 @@ def _agent_fingerprint(agent: PairTransformation, obs: dict) -> dict:
     initial state and the number of gradient evaluations per iteration."""
     params = {pl: obs[pl].params for pl in PLAYERS}
     first = {pl: obs[pl].grads if obs[pl].moving else obs[pl].params for pl in PLAYERS}
-    state = agent.init(_clone(params))
+    work = _clone(params)  # what the agent acts on; set back to params after every update (held fixed)
+    state = agent.init(work)
     out = {"evaluations": agent.evaluations, "state": _structure(state)}
     names = [(pl, k) for pl in PLAYERS for k in first[pl]]
     nan = torch.tensor(float("nan"), dtype=torch.float64, device=_device(obs))
     rows = []
     for factor in _PROBE:
         grads = {pl: {k: g.detach() * factor for k, g in gs.items()} for pl, gs in first.items()}
-        updates, state = agent.update(grads, state, _clone(params))
+        updates, state = agent.update(grads, state, work)
+        for pl in agent.in_place:  # an in-place agent's update: what it wrote, minus where it started
+            updates[pl] = {k: w - params[pl][k] for k, w in work[pl].items()}
+        for pl, ps in work.items():
+            for k, w in ps.items():
+                w.copy_(params[pl][k])
         row = [nan.reshape(1)[:0]]  # an empty start: torch.cat of no tensors fails
         for pl, k in names:
             u = updates.get(pl, {}).get(k)
@@ -347,7 +353,12 @@ def _restore(path: Path, saved: dict, env: BatchedEnv, agent: PairTransformation
     try:
         env.load_state_dict(saved["env"])
         obs = env.observation
-        state = _restore_agent_state(saved["agent"], agent.init({pl: obs[pl].params for pl in PLAYERS}))
+        fresh = agent.init({pl: obs[pl].params for pl in PLAYERS})
+        if agent.state_dict is None:
+            state = _restore_agent_state(saved["agent"], fresh)
+        else:  # a tree part restored into the fresh structure, a plain part taken as plain containers
+            like = (agent.state_dict(fresh)[0], None)
+            state = agent.load_state_dict(fresh, _restore_agent_state(saved["agent"], like))
         t, trajectory, diag = saved["t"], saved["trajectory"], saved["diagnostics"]
         seen, initial = saved["seen_grads"], saved["initial_grad_norms"]
         if not 0 <= t <= steps:
@@ -454,7 +465,7 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
 
     def save(t: int) -> None:
         leaves: list = []
-        tree = _flatten(state, leaves)
+        tree = _flatten(state if agent.state_dict is None else agent.state_dict(state), leaves)
         _save(path, {"format": _FORMAT, "fingerprint": fingerprint, "base_seed": base_seed, "t": t,
                      "env": env.state_dict(), "agent": {"treedef": tree, "leaves": leaves},
                      "trajectory": trajectory, "diagnostics": diag, "seen_grads": seen, "initial_grad_norms": initial})
@@ -463,8 +474,12 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
         record = bool(diag_steps) and t % diagnostics_every == 0
         before = {pl: {k: v.clone() for k, v in obs[pl].params.items()} for pl in PLAYERS} if record else None
         acted_on = dict(seen) if record else None  # the gradients this iteration starts from
-        for _ in range(inner):
+        for i in range(inner):
             movers = [pl for pl in PLAYERS if obs[pl].moving]
+            if agent.in_place:  # keep what stopped seeds must get back, and at an evaluation point the updates
+                held = [pl for pl in agent.in_place if pl in movers]
+                if held and (env.needs_hold or (i == inner - 1 and eval_every and t % eval_every == 0)):
+                    env.hold(held)
             updates, state = agent.update({pl: obs[pl].grads for pl in movers}, state,
                                           {pl: obs[pl].params for pl in movers})
             obs, *_ = env._step(updates, check_values=False)

@@ -111,9 +111,12 @@ class Game:
         (simultaneous gradient play)."""
         return PLAYERS
 
-    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor) -> PlayerParams:
+    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor,
+                      in_place: tuple[str, ...] = ()) -> PlayerParams:
         """New parameters: ``params + updates`` for the players in ``updates`` on the ``active`` seeds, then
         :meth:`project`. Functional by default (new tensors; an observation never changes afterwards).
+        ``in_place``: players whose agent already wrote their new parameters into ``params`` (the env has
+        restored their stopped seeds); they get the game's after-update work only (projection here).
 
         The env passes updates detached from any autograd graph (:class:`~minmax_envs.env.BatchedEnv` detaches
         those that require grad), so the parameters never require grad nor hold a graph."""

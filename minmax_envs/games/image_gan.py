@@ -249,9 +249,10 @@ class ImageGAN(Game):
             return PLAYERS
         return ("discriminator",) if step % self.cycle < self.n_critic else ("generator",)
 
-    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor) -> PlayerParams:
+    def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor,
+                      in_place: tuple[str, ...] = ()) -> PlayerParams:
         """Add the updates to the module parameters in place (masked where the seed has stopped), then
-        move the generator's EMA."""
+        move the generator's EMA (also when the generator was updated in place, ``in_place``)."""
         with torch.no_grad():
             on = active.reshape(())  # one seed
             running = all_true(active)  # known for free on the CPU: no masking then
@@ -262,7 +263,7 @@ class ImageGAN(Game):
                     zero = torch.zeros((), dtype=ps[0].dtype, device=ps[0].device)
                     deltas = [torch.where(on, d, zero) for d in deltas]
                 torch._foreach_add_(list(ps), deltas)
-            if "generator" in updates and self.ema is not None:
+            if ("generator" in updates or "generator" in in_place) and self.ema is not None:
                 torch._foreach_lerp_(list(self.ema.parameters()), list(self._named["generator"][1]),
                                      1.0 - self.ema_decay)
         return params
