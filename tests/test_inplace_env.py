@@ -1,0 +1,152 @@
+"""The env and run_episode with agents that update parameters in place (torch.optim's contract)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import agents
+import minmax_envs
+from minmax_envs import PLAYERS
+from tests.conftest import small_env
+
+# update_speed_ratio (TwoMode) reads the last update: the env adds a pure agent's update u, and recovers an
+# in-place agent's as (p + u) - p, equal to u up to one rounding.
+_FROM_UPDATES = {"update_speed_ratio"}
+
+
+def _play(env_id: str, tx, steps: int = 25, n: int = 4, **kwargs):
+    env = small_env(env_id, n, **kwargs)
+    result = minmax_envs.run_episode(env, tx, steps=steps, seed=3, eval_every=5)
+    return env, result
+
+
+def _assert_same_episode(a, b) -> None:
+    (env_a, res_a), (env_b, res_b) = a, b
+    for pl in PLAYERS:
+        for k, v in env_a.params[pl].items():
+            assert torch.equal(env_b.params[pl][k], v), (pl, k)
+    assert torch.equal(res_a.divergence_step, res_b.divergence_step)
+    for (t_a, m_a), (t_b, m_b) in zip(res_a.trajectory, res_b.trajectory):
+        assert t_a == t_b
+        for k, v in m_a.items():
+            if k in _FROM_UPDATES:
+                torch.testing.assert_close(m_b[k], v, rtol=1e-3, atol=0, equal_nan=True)
+            else:
+                torch.testing.assert_close(m_b[k], v, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("env_id,kwargs,lr", [
+    ("TwoMode-v0", {}, 0.3),
+    ("DiracGAN-v0", {"loss": "wgan", "clip": 0.4}, 0.3),  # a projection after every step (clipping)
+    ("Bilinear-v0", {}, 0.1),
+    ("MoG-Ring-v0", {}, 0.01),
+    ("Digits-DCGAN-v0", {}, 2e-3),  # parameters are views of module parameters; the EMA moves
+])
+def test_an_in_place_agent_plays_the_same_episode_as_its_pure_reference(env_id, kwargs, lr):
+    _assert_same_episode(_play(env_id, agents.adam(lr), **kwargs), _play(env_id, agents.in_place(agents.adam(lr)),
+                                                                          **kwargs))
+
+
+def test_mixed_pairs_play_the_same_episode():
+    pure = {"generator": agents.sgda(0.2, momentum=0.5), "discriminator": agents.adam(0.1)}
+    mixed = {"generator": agents.in_place(agents.sgda(0.2, momentum=0.5)), "discriminator": agents.adam(0.1)}
+    _assert_same_episode(_play("TwoMode-v0", pure), _play("TwoMode-v0", mixed))
+
+
+def test_stopped_seeds_keep_their_parameters_under_an_in_place_agent():
+    """A large step size makes some seeds diverge before others: their parameters freeze where they diverged,
+    exactly as with the pure agent (the env restores them from its hold)."""
+    pure = _play("Bilinear-v0", agents.sgda(0.9), steps=40, n=8)
+    fast = _play("Bilinear-v0", agents.in_place(agents.sgda(0.9)), steps=40, n=8)
+    steps = pure[1].divergence_step
+    assert (steps >= 0).any() and len(set(steps.tolist())) > 1, steps  # seeds stop at different steps
+    _assert_same_episode(pure, fast)
+
+
+def test_the_env_refuses_an_unheld_in_place_step_while_seeds_are_stopped():
+    env = small_env("Bilinear-v0", 2)
+    obs, _ = env.reset(seed=0)
+    env.reset_where(torch.tensor([True, False]), torch.tensor([7, 0]))  # slot 0 restarts: it must not move
+    assert env.needs_hold
+    with torch.no_grad():
+        for p in obs["generator"].params.values():
+            p.add_(1.0)
+    with pytest.raises(ValueError, match=r"updated in place while some seeds are stopped; call env.hold"):
+        env.step({"generator": None, "discriminator": {k: torch.zeros_like(v)
+                                                      for k, v in obs["discriminator"].params.items()}})
+
+
+def test_hold_restores_stopped_slots_and_reports_the_update():
+    env = small_env("Bilinear-v0", 2)
+    obs, _ = env.reset(seed=0)
+    env.reset_where(torch.tensor([True, False]), torch.tensor([7, 0]))
+    start = {k: v.clone() for k, v in env.params["generator"].items()}
+    env.hold(["generator"])
+    for p in env.params["generator"].values():
+        p.add_(0.5)  # an in-place agent moves every slot
+    env.step({"generator": None, "discriminator": {k: torch.zeros_like(v)
+                                                  for k, v in env.params["discriminator"].items()}})
+    for k, v in env.params["generator"].items():
+        assert torch.equal(v[0], start[k][0])  # the restarting slot ignored its update
+        assert torch.equal(v[1], start[k][1] + 0.5)
+    with pytest.raises(ValueError, match="unknown player 'critic'"):
+        env.hold(["critic"])
+
+
+def test_the_parameters_an_in_place_agent_holds_stay_the_envs_tensors():
+    """Projection (Dirac clipping) and settling write into the same tensors: an optimizer bound to them at
+    init keeps acting on the env's parameters."""
+    env = small_env("DiracGAN-v0", 3, loss="wgan", clip=0.2)
+    seen = {}
+
+    def init(params):
+        seen.update(params)
+        return agents.EmptyState()
+
+    def step(grads, state, params):
+        for k, p in params.items():
+            assert p is seen[k]
+            p.sub_(0.5 * grads[k])
+        return state
+
+    tx = agents.InPlaceTransformation(init, step)
+    minmax_envs.run_episode(env, {"generator": agents.sgda(0.1), "discriminator": tx}, steps=10, seed=0)
+    assert env.params["discriminator"]["psi"] is seen["psi"]
+    assert env.params["discriminator"]["psi"].abs().max() <= 0.2
+
+
+def test_an_in_place_episode_resumes_bit_for_bit(tmp_path):
+    from tests.test_episode import PROBE_CALLS
+
+    tx = agents.in_place(agents.adam(0.05))
+    kw = {"steps": 12, "seed": 1, "eval_every": 4}
+    ref_env = small_env("MoG-Ring-v0", 2, dtype=torch.float64)
+    ref = minmax_envs.run_episode(ref_env, tx, **kw)
+    calls = {"n": 0}
+
+    def step(grads, state, params):
+        calls["n"] += 1
+        if calls["n"] > PROBE_CALLS + 7:
+            raise KeyboardInterrupt
+        return tx.step(grads, state, params)
+
+    killer = agents.InPlaceTransformation(tx.init, step)
+    ckpt = tmp_path / "ep.pt"
+    with pytest.raises(KeyboardInterrupt):
+        minmax_envs.run_episode(small_env("MoG-Ring-v0", 2, dtype=torch.float64),
+                                {"generator": killer, "discriminator": tx}, checkpoint=ckpt, checkpoint_every=3, **kw)
+    env = small_env("MoG-Ring-v0", 2, dtype=torch.float64)
+    resumed = minmax_envs.run_episode(env, tx, checkpoint=ckpt, checkpoint_every=3, **kw)
+    for pl in PLAYERS:
+        for k, v in ref_env.params[pl].items():
+            assert torch.equal(env.params[pl][k], v), (pl, k)
+    for k, v in ref.metrics.items():
+        torch.testing.assert_close(resumed.metrics[k], v, rtol=0, atol=0, equal_nan=True)
+
+
+def test_balanced_refuses_an_in_place_base():
+    with pytest.raises(ValueError, match="balanced\\(\\) rescales its base agent's updates"):
+        agents.balanced(agents.in_place(agents.sgda(0.1)))
+    with pytest.raises(TypeError, match="GradientTransformation or an InPlaceTransformation"):
+        agents.pair(agents.sgda(0.1), "adam")
