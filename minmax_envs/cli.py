@@ -108,6 +108,10 @@ def _cmd_list(args: argparse.Namespace) -> None:
         print("agents:")
         for name, (_, summary) in sorted(AGENTS.items()):
             print(f"  {name:<30} {summary}")
+        from minmax_envs.evaluation.zoo import PREFIX_SUMMARIES
+
+        for form, summary in sorted(PREFIX_SUMMARIES.items()):
+            print(f"  {form:<30} {summary}")
     if "suites" in what:
         print("suites:")
         for name in list_suites():
@@ -148,7 +152,9 @@ def _names(option: str, text: str | None) -> list[str] | None:
     """Comma-separated names (``None``: not given); an error if there are none or one is repeated."""
     if text is None:
         return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    from minmax_envs.evaluation.zoo import split_agent_names
+
+    names = split_agent_names(text)  # commas inside brackets belong to a name (torch:...?betas=[0.5,0.9])
     if not names:
         raise _Error(f"{option} {text!r} names nothing; give comma-separated names, e.g. {option} a,b")
     repeated = sorted({n for n in names if names.count(n) > 1})

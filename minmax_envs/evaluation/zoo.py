@@ -34,11 +34,12 @@ AGENTS: dict[str, tuple[Factory, str]] = {
 # prefix -> (build(ARG, lr_d, lr_g), check(ARG) or None, digest(ARG) or None).
 _PREFIXES: dict[str, tuple[Callable[[str, object, object], object], Callable[[str], object] | None,
                            Callable[[str], str] | None]] = {}
+PREFIX_SUMMARIES: dict[str, str] = {}  # "prefix:ARG" form -> one line, for ``minmax list agents``
 
 
 def register_agent_prefix(prefix: str, build: Callable[[str, object, object], object],
                           check: Callable[[str], object] | None = None,
-                          digest: Callable[[str], str] | None = None) -> None:
+                          digest: Callable[[str], str] | None = None, summary: str = "") -> None:
     """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes,
     or a :class:`~minmax_envs.controllers.LearnedController`); ``check(ARG)``, if given, raises a ``ValueError``
     for a bad ``ARG`` when the name is checked (before a sweep starts); ``digest(ARG)``, if given, is a string
@@ -46,6 +47,7 @@ def register_agent_prefix(prefix: str, build: Callable[[str, object, object], ob
     of every stored record's key (:func:`agent_digest`), so a retrained controller at the same path is never
     mistaken for the old one."""
     _PREFIXES[prefix] = (build, check, digest)
+    PREFIX_SUMMARIES[f"{prefix}:..."] = summary
 
 
 def agent_digest(name: str) -> str | None:
@@ -122,4 +124,86 @@ def _digest_learned(path: str) -> str:
     return h.hexdigest()
 
 
-register_agent_prefix("learned", _learned, _check_learned, _digest_learned)
+register_agent_prefix("learned", _learned, _check_learned, _digest_learned,
+                      "learned:PATH  a saved step-size controller (NAME.pt + NAME.json, baselines/train_controller.py)")
+
+
+# --- any PyTorch optimizer: "torch:MODULE.CLASS" or "torch:MODULE.CLASS?key=JSON&key=JSON" ---------------------
+
+TORCH_SYNTAX = ("torch:MODULE.CLASS[?key=value&key=value...], values in JSON "
+                "(e.g. torch:torch.optim.Adam?betas=[0.5,0.9]&weight_decay=0.01)")
+
+
+def parse_torch_agent(arg: str) -> tuple[str, dict]:
+    """``"torch.optim.Adam?betas=[0.5,0.9]&weight_decay=0.01"`` -> ``("torch.optim.Adam", {"betas": (0.5, 0.9),
+    "weight_decay": 0.01})``: the optimizer's dotted name and its hyperparameters (JSON values; lists become
+    tuples, as torch.optim writes them). ``lr`` is the protocol's: it cannot be given."""
+    import json
+
+    dotted, _, query = arg.partition("?")
+    if not dotted or "." not in dotted:
+        raise ValueError(f"agent 'torch:{arg}': name the optimizer class by its dotted path, {TORCH_SYNTAX}")
+    hyper: dict = {}
+    for part in query.split("&") if query else []:
+        key, eq, raw = part.partition("=")
+        if not key or not eq:
+            raise ValueError(f"agent 'torch:{arg}': {part!r} is not key=value; {TORCH_SYNTAX}")
+        if key in hyper:
+            raise ValueError(f"agent 'torch:{arg}': {key} given twice")
+        if key == "lr":
+            raise ValueError(f"agent 'torch:{arg}': lr is tuned by the protocol (lr_d, lr_g); do not give it")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError(f"agent 'torch:{arg}': the value of {key} must be JSON (numbers, true/false, "
+                             f"null, \"strings\", [lists]), got {raw!r}") from None
+        hyper[key] = tuple(value) if isinstance(value, list) else value
+    return dotted, hyper
+
+
+def split_agent_names(text: str) -> list[str]:
+    """Comma-separated agent names, where commas inside brackets (``betas=[0.5,0.9]``) belong to a name."""
+    names, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            names.append(text[start:i])
+            start = i + 1
+    names.append(text[start:])
+    return [n.strip() for n in names if n.strip()]
+
+
+def _torch_pair(arg: str, lr_d, lr_g):
+    from agents import from_torch
+
+    dotted, hyper = parse_torch_agent(arg)
+    return {"discriminator": from_torch(dotted, lr=lr_d, **hyper), "generator": from_torch(dotted, lr=lr_g, **hyper)}
+
+
+def _check_torch(arg: str) -> None:
+    """Import the class and build it once (torch's own eager errors for bad hyperparameters)."""
+    from agents import from_torch
+
+    dotted, hyper = parse_torch_agent(arg)
+    try:
+        from_torch(dotted, lr=1e-3, **hyper)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"agent 'torch:{arg}': {e}") from None
+
+
+def _digest_torch(arg: str) -> str:
+    """The version of the package the optimizer comes from: records of another version are not reused."""
+    import importlib.metadata
+
+    top = parse_torch_agent(arg)[0].split(".", 1)[0]
+    try:
+        return f"{top}=={importlib.metadata.version(top.replace('_', '-'))}"
+    except importlib.metadata.PackageNotFoundError:
+        return top
+
+
+register_agent_prefix("torch", _torch_pair, _check_torch, _digest_torch,
+                      "torch:MODULE.CLASS[?key=JSON&...]  any torch.optim.Optimizer as it ships (agents.from_torch)")
