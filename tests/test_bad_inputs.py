@@ -1,6 +1,6 @@
 """Every bad input a user can give, in one table: each gives a clear one-line message, never a traceback.
 
-A row is ``(id, trigger, message regex)``, made by one of three helpers:
+A row is ``(id, trigger, message regex)``, made by one of five helpers:
 
 * ``cli(id, argv, message, setup=None)``: ``minmax ARGV`` exits with status 2 and ``minmax: error: MESSAGE`` on
   stderr (``{tmp}`` in an argument is the test's temporary directory; ``setup(tmp)`` prepares files first);
@@ -8,33 +8,57 @@ A row is ``(id, trigger, message regex)``, made by one of three helpers:
 * ``damaged(id, transform, message)``: line 2 of a finished sweep's ``results.jsonl`` is replaced by
   ``transform(line)`` (bytes, without the newline). ``minmax report`` still works and warns once, naming the
   file, the line and ``message``; ``minmax bench`` then resumes: it runs the lost episode again, the damaged line
-  moves to ``results.damaged.jsonl`` and every record is back.
+  moves to ``results.damaged.jsonl`` and every record is back;
+* ``checkpoint(id, make, message)``: ``make(path)`` writes a bad ``run_episode`` checkpoint at ``path``; resuming
+  the standard episode (:func:`standard_run`) from it raises a ``ValueError`` matching ``message`` that names the
+  file and says to delete it;
+* ``controller(id, make, message)``: ``make(tmp, good)`` builds a bad controller from a copy of the good one
+  ``good`` (a ``.pt`` path) and returns the path a user would pass; ``check_controller``,
+  ``LearnedController.load`` and ``check_agent("learned:PATH")`` each raise a ``ValueError`` matching ``message``
+  and naming the file.
 
-Append new rows (checkpoints, controllers, ...) to ``ROWS``; the three tests at the end run them all.
+No row may run code: crafted files (malicious pickles, a stable-baselines3 zip with a pickled payload) create the
+file :func:`marker` when their code runs, and every test checks it is not there. The controls, that these files do
+run code when loaded unsafely, are in tests/test_episode.py and tests/test_controllers.py.
+
+Append new rows to ``ROWS``; the tests at the end run them all.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
 import re
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+import agents
+import minmax_envs
 from minmax_envs.cli import main
-from minmax_envs.evaluation import ResultStore, Suite, Task
+from minmax_envs.controllers import (
+    ControllerConfig,
+    LearnedController,
+    check_controller,
+    convert_sb3_zip,
+    save_controller,
+)
+from minmax_envs.evaluation import ResultStore, Suite, Task, check_agent
 from minmax_envs.evaluation.store import DAMAGED_FILE, RESULTS_FILE, DamagedRecordWarning, validate_record
 
 
 @dataclass(frozen=True)
 class Row:
     id: str
-    trigger: list[str] | Callable[[Path], Any] | Damage
+    trigger: list[str] | Callable[[Path], Any] | Damage | Checkpoint | Controller
     message: str
     setup: Callable[[Path], None] | None = None
 
@@ -44,6 +68,20 @@ class Damage:
     """How line 2 of a results file is damaged: the original line (bytes, no newline) -> the damaged one."""
 
     transform: Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How a bad checkpoint file is made: ``make(path)`` writes it at ``path``."""
+
+    make: Callable[[Path], Any]
+
+
+@dataclass(frozen=True)
+class Controller:
+    """How a bad controller is made: ``make(tmp, good)`` -> the path passed to the loaders."""
+
+    make: Callable[[Path, Path], Path]
 
 
 def cli(id: str, argv: list[str], message: str, setup: Callable[[Path], None] | None = None) -> Row:
@@ -56,6 +94,14 @@ def api(id: str, fn: Callable[[Path], Any], message: str) -> Row:
 
 def damaged(id: str, transform: Callable[[bytes], bytes], message: str) -> Row:
     return Row(id, Damage(transform), message)
+
+
+def checkpoint(id: str, make: Callable[[Path], Any], message: str) -> Row:
+    return Row(id, Checkpoint(make), message)
+
+
+def controller(id: str, make: Callable[[Path, Path], Path], message: str) -> Row:
+    return Row(id, Controller(make), message)
 
 
 # --- inputs the rows use -------------------------------------------------------------------------------------------
@@ -102,6 +148,183 @@ def edit(field: str, value: Any = None, *, drop: bool = False) -> Callable[[byte
             rec[field] = value
         return json.dumps(rec).encode()
     return transform
+
+
+# --- crafted files: loading them runs code, which creates the marker file -------------------------------------------
+
+def marker(tmp: Path) -> Path:
+    """The file a crafted input creates when its code runs (for a file in ``tmp``)."""
+    return tmp / "MARKER"
+
+
+def plant_marker(path: str) -> None:
+    """What a malicious checkpoint would call on load."""
+    Path(path).write_text("code ran")
+
+
+class ExecPickle:
+    """A pickle whose loading runs code (``exec``)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
+
+
+class CallPickle:
+    """A pickle whose loading calls a function of ours (:func:`plant_marker`)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return plant_marker, (self.marker,)
+
+
+class OpenPickle:
+    """A pickle whose loading calls ``open(path, "w")``, creating the marker file."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def crafted_sb3_zip(path: Path, marker: Path) -> Path:
+    """An SB3-like controller zip whose ``data`` entry holds a ``:serialized:`` pickle that creates ``marker``."""
+    payload = base64.b64encode(pickle.dumps(OpenPickle(marker))).decode()
+    data = {"policy_class": {":type:": "<class 'abc.ABCMeta'>", ":serialized:": payload},
+            "observation_space": {":type:": "<class 'gymnasium.spaces.box.Box'>", ":serialized:": payload}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data", json.dumps(data))
+        z.writestr("_stable_baselines3_version", "2.3.0")
+    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the former settings sidecar
+    return path
+
+
+#: controller weights files that are malicious pickles: ``write(path, marker)``
+MALICIOUS_WEIGHTS: dict[str, Callable[[Path, Path], Any]] = {
+    "torch.save": lambda p, m: torch.save({"log_std": OpenPickle(m)}, p),
+    "raw-pickle": lambda p, m: p.write_bytes(pickle.dumps({"log_std": OpenPickle(m)})),
+}
+
+
+# --- checkpoints: the standard episode and how its checkpoint is damaged -------------------------------------------
+
+def standard_env(**kwargs: Any):
+    return minmax_envs.make("DiracGAN-v0", num_seeds=2, **{"loss": "gan", "init_std": 0.5, **kwargs})
+
+
+def standard_run(path: Path, agent: Any = None, env: Any = None, steps: int = 2):
+    """The episode every bad checkpoint is offered to."""
+    return minmax_envs.run_episode(env or standard_env(), agent or agents.sgda(0.1), steps=steps, seed=0,
+                                   checkpoint=path)
+
+
+def valid_checkpoint(path: Path) -> dict:
+    """A real checkpoint of the standard episode, as loaded back."""
+    standard_run(path)
+    return torch.load(path, weights_only=True)
+
+
+def rewrite(mutate: Callable[[dict], Any]) -> Callable[[Path], None]:
+    """A bad checkpoint: the standard episode's checkpoint changed by ``mutate(payload)``."""
+    def make(path: Path) -> None:
+        payload = valid_checkpoint(path)
+        mutate(payload)
+        torch.save(payload, path)
+    return make
+
+
+def truncate(path: Path) -> None:
+    valid_checkpoint(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def other_run(**kwargs: Any) -> Callable[[Path], None]:
+    """A bad checkpoint: one of another episode (``env`` = its env's arguments, else run_episode arguments)."""
+    def make(path: Path) -> None:
+        env_kwargs = kwargs.get("env", {})
+        standard_run(path, env=standard_env(**env_kwargs), **{k: v for k, v in kwargs.items() if k != "env"})
+    return make
+
+
+# --- controllers: a copy of the good one, changed --------------------------------------------------------------------
+
+def copy_controller(tmp: Path, good: Path) -> Path:
+    """A copy ``tmp/c.pt`` + ``tmp/c.json`` of the controller ``good``."""
+    shutil.copy(good, tmp / "c.pt")
+    shutil.copy(good.with_suffix(".json"), tmp / "c.json")
+    return tmp / "c.pt"
+
+
+def described(change: Callable[[dict], Any]) -> Callable[[Path, Path], Path]:
+    """A bad controller: the good one with its description changed by ``change(description)``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = copy_controller(tmp, good)
+        data = json.loads(path.with_suffix(".json").read_text())
+        change(data)
+        path.with_suffix(".json").write_text(json.dumps(data))
+        return path
+    return make
+
+
+def weights(change: Callable[[dict], Any]) -> Callable[[Path, Path], Path]:
+    """A bad controller: the good one with its weights replaced by ``torch.save(change(state_dict))``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = copy_controller(tmp, good)
+        torch.save(change(torch.load(path, weights_only=True)), path)
+        return path
+    return make
+
+
+def replaced(suffix: str, content: bytes) -> Callable[[Path, Path], Path]:
+    """A bad controller: the good one with its ``suffix`` file (``.pt`` or ``.json``) replaced by ``content``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = copy_controller(tmp, good)
+        path.with_suffix(suffix).write_bytes(content)
+        return path
+    return make
+
+
+def removed(suffix: str) -> Callable[[Path, Path], Path]:
+    def make(tmp: Path, good: Path) -> Path:
+        path = copy_controller(tmp, good)
+        path.with_suffix(suffix).unlink()
+        return path
+    return make
+
+
+def malicious_weights(write: Callable[[Path, Path], Any]) -> Callable[[Path, Path], Path]:
+    """A bad controller: the good description with weights written by ``write(path, marker)``."""
+    def make(tmp: Path, good: Path) -> Path:
+        path = copy_controller(tmp, good)
+        write(path, marker(tmp))
+        return path
+    return make
+
+
+def policy(key: str, value: Any) -> Callable[[Path, Path], Path]:
+    return described(lambda d: d["policy"].__setitem__(key, value))
+
+
+def kwarg(key: str, value: Any) -> Callable[[Path, Path], Path]:
+    return described(lambda d: d["policy"]["kwargs"].__setitem__(key, value))
+
+
+def space(name: str, key: str, value: Any) -> Callable[[Path, Path], Path]:
+    return described(lambda d: d["policy"][name].__setitem__(key, value))
+
+
+def crafted_zip(tmp: Path, good: Path | None = None) -> Path:
+    """``tmp/evil.zip``, a crafted stable-baselines3 zip (``good`` unused)."""
+    return crafted_sb3_zip(tmp / "evil.zip", marker(tmp))
+
+
+SB3_ZIP_REFUSED = r"is a stable-baselines3 \.zip, which is not loaded: reading it unpickles its ':serialized:' entries"
 
 
 ROWS: list[Row] = [
@@ -270,21 +493,177 @@ ROWS: list[Row] = [
     damaged("results-curve-ragged", edit("curve", {"steps": [0, 10], "distance": [1.0]}), r"curve must be an object"),
     damaged("results-nan", lambda line: re.sub(rb'"value": [^,]+', b'"value": NaN', line),
             r"not JSON \(NaN is not a JSON number\)"),
+
+    # --- run_episode checkpoints: each named, with advice to delete it; crafted pickles run no code
+    checkpoint("checkpoint-empty", lambda p: p.write_bytes(b""), r"cannot be read: the file is empty"),
+    checkpoint("checkpoint-truncated", truncate,
+               r"cannot be read: it is truncated or corrupt \(not a complete torch zip archive\)"),
+    checkpoint("checkpoint-not-torch", lambda p: p.write_bytes(b"hello, I am not a checkpoint"),
+               r"cannot be read: it is not a torch checkpoint"),
+    checkpoint("checkpoint-raw-pickle", lambda p: p.write_bytes(pickle.dumps({"t": 1})),
+               r"cannot be read: it is not a torch checkpoint"),
+    checkpoint("checkpoint-is-a-dir", lambda p: p.mkdir(), r"cannot be read: it is a directory"),
+    checkpoint("checkpoint-crafted-exec",
+               lambda p: torch.save({"format": "x", "payload": ExecPickle(marker(p.parent))}, p),
+               r"cannot be read: it refers to (builtins\.)?exec, which is neither a tensor nor a plain container"),
+    checkpoint("checkpoint-crafted-call", lambda p: torch.save(CallPickle(marker(p.parent)), p),
+               r"cannot be read: it refers to tests\.test_bad_inputs\.plant_marker"),
+    checkpoint("checkpoint-crafted-call-raw-pickle",
+               lambda p: p.write_bytes(pickle.dumps(CallPickle(marker(p.parent)), protocol=2)),
+               r"cannot be read: it refers to tests\.test_bad_inputs\.plant_marker"),
+    checkpoint("checkpoint-namedtuple-state", lambda p: torch.save({"agent": agents.EmptyState()}, p),  # the format
+               r"cannot be read: it refers to agents\._base\.EmptyState"),  # before this one: NamedTuple states
+    checkpoint("checkpoint-list", lambda p: torch.save([1, 2], p),
+               r"not a run_episode checkpoint of this version: it holds a list, not a dict"),
+    checkpoint("checkpoint-no-format", lambda p: torch.save({"t": 1}, p),
+               r"not a run_episode checkpoint of this version: it has no 'format' entry"),
+    checkpoint("checkpoint-format-1", rewrite(lambda c: c.update(format="minmax_envs.run_episode/1")),
+               r"its format is 'minmax_envs\.run_episode/1', this version reads 'minmax_envs\.run_episode/2'"),
+    checkpoint("checkpoint-missing-env", rewrite(lambda c: c.pop("env")),
+               r"not a run_episode checkpoint of this version: it is missing \['env'\]"),
+    checkpoint("checkpoint-t-string", rewrite(lambda c: c.update(t="1")), r"its entry 't' is a str, expected int"),
+    checkpoint("checkpoint-agent-empty", rewrite(lambda c: c.update(agent={})),
+               r"its entry 'agent' must hold the lists 'treedef' and 'leaves'"),
+    checkpoint("checkpoint-env-missing-params", rewrite(lambda c: c["env"].pop("params")),
+               r"holds an episode state that cannot be restored here: env state is missing \['params'\]"),
+    checkpoint("checkpoint-param-shape",
+               rewrite(lambda c: c["env"]["params"]["generator"].update(theta=torch.zeros(2, 3))),
+               r"cannot be restored here: env state\['params'\]\['generator'\]\['theta'\] is torch\.float32 of shape "
+               r"\(2, 3\), this env's torch\.float32 of shape \(2,\)"),
+    checkpoint("checkpoint-env-t-seeds", rewrite(lambda c: c["env"].update(t=torch.zeros(5, dtype=torch.int64))),
+               r"cannot be restored here: env state\['t'\] must be a tensor with a leading dimension of 2 seeds, "
+               r"got shape \(5,\)"),
+    checkpoint("checkpoint-agent-keys",
+               rewrite(lambda c: c["agent"].update(treedef=["dict", ["generator"], [["leaf"]]], leaves=[1])),
+               r"cannot be restored here: agent state has the keys \['generator'\], a fresh agent\.init\(\) has "
+               r"\{generator: \(EmptyState\(\),\), discriminator: \(EmptyState\(\),\)\}"),
+    checkpoint("checkpoint-t-out-of-range", rewrite(lambda c: c.update(t=7)),
+               r"cannot be restored here: it stopped at iteration 7, outside \[0, 2\]"),
+    # checkpoints of other episodes
+    checkpoint("checkpoint-other-env-loss", other_run(env={"loss": "wgan"}),
+               r"belongs to another episode: env\.loss: 'wgan' in the checkpoint, 'gan' now"),
+    checkpoint("checkpoint-other-env-init_std", other_run(env={"init_std": 0.25}),
+               r"belongs to another episode: env\.init_std: 0\.25 in the checkpoint, 0\.5 now"),
+    checkpoint("checkpoint-other-agent-lr", other_run(agent=agents.sgda(5.0)),
+               r"belongs to another episode: agent\.updates\.generator/theta\.norm: \[\S+, \S+, \S+\] in the "
+               r"checkpoint, \[\S+, \S+, \S+\] now; agent\.updates\.discriminator/psi\.norm: "),
+    checkpoint("checkpoint-other-agent-state", other_run(agent=agents.adam(0.1)),
+               r"belongs to another episode: agent\.state: '\{generator: \(ScaleByAdamState.*\}' in the checkpoint, "
+               r"'\{generator: \(EmptyState\(\),\), .*\}' now"),
+    checkpoint("checkpoint-other-steps", other_run(steps=3),
+               r"belongs to another episode: episode\.steps: 3 in the checkpoint, 2 now"),
+
+    # --- learned controllers (NAME.pt + NAME.json): each a ValueError naming the file and what is allowed
+    controller("controller-missing", lambda tmp, good: tmp / "missing",
+               r"controller weights file '.*missing\.pt' and description file '.*missing\.json' do not exist; a "
+               r"controller is NAME\.pt \(its weights\) with NAME\.json \(its description\) next to it"),
+    controller("controller-weights-missing", removed(".pt"), r"controller weights file '.*c\.pt' does not exist"),
+    controller("controller-description-missing", removed(".json"),
+               r"controller description file '.*c\.json' does not exist"),
+    controller("controller-zip-missing", lambda tmp, good: tmp / "missing.zip",
+               r"controller '.*missing\.zip' is a stable-baselines3 \.zip, which is not loaded.*convert_sb3_zip"),
+    controller("controller-description-bad-json", replaced(".json", b"{not json"),
+               r"controller description '.*c\.json' is not valid JSON"),
+    controller("controller-description-list", replaced(".json", b"[1, 2]"),
+               r"controller description '.*c\.json' must be a JSON object, got list"),
+    controller("controller-description-sb3-settings",
+               replaced(".json", json.dumps({"algorithm": "PPO", "base": "sgda"}).encode()),
+               r"'.*c\.json' is not a minmax_envs controller description: its 'format' is None, expected "
+               r"'minmax_envs\.controller' \(the settings file of an old stable-baselines3 \.zip\? convert"),
+    controller("controller-format_version-2", described(lambda d: d.update(format_version=2)),
+               r"'.*c\.json' has format_version 2; this minmax_envs reads 1"),
+    controller("controller-unknown-key", described(lambda d: d.update(extra=1)),
+               r"'.*c\.json': unknown key\(s\) 'extra'; a description has the keys format"),
+    controller("controller-missing-policy", described(lambda d: d.pop("policy")),
+               r"'.*c\.json': missing key\(s\) 'policy'"),
+    controller("controller-algorithm-unknown", described(lambda d: d.update(algorithm="DQN")),
+               r"'.*c\.json': unknown algorithm 'DQN'; choose one of PPO, A2C, SAC, TD3, DDPG"),
+    controller("controller-base-unknown", described(lambda d: d.update(base="rmsprop")),
+               r"'.*c\.json': unknown base 'rmsprop'; choose one of"),
+    controller("controller-log10_range-negative", described(lambda d: d.update(log10_range=-1)),
+               r"'.*c\.json': log10_range must be a finite number in \[0.0, inf\), got -1"),
+    controller("controller-policy-no-kwargs", described(lambda d: d["policy"].pop("kwargs")),
+               r"'.*c\.json': policy must be an object with exactly the keys class, kwargs, observation_space, "
+               r"action_space"),
+    controller("controller-policy-class-unknown", policy("class", "CnnPolicy"),
+               r"'.*c\.json': unknown policy class 'CnnPolicy' for PPO; choose one of MlpPolicy"),
+    controller("controller-activation_fn-os.system", kwarg("activation_fn", "os.system"),
+               r"'.*c\.json': policy kwargs: unknown activation_fn 'os\.system'; choose one of Tanh, ReLU, LeakyReLU"),
+    controller("controller-kwarg-optimizer_class", kwarg("optimizer_class", "Adam"),
+               r"policy kwargs: unknown argument\(s\) 'optimizer_class'; allowed: net_arch, activation_fn"),
+    controller("controller-features_extractor_class-unknown", kwarg("features_extractor_class", "NatureCNN"),
+               r"unknown features_extractor_class 'NatureCNN'; choose one of FlattenExtractor"),
+    controller("controller-net_arch-negative", kwarg("net_arch", [64, -1]),
+               r"net_arch must be a list of layer widths \(ints >= 1\) or an object with keys"),
+    controller("controller-ortho_init-string", kwarg("ortho_init", "yes"),
+               r"policy kwargs: ortho_init must be true or false, got 'yes'"),
+    controller("controller-kwarg-n_critics", kwarg("n_critics", 2),
+               r"'.*c\.json': stable-baselines3's ActorCriticPolicy cannot be built from it: TypeError"),
+    controller("controller-action_space-discrete", space("action_space", "type", "Discrete"),
+               r"'.*c\.json': policy action_space: unknown space type 'Discrete'; choose one of Box"),
+    controller("controller-observation_space-int64", space("observation_space", "dtype", "int64"),
+               r"policy observation_space: unknown dtype 'int64'; choose one of float32, float64"),
+    controller("controller-observation_space-low-short", space("observation_space", "low", [0.0] * 3),
+               r"policy observation_space: low must be a list of 11 numbers \(the shape \[11\] flattened\)"),
+    controller("controller-action_space-high-nan", space("action_space", "high", ["nan", 1.0]),
+               r"policy action_space: high entries must be numbers or 'inf' / '-inf', got 'nan'"),
+    controller("controller-net_arch-not-the-weights", kwarg("net_arch", {"pi": [32, 32], "vf": [64, 64]}),
+               r"controller weights '.*c\.pt': 'mlp_extractor\.policy_net\.0\.weight' has shape \(64, 11\), the "
+               r"policy described in '.*c\.json' needs \(32, 11\)"),
+    controller("controller-weights-not-torch", replaced(".pt", b"not a torch file"),
+               r"controller weights '.*c\.pt' are not a torch file of plain tensors \(read with "
+               r"torch\.load\(weights_only=True\)"),
+    controller("controller-weights-list", weights(lambda s: list(s.values())),
+               r"controller weights '.*c\.pt' must hold a dict \{parameter name: tensor\} \(a policy's state_dict\), "
+               r"found a list"),
+    controller("controller-weights-float", weights(lambda s: {**s, "log_std": 0.5}),
+               r"controller weights '.*c\.pt' hold a float under 'log_std'; only dense tensors are allowed"),
+    controller("controller-weights-missing-key",
+               weights(lambda s: {k: v for k, v in s.items() if k != "value_net.bias"}),
+               r"controller weights '.*c\.pt' do not fit the ActorCriticPolicy described in '.*c\.json': missing "
+               r"\['value_net\.bias'\]; unexpected nothing"),
+    controller("controller-weights-float64", weights(lambda s: {**s, "log_std": s["log_std"].double()}),
+               r"controller weights '.*c\.pt': 'log_std' has dtype torch\.float64, the policy needs torch\.float32"),
+    controller("controller-weights-nan",
+               weights(lambda s: {**s, "log_std": torch.full_like(s["log_std"], float("nan"))}),
+               r"controller weights '.*c\.pt': 'log_std' holds non-finite values"),
+    # crafted files: refused without running their code (tests/test_controllers.py shows that they do run it)
+    *[controller(f"controller-weights-malicious-{name}", malicious_weights(write),
+                 r"controller weights '.*c\.pt' are not a torch file of plain tensors "
+                 r"\(read with torch\.load\(weights_only=True\).*UnpicklingError")
+      for name, write in MALICIOUS_WEIGHTS.items()],
+    controller("controller-crafted-sb3-zip", crafted_zip, SB3_ZIP_REFUSED),
+    controller("controller-crafted-sb3-zip-by-stem", lambda tmp, good: crafted_zip(tmp).with_suffix(""),
+               SB3_ZIP_REFUSED),  # learned:NAME with only NAME.zip there
+    api("convert-sb3-zip-without-opt-in", lambda tmp: convert_sb3_zip(crafted_zip(tmp)),
+        r"convert_sb3_zip unpickles .*evil\.zip.*pass allow_pickle=True only for a file you trust"),
+    cli("run-learned-crafted-sb3-zip", ["run", "DiracGAN-v0", "--agent", "learned:{tmp}/evil.zip", "--lr", "0.1",
+                                        "--steps", "2"], SB3_ZIP_REFUSED, setup=crafted_zip),
+    cli("bench-learned-crafted-sb3-zip", BENCH + ["--agents", "sgda,learned:{tmp}/evil.zip"], SB3_ZIP_REFUSED,
+        setup=crafted_zip),
+    cli("bench-learned-missing", BENCH + ["--agents", "sgda,learned:{tmp}/missing.pt"],
+        r"controller weights file '.*/missing\.pt' and description file '.*/missing\.json' do not exist"),
 ]
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
 
+KINDS = {list: "cli", Damage: "damaged", Checkpoint: "checkpoint", Controller: "controller"}
+
+
+def _kind(row: Row) -> str:
+    return KINDS.get(type(row.trigger), "api")
+
+
 def _rows(kind: str) -> list[Any]:
-    """The rows of one kind: ``"cli"``, ``"api"`` or ``"damaged"``."""
-    def kind_of(row: Row) -> str:
-        return "cli" if isinstance(row.trigger, list) else "damaged" if isinstance(row.trigger, Damage) else "api"
-    return [pytest.param(r, id=r.id) for r in ROWS if kind_of(r) == kind]
+    """The rows of one kind: ``"cli"``, ``"api"``, ``"damaged"``, ``"checkpoint"`` or ``"controller"``."""
+    return [pytest.param(r, id=r.id) for r in ROWS if _kind(r) == kind]
 
 
 def test_row_ids_are_unique():
     ids = [r.id for r in ROWS]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    assert all(re.fullmatch(r"[\w.-]+", i) for i in ids), [i for i in ids if not re.fullmatch(r"[\w.-]+", i)]
 
 
 @pytest.mark.parametrize("row", _rows("cli"))
@@ -302,12 +681,56 @@ def test_bad_command_line_input_exits_2_with_a_one_line_error(row, tmp_path, cap
     last = err.strip().splitlines()[-1]
     assert last.startswith("minmax") and "error: " in last, err
     assert re.search(row.message, last), (row.message, last)
+    assert not marker(tmp_path).exists(), "a crafted input ran code"
 
 
 @pytest.mark.parametrize("row", _rows("api"))
 def test_bad_api_input_raises_a_value_error_with_a_clear_message(row, tmp_path):
     with pytest.raises(ValueError, match=row.message):
         row.trigger(tmp_path)
+    assert not marker(tmp_path).exists(), "a crafted input ran code"
+
+
+@pytest.mark.parametrize("row", _rows("checkpoint"))
+def test_a_bad_checkpoint_file_is_named_and_refused_and_runs_no_code(row, tmp_path):
+    path = tmp_path / "episode.pt"
+    row.trigger.make(path)
+    with pytest.raises(ValueError, match=row.message) as info:
+        standard_run(path)
+    message = str(info.value)
+    assert f"checkpoint {path} " in message
+    assert "Delete it (or pass another checkpoint path)" in message or "delete it" in message
+    assert not marker(tmp_path).exists(), "loading a checkpoint ran code"
+
+
+@pytest.fixture(scope="module")
+def good_controller(tmp_path_factory) -> Path:
+    """A valid controller (``good.pt`` + ``good.json``, written by ``save_controller``) that the controller rows
+    damage copies of: an untrained PPO policy of the step-size env, so that no training is needed."""
+    from stable_baselines3 import PPO
+
+    from minmax_envs.gym_env import StepSizeEnv
+
+    model = PPO("MlpPolicy", StepSizeEnv("DiracGAN-v0"), seed=0, device="cpu")
+    path = save_controller(model, ControllerConfig(), tmp_path_factory.mktemp("controller") / "good")
+    torch.set_num_threads(1)  # SB3 models set torch's thread count; keep the suite's
+    return path
+
+
+@pytest.mark.parametrize("row", _rows("controller"))
+def test_a_bad_controller_is_refused_by_every_loader_and_runs_no_code(row, good_controller, tmp_path):
+    path = row.trigger.make(tmp_path, good_controller)
+    loaders = {"check_controller": check_controller,  # what the zoo runs before a sweep starts
+               "LearnedController.load": LearnedController.load,
+               "check_agent": lambda p: check_agent(f"learned:{p}")}
+    try:
+        for name, load in loaders.items():
+            with pytest.raises(ValueError, match=row.message) as info:
+                load(path)
+            assert str(tmp_path) in str(info.value), (name, str(info.value))  # names the file
+    finally:
+        torch.set_num_threads(1)
+    assert not marker(tmp_path).exists(), "loading a controller ran code"
 
 
 # the finished sweep damaged by the damage rows: 3 held-out seeds of one configuration of one task

@@ -1,14 +1,12 @@
 """Learned step-size controllers: training with PPO, saving, loading, acting as an agent of the evaluation; the
-saved format holds no code (crafted files do not run) and every bad file is a clear ValueError."""
+saved format holds no code. Every bad controller file (crafted ones included: their code does not run) is a row of
+the bad-input table, tests/test_bad_inputs.py; the controls here show that the crafted files do run code when
+loaded unsafely."""
 
 from __future__ import annotations
 
-import base64
 import json
-import pickle
-import shutil
 import warnings
-import zipfile
 from pathlib import Path
 
 import gymnasium
@@ -27,8 +25,9 @@ from minmax_envs.controllers import (
     convert_sb3_zip,
     save_controller,
 )
-from minmax_envs.evaluation import ResultStore, Suite, Task, bench, check_agent
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.gym_env import StepSizeEnv
+from tests.test_bad_inputs import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
 
 TASK = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2))
@@ -224,202 +223,26 @@ def test_a_controller_for_another_observation_layout_is_refused(tmp_path):
         LearnedController.load(path, 0.1, 0.1).run("DiracGAN-v0", 2, 0, 1)
 
 
-# --- crafted files: their code does not run --------------------------------------------------------------------
-class _Marker:
-    """A pickle payload: unpickling it calls ``open(path, "w")``, creating the marker file."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-def _crafted_sb3_zip(path: Path, marker: Path) -> Path:
-    """An SB3-like controller zip whose ``data`` entry holds a ``:serialized:`` pickle that creates ``marker``."""
-    payload = base64.b64encode(pickle.dumps(_Marker(marker))).decode()
-    data = {"policy_class": {":type:": "<class 'abc.ABCMeta'>", ":serialized:": payload},
-            "observation_space": {":type:": "<class 'gymnasium.spaces.box.Box'>", ":serialized:": payload}}
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("data", json.dumps(data))
-        z.writestr("_stable_baselines3_version", "2.3.0")
-    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the former settings sidecar
-    return path
-
-
-def test_a_crafted_sb3_zip_is_refused_without_running_its_code(tmp_path, capsys):
+# --- crafted files: the controls of the crafted-file rows of tests/test_bad_inputs.py ------------------------------
+# There each is refused without running its code; here each does run its code when loaded unsafely.
+def test_the_crafted_sb3_zip_runs_its_code_under_sb3s_own_loader(tmp_path):
     from stable_baselines3 import PPO
 
-    marker = tmp_path / "pwned"
-    crafted = _crafted_sb3_zip(tmp_path / "evil.zip", marker)
-    refused = r"is a stable-baselines3 \.zip, which is not loaded: reading it unpickles its ':serialized:' entries"
-    for path in (crafted, tmp_path / "evil"):  # by its name, or its stem with only the zip there
-        with pytest.raises(ValueError, match=refused):
-            LearnedController.load(path)
-        with pytest.raises(ValueError, match=refused):
-            check_agent(f"learned:{path}")  # what the zoo checks before a sweep starts
-    with pytest.raises(ValueError, match="pass allow_pickle=True only for a file you trust"):
-        convert_sb3_zip(crafted)
-    assert minmax(["run", "DiracGAN-v0", "--agent", f"learned:{crafted}", "--lr", "0.1", "--steps", "2"]) == 2
-    assert "not loaded" in capsys.readouterr().err
-    assert minmax(["bench", "--suite", "quick", "--agents", f"sgda,learned:{crafted}"]) == 2
-    assert "not loaded" in capsys.readouterr().err
-    assert not marker.exists()
-    try:  # the canary: the file is live, SB3's own loader runs its code
+    crafted = crafted_sb3_zip(tmp_path / "evil.zip", marker(tmp_path))
+    assert not marker(tmp_path).exists()
+    try:  # the file is live: SB3's own loader runs its code
         PPO.load(str(crafted), device="cpu")
     except Exception:  # noqa: BLE001 - it fails once the payload has run
         pass
-    assert marker.exists()
+    assert marker(tmp_path).exists()
 
 
-@pytest.mark.parametrize("write", [lambda p, m: torch.save({"log_std": _Marker(m)}, p),
-                                   lambda p, m: p.write_bytes(pickle.dumps({"log_std": _Marker(m)}))],
-                         ids=["torch.save", "raw-pickle"])
-def test_a_weights_file_that_is_a_malicious_pickle_is_refused_without_running_its_code(controller, tmp_path, write):
-    marker = tmp_path / "pwned"
-    shutil.copy(controller / "dirac.json", tmp_path / "c.json")
-    write(tmp_path / "c.pt", marker)
-    with pytest.raises(ValueError, match=r"controller weights '.*c\.pt' are not a torch file of plain tensors "
-                                         r"\(read with torch\.load\(weights_only=True\).*UnpicklingError"):
-        LearnedController.load(tmp_path / "c.pt")
-    with pytest.raises(ValueError, match="not a torch file of plain tensors"):
-        check_agent(f"learned:{tmp_path / 'c.pt'}")
-    assert not marker.exists()
-    try:  # the canary: an unrestricted torch.load runs it
+@pytest.mark.parametrize("write", list(MALICIOUS_WEIGHTS.values()), ids=list(MALICIOUS_WEIGHTS))
+def test_the_malicious_weights_files_run_their_code_under_an_unrestricted_torch_load(tmp_path, write):
+    write(tmp_path / "c.pt", marker(tmp_path))
+    assert not marker(tmp_path).exists()
+    try:
         torch.load(tmp_path / "c.pt", weights_only=False)
     except Exception:  # noqa: BLE001 - a raw pickle is no torch file, but reading its header ran the payload
         pass
-    assert marker.exists()
-
-
-# --- bad inputs: each a ValueError naming the file and what is allowed -------------------------------------------
-def _copy(tmp: Path, good: Path) -> Path:
-    """A copy ``tmp/c.pt`` + ``tmp/c.json`` of the controller ``good``."""
-    shutil.copy(good, tmp / "c.pt")
-    shutil.copy(good.with_suffix(".json"), tmp / "c.json")
-    return tmp / "c.pt"
-
-
-def _edit(change):
-    """A bad input: the good controller with its description changed by ``change(description)``."""
-    def make(tmp: Path, good: Path) -> Path:
-        path = _copy(tmp, good)
-        data = json.loads(path.with_suffix(".json").read_text())
-        change(data)
-        path.with_suffix(".json").write_text(json.dumps(data))
-        return path
-    return make
-
-
-def _weights(change):
-    """A bad input: the good controller with its weights replaced by ``torch.save(change(state_dict))``."""
-    def make(tmp: Path, good: Path) -> Path:
-        path = _copy(tmp, good)
-        torch.save(change(torch.load(path, weights_only=True)), path)
-        return path
-    return make
-
-
-def _write(suffix: str, content: bytes):
-    def make(tmp: Path, good: Path) -> Path:
-        path = _copy(tmp, good)
-        path.with_suffix(suffix).write_bytes(content)
-        return path
-    return make
-
-
-def _remove(suffix: str):
-    def make(tmp: Path, good: Path) -> Path:
-        path = _copy(tmp, good)
-        path.with_suffix(suffix).unlink()
-        return path
-    return make
-
-
-def _policy(key, value):
-    return _edit(lambda d: d["policy"].__setitem__(key, value))
-
-
-def _kwarg(key, value):
-    return _edit(lambda d: d["policy"]["kwargs"].__setitem__(key, value))
-
-
-def _space(name, key, value):
-    return _edit(lambda d: d["policy"][name].__setitem__(key, value))
-
-
-BAD_INPUTS = [
-    (lambda tmp, good: tmp / "missing",
-     r"controller weights file '.*missing\.pt' and description file '.*missing\.json' do not exist; a controller "
-     r"is NAME\.pt \(its weights\) with NAME\.json \(its description\) next to it"),
-    (_remove(".pt"), r"controller weights file '.*c\.pt' does not exist"),
-    (_remove(".json"), r"controller description file '.*c\.json' does not exist"),
-    (lambda tmp, good: tmp / "missing.zip",
-     r"controller '.*missing\.zip' is a stable-baselines3 \.zip, which is not loaded.*convert_sb3_zip"),
-    (_write(".json", b"{not json"), r"controller description '.*c\.json' is not valid JSON"),
-    (_write(".json", b"[1, 2]"), r"controller description '.*c\.json' must be a JSON object, got list"),
-    (_write(".json", json.dumps({"algorithm": "PPO", "base": "sgda"}).encode()),
-     r"'.*c\.json' is not a minmax_envs controller description: its 'format' is None, expected "
-     r"'minmax_envs\.controller' \(the settings file of an old stable-baselines3 \.zip\? convert"),
-    (_edit(lambda d: d.update(format_version=2)), r"'.*c\.json' has format_version 2; this minmax_envs reads 1"),
-    (_edit(lambda d: d.update(extra=1)), r"'.*c\.json': unknown key\(s\) 'extra'; a description has the keys format"),
-    (_edit(lambda d: d.pop("policy")), r"'.*c\.json': missing key\(s\) 'policy'"),
-    (_edit(lambda d: d.update(algorithm="DQN")),
-     r"'.*c\.json': unknown algorithm 'DQN'; choose one of PPO, A2C, SAC, TD3, DDPG"),
-    (_edit(lambda d: d.update(base="rmsprop")), r"'.*c\.json': unknown base 'rmsprop'; choose one of"),
-    (_edit(lambda d: d.update(log10_range=-1)),
-     r"'.*c\.json': log10_range must be a finite number in \[0.0, inf\), got -1"),
-    (_edit(lambda d: d["policy"].pop("kwargs")),
-     r"'.*c\.json': policy must be an object with exactly the keys class, kwargs, observation_space, action_space"),
-    (_policy("class", "CnnPolicy"), r"'.*c\.json': unknown policy class 'CnnPolicy' for PPO; choose one of MlpPolicy"),
-    (_kwarg("activation_fn", "os.system"),
-     r"'.*c\.json': policy kwargs: unknown activation_fn 'os\.system'; choose one of Tanh, ReLU, LeakyReLU"),
-    (_kwarg("optimizer_class", "Adam"),
-     r"policy kwargs: unknown argument\(s\) 'optimizer_class'; allowed: net_arch, activation_fn"),
-    (_kwarg("features_extractor_class", "NatureCNN"),
-     r"unknown features_extractor_class 'NatureCNN'; choose one of FlattenExtractor"),
-    (_kwarg("net_arch", [64, -1]), r"net_arch must be a list of layer widths \(ints >= 1\) or an object with keys"),
-    (_kwarg("ortho_init", "yes"), r"policy kwargs: ortho_init must be true or false, got 'yes'"),
-    (_kwarg("n_critics", 2),
-     r"'.*c\.json': stable-baselines3's ActorCriticPolicy cannot be built from it: TypeError"),
-    (_space("action_space", "type", "Discrete"),
-     r"'.*c\.json': policy action_space: unknown space type 'Discrete'; choose one of Box"),
-    (_space("observation_space", "dtype", "int64"),
-     r"policy observation_space: unknown dtype 'int64'; choose one of float32, float64"),
-    (_space("observation_space", "low", [0.0] * 3),
-     r"policy observation_space: low must be a list of 11 numbers \(the shape \[11\] flattened\)"),
-    (_space("action_space", "high", ["nan", 1.0]),
-     r"policy action_space: high entries must be numbers or 'inf' / '-inf', got 'nan'"),
-    (_kwarg("net_arch", {"pi": [32, 32], "vf": [64, 64]}),
-     r"controller weights '.*c\.pt': 'mlp_extractor\.policy_net\.0\.weight' has shape \(64, 11\), the policy "
-     r"described in '.*c\.json' needs \(32, 11\)"),
-    (_write(".pt", b"not a torch file"),
-     r"controller weights '.*c\.pt' are not a torch file of plain tensors \(read with "
-     r"torch\.load\(weights_only=True\)"),
-    (_weights(lambda s: list(s.values())),
-     r"controller weights '.*c\.pt' must hold a dict \{parameter name: tensor\} \(a policy's state_dict\), found a "
-     r"list"),
-    (_weights(lambda s: {**s, "log_std": 0.5}),
-     r"controller weights '.*c\.pt' hold a float under 'log_std'; only dense tensors are allowed"),
-    (_weights(lambda s: {k: v for k, v in s.items() if k != "value_net.bias"}),
-     r"controller weights '.*c\.pt' do not fit the ActorCriticPolicy described in '.*c\.json': missing "
-     r"\['value_net\.bias'\]; unexpected nothing"),
-    (_weights(lambda s: {**s, "log_std": s["log_std"].double()}),
-     r"controller weights '.*c\.pt': 'log_std' has dtype torch\.float64, the policy needs torch\.float32"),
-    (_weights(lambda s: {**s, "log_std": torch.full_like(s["log_std"], float("nan"))}),
-     r"controller weights '.*c\.pt': 'log_std' holds non-finite values"),
-]
-
-
-@pytest.mark.parametrize("make_bad_input, expected_message_regex", BAD_INPUTS)
-def test_bad_controller_files_give_clear_errors(controller, tmp_path, make_bad_input, expected_message_regex):
-    path = make_bad_input(tmp_path, controller / "dirac.pt")
-    with pytest.raises(ValueError, match=expected_message_regex):
-        check_controller(path)  # what the zoo runs before a sweep starts
-    with pytest.raises(ValueError, match=expected_message_regex):
-        LearnedController.load(path)
-
-
-def test_a_bad_controller_stops_bench_before_the_sweep(tmp_path, capsys):
-    assert minmax(["bench", "--suite", "quick", "--agents", f"sgda,learned:{tmp_path / 'missing.pt'}"]) == 2
-    assert "missing.pt' and description file" in capsys.readouterr().err
+    assert marker(tmp_path).exists()

@@ -1,8 +1,7 @@
-"""run_episode: checkpoint and resume (safe loading, layout errors, fingerprints), alternating update schedules."""
+"""run_episode: checkpoint and resume (safe loading, fingerprints), alternating update schedules. Every bad
+checkpoint file is a row of the bad-input table, tests/test_bad_inputs.py."""
 
-import pickle
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from minmax_envs import PLAYERS
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games.dirac import DiracGAN
 from tests.conftest import small_env
+from tests.test_bad_inputs import CallPickle, ExecPickle, marker, standard_env, standard_run
 
 PROBE_CALLS = 3  # agent calls of the fingerprint probe, at the start of a checkpointed episode
 
@@ -126,145 +126,22 @@ def test_run_episode_calls_each_agent_only_when_its_player_moves():
         minmax_envs.run_episode(env, agents.balanced(agents.sgda(0.1)), steps=1)
 
 
-# --- checkpoints: safe loading, bad files, fingerprints --------------------------------------------------------
-def _standard_env(**kwargs):
-    return minmax_envs.make("DiracGAN-v0", num_seeds=2, **{"loss": "gan", "init_std": 0.5, **kwargs})
-
-
-def _standard_run(path, agent=None, env=None, steps=2):
-    """The episode every bad input below is offered to."""
-    return minmax_envs.run_episode(env or _standard_env(), agent or agents.sgda(0.1), steps=steps, seed=0,
-                                   checkpoint=path)
-
-
-def _marker(path: Path) -> Path:
-    return path.with_name("MARKER")
-
-
-def _plant_marker(path: str) -> None:
-    """What a malicious checkpoint would call on load."""
-    Path(path).write_text("code ran")
-
-
-class _Exec:
-    """A pickle whose loading runs code (``exec``)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
-
-
-class _Call:
-    """A pickle whose loading calls a function of ours."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return _plant_marker, (self.marker,)
-
-
-def _valid(path: Path) -> dict:
-    """A real checkpoint of the standard episode, as loaded back."""
-    _standard_run(path)
-    return torch.load(path, weights_only=True)
-
-
-def _rewrite(path: Path, mutate) -> None:
-    payload = _valid(path)
-    mutate(payload)
-    torch.save(payload, path)
-
-
-def _truncate(path: Path) -> None:
-    data = (_valid(path), path.read_bytes())[1]
-    path.write_bytes(data[: len(data) // 2])
-
-
-def _other_run(path: Path, **kwargs) -> None:
-    env_kwargs = kwargs.pop("env", {})
-    _standard_run(path, env=_standard_env(**env_kwargs), **kwargs)
-
-
-#: (make_bad_input(path), expected message): every bad checkpoint file is a ValueError naming the file
-BAD_CHECKPOINTS = [
-    (lambda p: p.write_bytes(b""), r"cannot be read: the file is empty"),
-    (_truncate, r"cannot be read: it is truncated or corrupt \(not a complete torch zip archive\)"),
-    (lambda p: p.write_bytes(b"hello, I am not a checkpoint"), r"cannot be read: it is not a torch checkpoint"),
-    (lambda p: p.write_bytes(pickle.dumps({"t": 1})), r"cannot be read: it is not a torch checkpoint"),
-    (lambda p: p.mkdir(), r"cannot be read: it is a directory"),
-    (lambda p: torch.save({"format": "x", "payload": _Exec(_marker(p))}, p),
-     r"cannot be read: it refers to (builtins\.)?exec, which is neither a tensor nor a plain container"),
-    (lambda p: torch.save(_Call(_marker(p)), p), r"cannot be read: it refers to tests\.test_episode\._plant_marker"),
-    (lambda p: p.write_bytes(pickle.dumps(_Call(_marker(p)), protocol=2)),
-     r"cannot be read: it refers to tests\.test_episode\._plant_marker"),
-    (lambda p: torch.save({"agent": agents.EmptyState()}, p),  # the format before this one: NamedTuple states
-     r"cannot be read: it refers to agents\._base\.EmptyState"),
-    (lambda p: torch.save([1, 2], p), r"not a run_episode checkpoint of this version: it holds a list, not a dict"),
-    (lambda p: torch.save({"t": 1}, p), r"not a run_episode checkpoint of this version: it has no 'format' entry"),
-    (lambda p: _rewrite(p, lambda c: c.update(format="minmax_envs.run_episode/1")),
-     r"its format is 'minmax_envs\.run_episode/1', this version reads 'minmax_envs\.run_episode/2'"),
-    (lambda p: _rewrite(p, lambda c: c.pop("env")),
-     r"not a run_episode checkpoint of this version: it is missing \['env'\]"),
-    (lambda p: _rewrite(p, lambda c: c.update(t="1")), r"its entry 't' is a str, expected int"),
-    (lambda p: _rewrite(p, lambda c: c.update(agent={})),
-     r"its entry 'agent' must hold the lists 'treedef' and 'leaves'"),
-    (lambda p: _rewrite(p, lambda c: c["env"].pop("params")),
-     r"holds an episode state that cannot be restored here: env state is missing \['params'\]"),
-    (lambda p: _rewrite(p, lambda c: c["env"]["params"]["generator"].update(theta=torch.zeros(2, 3))),
-     r"cannot be restored here: env state\['params'\]\['generator'\]\['theta'\] is torch\.float32 of shape \(2, 3\), "
-     r"this env's torch\.float32 of shape \(2,\)"),
-    (lambda p: _rewrite(p, lambda c: c["env"].update(t=torch.zeros(5, dtype=torch.int64))),
-     r"cannot be restored here: env state\['t'\] must be a tensor with a leading dimension of 2 seeds, "
-     r"got shape \(5,\)"),
-    (lambda p: _rewrite(p, lambda c: c["agent"].update(treedef=["dict", ["generator"], [["leaf"]]], leaves=[1])),
-     r"cannot be restored here: agent state has the keys \['generator'\], a fresh agent\.init\(\) has "
-     r"\{generator: \(EmptyState\(\),\), discriminator: \(EmptyState\(\),\)\}"),
-    (lambda p: _rewrite(p, lambda c: c.update(t=7)),
-     r"cannot be restored here: it stopped at iteration 7, outside \[0, 2\]"),
-    # checkpoints of other episodes
-    (lambda p: _other_run(p, env={"loss": "wgan"}),
-     r"belongs to another episode: env\.loss: 'wgan' in the checkpoint, 'gan' now"),
-    (lambda p: _other_run(p, env={"init_std": 0.25}),
-     r"belongs to another episode: env\.init_std: 0\.25 in the checkpoint, 0\.5 now"),
-    (lambda p: _other_run(p, agent=agents.sgda(5.0)),
-     r"belongs to another episode: agent\.updates\.generator/theta\.norm: \[\S+, \S+, \S+\] in the checkpoint, "
-     r"\[\S+, \S+, \S+\] now; agent\.updates\.discriminator/psi\.norm: "),
-    (lambda p: _other_run(p, agent=agents.adam(0.1)),
-     r"belongs to another episode: agent\.state: '\{generator: \(ScaleByAdamState.*\}' in the checkpoint, "
-     r"'\{generator: \(EmptyState\(\),\), .*\}' now"),
-    (lambda p: _other_run(p, steps=3), r"belongs to another episode: episode\.steps: 3 in the checkpoint, 2 now"),
-]
-
-
-@pytest.mark.parametrize("make_bad_input, expected", BAD_CHECKPOINTS)
-def test_bad_checkpoint_files_raise_a_clear_error_and_run_no_code(make_bad_input, expected, tmp_path):
-    path = tmp_path / "episode.pt"
-    make_bad_input(path)
-    with pytest.raises(ValueError, match=expected) as info:
-        _standard_run(path)
-    message = str(info.value)
-    assert f"checkpoint {path} " in message
-    assert "Delete it (or pass another checkpoint path)" in message or "delete it" in message
-    assert not _marker(path).exists(), "loading a checkpoint ran code"
-
-
-@pytest.mark.parametrize("payload", [_Exec, _Call])
+# --- checkpoints: safe loading, fingerprints (every bad checkpoint file is a row of tests/test_bad_inputs.py) ----
+@pytest.mark.parametrize("payload", [ExecPickle, CallPickle])
 def test_the_malicious_checkpoints_would_run_code_if_loaded_unsafely(payload, tmp_path):
-    """The control of the test above: its crafted files do run code under ``weights_only=False``."""
+    """The control of the crafted checkpoint rows of tests/test_bad_inputs.py: these files do run code under
+    ``weights_only=False``."""
     path = tmp_path / "evil.pt"
-    torch.save(payload(_marker(path)), path)
+    torch.save(payload(marker(tmp_path)), path)
     torch.load(path, weights_only=False)
-    assert _marker(path).read_text() == "code ran"
+    assert marker(tmp_path).read_text() == "code ran"
 
 
 def test_agent_fingerprint_names_the_factor_and_tolerates_rounding(tmp_path):
     path = tmp_path / "c.pt"
-    _standard_run(path, agent=agents.sgda(5.0))
+    standard_run(path, agent=agents.sgda(5.0))
     with pytest.raises(ValueError) as info:
-        _standard_run(path, agent=agents.sgda(0.1))
+        standard_run(path, agent=agents.sgda(0.1))
     found = re.search(r"agent\.updates\.generator/theta\.norm: \[(.*?)\] in the checkpoint, \[(.*?)\] now",
                       str(info.value))
     old, new = ([float(x) for x in group.split(", ")] for group in found.groups())
@@ -277,20 +154,20 @@ def test_agent_fingerprint_names_the_factor_and_tolerates_rounding(tmp_path):
             entry["norm"] = [v * factor for v in entry["norm"]]
         torch.save(payload, path)
 
-    _standard_run(path, agent=agents.sgda(5.0))  # the same agent resumes
+    standard_run(path, agent=agents.sgda(5.0))  # the same agent resumes
     nudge(1 + 1e-5)  # as another thread count might round: still the same agent
-    _standard_run(path, agent=agents.sgda(5.0))
+    standard_run(path, agent=agents.sgda(5.0))
     nudge(1.01)  # 1% off: another agent
     with pytest.raises(ValueError, match=r"another episode: agent\.updates\.generator/theta\.norm"):
-        _standard_run(path, agent=agents.sgda(5.0))
+        standard_run(path, agent=agents.sgda(5.0))
 
 
 def test_checkpoint_holds_only_plain_data(tmp_path):
     path = tmp_path / "c.pt"
-    _standard_run(path, agent=agents.adam(1e-2))
+    standard_run(path, agent=agents.adam(1e-2))
     payload = torch.load(path, weights_only=True)  # loads with nothing added to torch's allow-list
     assert payload["format"] == "minmax_envs.run_episode/2"
-    assert payload["fingerprint"]["env"] == _standard_env().make_kwargs
+    assert payload["fingerprint"]["env"] == standard_env().make_kwargs
     assert payload["fingerprint"]["episode"] == {"steps": 2, "seed": 0, "eval_every": None, "diagnostics_every": None}
     assert set(payload["fingerprint"]["agent"]) == {"evaluations", "state", "updates"}
 
@@ -327,12 +204,12 @@ def test_a_random_seed_episode_resumes_with_the_seed_it_drew(tmp_path):
     tx = agents.adam(1e-2)
     ckpt = tmp_path / "c.pt"
     with pytest.raises(_Interrupt):
-        minmax_envs.run_episode(_standard_env(), {"generator": _interrupting(tx, PROBE_CALLS + 3),
+        minmax_envs.run_episode(standard_env(), {"generator": _interrupting(tx, PROBE_CALLS + 3),
                                                   "discriminator": tx}, steps=6, checkpoint=ckpt, checkpoint_every=2)
     base = torch.load(ckpt, weights_only=True)["base_seed"]
-    fresh = _standard_env()
+    fresh = standard_env()
     minmax_envs.run_episode(fresh, tx, steps=6, checkpoint=ckpt)
-    ref = _standard_env()
+    ref = standard_env()
     minmax_envs.run_episode(ref, tx, steps=6, seed=base)
     for pl in PLAYERS:
         for k, v in ref.params[pl].items():
@@ -344,4 +221,4 @@ def test_an_agent_state_that_cannot_be_stored_fails_at_the_first_save(tmp_path):
     odd = agents.GradientTransformation(lambda p: (base.init(p), np.zeros(2)),
                                         lambda g, s, p=None: (base.update(g, s[0], p)[0], s))
     with pytest.raises(TypeError, match=r"cannot checkpoint the agent state: state\['generator'\]\[1\] is a ndarray"):
-        _standard_run(tmp_path / "c.pt", agent=odd)
+        standard_run(tmp_path / "c.pt", agent=odd)
