@@ -478,7 +478,8 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
             movers = [pl for pl in PLAYERS if obs[pl].moving]
             if agent.in_place:  # keep what stopped seeds must get back, and at an evaluation point the updates
                 held = [pl for pl in agent.in_place if pl in movers]
-                if held and (env.needs_hold or (i == inner - 1 and eval_every and t % eval_every == 0)):
+                metrics_next = i == inner - 1 and (t == steps or bool(eval_every) and t % eval_every == 0)
+                if held and (env.needs_hold or metrics_next):
                     env.hold(held)
             updates, state = agent.update({pl: obs[pl].grads for pl in movers}, state,
                                           {pl: obs[pl].params for pl in movers})

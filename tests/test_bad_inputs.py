@@ -107,6 +107,10 @@ def controller(id: str, make: Callable[[Path, Path], Path], message: str) -> Row
 # --- inputs the rows use -------------------------------------------------------------------------------------------
 
 RUN = ["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "5"]
+
+
+def _torch_run(agent: str) -> list[str]:
+    return ["run", "Bilinear-v0", "--agent", agent, "--lr", "0.1", "--steps", "2"]
 BENCH = ["bench", "--suite", "quick", "--out", "{tmp}/out", "--no-progress", "--no-plots"]
 
 TASK = {"name": "t", "env_id": "Bilinear-v0", "steps": 30, "eval_every": 10, "metric": "distance",
@@ -349,6 +353,21 @@ ROWS: list[Row] = [
     cli("run-seeds-0", RUN + ["--seeds", "0"], r"--seeds must be an integer >= 1, got 0"),
     cli("run-seeds-negative", RUN + ["--seeds", "-2"], r"--seeds must be an integer >= 1, got -2"),
     cli("run-seed-negative", RUN + ["--seed", "-1"], r"--seed must be an integer >= 0, got -1"),
+    # --- torch:MODULE.CLASS agents (any torch.optim.Optimizer)
+    cli("torch-agent-bad-hyperparameter", _torch_run("torch:torch.optim.Adam?betas=[0.5,1.5]"),
+        r"agent 'torch:torch.optim.Adam\?betas=\[0.5,1.5\]': Invalid beta parameter at index 1: 1.5"),
+    cli("torch-agent-lr-given", _torch_run("torch:torch.optim.Adam?lr=3"),
+        r"lr is tuned by the protocol \(lr_d, lr_g\); do not give it"),
+    cli("torch-agent-closure", _torch_run("torch:torch.optim.LBFGS"),
+        r"torch.optim.LBFGS cannot play as an agent: it needs a closure"),
+    cli("torch-agent-no-module", _torch_run("torch:nope.Adam"), r"optimizer 'nope.Adam': no module to import"),
+    cli("torch-agent-no-class", _torch_run("torch:torch.optim.Adamm"), r"'torch.optim' has no attribute 'Adamm'"),
+    cli("torch-agent-not-dotted", _torch_run("torch:Adam"), r"name the optimizer class by its dotted path"),
+    cli("torch-agent-not-json", _torch_run("torch:torch.optim.Adam?betas=(0.5,0.9)"),
+        r"the value of betas must be JSON"),
+    cli("torch-agent-not-key-value", _torch_run("torch:torch.optim.Adam?amsgrad"), r"'amsgrad' is not key=value"),
+    cli("torch-agent-bench", ["bench", "--suite", "quick", "--agents", "sgda,torch:torch.optim.SGD?momentum=-1",
+                              "--out", "{tmp}/out"], r"agent 'torch:torch.optim.SGD\?momentum=-1': Invalid momentum"),
     cli("run-steps-negative", ["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "-3"],
         r"--steps must be an integer >= 0, got -3"),
     cli("run-steps-not-int", ["run", "DiracGAN-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "x"],

@@ -270,3 +270,24 @@ def test_linear_decay_schedule_spans_each_players_updates():
     assert lr_g(0) == pytest.approx(0.01) and lr_g(3) == 0.0
     (rec,) = run_unit(unit)
     assert rec["phase"] == "eval" and rec["seed"] == 0 and rec["value"] is not None
+
+
+def test_any_torch_optimizer_plays_under_the_protocol(tmp_path):
+    """``torch:MODULE.CLASS[?hyperparameters]`` agents are tuned and evaluated like the built-ins; torch's Adam
+    with the built-in's betas lands where the built-in ``adam`` does (the same update rule)."""
+    pytest.importorskip("pytorch_optimizer")
+    names = ["adam", "torch:torch.optim.Adam?betas=[0.5,0.9]", "torch:pytorch_optimizer.Lion"]
+    bench(TINY, names, out=tmp_path, progress=False)
+    records = list(ResultStore(tmp_path).records())
+    per_agent = {a: [r for r in records if r["agent"] == a] for a in names}
+    assert all(len(rs) == 2 * (2 * 3 + 4) for rs in per_agent.values())  # 2 tasks x (2 configs x 3 + 4 seeds)
+    ours = {(r["task"], r["phase"], r["seed"], r["config_index"]): r for r in per_agent["adam"]}
+    for r in per_agent["torch:torch.optim.Adam?betas=[0.5,0.9]"]:
+        ref = ours[(r["task"], r["phase"], r["seed"], r["config_index"])]
+        assert r["value"] == pytest.approx(ref["value"], rel=1e-4, abs=1e-6)
+    assert all(r["value"] is not None for r in per_agent["torch:pytorch_optimizer.Lion"])
+    import pytorch_optimizer  # noqa: F401  (the optimizer's package version is part of the key)
+
+    from minmax_envs.evaluation.zoo import agent_digest
+
+    assert agent_digest("torch:pytorch_optimizer.Lion").startswith("pytorch_optimizer==")
