@@ -4,6 +4,10 @@ Named agents: :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`rmsprop`, :func:
 :func:`adadir`, :func:`graft`, :func:`extragradient`, :func:`optimistic`, :func:`optimistic_adam`; for
 both players at once: :func:`pair` (TTUR) and :func:`balanced`. Building blocks in
 :mod:`agents.transforms`, step-size schedules in :mod:`agents.schedules`.
+
+Agents that update parameters in place (torch.optim's contract, :class:`InPlaceTransformation`): any
+``torch.optim.Optimizer`` through :func:`from_torch`, any pure agent through :func:`in_place`, and the fast
+in-place built-ins of :mod:`agents.inplace`.
 """
 
 from agents import schedules

@@ -23,7 +23,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 #: The named agents of the `agents` package, one page each, in this order.
 AGENT_PAGES = ("sgda", "nsgda", "adam", "rmsprop", "adagrad", "adalr", "adadir", "graft", "extragradient",
-               "optimistic", "optimistic_adam", "pair", "balanced")
+               "optimistic", "optimistic_adam", "pair", "balanced", "from_torch", "in_place")
 
 SPACES = f"""## Spaces
 Gymnasium step-size control (`gymnasium.make("minmax_envs/<id>")`, see the RL interfaces page): action

@@ -46,9 +46,10 @@ def test_python_examples_in_readme_and_docs_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples write their results/ here, not into the repository
     ran = 0
     for path in DOC_FILES:
+        namespace: dict = {}  # a page is read top to bottom: its blocks share one namespace
         for i, block in enumerate(_blocks(path, "python")):
             try:
-                exec(compile(block, f"{path.name}[block {i}]", "exec"), {})
+                exec(compile(block, f"{path.name}[block {i}]", "exec"), namespace)
             except Exception as e:  # noqa: BLE001 - report which example broke
                 raise AssertionError(f"{path.relative_to(ROOT)} python block {i} failed: {e!r}\n{block}") from e
             finally:
