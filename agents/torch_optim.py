@@ -151,6 +151,11 @@ class TorchOptimizerState(NamedTuple):
     names: tuple[str, ...]
 
 
+# Whole-tensor optimizers whose fused kernel (``fused=True``) reads the gradients and never writes them
+# (torch._fused_adam_ / _fused_adamw_ without a grad scaler): no copy of the gradients is needed.
+_READS_GRADS_ONLY = (torch.optim.Adam, torch.optim.AdamW)
+
+
 class TorchOptimizer:
     """The agent behind :func:`from_torch` (a plain class, so that the agent pickles when its class, its
     hyperparameters and its schedule do). ``init``, ``step``, ``state_dict`` and ``load_state_dict`` make the
@@ -190,8 +195,12 @@ class TorchOptimizer:
 
     def step(self, grads: Params, state: TorchOptimizerState, params: Params) -> TorchOptimizerState:
         # the optimizer gets fresh gradient tensors of its own, as autograd makes them after zero_grad(): some
-        # optimizers write into p.grad (torch's foreach SGD with Nesterov momentum), and the observation must not change
-        copies = [grads[k].detach().clone() for k in state.names]
+        # optimizers write into p.grad (torch's foreach SGD with Nesterov momentum), and the observation must not
+        # change; torch's fused Adam / AdamW kernels only read the gradients, so they get the env's own
+        if self.whole and self.cls in _READS_GRADS_ONLY and self.hyperparameters.get("fused") is True:
+            copies = [grads[k].detach() for k in state.names]
+        else:
+            copies = [grads[k].detach().clone() for k in state.names]
         lr = None if self.lr is None else float(self.lr(state.count))
         for i, opt in enumerate(state.optimizers):
             group = opt.param_groups[0]

@@ -503,3 +503,21 @@ def test_the_agent_pickles_and_plays_the_same():
     env_b, _ = _play(copy, "TwoMode-v0")
     _assert_equal_params(_params(env_a), _params(env_b))
     assert "from_torch" in agents.__all__
+
+
+@pytest.mark.parametrize("cls", ["torch.optim.Adam", "torch.optim.AdamW"])
+def test_fused_adam_reads_the_env_gradients_without_copies_and_leaves_them_unchanged(cls):
+    """The fused Adam kernels only read the gradients: the whole-tensor path hands them the env's own (no copy),
+    and the observation stays as it was, with the same parameters as the copying per-seed path."""
+    envs = [small_env("MoG-Ring-v0", 3) for _ in range(2)]
+    hyper = {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.01, "fused": True}
+    txs = [agents.from_torch(cls, **hyper), agents.from_torch(cls, per_seed=True, **hyper)]
+    obs = [e.reset(seed=0)[0] for e in envs]
+    states = [tx.init(o["generator"].params) for tx, o in zip(txs, obs)]
+    grads = obs[0]["generator"].grads
+    before = {k: g.clone() for k, g in grads.items()}
+    for _ in range(3):
+        states = [tx.step(o["generator"].grads, s, o["generator"].params) for tx, s, o in zip(txs, states, obs)]
+    for k, g in before.items():
+        assert torch.equal(grads[k], g)
+        torch.testing.assert_close(obs[0]["generator"].params[k], obs[1]["generator"].params[k], rtol=1e-6, atol=1e-7)
