@@ -4,13 +4,57 @@ A pure transformation returns updates that the env adds to the parameters; an in
 parameters itself, into the env's own tensors, and the env only settles them (stopped seeds restored,
 projection). That saves writing an update tensor and reading it back: the fast path, and the door for any
 ``torch.optim.Optimizer`` (:func:`agents.from_torch`).
+
+:func:`in_place` plays any pure transformation this way (``p <- p + u``). The built-in optimizers have fast
+paths of their own here, :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`adalr` and :func:`adadir`: the
+signatures, defaults, validation and *state* of :mod:`agents.optimizers` (the same NamedTuples and values, so
+a checkpoint of one resumes the other), and the parameters of ``in_place(<pure optimizer>)`` step for step:
+
+* :func:`adam` runs torch's fused Adam kernel (``torch.optim.Adam(fused=True)``'s) directly on the parameters
+  and the moment buffers: bit for bit ``in_place(agents.adam(...))`` on every CPU.
+* The others update the momentum buffers in place and add ``factor * direction`` to the parameters in one
+  pass per tensor (``_foreach_add_`` with ``alpha``, ``_foreach_addcmul_``), with no update tensor. Where the
+  pure chain rounds a product and then a sum (``u = f g``, then ``p + u``; ``m = mu m + g``), the one-pass
+  kernel does a fused multiply-add on CPUs with FMA (AVX2, AVX-512): one rounding instead of two, so the
+  parameters differ from the pure agent's by float rounding (about one unit in the last place per step). With
+  torch's scalar kernels (``ATEN_CPU_CAPABILITY=default``, no FMA) every fast path is bit for bit the pure one,
+  which is how the tests pin the arithmetic down.
+* :func:`adalr` and :func:`adadir` take the norm of Adam's step, which torch cannot reduce without writing it:
+  that step is written once, into a zero buffer, by the fused kernel (the moments updated in place).
+
+Off the CPU the fused Adam kernel and the CPU-only range checks of :mod:`agents.transforms` are not used (as in
+the pure agents), so these agents follow the pure agents' general route there, with its temporaries.
 """
 
 from __future__ import annotations
 
 import torch
 
-from agents._base import GradientTransformation, InPlaceTransformation, Params, State
+from agents import optimizers as _optimizers
+from agents._base import (
+    GradientTransformation,
+    InPlaceTransformation,
+    Params,
+    Schedule,
+    State,
+    check_betas,
+    check_lr,
+    seed_view,
+)
+from agents.transforms import (
+    GraftState,
+    ScaleByAdamState,
+    TraceState,
+    _adam_step,
+    _check_chain_state,
+    _fused_adam_ok,
+    _lr_step,
+    _normal_range,
+    check_scope,
+    per_seed_norms,
+)
+
+LR = float | Schedule
 
 
 def in_place(tx: GradientTransformation) -> InPlaceTransformation:
@@ -29,4 +73,272 @@ def in_place(tx: GradientTransformation) -> InPlaceTransformation:
     return InPlaceTransformation(tx.init, step, tx.evaluations)
 
 
-__all__ = ["in_place"]
+# --- shared steps ---------------------------------------------------------------------------------------
+def _aligned(grads: Params, params: Params) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
+    """The names (in the gradients' order, as the pure agents use), gradients and parameter tensors."""
+    if grads.keys() != params.keys():
+        raise ValueError(f"gradients and parameters must name the same tensors, got {sorted(grads)} and "
+                         f"{sorted(params)}")
+    keys = list(grads)
+    return keys, [grads[k] for k in keys], [params[k] for k in keys]
+
+
+def _momentum_(buffers: list[torch.Tensor], grads: list[torch.Tensor], momentum: float) -> None:
+    """``m <- g + momentum * m`` in place, one pass per tensor (:func:`agents.transforms.trace`'s buffer)."""
+    for m, g in zip(buffers, grads):
+        torch.add(g, m, alpha=momentum, out=m)
+
+
+def _fused_route(g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor]) -> bool:
+    """Whether ``agents.transforms._adam_step`` runs torch's fused Adam kernel on these (its own test)."""
+    return bool(g) and _fused_adam_ok(g + mu + nu) and all(x.shape == y.shape == z.shape for x, y, z in zip(g, mu, nu))
+
+
+def _fused_adam_into(out: list[torch.Tensor], g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor],
+                     t: int, b1: float, b2: float, eps: float, lr: float) -> None:
+    """``out <- out - lr m_hat / (sqrt(v_hat) + eps)`` with the moments updated in place: torch's fused Adam
+    kernel (``torch.optim.Adam(fused=True)``'s), once for all the tensors."""
+    step = torch.full((), float(t), dtype=torch.float32, device=g[0].device)
+    torch._fused_adam_(out, g, mu, nu, [], [step] * len(out), lr=lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=eps,
+                       amsgrad=False, maximize=False)
+
+
+def _adam_add_(grads: Params, state: ScaleByAdamState, params: Params, b1: float, b2: float, eps: float,
+               lr: float) -> ScaleByAdamState:
+    """``p <- p + u`` with ``u`` the step of ``agents.transforms._adam_step(grads, state, b1, b2, eps, lr)``,
+    the moments updated in place; the new state.
+
+    Where that step runs torch's fused Adam kernel (on a zero buffer and copies of the moments), this runs the
+    same kernel once on the parameters themselves and the moment buffers: the kernel's own ``p + u`` rounds
+    exactly as adding the pure step's update to the parameters, so the results are bit for bit the same (and
+    the moments too). Elsewhere (other devices, non-contiguous tensors) it is the pure step, then the addition.
+    """
+    keys = list(grads)
+    g, p = [grads[k] for k in keys], [params[k] for k in keys]
+    mu, nu = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
+    if _fused_route(g, mu, nu) and _fused_adam_ok(p) and p[0].dtype == g[0].dtype and all(
+            x.shape == y.shape and x.device == y.device for x, y in zip(p, g)):
+        _fused_adam_into(p, g, mu, nu, state.count + 1, b1, b2, eps, lr)
+        return ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
+    u, new = _adam_step(grads, state, b1, b2, eps, lr)
+    torch._foreach_add_(p, [u[k] for k in keys])
+    return new
+
+
+def _adam_update(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps: float, lr: float,
+                 buffers: list[torch.Tensor] | None = None) -> tuple[Params, ScaleByAdamState]:
+    """The update and state of ``agents.transforms._adam_step`` (the same values), the moments updated in place
+    where it runs the fused kernel; the update then is written into ``buffers`` (zeroed first; tensors that are
+    free to overwrite) where they fit, else into a new zero buffer, as the pure step does."""
+    keys = list(grads)
+    g = [grads[k] for k in keys]
+    mu, nu = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
+    if not _fused_route(g, mu, nu):
+        return _adam_step(grads, state, b1, b2, eps, lr)
+    if buffers is not None and _fused_adam_ok(buffers) and buffers[0].dtype == g[0].dtype and all(
+            b.shape == x.shape and b.device == x.device for b, x in zip(buffers, g)):
+        torch._foreach_zero_(buffers)
+        out = buffers
+    else:
+        out = [torch.zeros_like(x) for x in g]
+    _fused_adam_into(out, g, mu, nu, state.count + 1, b1, b2, eps, lr)
+    return dict(zip(keys, out)), ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
+
+
+def _distinct(norms: Params) -> tuple[torch.Tensor, dict[int, int]]:
+    """The distinct per-seed norm tensors of ``norms`` stacked ``(K, N)`` (the global scope shares one) and the
+    row of each, by ``id``: as ``agents.transforms._normalized`` stacks them."""
+    distinct = list({id(n): n for n in norms.values()}.values())
+    stacked = torch.stack(distinct) if len(distinct) > 1 else distinct[0][None]
+    return stacked, {id(n): i for i, n in enumerate(distinct)}
+
+
+def _pairs(keys: list[str], a: Params, b: Params) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The distinct pairs ``(a[k], b[k])`` of per-seed norm tensors (the global scope shares one per dict), each
+    side stacked ``(K, N)``, and the row of each name: so that per-seed factors are computed once per pair, as
+    the pure graft computes them, but in one op per rule for all the pairs (element-wise: the same values)."""
+    rows: dict[tuple[int, int], int] = {}
+    firsts, seconds, index = [], [], []
+    for k in keys:
+        pair = (id(a[k]), id(b[k]))
+        if pair not in rows:
+            rows[pair] = len(firsts)
+            firsts.append(a[k])
+            seconds.append(b[k])
+        index.append(rows[pair])
+    return torch.stack(firsts), torch.stack(seconds), index
+
+
+def _add_normalized_(params: list[torch.Tensor], grads: Params, scope: str, lr: float) -> None:
+    """``p <- p - lr * g / ||g||`` (norms per seed by ``scope``): the update of ``agents.transforms._normalized``
+    (the same norms and per-seed factors, ``-lr`` folded into ``1 / ||g||``) added in one pass per tensor,
+    ``p + factor * g`` (a fused multiply-add where the CPU has one). Where the folded factor leaves float's
+    normal range (or off the CPU) the factors stay apart, as in the pure step: ``p + (-lr) * (g / ||g||)``."""
+    norms = per_seed_norms(grads, scope)
+    if not norms:
+        return
+    stacked, index = _distinct(norms)
+    inverse = 1.0 / stacked.clamp_min(torch.finfo(stacked.dtype).tiny)
+    folded = inverse * -lr
+    vals = list(grads.values())
+    if _normal_range(folded):
+        rows = folded.unbind(0)
+        torch._foreach_addcmul_(params, vals, [seed_view(rows[index[id(norms[k])]], v) for k, v in grads.items()])
+        return
+    rows = inverse.unbind(0)
+    torch._foreach_add_(params, [v * seed_view(rows[index[id(norms[k])]], v) for k, v in grads.items()], alpha=-lr)
+
+
+# --- the built-in optimizers, in place ------------------------------------------------------------------
+def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> InPlaceTransformation:
+    """:func:`agents.sgda` in place: ``m <- g + momentum * m`` (in the state's buffer), ``p <- p - lr_t * m``
+    (Nesterov: ``p <- p - lr_t (g + momentum * m)``, through one temporary), one pass per rule. The state of
+    :func:`agents.sgda`; the parameters of ``in_place(agents.sgda(...))`` to float rounding (module docstring).
+    """
+    reference = _optimizers.sgda(lr, momentum, nesterov)  # validates, and its init is this agent's
+    lr = check_lr(lr)
+    traced = bool(momentum or nesterov)
+    momentum = float(momentum) if traced else 0.0
+
+    def step(grads: Params, state: tuple, params: Params) -> tuple:
+        _check_chain_state(state, 2 if traced else 1)
+        keys, g, p = _aligned(grads, params)
+        lr_t, lr_state = _lr_step(lr, state[-1])
+        if not traced:
+            torch._foreach_add_(p, g, alpha=-lr_t)
+            return (lr_state,)
+        m = [state[0].momentum[k] for k in keys]
+        _momentum_(m, g, momentum)
+        torch._foreach_add_(p, torch._foreach_add(g, m, alpha=momentum) if nesterov else m, alpha=-lr_t)
+        return TraceState(dict(zip(keys, m))), lr_state
+
+    return InPlaceTransformation(reference.init, step, reference.evaluations)
+
+
+def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransformation:
+    """:func:`agents.nsgda` in place: ``m <- g + momentum * m`` (in the state's buffer; ``m = g`` without
+    momentum), then ``p <- p - lr_t m / ||m||`` in one pass per tensor after the per-seed norms. The state of
+    :func:`agents.nsgda`; the parameters of ``in_place(agents.nsgda(...))`` to float rounding (module docstring).
+    """
+    reference = _optimizers.nsgda(lr, momentum, scope)
+    lr = check_lr(lr)
+    traced = bool(momentum)
+    momentum = float(momentum) if traced else 0.0
+
+    def step(grads: Params, state: tuple, params: Params) -> tuple:
+        _check_chain_state(state, 3 if traced else 2)
+        keys, g, p = _aligned(grads, params)
+        head: tuple = ()
+        if traced:
+            m = [state[0].momentum[k] for k in keys]
+            _momentum_(m, g, momentum)
+            grads, head = dict(zip(keys, m)), (TraceState(dict(zip(keys, m))),)
+        lr_t, lr_state = _lr_step(lr, state[-1])
+        _add_normalized_(p, grads, scope, lr_t)
+        return (*head, state[-2], lr_state)
+
+    return InPlaceTransformation(reference.init, step, reference.evaluations)
+
+
+def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> InPlaceTransformation:
+    """:func:`agents.adam` in place: torch's fused Adam kernel on the parameters and the moment buffers (one pass,
+    as ``torch.optim.Adam(fused=True)``). The state of :func:`agents.adam`; bit for bit the parameters of
+    ``in_place(agents.adam(...))`` where the kernel runs (dense float32/float64 CPU tensors), else its route."""
+    reference = _optimizers.adam(lr, betas, eps)
+    b1, b2 = check_betas(betas)
+    eps, lr = float(eps), check_lr(lr)
+
+    def step(grads: Params, state: tuple, params: Params) -> tuple:
+        _check_chain_state(state, 2)
+        _aligned(grads, params)
+        lr_t, lr_state = _lr_step(lr, state[1])
+        return _adam_add_(grads, state[0], params, b1, b2, eps, lr_t), lr_state
+
+    return InPlaceTransformation(reference.init, step, reference.evaluations)
+
+
+def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
+          scope: str = "layer") -> InPlaceTransformation:
+    """:func:`agents.adalr` in place: Adam's step ``A_t`` by the fused kernel into a zero buffer (moments in
+    place; only its norm is used), ``M <- g + beta1 M`` in the state's buffer, then
+    ``p <- p - ||A_t|| M / (||M|| + eps)`` in one pass per tensor. The state of :func:`agents.adalr`; the
+    parameters of ``in_place(agents.adalr(...))`` to float rounding (module docstring)."""
+    reference = _optimizers.adalr(lr, betas, eps, scope)
+    b1, b2 = check_betas(betas)
+    eps, lr = float(eps), check_lr(lr)
+    check_scope(scope)
+    traced = bool(b1)
+
+    def step(grads: Params, state: GraftState, params: Params) -> GraftState:
+        _check_chain_state(state.direction, 2 if traced else 1)
+        _check_chain_state(state.magnitude, 2)
+        keys, g, p = _aligned(grads, params)
+        lr_m, lr_m_state = _lr_step(lr, state.magnitude[1])
+        a, adam_state = _adam_update(grads, state.magnitude[0], b1, b2, eps, lr_m)
+        head: tuple = ()
+        m = g
+        if traced:
+            m = [state.direction[0].momentum[k] for k in keys]
+            _momentum_(m, g, b1)  # the pure agent's kernel (a fused multiply-add there too): the same buffer
+            head = (TraceState(dict(zip(keys, m))),)
+        lr_t, lr_d_state = _lr_step(1.0, state.direction[-1])  # the direction at unit step
+        n_m = per_seed_norms(a, scope)
+        first = n_m if state.first_norm is None else state.first_norm
+        buf = dict(zip(keys, m))
+        n_buf = per_seed_norms(buf, scope)
+        top, bottom, index = _pairs(keys, n_m, n_buf)
+        factors = -lr_t * top / (lr_t * bottom + eps)  # the pure agent's factor, per pair of norms
+        if _normal_range(factors):
+            rows = factors.unbind(0)
+            torch._foreach_addcmul_(p, m, [seed_view(rows[i], v) for i, v in zip(index, m)])
+        else:  # the pure agent's literal route: u_D = -lr_t M, its norms, the rescale
+            u_d = dict(zip(keys, torch._foreach_mul(m, -lr_t)))
+            n_d = per_seed_norms(u_d, scope)
+            for k, v in u_d.items():
+                v.mul_(seed_view(n_m[k] / (n_d[k] + eps), v))
+            torch._foreach_add_(p, list(u_d.values()))
+        return GraftState((adam_state, lr_m_state), (*head, lr_d_state), first, n_m)
+
+    return InPlaceTransformation(reference.init, step, reference.evaluations)
+
+
+def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
+           scope: str = "layer") -> InPlaceTransformation:
+    """:func:`agents.adadir` in place: ``M <- g + beta1 M`` in the state's buffer, the norm of SGDA's step
+    ``-lr_t M`` and of Adam's unit step ``A_t`` (fused kernel, moments in place; both written into one buffer in
+    turn, for their norms), then ``p <- p + ||lr_t M|| A_t / (||A_t|| + eps)`` in one pass per tensor. The state
+    of :func:`agents.adadir`; the parameters of ``in_place(agents.adadir(...))`` to float rounding (module
+    docstring)."""
+    reference = _optimizers.adadir(lr, betas, eps, scope)
+    b1, b2 = check_betas(betas)
+    eps, lr = float(eps), check_lr(lr)
+    check_scope(scope)
+    traced = bool(b1)
+
+    def step(grads: Params, state: GraftState, params: Params) -> GraftState:
+        _check_chain_state(state.magnitude, 2 if traced else 1)
+        _check_chain_state(state.direction, 2)
+        keys, g, p = _aligned(grads, params)
+        head: tuple = ()
+        m = g
+        if traced:
+            m = [state.magnitude[0].momentum[k] for k in keys]
+            _momentum_(m, g, b1)
+            head = (TraceState(dict(zip(keys, m))),)
+        lr_t, lr_m_state = _lr_step(lr, state.magnitude[-1])
+        u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
+        n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
+        first = n_m if state.first_norm is None else state.first_norm
+        adam_lr, lr_d_state = _lr_step(1.0, state.direction[1])  # Adam's direction at unit step
+        a, adam_state = _adam_update(grads, state.direction[0], b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
+        n_d = per_seed_norms(a, scope)
+        top, bottom, index = _pairs(keys, n_m, n_d)
+        rows = (top / (bottom + eps)).unbind(0)  # the pure graft's factor, per pair of norms
+        steps = [a[k] for k in keys]
+        torch._foreach_addcmul_(p, steps, [seed_view(rows[i], v) for i, v in zip(index, steps)])
+        return GraftState((*head, lr_m_state), (adam_state, lr_d_state), first, n_m)
+
+    return InPlaceTransformation(reference.init, step, reference.evaluations)
+
+
+__all__ = ["adadir", "adalr", "adam", "in_place", "nsgda", "sgda"]

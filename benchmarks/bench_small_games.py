@@ -56,6 +56,13 @@ measured in the same process, interleaved with the runs: ``dst.copy_(src)`` on 2
 (STREAM "copy": bytes read + bytes written per second) and ``dst.add_(src)`` (2 reads + 1 write); the larger
 is the bandwidth. The same copy on tensors the size of the step's parameters (10 MB, resident in the 32 MB
 L3 here) is printed for context.
+
+In place (``--in-place``): the batched envs play the in-place fast paths of the same optimizers
+(``agents.inplace.nsgda``, ``sgda``, ``adam``: they write the new parameters into the env's tensors; the
+references are unchanged). Their minimum bytes (twomode): the game as above (``2 P``), the agent reads the
+gradients for the per-seed norm, then reads them again with the parameters and writes the parameters
+(``4 P``), and the env adds nothing: ``6 P + 6 N d`` numbers (``N = 256``: 67.6 MB). Twomode's ratio target
+for this path (issue 14, one thread): >= 25x.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ from _machine import add_machine_args, setup_machine
 
 import agents
 import minmax_envs
+from agents import inplace
 
 GAMES = ("twomode", "dirac", "bilinear", "mog")
 F32 = 4  # bytes
@@ -287,9 +295,15 @@ def _batched(med: dict[str, float], n: int, k: int) -> tuple[float, float]:
     return n * k / step_s, n * k / med["batched"]
 
 
+def _optimizers(args):
+    """The optimizers' module: ``agents`` (pure) or ``agents.inplace`` (``--in-place``)."""
+    return inplace if args.in_place else agents
+
+
 def run_twomode(args, device) -> Report:
     n, k, ref_k = 256, args.steps or 100, args.ref_steps or 1000
-    tx = {"discriminator": agents.nsgda(0.02), "generator": agents.nsgda(0.01)}
+    opt = _optimizers(args)
+    tx = {"discriminator": opt.nsgda(0.02), "generator": opt.nsgda(0.01)}
     cands = {**batched_candidates(args, "TwoMode-v0", n, tx, k, device, d=1000),
              "reference": lambda: twomode_reference(ref_k, 0, device)}
     bw = bandwidth_candidates(device, 256 * 2**20, 10 * 2**20)
@@ -298,24 +312,26 @@ def run_twomode(args, device) -> Report:
     rate, rate_incl = _batched(med, n, k)
     d, m_d, m_g = 1000, 5, 5
     p = n * (m_d + m_g) * d + 2 * n
-    step_bytes = (8 * p + 6 * n * d) * F32
+    step_bytes = ((6 if args.in_place else 8) * p + 6 * n * d) * F32
     gbs = {name: nbytes / med[name] / 1e9 for name, (_, nbytes) in bw.items()}
     dram = max(gbs["copy_ DRAM"], gbs["add_ DRAM"])
     achieved = step_bytes * rate / n / 1e9
     frac = achieved / dram
-    extra = [f"bytes/step (API minimum 8P + 6Nd, float32): {step_bytes / 1e6:.1f} MB "
+    model = "in place: 6P + 6Nd" if args.in_place else "8P + 6Nd"
+    extra = [f"bytes/step (API minimum {model}, float32): {step_bytes / 1e6:.1f} MB "
              f"(P = {p / 1e6:.3f}M numbers) -> {achieved:.2f} GB/s at the stepping rate",
              "bandwidth: " + ", ".join(f"{name} {v:.1f} GB/s" for name, v in gbs.items()),
              f"fraction of DRAM bandwidth ({dram:.1f} GB/s): {100 * frac:.0f}%   target >= 30%   "
              + ("PASS" if frac >= 0.30 else "MISS")
              + f"   (of the 10 MB in-cache copy_: {100 * achieved / gbs['copy_ cache']:.0f}%)"]
-    return Report("TwoMode-v0 d=1000, global nSGDA (D 0.02, G 0.01)", 100.0, n, k, rate, rate_incl,
+    target = 25.0 if args.in_place else 100.0  # issue 14's target for the in-place path at one thread
+    return Report(f"TwoMode-v0 d=1000, global nSGDA (D 0.02, G 0.01){_kind(args)}", target, n, k, rate, rate_incl,
                   {"hand-written single seed": ref_k / med["reference"]}, extra)
 
 
 def run_scalar_game(args, device, which: str) -> Report:
     n, k = 65536, args.steps or 200
-    tx = agents.sgda(0.01)
+    tx = _optimizers(args).sgda(0.01)
     if which == "dirac":
         env_id, kw, ref_k = "DiracGAN-v0", {"loss": "wgan"}, args.ref_steps or 10000
         ref = lambda: dirac_reference(ref_k, device)  # noqa: E731
@@ -328,12 +344,13 @@ def run_scalar_game(args, device, which: str) -> Report:
     rate, rate_incl = _batched(med, n, k)
     extra = [f"batched: {1e3 * (med['batched'] - med['batched reset']) / k:.2f} ms/step, "
              f"reset + metrics {1e3 * med['batched reset']:.1f} ms"]
-    return Report(title, 1000.0, n, k, rate, rate_incl, {"hand-written single seed": ref_k / med["reference"]}, extra)
+    return Report(title + _kind(args), 1000.0, n, k, rate, rate_incl,
+                  {"hand-written single seed": ref_k / med["reference"]}, extra)
 
 
 def run_mog(args, device) -> Report:
     n, k = 64, args.steps or 20
-    tx = agents.adam(1e-3, betas=(0.5, 0.9))
+    tx = _optimizers(args).adam(1e-3, betas=(0.5, 0.9))
     med = interleaved({**batched_candidates(args, "MoG-Ring-v0", n, tx, k, device),
                        "env N=1 x64": episode("MoG-Ring-v0", 1, tx, k, device, runs=n),
                        "env N=1 x64 reset": episode("MoG-Ring-v0", 1, tx, 0, device, runs=n),
@@ -343,9 +360,14 @@ def run_mog(args, device) -> Report:
     extra = [f"batched: {1e3 * (med['batched'] - med['batched reset']) / k:.1f} ms/step for {n} seeds; "
              f"env N=1: {1e3 / singles:.2f} ms/seed-step; hand-written: {1e3 * med['hand-written x64'] / (n * k):.2f} "
              "ms/seed-step"]
-    return Report("MoG-Ring-v0 (2x128 MLPs, batch 256), Adam lr=1e-3 betas (0.5, 0.9)", 5.0, n, k, rate, rate_incl,
+    return Report(f"MoG-Ring-v0 (2x128 MLPs, batch 256), Adam lr=1e-3 betas (0.5, 0.9){_kind(args)}", 5.0, n, k,
+                  rate, rate_incl,
                   {"env num_seeds=1, 64 runs": singles, "hand-written, 64 runs": n * k / med["hand-written x64"]},
                   extra)
+
+
+def _kind(args) -> str:
+    return ", in place (agents.inplace)" if args.in_place else ""
 
 
 def print_report(r: Report) -> bool:
@@ -378,6 +400,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true",
                     help="batched envs made with compile=True (torch.compile of the gradient field); the "
                          "references stay eager")
+    ap.add_argument("--in-place", action="store_true",
+                    help="batched envs played by the in-place fast paths (agents.inplace.nsgda, sgda, adam) instead of "
+                         "the pure agents; the references are unchanged")
     args = ap.parse_args()
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     unknown = sorted(set(games) - set(GAMES))
@@ -385,7 +410,8 @@ def main() -> None:
         ap.error(f"unknown games {unknown}; choose from {', '.join(GAMES)}")
     device = setup_machine(args)
     print(f"torch {torch.__version__} on {device}, threads={torch.get_num_threads()}, "
-          f"median of {args.repeats} interleaved repeats, batched envs {'compiled' if args.compile else 'eager'}")
+          f"median of {args.repeats} interleaved repeats, batched envs {'compiled' if args.compile else 'eager'}, "
+          f"agents {'in place (agents.inplace)' if args.in_place else 'pure'}")
     runners = {"twomode": run_twomode, "dirac": lambda a, d: run_scalar_game(a, d, "dirac"),
                "bilinear": lambda a, d: run_scalar_game(a, d, "bilinear"), "mog": run_mog}
     results = {g: print_report(runners[g](args, device)) for g in games}
