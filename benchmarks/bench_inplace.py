@@ -37,7 +37,8 @@ import agents
 from agents import inplace
 from minmax_envs import PLAYERS
 
-TARGETS = {"adam": 1.2, "from_torch(Adam, fused)": 1.1, "nsgda (global)": 1.5, "nsgda (layer)": 1.5, "adalr (layer)": 1.5, "adalr (global)": 1.5}
+TARGETS = {"adam": 1.2, "from_torch(Adam, fused)": 1.1, "nsgda (global)": 1.5, "nsgda (layer)": 1.5,
+           "adalr (layer)": 1.5, "adalr (global)": 1.5}
 
 
 def stepping(tx: agents.InPlaceTransformation, params, grads) -> Callable[[], None]:
