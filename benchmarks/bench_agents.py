@@ -138,28 +138,41 @@ def time_steps(step: Callable[[], None], steps: int, device: torch.device) -> fl
     return (time.perf_counter() - t0) / steps * 1e3
 
 
-def main() -> None:
+def step_arguments(repeats: int, steps: int) -> tuple[argparse.Namespace, torch.device]:
+    """The command line of an agent-step benchmark (machine options, repeats, steps, warm-up), parsed and set up."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_machine_args(ap)
-    ap.add_argument("--repeats", type=int, default=15, help="timed repeats per candidate (the median is reported)")
-    ap.add_argument("--steps", type=int, default=20, help="steps per repeat")
+    ap.add_argument("--repeats", type=int, default=repeats, help="timed repeats per candidate (the median is reported)")
+    ap.add_argument("--steps", type=int, default=steps, help="steps per repeat")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of every candidate first")
     args = ap.parse_args()
     device = setup_machine(args)
     print(f"one step = one update per player; float32 on {device}, torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, median of {args.repeats} repeats x {args.steps} steps")
+    return args, device
+
+
+def time_candidates(runs: dict[str, Callable[[], None]], args: argparse.Namespace,
+                    device: torch.device) -> dict[str, list[float]]:
+    """Milliseconds per step of every candidate, ``args.repeats`` times each after a warm-up, interleaved repeat
+    by repeat (other load on a shared machine hits them alike)."""
+    for step in runs.values():
+        for _ in range(args.warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, step in runs.items():
+            times[name].append(time_steps(step, args.steps, device))
+    return times
+
+
+def main() -> None:
+    args, device = step_arguments(repeats=15, steps=20)
     missed = []
     for label, params in parameter_sets(device).items():
         grads = fixed_grads(params)
         numel = sum(v.numel() for ps in params.values() for v in ps.values())
-        runs = candidates(params, grads)
-        for step in runs.values():
-            for _ in range(args.warmup):
-                step()
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.repeats):
-            for name, step in runs.items():
-                times[name].append(time_steps(step, args.steps, device))
+        times = time_candidates(candidates(params, grads), args, device)
         med = {name: statistics.median(t) for name, t in times.items()}
         fused, foreach = med["torch Adam fused"], med["torch Adam foreach"]
         print(f"\n{label}: {numel / 1e6:.2f}M numbers in {sum(len(ps) for ps in params.values())} tensors")

@@ -25,13 +25,11 @@ per-seed norms of both, ``p += f M``): the gap between a fast path and its floor
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections.abc import Callable
 
 import torch
-from _machine import add_machine_args, setup_machine
-from bench_agents import BETAS, LR, fixed_grads, parameter_sets, time_steps, torch_adam
+from bench_agents import BETAS, LR, fixed_grads, parameter_sets, step_arguments, time_candidates, torch_adam
 
 import agents
 from agents import inplace
@@ -116,27 +114,12 @@ def candidates(params, grads) -> dict[str, Callable[[], None]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_machine_args(ap)
-    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per candidate (the median is reported)")
-    ap.add_argument("--steps", type=int, default=10, help="steps per repeat")
-    ap.add_argument("--warmup", type=int, default=5, help="untimed steps of every candidate first")
-    args = ap.parse_args()
-    device = setup_machine(args)
-    print(f"one step = one update per player; float32 on {device}, torch {torch.__version__}, "
-          f"threads={torch.get_num_threads()}, median of {args.repeats} repeats x {args.steps} steps")
+    args, device = step_arguments(repeats=5, steps=10)
     missed = []
     for label, params in parameter_sets(device).items():
         grads = fixed_grads(params)
         numel = sum(v.numel() for ps in params.values() for v in ps.values())
-        runs = candidates(params, grads)
-        for step in runs.values():
-            for _ in range(args.warmup):
-                step()
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.repeats):
-            for name, step in runs.items():
-                times[name].append(time_steps(step, args.steps, device))
+        times = time_candidates(candidates(params, grads), args, device)
         med = {name: statistics.median(t) for name, t in times.items()}
         fused = med["torch Adam fused"]
         print(f"\n{label}: {numel / 1e6:.2f}M numbers in {sum(len(ps) for ps in params.values())} tensors")
