@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import agents
 import minmax_envs
 
 
@@ -73,6 +74,29 @@ def seeds_for(env_id: str, n: int) -> int:
 
 def small_env(env_id: str, num_seeds: int = 1, **kwargs):
     return minmax_envs.make(env_id, num_seeds=seeds_for(env_id, num_seeds), **{**SMALL_KWARGS[env_id], **kwargs})
+
+
+PROBE_CALLS = 3  # agent calls of run_episode's fingerprint probe, at the start of a checkpointed episode
+
+
+class Interrupt(Exception):
+    """A sweep killed mid-episode (raised by :func:`interrupting`)."""
+
+
+def interrupting(tx, after: int):
+    """``tx`` (a pure or an in-place agent) that raises :class:`Interrupt` after ``after`` calls of its
+    ``update`` / ``step``: a sweep killed mid-episode."""
+    calls = {"n": 0}
+    in_place = isinstance(tx, agents.InPlaceTransformation)
+    inner = tx.step if in_place else tx.update
+
+    def call(*args):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise Interrupt
+        return inner(*args)
+
+    return tx._replace(step=call) if in_place else tx._replace(update=call)
 
 
 def simultaneous_kwargs(env_id: str) -> dict:

@@ -12,27 +12,8 @@ import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games.dirac import DiracGAN
-from tests.conftest import small_env
+from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
 from tests.test_bad_inputs import CallPickle, ExecPickle, marker, standard_env, standard_run
-
-PROBE_CALLS = 3  # agent calls of the fingerprint probe, at the start of a checkpointed episode
-
-
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupting(tx, after_updates):
-    """``tx`` that raises after ``after_updates`` calls: a sweep killed mid-episode."""
-    calls = {"n": 0}
-
-    def update(grads, state, params=None):
-        calls["n"] += 1
-        if calls["n"] > after_updates:
-            raise _Interrupt
-        return tx.update(grads, state, params)
-
-    return agents.GradientTransformation(tx.init, update, tx.evaluations)
 
 
 @pytest.mark.parametrize("env_id", ["MoG-Ring-v0", "TwoMode-v0"])
@@ -44,8 +25,8 @@ def test_interrupted_and_resumed_episode_ends_with_the_same_parameters(env_id, t
 
     ckpt = tmp_path / "episode.pt"
     env = small_env(env_id, 2, dtype=torch.float64)
-    with pytest.raises(_Interrupt):  # killed during iteration 7 (after the probe's calls): the checkpoint holds 6
-        minmax_envs.run_episode(env, {"generator": _interrupting(tx, PROBE_CALLS + 6), "discriminator": tx},
+    with pytest.raises(Interrupt):  # killed during iteration 7 (after the probe's calls): the checkpoint holds 6
+        minmax_envs.run_episode(env, {"generator": interrupting(tx, PROBE_CALLS + 6), "discriminator": tx},
                                 checkpoint=ckpt, checkpoint_every=3, **kw)
     assert torch.load(ckpt, weights_only=True)["t"] == 6
     fresh = small_env(env_id, 2, dtype=torch.float64)
@@ -184,9 +165,9 @@ def test_agent_states_of_every_shape_resume_bit_exactly(tx, tmp_path):
     ref = minmax_envs.run_episode(ref_env, tx, **kw)
     ckpt = tmp_path / "c.pt"
     pair = agents.as_pair(tx)
-    killer = _interrupting(pair, PROBE_CALLS + 5 * pair.evaluations)  # killed in iteration 6: the checkpoint holds 4
+    killer = interrupting(pair, PROBE_CALLS + 5 * pair.evaluations)  # killed in iteration 6: the checkpoint holds 4
     killer = agents.PairTransformation(killer.init, killer.update, killer.evaluations)
-    with pytest.raises(_Interrupt):
+    with pytest.raises(Interrupt):
         minmax_envs.run_episode(small_env("Bilinear-v0", 3, dtype=torch.float64), killer, checkpoint=ckpt,
                                 checkpoint_every=2, **kw)
     assert torch.load(ckpt, weights_only=True)["t"] == 4
@@ -203,8 +184,8 @@ def test_agent_states_of_every_shape_resume_bit_exactly(tx, tmp_path):
 def test_a_random_seed_episode_resumes_with_the_seed_it_drew(tmp_path):
     tx = agents.adam(1e-2)
     ckpt = tmp_path / "c.pt"
-    with pytest.raises(_Interrupt):
-        minmax_envs.run_episode(standard_env(), {"generator": _interrupting(tx, PROBE_CALLS + 3),
+    with pytest.raises(Interrupt):
+        minmax_envs.run_episode(standard_env(), {"generator": interrupting(tx, PROBE_CALLS + 3),
                                                   "discriminator": tx}, steps=6, checkpoint=ckpt, checkpoint_every=2)
     base = torch.load(ckpt, weights_only=True)["base_seed"]
     fresh = standard_env()

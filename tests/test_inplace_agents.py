@@ -26,7 +26,7 @@ import agents
 import minmax_envs
 from agents import inplace
 from minmax_envs import PLAYERS
-from tests.conftest import simultaneous_kwargs, small_env
+from tests.conftest import PROBE_CALLS, Interrupt, interrupting, simultaneous_kwargs, small_env
 
 NAMES = ("sgda", "nsgda", "adam", "adalr", "adadir")
 PURE = {name: getattr(agents, name) for name in NAMES}
@@ -334,23 +334,6 @@ def test_stopped_seeds_match_the_pure_agent(name):
     _assert_same_tree(env_fast.params, env_pure.params, _bitwise_here(name), RTOL[torch.float64], "params")
 
 
-class _Interrupt(Exception):
-    pass
-
-
-PROBE_CALLS = 3  # agent calls of run_episode's fingerprint probe at the start of a checkpointed episode
-
-
-def _interrupting(tx: agents.InPlaceTransformation, after: int) -> agents.InPlaceTransformation:
-    calls = {"n": 0}
-
-    def step(grads, state, params):
-        calls["n"] += 1
-        if calls["n"] > after:
-            raise _Interrupt
-        return tx.step(grads, state, params)
-
-    return agents.InPlaceTransformation(tx.init, step, tx.evaluations)
 
 
 class _Resume(NamedTuple):
@@ -377,8 +360,8 @@ def test_checkpoints_resume_across_the_fast_and_the_pure_agent(env_id, name, kw,
     make = {"fast": lambda: FAST[name](**kw), "pure": lambda: agents.in_place(PURE[name](**kw))}
     episode = {"steps": 9, "seed": 2, "eval_every": 3, "diagnostics_every": 3}
     ckpt = tmp_path / "episode.pt"
-    killer = _interrupting(make[how.writer](), PROBE_CALLS + 6)  # the generator moves once per iteration
-    with pytest.raises(_Interrupt):  # killed in iteration 7: the checkpoint holds 6
+    killer = interrupting(make[how.writer](), PROBE_CALLS + 6)  # the generator moves once per iteration
+    with pytest.raises(Interrupt):  # killed in iteration 7: the checkpoint holds 6
         minmax_envs.run_episode(_env(env_id, torch.float64), {"generator": killer, "discriminator": make[how.writer]()},
                                 checkpoint=ckpt, checkpoint_every=3, **episode)
     assert torch.load(ckpt, weights_only=True)["t"] == 6

@@ -8,7 +8,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
-from tests.conftest import small_env
+from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
 
 # update_speed_ratio (TwoMode) reads the last update: the env adds a pure agent's update u, and recovers an
 # in-place agent's as (p + u) - p, equal to u up to one rounding.
@@ -117,23 +117,13 @@ def test_the_parameters_an_in_place_agent_holds_stay_the_envs_tensors():
 
 
 def test_an_in_place_episode_resumes_bit_for_bit(tmp_path):
-    from tests.test_episode import PROBE_CALLS
-
     tx = agents.in_place(agents.adam(0.05))
     kw = {"steps": 12, "seed": 1, "eval_every": 4}
     ref_env = small_env("MoG-Ring-v0", 2, dtype=torch.float64)
     ref = minmax_envs.run_episode(ref_env, tx, **kw)
-    calls = {"n": 0}
-
-    def step(grads, state, params):
-        calls["n"] += 1
-        if calls["n"] > PROBE_CALLS + 7:
-            raise KeyboardInterrupt
-        return tx.step(grads, state, params)
-
-    killer = agents.InPlaceTransformation(tx.init, step)
+    killer = interrupting(tx, PROBE_CALLS + 7)
     ckpt = tmp_path / "ep.pt"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupt):
         minmax_envs.run_episode(small_env("MoG-Ring-v0", 2, dtype=torch.float64),
                                 {"generator": killer, "discriminator": tx}, checkpoint=ckpt, checkpoint_every=3, **kw)
     env = small_env("MoG-Ring-v0", 2, dtype=torch.float64)

@@ -11,11 +11,10 @@ import agents
 import minmax_envs
 from agents.torch_optim import ELEMENTWISE, TorchOptimizerState
 from minmax_envs import PLAYERS
-from tests.conftest import small_env
+from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
 
 po = pytest.importorskip("pytorch_optimizer")
 
-PROBE_CALLS = 3  # agent calls of run_episode's fingerprint probe, at the start of a checkpointed episode
 
 
 def _play(tx, env_id: str = "MoG-Ring-v0", n: int = 3, steps: int = 8, seed: int = 3, **kwargs):
@@ -292,17 +291,6 @@ def test_a_scheduler_is_stepped_after_each_step():
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------------
-def _killer(tx: agents.InPlaceTransformation, after: int) -> agents.InPlaceTransformation:
-    """``tx`` that raises after ``after`` calls of its step: a sweep killed mid-episode."""
-    calls = {"n": 0}
-
-    def step(grads, state, params):
-        calls["n"] += 1
-        if calls["n"] > after:
-            raise KeyboardInterrupt
-        return tx.step(grads, state, params)
-
-    return tx._replace(step=step)
 
 
 @pytest.mark.parametrize("env_id,tx", [
@@ -315,9 +303,9 @@ def test_an_interrupted_episode_resumes_bit_for_bit(env_id, tx, tmp_path):
     ref_env = small_env(env_id, 2, dtype=torch.float64)
     ref = minmax_envs.run_episode(ref_env, tx, **kw)
     ckpt = tmp_path / "ep.pt"
-    with pytest.raises(KeyboardInterrupt):  # killed in iteration 8: the checkpoint holds 6
+    with pytest.raises(Interrupt):  # killed in iteration 8: the checkpoint holds 6
         minmax_envs.run_episode(small_env(env_id, 2, dtype=torch.float64),
-                                {"generator": _killer(tx, PROBE_CALLS + 7), "discriminator": tx},
+                                {"generator": interrupting(tx, PROBE_CALLS + 7), "discriminator": tx},
                                 checkpoint=ckpt, checkpoint_every=3, **kw)
     saved = torch.load(ckpt, weights_only=True)  # plain data only
     assert saved["t"] == 6

@@ -13,8 +13,7 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
-from tests.conftest import SMALL_KWARGS
-from tests.test_episode import _Interrupt, _interrupting
+from tests.conftest import PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting
 
 F64 = torch.float64
 TINY = SMALL_KWARGS["Digits-DCGAN-v0"]  # resolution 8, width 4, batch 8, 160 images, 32 eval samples
@@ -363,9 +362,9 @@ def test_interrupted_and_resumed_image_episode_is_bit_identical(tmp_path, archit
     env = _env(**kw)
     # after the 3 calls of the checkpoint's agent probe, the critic is killed at its 10th call in the loop: the
     # second critic step of iteration 5; the checkpoint holds 4
-    with pytest.raises(_Interrupt):
-        minmax_envs.run_episode(env, {"generator": tx, "discriminator": _interrupting(tx, 3 + 9)}, checkpoint=ckpt,
-                                checkpoint_every=2, **episode)
+    with pytest.raises(Interrupt):
+        minmax_envs.run_episode(env, {"generator": tx, "discriminator": interrupting(tx, PROBE_CALLS + 9)},
+                                checkpoint=ckpt, checkpoint_every=2, **episode)
     assert torch.load(ckpt, weights_only=True)["t"] == 4
     fresh = _env(**kw)
     resumed = minmax_envs.run_episode(fresh, tx, checkpoint=ckpt, checkpoint_every=2, **episode)
