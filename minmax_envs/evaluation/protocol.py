@@ -30,6 +30,7 @@ import traceback
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,12 @@ class Unit:
         b = self.block
         return sorted({self.base + b * ((s - self.base) // b) for s in self.seeds})
 
+    @cached_property
+    def agent_digest(self) -> str | None:
+        """:func:`~minmax_envs.evaluation.zoo.agent_digest` of the agent, read once per unit (a controller's
+        files are hashed, not once per seed)."""
+        return agent_digest(self.agent)
+
     def identity(self, seed: int) -> dict[str, Any]:
         """Every input that can change the record of ``seed``: the suite (name, version), the task's episode
         and scoring (env id and arguments, steps, evaluation points, metric, direction, target, schedule), the
@@ -129,7 +136,7 @@ class Unit:
         return {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, "env_id": t.env_id,
                 "env_kwargs": t.env_kwargs, "steps": t.steps, "eval_every": t.eval_every, "metric": t.metric,
                 "higher_is_better": t.higher_is_better, "target": t.target, "target_metric": t.success_metric,
-                "schedule": t.schedule, "agent": self.agent, "agent_digest": agent_digest(self.agent),
+                "schedule": t.schedule, "agent": self.agent, "agent_digest": self.agent_digest,
                 "config": self.config, "phase": self.phase, "seed": seed, "seed_block": self.block,
                 "device": torch.device(self.device).type}
 

@@ -169,11 +169,14 @@ def test_a_retrained_controller_at_the_same_path_gets_new_keys(tmp_path):
     for suffix in (".pt", ".json"):
         shutil.copy(src / f"controller{suffix}", tmp_path / f"c{suffix}")
     name = f"learned:{tmp_path / 'c.pt'}"
-    unit = Unit("layout", 1, TASKS[2], name, {"lr_d": 0.1, "lr_g": 0.05}, 0, "eval", (0,), 8)
-    before = unit.key(0)
-    assert unit.key(0) == before  # stable while the files stay the same
+
+    def key() -> str:  # as a new sweep sees it: a new unit
+        return Unit("layout", 1, TASKS[2], name, {"lr_d": 0.1, "lr_g": 0.05}, 0, "eval", (0,), 8).key(0)
+
+    before = key()
+    assert key() == before  # stable while the files stay the same
     weights = torch.load(tmp_path / "c.pt", weights_only=True)
     first = next(iter(weights))
     weights[first] = weights[first] + 1.0
     torch.save(weights, tmp_path / "c.pt")
-    assert unit.key(0) != before
+    assert key() != before
