@@ -38,7 +38,7 @@ def _episode(env: minmax_envs.BatchedEnv, tx: agents.GradientTransformation, ste
         updates = {}
         for pl in PLAYERS:
             updates[pl], states[pl] = tx.update(obs[pl].grads, states[pl], obs[pl].params)
-        obs, *_ = env._step(updates, check_values=False)
+        obs, *_ = env.step(updates, validate=False)
     _sync(env.device)
     return t1 - t0, time.perf_counter() - t1
 

@@ -15,6 +15,8 @@ numbers 2.5x-15x slower; a test pins the streams against a pure-Python reference
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -72,7 +74,7 @@ class SeedStreams:
         self.counters = torch.zeros_like(seeds)
         self.salt = salt & _MASK32
         self.keys = self._derive_keys(seeds)
-        self.advance: torch.Tensor | None = None
+        self._advance: torch.Tensor | None = None
 
     def _derive_keys(self, seeds: torch.Tensor) -> torch.Tensor:
         lo, hi = seeds & _MASK32, (seeds >> 32) & _MASK32
@@ -89,6 +91,17 @@ class SeedStreams:
         self.keys = torch.where(mask[:, None], self._derive_keys(seeds), self.keys)
         self.counters = torch.where(mask, torch.zeros_like(self.counters), self.counters)
 
+    @contextmanager
+    def advancing(self, mask: torch.Tensor | None) -> Iterator[SeedStreams]:
+        """Within the ``with`` block, draws advance the counters only of the slots where ``mask`` is true (all
+        of them for ``None``): the environment passes the running seeds, so stopped seeds keep their streams
+        where they are. The mask is dropped on leaving the block, also when a draw raises."""
+        self._advance = mask
+        try:
+            yield self
+        finally:
+            self._advance = None
+
     def state(self) -> dict[str, torch.Tensor]:
         return {"keys": self.keys.clone(), "counters": self.counters.clone()}
 
@@ -103,8 +116,7 @@ class SeedStreams:
     def bits(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniform 32-bit integers in int64, shape ``(N, *shape)``.
 
-        Advances the counter of every slot, or only of the slots where :attr:`advance` is true (the
-        environment sets it so that stopped seeds keep their streams where they are)."""
+        Advances the counter of every slot, or inside :meth:`advancing` only of the slots its mask selects."""
         return self.bits_many([shape])[0]
 
     def bits_many(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -115,7 +127,7 @@ class SeedStreams:
         Number ``j`` of the draw at counter ``c`` of a slot with keys ``(k0, k1)`` is
         ``h(h(h(k0 ^ h(c)) + j * 0x9E3779B9) ^ k1)`` with ``h`` the hash and 32-bit wrapping arithmetic."""
         ns = [math.prod(s) for s in shapes]
-        step = torch.ones_like(self.counters) if self.advance is None else self.advance.to(torch.int64)
+        step = torch.ones_like(self.counters) if self._advance is None else self._advance.to(torch.int64)
         keys = self._keys32()
         if len(ns) == 1:
             counters = self.counters[:, None]

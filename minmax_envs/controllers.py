@@ -481,5 +481,5 @@ class LearnedController:
                 trajectory.append((t, env.metrics()))
         final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()
         self.last_env = env
-        return EpisodeResult(metrics=final, steps=steps, divergence_step=env._divergence_step.clone(),
+        return EpisodeResult(metrics=final, steps=steps, divergence_step=env.divergence_step.clone(),
                              evaluations=core.steps_per_action, trajectory=trajectory)

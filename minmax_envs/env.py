@@ -177,6 +177,24 @@ class BatchedEnv:
         self._require_reset()
         return self._terminated | self._truncated
 
+    @property
+    def t(self) -> torch.Tensor:
+        """Env steps each slot has taken in its episode (stopped slots stop counting), shape ``(N,)``."""
+        self._require_reset()
+        return self._t
+
+    @property
+    def diverged(self) -> torch.Tensor:
+        """Slots that diverged, shape ``(N,)`` (bool)."""
+        self._require_reset()
+        return self._diverged
+
+    @property
+    def divergence_step(self) -> torch.Tensor:
+        """Per slot, the env step at which it diverged, ``-1`` if it did not, shape ``(N,)``."""
+        self._require_reset()
+        return self._divergence_step
+
     def _require_reset(self) -> None:
         if self._rng is None:
             raise RuntimeError("call reset() before using the environment")
@@ -222,9 +240,8 @@ class BatchedEnv:
         if not self.game.batched or self.game.cycle != 1:
             raise ValueError("reset_where needs a batched game whose players move simultaneously")
         self._rng.reseed(mask, seeds)
-        self._rng.advance = mask
-        params, instance = self.game.init(self._rng)
-        self._rng.advance = None
+        with self._rng.advancing(mask) as rng:
+            params, instance = self.game.init(rng)
         self._params = {pl: {k: torch.where(_ndim_mask(mask, v), params[pl][k], v) for k, v in ps.items()}
                         for pl, ps in self._params.items()}
         self._instance = {k: torch.where(_ndim_mask(mask, v), instance[k], v) for k, v in self._instance.items()}
@@ -236,17 +253,6 @@ class BatchedEnv:
         self._diverged = torch.where(mask, zero, self._diverged)
         self._divergence_step = torch.where(mask, torch.full_like(self._divergence_step, -1), self._divergence_step)
         self._pending_reset = mask
-
-    def step(self, updates: dict[str, Params]):
-        """Apply both players' updates simultaneously and observe the next gradients.
-
-        Returns ``(obs, rewards, terminated, truncated, info)``; rewards, terminated and truncated are
-        dicts by player of ``(N,)`` tensors (the reward of a player that did not get a loss this step,
-        see :attr:`PlayerObservation.moving`, is ``None``). ``updates`` has one entry per player of
-        :attr:`movers`. Raises ``ValueError`` on a malformed update (missing or extra players or
-        tensors, wrong shape, dtype or device) or a non-finite update for a seed that is still running.
-        """
-        return self._step(updates, check_values=True)
 
     @property
     def needs_hold(self) -> bool:
@@ -291,7 +297,18 @@ class BatchedEnv:
             done[pl] = {k: ps[k] - held[k] for k in ps}
         return done
 
-    def _step(self, updates: dict[str, Params], check_values: bool):
+    def step(self, updates: dict[str, Params | None], *, validate: bool = True):
+        """Apply both players' updates simultaneously and observe the next gradients.
+
+        Returns ``(obs, rewards, terminated, truncated, info)``; rewards, terminated and truncated are
+        dicts by player of ``(N,)`` tensors (the reward of a player that did not get a loss this step,
+        see :attr:`PlayerObservation.moving`, is ``None``). ``updates`` has one entry per player of
+        :attr:`movers`: its update tensors, or ``None`` when its agent wrote the new parameters in place (see
+        :meth:`hold`). Raises ``ValueError`` on a malformed update (missing or extra players or tensors, wrong
+        shape, dtype or device) and, with ``validate=True``, on a non-finite update for a seed that is still
+        running (one host sync); with ``validate=False`` (what :func:`~minmax_envs.run_episode` uses) such an
+        update makes its seed diverge, which is recorded.
+        """
         self._require_reset()
         if self._validate(updates):  # some update requires grad: apply it as data, so no graph reaches the params
             updates = {pl: None if upd is None else {k: u.detach() for k, u in upd.items()}
@@ -303,7 +320,7 @@ class BatchedEnv:
             active = active & ~pending
         pure = {pl: u for pl, u in updates.items() if u is not None}
         in_place = [pl for pl, u in updates.items() if u is None]
-        if check_values:
+        if validate:
             self._check_finite(pure, active)
         last = self._settle_in_place(in_place, active) if in_place else {}
         bound = {pl: self._params[pl] for pl in in_place}
@@ -326,9 +343,8 @@ class BatchedEnv:
 
     def _evaluate(self, advance: torch.Tensor | None) -> None:
         """Draw the next data and compute losses and gradients at the current parameters."""
-        self._rng.advance = advance
-        batch = self.game.sample(self._rng, self._instance)
-        self._rng.advance = None
+        with self._rng.advancing(advance) as rng:
+            batch = self.game.sample(rng, self._instance)
         movers = self.movers
         losses, grads = self._field(self._params, self._instance, batch, movers)
         self._obs = {pl: PlayerObservation(self._params[pl], grads[pl], losses[pl]) if pl in movers

@@ -483,7 +483,7 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
                     env.hold(held)
             updates, state = agent.update({pl: obs[pl].grads for pl in movers}, state,
                                           {pl: obs[pl].params for pl in movers})
-            obs, *_ = env._step(updates, check_values=False)
+            obs, *_ = env.step(updates, validate=False)
             if diag_steps:
                 for pl in PLAYERS:
                     if obs[pl].moving:
@@ -506,5 +506,5 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
     if path is not None:
         save(steps)
     final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()
-    return EpisodeResult(metrics=final, steps=steps, divergence_step=env._divergence_step.clone(),
+    return EpisodeResult(metrics=final, steps=steps, divergence_step=env.divergence_step.clone(),
                          evaluations=inner, trajectory=trajectory, diagnostics=diag, diagnostic_steps=diag_steps)

@@ -38,11 +38,11 @@ OBS_NAMES: tuple[str, ...] = (
     "log10_grad_ratio", "progress", "quality",
     "discriminator/log10_update_norm", "generator/log10_update_norm",
 )
-_SEED_HIGH = 2**62
+SEED_HIGH = 2**62
 #: Game seeds drawn by a reset without a seed, by ``split``: learned controllers train on ``"train"``
 #: seeds; every evaluation of the suite (``minmax bench``: held-out seeds 0.., tuning seeds 10000..) uses
 #: seeds below 2**20, the ``"eval"`` range, so a controller is never evaluated on a seed it trained on.
-SPLITS: dict[str | None, tuple[int, int]] = {None: (0, _SEED_HIGH), "train": (2**20, 2**40), "eval": (0, 2**20)}
+SPLITS: dict[str | None, tuple[int, int]] = {None: (0, SEED_HIGH), "train": (2**20, 2**40), "eval": (0, 2**20)}
 
 
 def direction_agent(base: str, momentum: float, scope: str) -> GradientTransformation:
@@ -91,7 +91,7 @@ def tree_where(mask: torch.Tensor, new: Any, old: Any) -> Any:
     return new
 
 
-def _actions_array(action: Any, shape: tuple[int, ...], low: float = -1.0, high: float = 1.0) -> np.ndarray:
+def actions_array(action: Any, shape: tuple[int, ...], low: float = -1.0, high: float = 1.0) -> np.ndarray:
     """Validate an action batch (shape, finiteness) and clip it into ``[low, high]``."""
     try:
         a = np.asarray(action, dtype=np.float64)
@@ -176,8 +176,8 @@ class StepSizeCore:
             # arbitrary per-slot seeds: restart every slot; the next step gives their first observation
             env.reset_where(torch.ones(n, dtype=torch.bool, device=env.device),
                             torch.tensor(seeds, dtype=torch.int64, device=env.device))
-            obs, *_ = env._step({pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS},
-                                check_values=False)
+            obs, *_ = env.step({pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS},
+                                validate=False)
         self._obs, self._seen = obs, {}
         nan = torch.full((n,), float("nan"), dtype=torch.float64, device=env.device)
         self._update_logs = {pl: nan for pl in CONTROLLED}
@@ -212,7 +212,7 @@ class StepSizeCore:
                 d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
                 updates[pl] = {name: u * lr[:, j].reshape((-1,) + (1,) * (u.ndim - 1)) for name, u in d.items()}
                 self._update_logs[pl] = log10_norm(updates[pl])
-            obs, *_ = env._step(updates, check_values=False)
+            obs, *_ = env.step(updates, validate=False)
             self._obs = obs
             self._remember()
         quality = env.quality().to(torch.float64)
@@ -264,7 +264,7 @@ class StepSizeCore:
         env = self.env
         packed = torch.cat([self._observe(), reward[:, None], terminated.double()[:, None], self._quality[:, None],
                             lr, env._t.double()[:, None], self._t.double()[:, None],
-                            env._diverged.double()[:, None]], dim=1)
+                            env.diverged.double()[:, None]], dim=1)
         a = packed.cpu().numpy()
         k = len(OBS_NAMES)
         quality = a[:, k + 2].copy()
@@ -396,7 +396,7 @@ class StepSizeEnv(gym.Env):
     def step(self, action: Any):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        a = _actions_array(action, (2,))
+        a = actions_array(action, (2,))
         tr = self._core.step(torch.as_tensor(a[None], device=self._core.env.device))
         return tr.obs[0], float(tr.reward[0]), bool(tr.terminated[0]), False, self._info(tr, with_lr=True)
 

@@ -15,10 +15,10 @@ from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.gym_env import (
-    _SEED_HIGH,
     LOG_BOUND,
+    SEED_HIGH,
     VALUE_BOUND,
-    _actions_array,
+    actions_array,
     direction_agent,
     per_player_base_lr,
 )
@@ -166,7 +166,7 @@ class MinMaxParallelEnv(ParallelEnv):
         else:
             if self._np_random is None:
                 self._np_random, _ = seeding.np_random()
-            game_seed = int(self._np_random.integers(0, _SEED_HIGH))
+            game_seed = int(self._np_random.integers(0, SEED_HIGH))
         obs, _ = self.env.reset(seed=game_seed)
         self._obs, self._seen = obs, {}
         self._remember()
@@ -187,7 +187,7 @@ class MinMaxParallelEnv(ParallelEnv):
         updates = {}
         for pl in PLAYERS:
             space = self.action_spaces[pl]
-            a = torch.as_tensor(_actions_array(actions[pl], space.shape, float(space.low[0]), float(space.high[0])),
+            a = torch.as_tensor(actions_array(actions[pl], space.shape, float(space.low[0]), float(space.high[0])),
                                 dtype=self._dt, device=self._dev)
             if not obs[pl].moving:  # an alternating game: this player's action waits for its turn
                 continue
@@ -201,7 +201,7 @@ class MinMaxParallelEnv(ParallelEnv):
                 lr = self.base_lr[pl] * torch.pow(10.0, a * self.log10_range)
                 d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
                 updates[pl] = {k: d[k] * lr[i] for i, k in enumerate(self.tensor_names[pl])}
-        self._obs, *_ = self.env._step(updates, check_values=False)
+        self._obs, *_ = self.env.step(updates, validate=False)
         self._remember()
         self._t += 1
         observations, rewards, diverged = self._emit(self._rewards())

@@ -65,7 +65,8 @@ def _parse_dtype(dtype: Any) -> torch.dtype:
     return table[dtype]
 
 
-def _parse_device(device: Any) -> torch.device:
+def parse_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` this machine has, or a ``ValueError`` saying what is allowed."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -90,7 +91,7 @@ def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any =
     unknown = sorted(set(game_kwargs) - set(allowed))
     if unknown:
         raise ValueError(f"{s.id} got unknown argument(s) {unknown}; allowed: {', '.join(allowed)}")
-    return cls(num_seeds=num_seeds, device=_parse_device(device), dtype=_parse_dtype(dtype),
+    return cls(num_seeds=num_seeds, device=parse_device(device), dtype=_parse_dtype(dtype),
                **{**s.kwargs, **game_kwargs})
 
 

@@ -13,7 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from minmax_envs._checks import check_int
 from minmax_envs.env import BatchedEnv
-from minmax_envs.gym_env import _SEED_HIGH, StepSizeCore, Transition, _actions_array
+from minmax_envs.gym_env import SEED_HIGH, StepSizeCore, Transition, actions_array
 from minmax_envs.registry import spec
 
 
@@ -110,7 +110,7 @@ class StepSizeVectorEnv(VectorEnv):
                 game_seeds.append(int(s))
             else:
                 if self._slot_rngs[i] is None:
-                    self._slot_rngs[i], _ = seeding.np_random(int(self.np_random.integers(0, _SEED_HIGH)))
+                    self._slot_rngs[i], _ = seeding.np_random(int(self.np_random.integers(0, SEED_HIGH)))
                 game_seeds.append(self._core.draw_seed(self._slot_rngs[i]))
         tr = self._core.reset(game_seeds)
         self._autoreset = np.zeros(n, dtype=np.bool_)
@@ -121,7 +121,7 @@ class StepSizeVectorEnv(VectorEnv):
         if not self._started:
             raise RuntimeError("call reset() before step()")
         n, env = self.num_envs, self._core.env
-        a = torch.as_tensor(_actions_array(actions, (n, 2)), device=env.device)
+        a = torch.as_tensor(actions_array(actions, (n, 2)), device=env.device)
         mask = self._autoreset
         if mask.any():
             seeds = np.zeros(n, dtype=np.int64)

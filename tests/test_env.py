@@ -259,3 +259,20 @@ def test_make_records_its_arguments_canonically():
     assert minmax_envs.make("DiracGAN-v0", num_seeds=2, dtype="float64", max_steps=5).make_kwargs["loss"] == "gan"
     assert minmax_envs.make("MoG-Ring-v0").make_kwargs["layout"] == "ring"  # the registry's own arguments
     assert minmax_envs.env.BatchedEnv(env.game).make_kwargs is None
+
+
+def test_public_counters_and_an_unvalidated_non_finite_update():
+    """``t``, ``diverged`` and ``divergence_step`` are the info's tensors; ``step(validate=False)`` lets a
+    non-finite update through, and its seed is recorded as diverged instead of raising."""
+    env = minmax_envs.make("Bilinear-v0", num_seeds=3, n=2)
+    obs, _ = env.reset(seed=0)
+    zero = {pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in env.players}
+    bad = {pl: {k: v.clone() for k, v in ups.items()} for pl, ups in zero.items()}
+    next(iter(bad["generator"].values()))[1] = float("nan")
+    with pytest.raises(ValueError, match="is not finite"):
+        env.step(bad)
+    *_, info = env.step(bad, validate=False)
+    assert env.diverged.tolist() == [False, True, False] and env.divergence_step.tolist() == [-1, 1, -1]
+    *_, info = env.step(zero)
+    assert env.t.tolist() == [2, 1, 2]  # the diverged slot stopped counting
+    assert info["step"] is env.t and info["diverged"] is env.diverged and info["divergence_step"] is env.divergence_step

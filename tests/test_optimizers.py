@@ -353,7 +353,7 @@ def test_simultaneous_sgda_moves_away_from_the_bilinear_equilibrium_at_every_ste
     assert (d[1:] > d[:-1]).all()
     assert (d[-1] > 5 * d0).all()
     assert not res.diverged.any()
-    assert res.evaluations == 1 and (env._t == 40).all()
+    assert res.evaluations == 1 and (env.t == 40).all()
 
 
 @pytest.mark.parametrize("name", list(CONVERGENT))
@@ -362,8 +362,8 @@ def test_extragradient_and_optimistic_methods_converge_on_the_bilinear_game(name
     env = _bilinear()
     d0, res = _distances(env, make(), 200)
     assert res.evaluations == evaluations
-    assert (env._t == 200 * evaluations).all()
-    assert torch.equal(env._info()["step"], env._t)
+    assert (env.t == 200 * evaluations).all()
+    assert torch.equal(env._info()["step"], env.t)
     assert not res.diverged.any()
     assert (res.metrics["distance"] < factor * d0).all(), res.metrics["distance"] / d0
 

@@ -29,10 +29,12 @@ def test_streams_differ_across_seeds_salts_and_draws():
 
 def test_advance_mask_moves_only_selected_counters():
     r = SeedStreams(torch.arange(3, dtype=torch.int64))
-    r.advance = torch.tensor([True, False, True])
-    first = r.uniform((4,), torch.float64)
-    second = r.uniform((4,), torch.float64)
+    with r.advancing(torch.tensor([True, False, True])):
+        first = r.uniform((4,), torch.float64)
+        second = r.uniform((4,), torch.float64)
     assert torch.equal(r.counters, torch.tensor([2, 0, 2]))
+    r.uniform((4,), torch.float64)  # outside the block every slot advances again
+    assert torch.equal(r.counters, torch.tensor([3, 1, 3]))
     assert torch.equal(first[1], second[1]) and not torch.equal(first[0], second[0])
 
 

@@ -396,7 +396,7 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     k = check_int("budget", s.budget if budget is None else budget)
     chosen = list(s.tasks) if tasks is None else [s.task(t) for t in tasks]
     dev = s.device if device is None else device
-    minmax_envs.registry._parse_device(dev)  # a clear error now rather than in every unit
+    minmax_envs.registry.parse_device(dev)  # a clear error now rather than in every unit
 
     store = ResultStore(out)
     _claim(store.dir, s)
