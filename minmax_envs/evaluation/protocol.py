@@ -456,8 +456,8 @@ def _definition(suite: Suite) -> dict[str, Any]:
 
 
 def _claim(directory: Path, suite: Suite) -> None:
-    """Refuse a results directory written by another suite or another definition of this suite, so that
-    records of different definitions are never mixed in one leaderboard."""
+    """Refuse a results directory written by another suite or another definition of this suite (any field but
+    the descriptions), so that records of different definitions are never mixed in one leaderboard."""
     path = directory / "suite.json"
     if not path.exists() and not (directory / RESULTS_FILE).exists():
         return
@@ -470,8 +470,8 @@ def _claim(directory: Path, suite: Suite) -> None:
         raise ValueError(f"results directory {str(directory)!r} has results but no readable suite.json saying which "
                          "suite wrote them; use another --out directory (or delete this one)")
     new = _definition(suite)
-    if old != new:
-        diff = _differences(old, new)
+    diff = [d for d in _differences(old, new) if not d.split(":", 1)[0].endswith("description")]
+    if diff:  # descriptions change no record: an edited one is taken as it is
         raise ValueError(f"results directory {str(directory)!r} holds results of another definition of suite "
                          f"{old.get('name')!r} (differs in {'; '.join(diff[:5])}); records of different definitions "
                          "are never mixed: use another --out directory (or delete this one)")

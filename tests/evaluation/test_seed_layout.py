@@ -144,9 +144,11 @@ def test_a_directory_of_another_suite_definition_is_refused(tmp_path):
     (tmp_path / "suite.json").unlink()
     with pytest.raises(ValueError, match="has results but no readable suite.json"):
         bench(small, out=tmp_path, progress=False)
-    # the same definition resumes (nothing to do)
+    # the same definition resumes (nothing to do), also with edited descriptions (they change no record)
     (tmp_path / "suite.json").write_text(json.dumps(small.to_dict()))
     assert bench(small, out=tmp_path, progress=False).ran == 0
+    reworded = replace(small, description="new words", tasks=(replace(TASKS[1], description="new words"),))
+    assert bench(reworded, out=tmp_path, progress=False).ran == 0
 
 
 def test_batched_slots_follow_the_same_streams_as_single_seeds():
