@@ -89,6 +89,18 @@ def _momentum_(buffers: list[torch.Tensor], grads: list[torch.Tensor], momentum:
         torch.add(g, m, alpha=momentum, out=m)
 
 
+def _traced(chain: tuple, keys: list[str], g: list[torch.Tensor], momentum: float,
+            traced: bool) -> tuple[list[torch.Tensor], tuple]:
+    """The direction after the momentum step of a chain whose first state is a :class:`TraceState` (its buffer,
+    ``m <- g + momentum * m`` in place) and that state, the head of the new chain state; without momentum
+    (``traced`` false) the gradients themselves and no head."""
+    if not traced:
+        return g, ()
+    m = [chain[0].momentum[k] for k in keys]
+    _momentum_(m, g, momentum)  # the pure agent's kernel (a fused multiply-add there too): the same buffer
+    return m, (TraceState(dict(zip(keys, m))),)
+
+
 def _fused_route(g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor]) -> bool:
     """Whether ``agents.transforms._adam_step`` runs torch's fused Adam kernel on these (its own test)."""
     return bool(g) and _fused_adam_ok(g + mu + nu) and all(x.shape == y.shape == z.shape for x, y, z in zip(g, mu, nu))
@@ -228,11 +240,8 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransf
     def step(grads: Params, state: tuple, params: Params) -> tuple:
         _check_chain_state(state, 3 if traced else 2)
         keys, g, p = _aligned(grads, params)
-        head: tuple = ()
-        if traced:
-            m = [state[0].momentum[k] for k in keys]
-            _momentum_(m, g, momentum)
-            grads, head = dict(zip(keys, m)), (TraceState(dict(zip(keys, m))),)
+        m, head = _traced(state, keys, g, momentum, traced)
+        grads = dict(zip(keys, m))
         lr_t, lr_state = _lr_step(lr, state[-1])
         _add_normalized_(p, grads, scope, lr_t)
         return (*head, state[-2], lr_state)
@@ -275,12 +284,7 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
         keys, g, p = _aligned(grads, params)
         lr_m, lr_m_state = _lr_step(lr, state.magnitude[1])
         a, adam_state = _adam_update(grads, state.magnitude[0], b1, b2, eps, lr_m)
-        head: tuple = ()
-        m = g
-        if traced:
-            m = [state.direction[0].momentum[k] for k in keys]
-            _momentum_(m, g, b1)  # the pure agent's kernel (a fused multiply-add there too): the same buffer
-            head = (TraceState(dict(zip(keys, m))),)
+        m, head = _traced(state.direction, keys, g, b1, traced)
         lr_t, lr_d_state = _lr_step(1.0, state.direction[-1])  # the direction at unit step
         n_m = per_seed_norms(a, scope)
         first = n_m if state.first_norm is None else state.first_norm
@@ -319,12 +323,7 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
         _check_chain_state(state.magnitude, 2 if traced else 1)
         _check_chain_state(state.direction, 2)
         keys, g, p = _aligned(grads, params)
-        head: tuple = ()
-        m = g
-        if traced:
-            m = [state.magnitude[0].momentum[k] for k in keys]
-            _momentum_(m, g, b1)
-            head = (TraceState(dict(zip(keys, m))),)
+        m, head = _traced(state.magnitude, keys, g, b1, traced)
         lr_t, lr_m_state = _lr_step(lr, state.magnitude[-1])
         u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
         n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
