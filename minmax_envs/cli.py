@@ -180,6 +180,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         from minmax_envs.evaluation.report import report
 
         print(report(summary.out, plots=not args.no_plots))
+    _tensorboard(summary.out, args.tensorboard)
     if summary.failed:
         raise _Error(f"{summary.failed} run(s) failed; see {summary.out / 'errors.jsonl'}")
 
@@ -197,6 +198,24 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if not store.path.is_file():
         raise _Error(f"no results in {args.dir!r}: expected {d / RESULTS_FILE} (written by minmax bench)")
     print(report(d, plots=not args.no_plots))
+    _tensorboard(d, args.tensorboard)
+
+
+def _tensorboard(results: Any, logdir: str | None) -> None:
+    """``--tensorboard DIR``: the records' curves and summaries as TensorBoard scalars."""
+    if logdir is None:
+        return
+    from minmax_envs.evaluation.tensorboard import write_tensorboard
+
+    try:
+        n = write_tensorboard(results, logdir)
+    except ImportError as e:
+        raise _Error(str(e)) from None
+    print(f"{n} TensorBoard scalars -> {logdir} (tensorboard --logdir {logdir})", file=sys.stderr)
+
+
+TB_HELP = ("also write each held-out episode's curves and the summaries as TensorBoard scalars to DIR "
+           "(needs the tensorboard extra)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -238,11 +257,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     b.add_argument("--no-plots", action="store_true", help="report without plots")
+    b.add_argument("--tensorboard", default=None, metavar="DIR", help=TB_HELP)
     b.set_defaults(fn=_cmd_bench)
 
     r = sub.add_parser("report", help="leaderboard (markdown), CSV and plots of a results directory")
     r.add_argument("dir", help="results directory written by minmax bench")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--tensorboard", default=None, metavar="DIR", help=TB_HELP)
     r.set_defaults(fn=_cmd_report)
     return p
 
