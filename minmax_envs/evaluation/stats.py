@@ -112,21 +112,19 @@ def bootstrap_ci(x: Any, statistic: Callable, confidence: float = CONFIDENCE,
     return lo, hi
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval ``(lo, hi)`` of a binomial rate with ``k`` successes in ``n`` trials::
 
         (p + z^2 / 2n  -+  z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n),   p = k / n
 
-    (Wilson 1927; ``z = 1.96`` for 95%). ``(nan, nan)`` when ``n == 0``."""
+    (Wilson 1927; ``z`` the normal quantile of ``confidence``), computed by SciPy's
+    ``binomtest(k, n).proportion_ci(confidence, method="wilson")``. ``(nan, nan)`` when ``n == 0``."""
     if n < 0 or k < 0 or k > n:
         raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return math.nan, math.nan
-    p = k / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = _st.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 # --- records -------------------------------------------------------------------------------------------------------
