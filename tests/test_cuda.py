@@ -1,0 +1,97 @@
+"""The suite on a CUDA device: every game, every named agent, checkpoint/resume and the seed layout.
+
+Marked ``cuda``: skipped where torch sees no CUDA device; ``scripts/gpu_check.sh`` runs them on a GPU
+(``pytest -m cuda``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import agents
+import minmax_envs
+from minmax_envs import PLAYERS
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench, list_agents
+from tests.conftest import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
+             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.03, 0.3))
+TWO_MODE = Task("two-mode", "TwoMode-v0", 40, 10, "mode_alignment", True, 2.0, {**SMALL_KWARGS["TwoMode-v0"]},
+                target_metric="modes_recovered", lr_range=(0.05, 0.5), ratios=(0.5,))
+TORCH_AGENTS = ("torch:torch.optim.Adam", "torch:torch.optim.AdamW", "torch:torch.optim.RMSprop")
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_every_game_plays_on_cuda(env_id):
+    env = small_env(env_id, 4, device="cuda")
+    result = minmax_envs.run_episode(env, agents.adam(1e-3), steps=3, seed=0, eval_every=3)
+    for pl in PLAYERS:
+        assert all(p.device.type == "cuda" for p in env.params[pl].values())
+    quality = result.metrics[env.game.quality_metric]
+    assert quality.device.type == "cuda" and torch.isfinite(quality).all()
+
+
+def test_every_named_agent_plays_on_cuda(tmp_path):
+    names = tuple(list_agents()) + TORCH_AGENTS
+    suite = Suite("cuda-agents", 1, (DIRAC,), budget=2, tune_seeds=2, eval_seeds=4, agents=names)
+    summary = bench(suite, out=tmp_path, device="cuda", progress=False)
+    assert summary.failed == 0
+    records = list(ResultStore(tmp_path).records())
+    assert {r["device"] for r in records} == {"cuda"}
+    assert {r["agent"] for r in records if r["phase"] == "eval"} == set(names)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_an_interrupted_episode_resumes_bit_for_bit_on_cuda(in_place, tmp_path):
+    tx = agents.in_place(agents.adam(1e-2)) if in_place else agents.adam(1e-2)
+    kw = {"steps": 10, "seed": 3, "eval_every": 5}
+    ref_env = small_env("MoG-Ring-v0", 4, device="cuda")
+    ref = minmax_envs.run_episode(ref_env, tx, **kw)
+    ckpt = tmp_path / "episode.pt"
+    with pytest.raises(Interrupt):
+        minmax_envs.run_episode(small_env("MoG-Ring-v0", 4, device="cuda"),
+                                {"generator": interrupting(tx, PROBE_CALLS + 6), "discriminator": tx},
+                                checkpoint=ckpt, checkpoint_every=3, **kw)
+    env = small_env("MoG-Ring-v0", 4, device="cuda")
+    resumed = minmax_envs.run_episode(env, tx, checkpoint=ckpt, checkpoint_every=3, **kw)
+    for pl in PLAYERS:
+        for k, v in ref_env.params[pl].items():
+            assert torch.equal(env.params[pl][k], v), (pl, k)
+    for k, v in ref.metrics.items():
+        torch.testing.assert_close(resumed.metrics[k], v, rtol=0, atol=0, equal_nan=True)
+
+
+def test_in_place_fast_paths_match_their_pure_references_on_cuda():
+    for fast, pure in ((agents.inplace.adam(1e-2), agents.adam(1e-2)), (agents.inplace.nsgda(1e-2), agents.nsgda(1e-2))):
+        a, b = small_env("MoG-Ring-v0", 8, device="cuda"), small_env("MoG-Ring-v0", 8, device="cuda")
+        minmax_envs.run_episode(a, fast, steps=20, seed=0)
+        minmax_envs.run_episode(b, pure, steps=20, seed=0)
+        for pl in PLAYERS:
+            for k, v in b.params[pl].items():  # the fused CUDA kernel may round differently from the reference
+                torch.testing.assert_close(a.params[pl][k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_records_do_not_depend_on_how_a_cuda_sweep_is_split(tmp_path):
+    suite = Suite("cuda-layout", 1, (DIRAC, TWO_MODE), budget=2, tune_seeds=4, eval_seeds=8, agents=("adam",))
+    outcome = ("final", "value", "success", "diverged", "divergence_step", "curve", "seed", "seed_block")
+
+    def outcomes(d):
+        return {r["key"]: {k: r.get(k) for k in outcome} for r in ResultStore(d).records()}
+
+    bench(suite, out=tmp_path / "full", device="cuda", progress=False)
+    bench(suite, out=tmp_path / "split", device="cuda", seeds=3, progress=False)
+    bench(suite, out=tmp_path / "split", device="cuda", progress=False)
+    assert outcomes(tmp_path / "split") == outcomes(tmp_path / "full")
+
+
+def test_a_batched_cuda_env_matches_single_seed_envs_closely():
+    batch = small_env("TwoMode-v0", 8, device="cuda", dtype=torch.float64)
+    minmax_envs.run_episode(batch, agents.nsgda(0.05), steps=30, seed=0)
+    for i in (0, 5):
+        one = small_env("TwoMode-v0", 1, device="cuda", dtype=torch.float64)
+        minmax_envs.run_episode(one, agents.nsgda(0.05), steps=30, seed=i)
+        for pl in PLAYERS:
+            for k, v in one.params[pl].items():  # other batch sizes, other kernels: float64 rounding only
+                torch.testing.assert_close(batch.params[pl][k][i:i + 1], v, rtol=1e-9, atol=1e-9)
