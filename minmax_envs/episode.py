@@ -33,6 +33,10 @@ class EpisodeResult:
         trajectory: ``(iteration, metrics)`` pairs every ``eval_every`` iterations (0 included), if asked for.
         diagnostics: per-iteration diagnostics, each a tensor ``(K, N)`` over the ``K`` recorded iterations
             ``diagnostic_steps`` (see :func:`run_episode`).
+        samples: generator samples at the end, ``(N, K, d)``, if asked for (``samples=K``; games with
+            :attr:`~minmax_envs.Game.has_samples`), else ``None`` (see :func:`final_samples`).
+        plots: the game's figure descriptions (:meth:`~minmax_envs.Game.plots`) as JSON dicts, for whoever
+            stores the episode: reports draw them from stored records.
     """
 
     metrics: dict[str, torch.Tensor]
@@ -42,10 +46,45 @@ class EpisodeResult:
     trajectory: list[tuple[int, dict[str, torch.Tensor]]] = field(default_factory=list)
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
     diagnostic_steps: list[int] = field(default_factory=list)
+    samples: torch.Tensor | None = None
+    plots: tuple[dict[str, Any], ...] = ()
 
     @property
     def diverged(self) -> torch.Tensor:
         return self.divergence_step >= 0
+
+
+def check_samples(env: BatchedEnv, samples: int) -> int:
+    """``samples`` if ``env``'s game can draw that many generator samples (0 always), else a ``ValueError``."""
+    check_int("samples", samples, low=0)
+    if samples and not env.game.has_samples:
+        raise ValueError(f"samples={samples}: {type(env.game).__name__} draws no generator samples "
+                         "(Game.has_samples is False); pass samples=0")
+    return samples
+
+
+def final_samples(env: BatchedEnv, n: int) -> torch.Tensor:
+    """``n`` generator samples of every seed of ``env`` at its current parameters, ``(N, n, d)``.
+
+    Each seed's samples are drawn on their own (a batch of one) from the same latents, a torch generator seeded
+    0 that is independent of the env's streams: a seed's samples depend on its parameters alone, never on the
+    seeds that shared its batch."""
+    game, params = env.game, env.params["generator"]
+    return torch.cat([game.generator_samples({k: v[i:i + 1] for k, v in params.items()}, n,
+                                             torch.Generator().manual_seed(0)) for i in range(env.num_seeds)])
+
+
+def episode_result(env: BatchedEnv, steps: int, trajectory: list, evaluations: int = 1, samples: int = 0,
+                   diagnostics: dict | None = None, diagnostic_steps: list[int] | None = None) -> EpisodeResult:
+    """The :class:`EpisodeResult` of an episode of ``steps`` iterations that ended on ``env``: its final metrics
+    (the trajectory's last entry when it was recorded at ``steps``), divergence steps, ``samples`` generator
+    samples per seed if asked for (:func:`final_samples`) and the game's figure descriptions."""
+    final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()
+    return EpisodeResult(metrics=final, steps=steps, divergence_step=env.divergence_step.clone(),
+                         evaluations=evaluations, trajectory=trajectory, diagnostics=diagnostics or {},
+                         diagnostic_steps=diagnostic_steps or [],
+                         samples=final_samples(env, samples) if check_samples(env, samples) else None,
+                         plots=tuple(p.as_dict() for p in env.game.plots()))
 
 
 def _diagnostics(before: dict, after: dict, grads: dict, states, initial_grad_norms: dict):
@@ -382,7 +421,7 @@ def _restore(path: Path, saved: dict, env: BatchedEnv, agent: PairTransformation
 
 def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = None, eval_every: int | None = None,
                 diagnostics_every: int | None = None, checkpoint: str | os.PathLike | None = None,
-                checkpoint_every: int | None = None) -> EpisodeResult:
+                checkpoint_every: int | None = None, samples: int = 0) -> EpisodeResult:
     """Reset ``env`` with ``seed`` and let the agents play ``steps`` iterations.
 
     Args:
@@ -406,6 +445,9 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
             the episode resumes from it instead of resetting: an interrupted and resumed episode ends with
             the same parameters as an uninterrupted one (bit-for-bit with deterministic kernels).
             See "Checkpoints" below.
+        samples: draw this many generator samples per seed at the end into ``result.samples`` ``(N, samples, d)``
+            (:func:`final_samples`); only for games that draw samples (:attr:`~minmax_envs.Game.has_samples`),
+            else a ``ValueError`` before the episode starts.
 
     Each agent sees only its own player's gradients and parameters. A seed that diverges — including
     through a non-finite update from its agent — is terminated and recorded, never raised: a sweep
@@ -437,6 +479,7 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
     check_int("eval_every", eval_every, allow_none=True)
     check_int("diagnostics_every", diagnostics_every, allow_none=True)
     check_int("checkpoint_every", checkpoint_every, allow_none=True)
+    check_samples(env, samples)
     if checkpoint_every is not None and checkpoint is None:
         raise ValueError("checkpoint_every needs a checkpoint path")
     agent = as_pair(agents)
@@ -505,6 +548,4 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
             save(t)
     if path is not None:
         save(steps)
-    final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()
-    return EpisodeResult(metrics=final, steps=steps, divergence_step=env.divergence_step.clone(),
-                         evaluations=inner, trajectory=trajectory, diagnostics=diag, diagnostic_steps=diag_steps)
+    return episode_result(env, steps, trajectory, inner, samples, diag, diag_steps)

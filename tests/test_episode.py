@@ -203,3 +203,32 @@ def test_an_agent_state_that_cannot_be_stored_fails_at_the_first_save(tmp_path):
                                         lambda g, s, p=None: (base.update(g, s[0], p)[0], s))
     with pytest.raises(TypeError, match=r"cannot checkpoint the agent state: state\['generator'\]\[1\] is a ndarray"):
         standard_run(tmp_path / "c.pt", agent=odd)
+
+
+# --- generator samples and figure descriptions in the result ----------------------------------------------------
+
+def test_generator_samples_come_back_in_the_result_only_when_asked_for():
+    env = small_env("MoG-Ring-v0", 3)
+    plain = minmax_envs.run_episode(env, agents.adam(1e-3), steps=3, seed=5)
+    assert plain.samples is None and [p["kind"] for p in plain.plots] == ["samples"]
+    result = minmax_envs.run_episode(env, agents.adam(1e-3), steps=3, seed=5, samples=40)
+    assert result.samples.shape == (3, 40, 2) and torch.equal(result.metrics["modes_covered"],
+                                                             plain.metrics["modes_covered"])
+    # every seed's samples from its own final parameters and the same latents (torch's generator seeded 0)
+    z = torch.randn((1, 40, env.game.z_dim), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for i in range(3):
+        own = env.game.generate({k: v[i:i + 1] for k, v in env.params["generator"].items()}, z.float())
+        assert torch.equal(result.samples[i], own[0])
+
+
+def test_samples_of_a_game_without_them_are_refused_before_the_episode():
+    env = small_env("DiracGAN-v0", 2)
+    calls = []
+    tx = agents.sgda(0.1)
+    counting = agents.GradientTransformation(tx.init, lambda *a: calls.append(1) or tx.update(*a))
+    with pytest.raises(ValueError, match="samples=5: DiracGAN draws no generator samples"):
+        minmax_envs.run_episode(env, counting, steps=3, samples=5)
+    assert calls == []
+    with pytest.raises(ValueError, match="samples"):
+        minmax_envs.run_episode(small_env("MoG-Ring-v0"), agents.sgda(0.1), steps=1, samples=-1)
+    assert minmax_envs.run_episode(env, tx, steps=2).plots[0]["kind"] == "trajectory"

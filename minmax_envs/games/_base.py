@@ -8,7 +8,8 @@ discriminator maximizes) the generator's loss is ``f`` and the discriminator's i
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import torch
 
@@ -38,6 +39,55 @@ def per_seed_sq_norm(tensors: Params) -> torch.Tensor:
     return sum(per_seed_sum(t * t) for t in tensors.values())
 
 
+PLOT_KINDS = ("points", "trajectory", "samples")
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """A figure of a game's episodes beyond its metric curves, described as data: games hold no plotting code.
+
+    The protocol stores a game's specs in each record (``record["plots"]``, :meth:`as_dict`) and reports draw
+    them from the records alone, one panel per evaluated agent (:mod:`minmax_envs.evaluation.plots`).
+
+    Attributes:
+        kind: ``"points"``: the pairs ``(x[j], y[j])`` of two vector final metrics, every element of every
+            evaluation seed (e.g. each neuron's cosines to two directions), a seed's points coloured by its
+            success; ``"trajectory"``: scalar metric ``x`` against scalar metric ``y`` over the evaluation
+            points of the first evaluation seeds; ``"samples"``: the generator samples stored with the record
+            (``record["samples"]``, :attr:`Game.has_samples`).
+        name: the figure's file name suffix (``plots/<task>_<name>.png``).
+        caption: what the figure shows, for its link.
+        x, y: metric names of the two axes (unused for ``"samples"``).
+        marks: reference points drawn on every panel (an equilibrium, the modes of a mixture).
+        mark_label: the legend label of :attr:`marks`.
+        lines: reference values drawn as the lines ``x = v`` and ``y = v`` (a threshold).
+        limit: the half-width of the square window ``[-limit, limit]^2`` (``None``: from the data).
+    """
+
+    kind: str
+    name: str
+    caption: str
+    x: str = ""
+    y: str = ""
+    marks: tuple[tuple[float, float], ...] = ()
+    mark_label: str = ""
+    lines: tuple[float, ...] = ()
+    limit: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLOT_KINDS:
+            raise ValueError(f"plot kind must be one of {', '.join(PLOT_KINDS)}, got {self.kind!r}")
+        if self.kind != "samples" and not (self.x and self.y):
+            raise ValueError(f"a {self.kind!r} plot needs the metric names x and y")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec as JSON values (what a record stores)."""
+        d = asdict(self)
+        d["marks"] = [list(m) for m in self.marks]
+        d["lines"] = list(self.lines)
+        return d
+
+
 class Game:
     """Base class of a batched two-player game.
 
@@ -45,7 +95,9 @@ class Game:
     :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd),
     :meth:`project` with a projection applied after every update (weight clipping, for instance),
     :meth:`movers` with an update schedule (alternating updates, ``n_critic`` discriminator steps per
-    generator step) and :meth:`apply_updates` to update parameters in place (module-backed games).
+    generator step) and :meth:`apply_updates` to update parameters in place (module-backed games). For reports,
+    a game may draw generator samples (:attr:`has_samples`, :meth:`generator_samples`) and describe figures of
+    its episodes (:meth:`plots`).
 
     Attributes:
         zero_sum: the discriminator's loss is exactly minus the generator's, so one backward pass serves both.
@@ -62,6 +114,8 @@ class Game:
     cycle: int = 1
     #: whether slots can be batched (``num_seeds > 1``) and restarted individually
     batched: ClassVar[bool] = True
+    #: whether :meth:`generator_samples` draws samples of the generator (``run_episode(..., samples=K)``)
+    has_samples: ClassVar[bool] = False
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         check_int("num_seeds", num_seeds)
@@ -132,6 +186,16 @@ class Game:
                         for p, d in zip(olds, deltas)]
             new[pl] = dict(zip(names, news))
         return self.project(new)
+
+    def generator_samples(self, params: Params, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` samples of the generator with parameters ``params`` (the generator's, leading seed dimension),
+        shape ``(N, n, d)``, from latents drawn from ``generator`` (torch's own RNG, never the game's training or
+        evaluation streams), without autograd. Games with :attr:`has_samples` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} draws no generator samples (has_samples is False)")
+
+    def plots(self) -> tuple[PlotSpec, ...]:
+        """The figures reports can draw of this game's episodes beyond the metric curves (none by default)."""
+        return ()
 
     def restore_params(self, params: PlayerParams) -> PlayerParams:
         """Adopt parameters loaded from a checkpoint (module-backed games copy them into their modules)."""

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game
+from minmax_envs.games._base import PLAYERS, Game, PlotSpec
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
 PENALTIES = (None, "r1", "r2")
@@ -87,6 +87,11 @@ class DiracGAN(Game):
 
     quality_metric = "distance"
     quality_sign = -1.0
+
+    def plots(self) -> tuple[PlotSpec, ...]:
+        """Trajectories in the ``(theta, psi)`` plane around the equilibrium ``(0, 0)``."""
+        return (PlotSpec("trajectory", "trajectories", "trajectories in the (theta, psi) plane", x="theta", y="psi",
+                         marks=((0.0, 0.0),), mark_label="equilibrium"),)
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                  loss: str = "gan", clip: float | None = None, penalty: str | None = None,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, Params
+from minmax_envs.games._base import PLAYERS, Game, Params, PlotSpec
 
 LAYOUTS = ("ring", "grid")
 LOSSES = ("gan", "nsgan", "wgan-gp")
@@ -148,6 +148,7 @@ class MixtureOfGaussians(Game):
 
     quality_metric = "modes_covered"
     quality_sign = 1.0
+    has_samples = True
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                  layout: str = "ring", radius: float | None = None, std: float | None = None, loss: str = "gan",
@@ -221,6 +222,18 @@ class MixtureOfGaussians(Game):
     def generate(self, params: Params, z: torch.Tensor) -> torch.Tensor:
         """Generator samples ``G(z)`` ``(N, B, 2)`` from latents ``(N, B, z_dim)``."""
         return self._mlp(params, "g", z)
+
+    def generator_samples(self, params: Params, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` generator samples ``(N, n, 2)`` per seed, ``G(z)`` with ``z ~ N(0, I)`` ``(N, n, z_dim)`` drawn in
+        float64 from ``generator`` (then cast to the game's dtype and device)."""
+        z = torch.randn((params["g0.weight"].shape[0], n, self.z_dim), generator=generator, dtype=torch.float64)
+        with torch.no_grad():
+            return self.generate(params, z.to(self.dtype).to(self.device))
+
+    def plots(self) -> tuple[PlotSpec, ...]:
+        """The generator's samples over the modes of the mixture."""
+        modes = tuple((float(x), float(y)) for x, y in mode_layout(self.layout, self.radius).tolist())
+        return (PlotSpec("samples", "samples", "generator samples over the modes", marks=modes, mark_label="modes"),)
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Discriminator logits ``d(x)`` ``(N, B)`` of points ``(N, B, 2)``."""

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
+from minmax_envs.games._base import PLAYERS, Game, PlotSpec, per_seed_sum
 
 CASES = ("correlated_modes", "correlated_coefficients")
 RECOVERY_COSINE = 0.9
@@ -121,6 +121,11 @@ class TwoMode(Game):
     quality_metric = "mode_alignment"
     quality_sign = 1.0
     zero_sum = True
+
+    def plots(self) -> tuple[PlotSpec, ...]:
+        """Every generator neuron's final cosines to the two modes, against the recovery threshold."""
+        return (PlotSpec("points", "neuron_cosines", "generator neurons' cosines to the modes", x="cos_u1",
+                         y="cos_u2", lines=(RECOVERY_COSINE,), limit=1.05),)
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                  case: str = "correlated_modes", d: int = 1000, m_d: int = 5, m_g: int = 5,

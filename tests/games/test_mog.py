@@ -355,3 +355,19 @@ def test_bad_arguments_through_make_name_the_argument():
         minmax_envs.make("MoG-Grid-v0", radius=1.0)
     with pytest.raises(ValueError, match="unknown argument"):
         minmax_envs.make("MoG-Ring-v0", width=3)
+
+
+def test_generator_samples_and_the_figure_over_the_modes():
+    from minmax_envs.games.mog import mode_layout
+
+    game = MixtureOfGaussians(2, layout="grid", hidden=8)
+    params, _ = game.init(SeedStreams(torch.tensor([0, 1])))
+    a = game.generator_samples(params["generator"], 30, torch.Generator().manual_seed(1))
+    b = game.generator_samples(params["generator"], 30, torch.Generator().manual_seed(1))
+    z = torch.randn((2, 30, game.z_dim), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert a.shape == (2, 30, 2) and torch.equal(a, b) and not a.requires_grad
+    assert torch.equal(a, game.generate(params["generator"], z.float()))
+    (spec,) = game.plots()
+    assert game.has_samples and spec.kind == "samples" and spec.mark_label == "modes"
+    assert torch.equal(torch.tensor(spec.marks, dtype=torch.float64), mode_layout("grid"))
+    assert spec.as_dict()["marks"][0] == [-4.0, -4.0]
