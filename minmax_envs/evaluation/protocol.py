@@ -40,17 +40,16 @@ import torch
 import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs._checks import check_choice, check_int
-from minmax_envs.controllers import LearnedController
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
-from minmax_envs.evaluation.zoo import agent_digest, check_agent, make_agent
+from minmax_envs.evaluation.zoo import agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
 BACKENDS = ("local", "ray")
 PHASES = ("tune", "eval")
-MOG_SAMPLES = 500  # generator samples stored for the first seed of an evaluation run of a 2-D game
+SAMPLES = 500  # generator samples stored for the first seed of an evaluation run (games that draw samples)
 
 
 def hash_seed(*parts: str) -> int:
@@ -171,7 +170,7 @@ def _player_calls(game, evaluations: int) -> dict[str, int]:
     return {pl: evaluations * sum(pl in game.movers(s) for s in range(game.cycle)) for pl in minmax_envs.PLAYERS}
 
 
-def _lrs(unit: Unit, env, evaluations: int | None = None) -> tuple[Any, Any]:
+def _lrs(unit: Unit, game, evaluations: int | None = None) -> tuple[Any, Any]:
     """The unit's step sizes: its numbers, or linear decays over each player's agent calls in the episode
     (``evaluations``: the agent's gradient evaluations per step, looked up if not given)."""
     lr_d, lr_g = unit.config["lr_d"], unit.config["lr_g"]
@@ -179,47 +178,31 @@ def _lrs(unit: Unit, env, evaluations: int | None = None) -> tuple[Any, Any]:
         return lr_d, lr_g
     if evaluations is None:
         evaluations = as_pair(make_agent(unit.agent, lr_d, lr_g)).evaluations
-    calls = _player_calls(env.game, evaluations)
+    calls = _player_calls(game, evaluations)
     steps = unit.task.steps
     return (schedules.linear_decay(lr_d, max(1, steps * calls["discriminator"])),
             schedules.linear_decay(lr_g, max(1, steps * calls["generator"])))
 
 
-def _samples(env, n: int) -> list | None:
-    """Generator samples of slot 0 for games with 2-D samples (mixtures of Gaussians), from a fixed latent draw."""
-    game = env.game
-    if not (hasattr(game, "generate") and hasattr(game, "z_dim") and hasattr(game, "modes")):
-        return None
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn((1, n, game.z_dim), generator=gen, dtype=torch.float64).to(game.dtype).to(game.device)
-    params = {k: v[:1] for k, v in env.params["generator"].items()}
-    with torch.no_grad():
-        return _json_value(game.generate(params, z)[0].cpu())
-
-
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
-    batched env of ``unit.block`` seeds per block (see :class:`Unit`)."""
+    batched env of ``unit.block`` seeds per block (see :class:`Unit`), played by the agent's
+    :class:`~minmax_envs.evaluation.zoo.Runner`."""
     task, width = unit.task, unit.block
-    agent = make_agent(unit.agent, unit.config["lr_d"], unit.config["lr_g"])
-    env = None  # a learned controller plays on the env of its own step-size core (its base step sizes stay constant)
-    if not isinstance(agent, LearnedController):
-        env = minmax_envs.make(task.env_id, num_seeds=width, device=unit.device, **task.env_kwargs)
-        if task.schedule != "constant":
-            agent = make_agent(unit.agent, *_lrs(unit, env, as_pair(agent).evaluations))
+    schedule = None if task.schedule == "constant" else (
+        lambda game, agents: _lrs(unit, game, as_pair(agents).evaluations))
+    runner = make_runner(unit.agent, unit.config["lr_d"], unit.config["lr_g"], schedule)
+    draws = spec(task.env_id).game_class().has_samples
     wanted = set(unit.seeds)
     records: list[dict[str, Any]] = []
     for start in unit.starts:
         t0 = time.perf_counter()
-        if env is None:
-            result = agent.run(task.env_id, task.steps, start, width, task.eval_every, unit.device, **task.env_kwargs)
-            played = agent.last_env
-        else:
-            result = minmax_envs.run_episode(env, agent, steps=task.steps, seed=start, eval_every=task.eval_every)
-            played = env
-        # generator samples of the evaluation's first seed (slot 0 of its block), for 2-D games
-        first = unit.phase == "eval" and start == unit.base and start in wanted
-        sample = _samples(played, MOG_SAMPLES) if first else None
+        # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
+        first = draws and unit.phase == "eval" and start == unit.base and start in wanted
+        wants = {"samples": SAMPLES} if first else {}  # only when wanted: 0 is every runner's default
+        result = runner.run(task.env_id, task.steps, start, width, task.eval_every, unit.device, **wants,
+                            **task.env_kwargs)
+        sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
         wall = (time.perf_counter() - t0) / width
         records += [r for r in _records(unit, start, width, result, sample, wall) if r["seed"] in wanted]
     return records
@@ -260,6 +243,8 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
             "curve": {"steps": steps, **{k: _json_value(c[:, i]) for k, c in curves.items()}},
             "time_to_target": held if success else None, "wall_time_s": wall, "versions": versions, "time": stamp,
         }
+        if result.plots:
+            rec["plots"] = [dict(p) for p in result.plots]
         if sample is not None and i == 0:
             rec["samples"] = sample
         out.append(rec)
@@ -492,11 +477,8 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
             seed: int = 0, eval_every: int | None = None, device: str = "cpu", **env_kwargs: Any):
     """One batched episode of a named agent on an env id (what ``minmax run`` does); returns the
     :class:`~minmax_envs.EpisodeResult`."""
-    built = make_agent(agent, lr_d, lr_d if lr_g is None else lr_g)
-    if isinstance(built, LearnedController):
-        return built.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
-    env = minmax_envs.make(env_id, num_seeds=seeds, device=device, **env_kwargs)
-    return minmax_envs.run_episode(env, built, steps=steps, seed=seed, eval_every=eval_every)
+    runner = make_runner(agent, lr_d, lr_d if lr_g is None else lr_g)
+    return runner.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "run_one", "run_unit", "search_space", "select_config",

@@ -26,6 +26,7 @@ A record (all values JSON; :data:`RECORD_FIELDS` is this table as code, checked 
     time_to_target first evaluation point (iterations) from which target_metric meets the target until the end of
                    the episode; null for a seed that does not succeed
     samples        (optional) generator samples [[x, y], ...] of the first evaluation seed (2-D games)
+    plots          (optional) the game's figure descriptions [{"kind", "name", "caption", ...}, ...] (Game.plots)
     wall_time_s    wall time of the batched run divided by its seeds
     versions       {"minmax_envs", "torch", "numpy", "python"};  time: ISO 8601 UTC of the write
 
@@ -133,8 +134,10 @@ OPTIONAL_FIELDS: dict[str, FieldType] = {
     "seed_block": FieldType("a positive integer", lambda v: _is_int(v) and v >= 1),
     "samples": FieldType("a list of [x, y] points (numbers or null)", lambda v: isinstance(v, list) and all(
         isinstance(p, list) and all(x is None or _is_number(x) for x in p) for p in v)),
+    "plots": FieldType("a list of figure objects with a kind and a name", lambda v: isinstance(v, list) and all(
+        isinstance(p, dict) and isinstance(p.get("kind"), str) and isinstance(p.get("name"), str) for p in v)),
 }
-"""Fields a record may have (older records lack ``seed_block``; only 2-D games store ``samples``)."""
+"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``)."""
 
 
 def _json_kind(v: Any) -> str:

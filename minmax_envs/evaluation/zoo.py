@@ -3,14 +3,22 @@
 A benchmarked agent is a family of optimizers indexed by the two step sizes ``(lr_d, lr_g)``; tuning
 searches them, the rest of the hyperparameters are the papers' (seed 001: betas (0.5, 0.9); SGDA
 without momentum in Section 4's theory, ``sgdm`` with momentum 0.9 as in its experiments).
+
+Every agent plays through one interface, a :class:`Runner` (:func:`make_runner`): pairs of pure or in-place
+agents through the :class:`AgentRunner` adapter over :func:`~minmax_envs.run_episode`, agents that play episodes
+themselves (a learned step-size controller) as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import agents
+import minmax_envs
 from agents import GradientTransformation
+from minmax_envs import Game
+from minmax_envs.episode import EpisodeResult
 
 Factory = Callable[[object], GradientTransformation]
 
@@ -41,11 +49,11 @@ def register_agent_prefix(prefix: str, build: Callable[[str, object, object], ob
                           check: Callable[[str], object] | None = None,
                           digest: Callable[[str], str] | None = None, summary: str = "") -> None:
     """Resolve names ``"prefix:ARG"`` with ``build(ARG, lr_d, lr_g)`` (returning anything ``run_episode`` takes,
-    or a :class:`~minmax_envs.controllers.LearnedController`); ``check(ARG)``, if given, raises a ``ValueError``
-    for a bad ``ARG`` when the name is checked (before a sweep starts); ``digest(ARG)``, if given, is a string
-    that changes whenever what ``ARG`` refers to changes (e.g. a hash of a saved controller's files): it is part
-    of every stored record's key (:func:`agent_digest`), so a retrained controller at the same path is never
-    mistaken for the old one."""
+    or a :class:`Runner` such as a :class:`~minmax_envs.controllers.LearnedController`); ``check(ARG)``, if
+    given, raises a ``ValueError`` for a bad ``ARG`` when the name is checked (before a sweep starts);
+    ``digest(ARG)``, if given, is a string that changes whenever what ``ARG`` refers to changes (e.g. a hash of a
+    saved controller's files): it is part of every stored record's key (:func:`agent_digest`), so a retrained
+    controller at the same path is never mistaken for the old one."""
     _PREFIXES[prefix] = (build, check, digest)
     PREFIX_SUMMARIES[f"{prefix}:..."] = summary
 
@@ -91,13 +99,66 @@ def check_agent(name: str) -> str:
 
 def make_agent(name: str, lr_d, lr_g):
     """The pair ``{"discriminator": ..., "generator": ...}`` of agent ``name`` with these step sizes
-    (numbers or schedules)."""
+    (numbers or schedules), or what its prefix builds (a :class:`Runner` for a learned controller)."""
     check_agent(name)
     if name in AGENTS:
         factory = AGENTS[name][0]
         return {"discriminator": factory(lr_d), "generator": factory(lr_g)}
     prefix, arg = name.split(":", 1)
     return _PREFIXES[prefix][0](arg, lr_d, lr_g)
+
+
+# --- one interface to play an episode ------------------------------------------------------------------------------
+
+@runtime_checkable
+class Runner(Protocol):
+    """What plays one batched episode for the protocol and ``minmax run``, whatever the agent's kind."""
+
+    def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
+            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
+        """Play ``steps`` iterations on ``count`` seeds ``seed, seed + 1, ...`` of ``env_id`` as one batch,
+        metrics every ``eval_every`` iterations, and ``samples`` generator samples per seed at the end
+        (:func:`~minmax_envs.run_episode`'s conventions)."""
+        ...
+
+
+class AgentRunner:
+    """The :class:`Runner` of a pair of agents (pure or in place): :func:`~minmax_envs.run_episode` on a batched
+    env that it makes once and reuses while the env's arguments stay the same (one env for all blocks of a unit).
+
+    Args:
+        build: ``build(game) -> agents`` (anything ``run_episode`` takes), called when an env is made: step-size
+            schedules spanning the episode need the game's update schedule.
+    """
+
+    def __init__(self, build: Callable[[Game], Any]):
+        self._build = build
+        self._env: Any = None
+        self._made: tuple | None = None
+        self._agents: Any = None
+
+    def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
+            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
+        made = (env_id, count, str(device), env_kwargs)
+        if made != self._made:
+            self._env = minmax_envs.make(env_id, num_seeds=count, device=device, **env_kwargs)
+            self._made, self._agents = made, self._build(self._env.game)
+        return minmax_envs.run_episode(self._env, self._agents, steps=steps, seed=seed, eval_every=eval_every,
+                                       samples=samples)
+
+
+def make_runner(name: str, lr_d, lr_g, schedule: Callable[[Game, Any], tuple[Any, Any]] | None = None) -> Runner:
+    """The :class:`Runner` of agent ``name`` with step sizes ``(lr_d, lr_g)``.
+
+    ``schedule(game, agents) -> (lr_d, lr_g)``, if given, replaces the step sizes by what it returns once the
+    game is known (``agents``: the pair built with the plain step sizes); it applies to pairs of agents only:
+    an agent that plays its own episodes (a learned controller) keeps its base step sizes constant."""
+    built = make_agent(name, lr_d, lr_g)
+    if isinstance(built, Runner):
+        return built
+    if schedule is None:
+        return AgentRunner(lambda game: built)
+    return AgentRunner(lambda game: make_agent(name, *schedule(game, built)))
 
 
 def _learned(path: str, lr_d, lr_g):

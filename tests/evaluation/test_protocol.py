@@ -27,10 +27,11 @@ from minmax_envs.evaluation import (
     list_suites,
     make_agent,
     register_agent_prefix,
+    run_one,
     search_space,
 )
 from minmax_envs.evaluation.protocol import Unit, run_unit
-from minmax_envs.evaluation.zoo import AGENTS
+from minmax_envs.evaluation.zoo import AGENTS, Runner, make_runner
 from tests.conftest import SMALL_KWARGS
 
 DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
@@ -139,6 +140,39 @@ def test_mixture_eval_records_store_generator_samples(tmp_path):
     bench(Suite("ring", 1, (task,), budget=1, eval_seeds=2, agents=("adam",)), out=tmp_path, progress=False)
     first, second = sorted(ResultStore(tmp_path).records(), key=lambda r: r["seed"])
     assert np.asarray(first["samples"]).shape == (500, 2) and "samples" not in second
+    # the samples are the first seed's of the episode its runner plays, asked for through run(..., samples=K)
+    direct = make_runner("adam", 1e-3, 1e-3).run("MoG-Ring-v0", 4, 0, first["seed_block"], 2, samples=500,
+                                                  **SMALL_KWARGS["MoG-Ring-v0"])
+    assert np.array_equal(np.asarray(first["samples"]), direct.samples[0].double().numpy())
+    # every record carries the game's figure descriptions: here the samples over the ring's eight modes
+    assert first["plots"] == second["plots"] == [dict(p) for p in direct.plots]
+    assert first["plots"][0]["kind"] == "samples" and len(first["plots"][0]["marks"]) == 8
+
+
+def test_every_agent_plays_through_one_runner_interface(monkeypatch):
+    made = []
+    make = minmax_envs.make
+    monkeypatch.setattr(minmax_envs, "make", lambda *a, **k: made.append(a) or make(*a, **k))
+    runner = make_runner("sgda", 0.1, 0.1)
+    assert isinstance(runner, Runner)
+    a = runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.5)
+    b = runner.run("DiracGAN-v0", 5, 2, 2, 5, init_std=0.5)  # another block: the same env, reset
+    c = runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.5)
+    assert len(made) == 1 and torch.equal(a.metrics["distance"], c.metrics["distance"])
+    assert not torch.equal(a.metrics["distance"], b.metrics["distance"])
+    runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.3)  # other arguments: a new env
+    assert len(made) == 2
+
+    class Plays:  # an agent that plays its episodes itself (as a learned controller does) is its own runner
+        def run(self, env_id, steps, seed, count, eval_every=None, device="cpu", samples=0, **env_kwargs):
+            return make_runner("adam", 0.1, 0.1).run(env_id, steps, seed, count, eval_every, device, samples,
+                                                     **env_kwargs)
+
+    plays = Plays()
+    register_agent_prefix("plays", lambda arg, lr_d, lr_g: plays)
+    assert make_runner("plays:x", 0.1, 0.1) is plays
+    assert torch.equal(run_one("DiracGAN-v0", "plays:x", 0.1, steps=3, seeds=2).metrics["distance"],
+                       run_one("DiracGAN-v0", "adam", 0.1, steps=3, seeds=2).metrics["distance"])
 
 
 def test_bench_rejects_bad_options(tmp_path):
@@ -265,7 +299,7 @@ def test_linear_decay_schedule_spans_each_players_updates():
     env = minmax_envs.make(task.env_id, **task.env_kwargs)
     from minmax_envs.evaluation.protocol import _lrs
 
-    lr_d, lr_g = _lrs(unit, env)
+    lr_d, lr_g = _lrs(unit, env.game)
     assert lr_d(0) == pytest.approx(0.1) and lr_d(3) == pytest.approx(0.05) and lr_d(6) == 0.0
     assert lr_g(0) == pytest.approx(0.01) and lr_g(3) == 0.0
     (rec,) = run_unit(unit)
