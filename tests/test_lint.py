@@ -1,5 +1,7 @@
-"""The code base stays ruff-clean (rules in pyproject.toml)."""
+"""The code base stays ruff-clean (rules in pyproject.toml), and evaluation knows no game."""
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -13,3 +15,46 @@ def test_ruff_is_clean():
     assert ruff, "ruff is part of the test extras: pip install -e '.[test]'"
     r = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- evaluation reads records, not games -----------------------------------------------------------------------------
+
+EVALUATION = ROOT / "minmax_envs" / "evaluation"
+ENV_ID = re.compile(r"^[A-Za-z][\w./-]*-v\d+$")
+GAMES = "minmax_envs.games"
+
+
+def game_knowledge(source: str) -> list[str]:
+    """What in a module's source knows games: imports of ``minmax_envs.games`` modules, and comparisons or
+    ``startswith`` / ``endswith`` tests on an ``env_id`` or against an env-id string such as ``"TwoMode-v0"``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.startswith(GAMES)]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(GAMES):
+            found.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.ImportFrom) and node.module == "minmax_envs":
+            found += [f"line {node.lineno}: from minmax_envs import games" for a in node.names if a.name == "games"]
+        elif isinstance(node, ast.Compare) or (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                                               and node.func.attr in ("startswith", "endswith")):
+            text = ast.unparse(node)
+            strings = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if "env_id" in text or any(ENV_ID.match(s) for s in strings):
+                found.append(f"line {node.lineno}: {text}")
+    return found
+
+
+
+def test_the_game_knowledge_check_finds_what_it_looks_for():
+    bad = ('from minmax_envs.games.mog import mode_layout\nimport minmax_envs.games.two_mode\n'
+           'if task.info["env_id"] == "TwoMode-v0": pass\nif env_id.startswith("MoG-"): pass\n'
+           'ok = name in ("DiracGAN-v0",)\n')
+    assert len(game_knowledge(bad)) == 5
+    assert game_knowledge('import minmax_envs\nspec = {"env_id": "TwoMode-v0"}\nif kind == "points": pass\n') == []
+
+
+def test_no_evaluation_module_imports_a_game_or_branches_on_env_ids():
+    modules = sorted(EVALUATION.glob("*.py"))
+    assert len(modules) >= 8  # the package is where this test looks
+    found = {m.name: game_knowledge(m.read_text(encoding="utf-8")) for m in modules}
+    assert {k: v for k, v in found.items() if v} == {}

@@ -6,11 +6,21 @@ import csv
 import json
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
+from minmax_envs.evaluation import plots
 from minmax_envs.evaluation.report import report
 from minmax_envs.evaluation.stats import ConfigRow, SummaryRow
 from minmax_envs.evaluation.store import ResultStore
+from minmax_envs.games.dirac import DiracGAN
+from minmax_envs.games.mog import MixtureOfGaussians
+from minmax_envs.games.two_mode import TwoMode
+
+# the figure descriptions the protocol stores with each record of these games (Game.plots)
+DIRAC_PLOTS = [p.as_dict() for p in DiracGAN().plots()]
+TWO_MODE_PLOTS = [p.as_dict() for p in TwoMode(d=4).plots()]
+MOG_PLOTS = [p.as_dict() for p in MixtureOfGaussians(layout="ring", hidden=8).plots()]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 STEPS = [0, 10, 20, 30]
@@ -18,7 +28,7 @@ STEPS = [0, 10, 20, 30]
 
 def make_record(task, env_id, agent, seed, *, phase="eval", value=1.0, success=False, diverged=False, ttt=None,
                 lr=(0.1, 0.1), metric="distance", higher_is_better=False, target=0.1, env_kwargs=None,
-                curve=None, final=None, samples=None, config_index=0):
+                curve=None, final=None, samples=None, config_index=0, plots=None):
     """One episode record in the store's layout (minmax_envs.evaluation.store)."""
     curve = curve if curve is not None else {metric: [2.0, 1.5, 1.2, value]}
     rec = {
@@ -35,6 +45,8 @@ def make_record(task, env_id, agent, seed, *, phase="eval", value=1.0, success=F
     }
     if samples is not None:
         rec["samples"] = samples
+    if plots is not None:
+        rec["plots"] = plots
     return rec
 
 
@@ -46,11 +58,11 @@ def dirac_records():
             theta = [1.0, 0.6 * v, 0.3 * v, v]
             recs.append(make_record("dirac", "DiracGAN-v0", agent, seed, value=v, success=ok, ttt=30 if ok else None,
                                     lr=(0.01, 0.01), curve={"distance": [1.4, 1.0, 0.5, v], "theta": theta,
-                                                            "psi": [1.0, -0.5, 0.2, 0.0]}))
+                                                            "psi": [1.0, -0.5, 0.2, 0.0]}, plots=DIRAC_PLOTS))
     # an agent whose every seed diverged (finite stored values: they must still count as the worst)
     recs += [make_record("dirac", "DiracGAN-v0", "wild", s, value=0.01, diverged=True,
                          curve={"distance": [1.4, 30.0, None, None], "theta": [1.0, 20.0, None, None],
-                                "psi": [1.0, -20.0, None, None]}) for s in range(3)]
+                                "psi": [1.0, -20.0, None, None]}, plots=DIRAC_PLOTS) for s in range(3)]
     # tuning: two configurations of sgda, the first one evaluated
     recs += [make_record("dirac", "DiracGAN-v0", "sgda", 10_000 + s, phase="tune", value=2.0, lr=lr, config_index=i)
              for i, lr in enumerate([(0.01, 0.01), (1.0, 1.0)]) for s in range(2)]
@@ -65,7 +77,8 @@ def two_mode_records():
                  "cos_u1": [0.97, 0.1, None], "cos_u2": [0.05, 0.93 if ok else 0.3, 0.2]}
         recs.append(make_record("two-mode", "TwoMode-v0", "nsgda", seed, value=final["mode_alignment"], success=ok,
                                 ttt=20 if ok else None, metric="mode_alignment", higher_is_better=True, target=2.0,
-                                final=final, curve={"mode_alignment": [0.1, 0.5, 0.9, final["mode_alignment"]]}))
+                                final=final, curve={"mode_alignment": [0.1, 0.5, 0.9, final["mode_alignment"]]},
+                                plots=TWO_MODE_PLOTS))
     return recs
 
 
@@ -75,7 +88,7 @@ def mog_records(with_samples=True):
         samples = [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.01], [40.0, 40.0]] if with_samples and seed == 0 else None
         recs.append(make_record("mog", "MoG-Ring-v0", "adam", seed, value=3.0, metric="modes_covered",
                                 higher_is_better=True, target=8.0, env_kwargs={"hidden": 8}, samples=samples,
-                                curve={"modes_covered": [0.0, 1.0, 2.0, 3.0]}))
+                                curve={"modes_covered": [0.0, 1.0, 2.0, 3.0]}, plots=MOG_PLOTS))
     return recs
 
 
@@ -188,3 +201,64 @@ def test_a_damaged_suite_json_is_named_and_the_report_is_made_without_it(tmp_pat
     with pytest.warns(UserWarning, match=rf"suite.json: {problem}.*; the report is made without it"):
         text = report(d, plots=False)
     assert "Suite(s): `synth` v3 (no `suite.json`)" in text and "| `adam` |" in text
+
+
+# --- plots from what the records carry -----------------------------------------------------------------------------
+
+def test_game_plots_come_from_the_records_not_from_the_env_id(tmp_path):
+    """Records without figure descriptions (older records) get the curves only; a description drives its figure
+    whatever the env id, and its name cannot leave the plots folder."""
+    old = [{k: v for k, v in r.items() if k != "plots"} for r in dirac_records() + mog_records()]
+    report(write(tmp_path / "old", old))
+    assert sorted(p.name for p in (tmp_path / "old" / "plots").iterdir()) == [
+        "dirac_curves.png", "mog_curves.png", "performance_profiles.png"]
+    spec = {**DIRAC_PLOTS[0], "name": "../../escape"}
+    renamed = [{**r, "env_id": "Elsewhere-v7", "plots": [spec]} for r in dirac_records()]
+    text = report(write(tmp_path / "new", renamed))
+    assert (tmp_path / "new" / "plots" / "dirac__escape.png").read_bytes().startswith(PNG)
+    assert "](plots/dirac__escape.png)" in text and not (tmp_path / "escape.png").exists()
+
+
+def test_a_plot_of_unknown_kind_is_left_out_with_a_warning(tmp_path):
+    recs = [{**r, "plots": [{"kind": "hologram", "name": "h"}]} for r in dirac_records()]
+    with pytest.warns(UserWarning, match="unknown kind.*hologram.*left out"):
+        report(write(tmp_path, recs))
+    assert not (tmp_path / "plots" / "dirac_h.png").exists() and (tmp_path / "plots" / "dirac_curves.png").exists()
+
+
+def test_every_agent_gets_its_own_line_style_and_marker_in_agent_order():
+    names = [f"agent{i}" for i in range(30)]
+    st = plots.styles(names)
+    assert list(st) == names and plots.styles(names) == st  # deterministic
+    assert len({(s.linestyle, s.marker) for s in st.values()}) == 30
+    first = [st[n] for n in names[:6]]
+    for attr in ("color", "linestyle", "marker"):
+        assert len({getattr(s, attr) for s in first}) == 6, attr
+    assert plots.styles(["b", "a"])["b"] == st["agent0"]  # by order, not by name
+
+
+def test_coinciding_flags_equal_curves_and_not_different_ones():
+    base = np.array([2.0, 1.5, np.nan, 0.25, np.inf])
+    curves = {"adam": base, "sgda": base + np.array([0, 0, 0, 1e-3, 0]), "adalr": base * (1 + 1e-13),
+              "short": base[:3], "nsgda": base.copy()}
+    assert plots.coinciding(curves) == [["adam", "adalr", "nsgda"]]
+    assert plots.coinciding({"a": base, "b": base[::-1]}) == []
+    assert plots.coincidence_note([["adam", "adalr"]]) == "identical curves: adam = adalr"
+
+
+def test_identical_agents_get_a_note_on_their_plots(tmp_path, monkeypatch):
+    twins = [{**r, "agent": "adalr", "key": r["key"] + "-twin"} for r in dirac_records() if r["agent"] == "adam"]
+    notes = []
+    monkeypatch.setattr(plots, "_note", lambda ax, groups: notes.append(groups))
+    report(write(tmp_path, dirac_records() + twins + two_mode_records()))
+    assert notes[0] == [["adam", "adalr"]]  # the dirac curves (sgda's and wild's differ)
+    assert notes[1] == []  # two-mode: one agent
+    # the profiles over the two tasks: each agent solves one task of the two, sgda and wild none
+    assert notes[2] == [["adam", "adalr", "nsgda"], ["sgda", "wild"]] and len(notes) == 3
+
+
+def test_profile_tau_axis_reaches_past_the_largest_finite_ratio():
+    ratios = {"t1": {"a": 1.0, "b": 37.5}, "t2": {"a": float("inf"), "b": 1.0}}
+    taus = plots.profile_taus(ratios)
+    assert taus[0] == 1.0 and taus[-1] >= 37.5 and np.all(np.diff(taus) > 0)
+    assert plots.profile_taus({"t": {"a": 1.0, "b": float("inf")}})[-1] > 1.0
