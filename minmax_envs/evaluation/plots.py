@@ -50,8 +50,8 @@ PROFILE_TAU_MIN = 1.5  # ... and at least here (when every finite ratio is 1)
 MIN_FIGURE_WIDTH = 6.0  # inches: room for a figure's title
 LOG_DECADES = 2.0  # a positive metric spanning at least this many decades is drawn on a log axis
 BAND_ALPHA = 0.07  # the bands' fill: faint, so that overlapping bands do not blend into one colour
-COINCIDE_RTOL = 1e-9  # curves equal within these tolerances at every point are noted as coinciding
-COINCIDE_ATOL = 1e-12
+COINCIDE_RTOL = 1e-5  # curves equal within these tolerances at every point are noted as coinciding (float32
+COINCIDE_ATOL = 1e-9  # rounding apart: Adam and AdaLR on scalar parameters)
 #: one line style and one marker per agent, in agent order; the pairs repeat only after 30 agents
 LINESTYLES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<")
