@@ -167,7 +167,8 @@ _IMAGE = "minmax_envs.games.image_gan:ImageGAN"
 
 for _spec in [
     EnvSpec("TwoMode-v0", "minmax_envs.games.two_mode:TwoMode", max_episode_steps=200,
-            summary="Seed 001 Sec. 4: linear generator vs truncated-cubic discriminator on two modes"),
+            summary='"Adam is no better than normalized SGD" Sec. 4: linear generator vs truncated-cubic '
+                    "discriminator on two modes"),
     EnvSpec("DiracGAN-v0", "minmax_envs.games.dirac:DiracGAN", max_episode_steps=200,
             summary="Mescheder et al. 2018: data at 0, generator delta_theta, discriminator psi*x"),
     EnvSpec("Bilinear-v0", "minmax_envs.games.bilinear:Bilinear", max_episode_steps=200,
@@ -186,7 +187,8 @@ for _spec in [
     EnvSpec("CIFAR10-DCGAN-v0", _IMAGE, {"dataset": "cifar10", "architecture": "dcgan"}, max_episode_steps=100,
             summary="DCGAN on CIFAR-10 (python version, local files)"),
     EnvSpec("CIFAR10-ResNetWGANGP-v0", _IMAGE, {"dataset": "cifar10", "architecture": "resnet"}, max_episode_steps=100,
-            summary="ResNet WGAN-GP on CIFAR-10, seed 001's main setting (local files)"),
+            summary='ResNet WGAN-GP on CIFAR-10, the main setting of "Adam is no better than normalized SGD" '
+                    "(local files)"),
     EnvSpec("ImageFolder-ResNetWGANGP-v0", _IMAGE, {"dataset": "imagefolder", "architecture": "resnet"},
             max_episode_steps=100, summary="ResNet WGAN-GP on a folder of images (STL-10, LSUN, CelebA exports)"),
     EnvSpec("MoG-Grid-v0", "minmax_envs.games.mog:MixtureOfGaussians", {"layout": "grid"}, max_episode_steps=200,

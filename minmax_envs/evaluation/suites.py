@@ -40,8 +40,8 @@ class Task:
         target_metric: the metric compared with ``target`` (``metric`` by default).
         lr_range: ``(low, high)`` of the discriminator's step size searched in tuning (log scale).
         ratios: the generator-to-discriminator step-size ratios searched in tuning (TTUR).
-        schedule: ``"constant"`` step sizes, or ``"linear_decay"`` to zero over the episode (seed 001's
-            image runs).
+        schedule: ``"constant"`` step sizes, or ``"linear_decay"`` to zero over the episode (the image runs of
+            "Adam is no better than normalized SGD").
         description: one line for reports.
     """
 
@@ -287,7 +287,7 @@ _TWO_MODE_TARGET = {"metric": "mode_alignment", "higher_is_better": True, "targe
                     "target_metric": "modes_recovered"}
 _IMAGES_TINY = {"width": 8, "batch_size": 32, "eval_samples": 256, "classifier_epochs": 3}
 
-_NK = {"regularizer": "nk", "reg_weight": 0.5}  # seed 002's regularizer with their eta
+_NK = {"regularizer": "nk", "reg_weight": 0.5}  # the regularizer of Nagarajan & Kolter (2017) with their eta
 
 
 def _distance_task(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, description: str) -> Task:
@@ -303,11 +303,12 @@ register_suite(Suite(
         _distance_task("dirac-wgan", "DiracGAN-v0", 300, 30, {"loss": "wgan", **_DIRAC},
                        "Dirac WGAN (Mescheder et al. 2018): converge to (0, 0)"),
         _distance_task("dirac-wgan-nk", "DiracGAN-v0", 300, 30, {"loss": "wgan", **_NK, **_DIRAC},
-                       "Dirac WGAN with the NK regularizer (seed 002), eta = 0.5"),
+                       "Dirac WGAN with the NK regularizer (Nagarajan & Kolter 2017), eta = 0.5"),
         _distance_task("bilinear", "Bilinear-v0", 300, 30, {"n": 10},
                        "min_x max_y x^T A y + b^T x + c^T y, distance to equilibrium"),
         Task("two-mode-small", "TwoMode-v0", 500, 50, **_TWO_MODE_TARGET, env_kwargs={"d": 100},
-             lr_range=(1e-2, 1.0), ratios=(0.5,), description="Seed 001's two-mode problem at d = 100"),
+             lr_range=(1e-2, 1.0), ratios=(0.5,),
+             description='The two-mode problem of "Adam is no better than normalized SGD" at d = 100'),
         Task("mog-ring-small", "MoG-Ring-v0", 1000, 100, "modes_covered", True, 6.0, _MOG_SMALL,
              lr_range=(3e-4, 3e-2), description="8 Gaussians on a ring, small MLPs: cover at least 6 modes"),
     ),
@@ -316,12 +317,13 @@ register_suite(Suite(
 register_suite(Suite(
     name="stability", version=1, budget=4, tune_seeds=8, eval_seeds=32,
     agents=("sgda", "nsgda", "adam", "extragradient"),
-    description="Seed 002 (Nagarajan & Kolter 2017): simultaneous gradient play with and without the NK "
-                "regularizer on the Dirac GAN, a bilinear game and a ring of Gaussians.",
+    description='Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable": simultaneous '
+                "gradient play with and without the NK regularizer on the Dirac GAN, a bilinear game and a ring of "
+                "Gaussians.",
     tasks=(
         _distance_task("dirac-gan", "DiracGAN-v0", 500, 25, {"loss": "gan", **_DIRAC},
-                       "Dirac GAN, standard loss: outside seed 002's assumptions, not locally convergent "
-                       "(Mescheder et al. 2018)"),
+                       "Dirac GAN, standard loss: outside the assumptions of Nagarajan & Kolter (2017), not locally "
+                       "convergent (Mescheder et al. 2018)"),
         _distance_task("dirac-wgan", "DiracGAN-v0", 500, 25, {"loss": "wgan", **_DIRAC},
                        "Dirac WGAN: simultaneous gradient play spirals out"),
         _distance_task("dirac-wgan-nk", "DiracGAN-v0", 500, 25, {"loss": "wgan", **_NK, **_DIRAC},
@@ -347,7 +349,8 @@ register_suite(Suite(
 
 register_suite(Suite(
     name="two-mode", version=1, budget=15, tune_seeds=64, eval_seeds=128, agents=("sgda", "nsgda", "adam"),
-    description="Seed 001 Theorems 4.1 / 4.2: does the generator learn each mode in a separate neuron?",
+    description='"Adam is no better than normalized SGD", Theorems 4.1 / 4.2: does the generator learn each mode '
+                'in a separate neuron?',
     tasks=(
         Task("correlated-modes", "TwoMode-v0", 1000, 100, **_TWO_MODE_TARGET,
              env_kwargs={"d": 1000, "case": "correlated_modes"}, lr_range=(1e-3, 1.0), ratios=(1.0, 0.4, 0.1),
@@ -373,7 +376,8 @@ register_suite(Suite(
 
 register_suite(Suite(
     name="paper", version=1, budget=3, tune_seeds=1, eval_seeds=3, agents=("adam", "adalr", "nsgda", "sgda"),
-    device="cuda", description="Seed 001's image setting: CIFAR-10 at 32x32, for a GPU and the local dataset.",
+    device="cuda", description='The image setting of "Adam is no better than normalized SGD": CIFAR-10 at 32x32, for '
+                              'a GPU and the local dataset.',
     tasks=(
         Task("cifar10-resnet-wgangp", "CIFAR10-ResNetWGANGP-v0", 100_000, 5_000, "classifier_fd", False, 30.0,
              {"n_critic": 5}, lr_range=(2e-5, 2e-3), ratios=(0.1,), schedule="linear_decay",

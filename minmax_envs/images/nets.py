@@ -5,12 +5,14 @@ the number of up- and down-sampling stages follows from ``resolution`` (``k`` of
 defaults are the papers' networks and tests can use tiny 8x8 or 16x16 versions of the same design.
 
 * **DCGAN** (Radford, Metz & Chintala 2016, "Unsupervised representation learning with deep convolutional
-  generative adversarial networks"), in the 32x32 form of Gidel et al.'s public code (the DCGAN of seed 001's
-  Figure 1): strided transposed convolutions with batch norm and ReLU in the generator, strided convolutions
-  with LeakyReLU(0.2) and batch norm (not on the first layer) in the discriminator.
+  generative adversarial networks"), in the 32x32 form of Gidel et al.'s public code (the DCGAN of Figure 1
+  of "Adam is no better than normalized SGD", ICLR 2022 submission): strided transposed convolutions with batch
+  norm and ReLU in the generator, strided convolutions with LeakyReLU(0.2) and batch norm (not on the first
+  layer) in the discriminator.
 * **ResNet WGAN-GP** (Gulrajani et al. 2017, "Improved training of Wasserstein GANs", with the residual
   architecture of Gidel, Berard, Vignoud, Vincent & Lacoste-Julien 2019, "A variational inequality perspective
-  on generative adversarial networks", public code): the architecture of seed 001's image experiments.
+  on generative adversarial networks", public code): the architecture of the image experiments of "Adam is no
+  better than normalized SGD".
 
 Generators map ``z`` of shape ``(B, z_dim)`` to images ``(B, channels, resolution, resolution)`` in
 ``[-1, 1]`` (tanh). Discriminators map images to logits / critic values of shape ``(B,)`` (no sigmoid).

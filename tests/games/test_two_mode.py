@@ -1,4 +1,5 @@
-"""TwoMode-v0 (seed 001, Section 4): data facts, the truncated cubic, gradients, metrics, parity, behaviour."""
+"""TwoMode-v0 ("Adam is no better than normalized SGD", Section 4): data facts, the truncated cubic, gradients,
+metrics, parity, behaviour."""
 
 import math
 
