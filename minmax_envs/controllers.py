@@ -3,7 +3,7 @@
 A controller is a stable-baselines3 policy trained on the step-size control env
 (:class:`~minmax_envs.gym_env.StepSizeEnv`, e.g. by ``baselines/train_controller.py``). In a suite it is the
 agent ``learned:PATH``: the protocol's step sizes ``(lr_d, lr_g)`` are its base step sizes, around which it
-acts, and its episode runs every seed of a batch at once through :class:`~minmax_envs.gym_env.StepSizeCore`
+acts, and its episode runs every seed of a batch at once through :class:`~minmax_envs.control.StepSizeCore`
 (one policy call per action for the whole batch).
 
 **Format.** A saved controller is two files that cannot carry code:
@@ -16,7 +16,12 @@ acts, and its episode runs every seed of a batch at once through :class:`~minmax
   momentum, scope, ``log10_range``, ``steps_per_action``, the game it was trained on) and its ``"policy"``:
   the class (``MlpPolicy``), its constructor arguments (``net_arch``, the activation function by name, ...:
   each from an allow-list, see :data:`POLICY_KWARGS`) and its observation and action spaces (``Box``: shape,
-  dtype, bounds).
+  dtype, bounds);
+- and its ``"layout"`` (:class:`Layout`): the order of the policy's action entries (player names) and
+  observation entries (:data:`~minmax_envs.control.OBS_NAMES`), written by :func:`save_controller`. A
+  description without it is in :data:`LEGACY_LAYOUT`, the order of the env the first controllers were trained
+  on (discriminator first); the controller maps the env's entries to its own order by name, so it acts the same
+  whatever order the env has.
 
 Loading rebuilds the policy with stable-baselines3's own class from the description, checks every weight's
 name, shape and dtype against it and loads them strictly; whatever does not fit is a ``ValueError`` naming the
@@ -42,8 +47,9 @@ import torch
 from gymnasium import spaces
 
 from minmax_envs._checks import check_int, check_real
+from minmax_envs.control import OBS_NAMES, ControlConfig, GameConfig, StepSizeCore, direction_agent
 from minmax_envs.episode import EpisodeResult
-from minmax_envs.gym_env import StepSizeCore, direction_agent
+from minmax_envs.games._base import PLAYERS
 
 FORMAT = "minmax_envs.controller"
 FORMAT_VERSION = 1
@@ -81,8 +87,43 @@ class ControllerConfig:
     trained_on: dict[str, Any] = field(default_factory=dict)  # env id, arguments, base_lr, horizon, timesteps
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The order of a controller policy's entries, by name: ``action`` the players of its action vector,
+    ``observation`` the step-size env's observation entries (:data:`~minmax_envs.control.OBS_NAMES`) as the
+    policy takes them. ``Layout()`` is the order of today's env."""
+
+    action: tuple[str, ...] = PLAYERS
+    observation: tuple[str, ...] = OBS_NAMES
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"action": list(self.action), "observation": list(self.observation)}
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Layout:
+        """A layout from a description's ``"layout"`` entry: permutations of ``PLAYERS`` and ``OBS_NAMES``."""
+        if not isinstance(d, dict) or set(d) != {"action", "observation"}:
+            raise ValueError(f"{where}: layout must be an object with exactly the keys action, observation, "
+                             f"got {d!r}")
+        for key, names in (("action", PLAYERS), ("observation", OBS_NAMES)):
+            entries = d[key]
+            if not isinstance(entries, list) or not all(isinstance(n, str) for n in entries) \
+                    or sorted(entries) != sorted(names):
+                raise ValueError(f"{where}: layout {key} must list each of {', '.join(names)} once, in the "
+                                 f"policy's order, got {d[key]!r}")
+        return cls(tuple(d["action"]), tuple(d["observation"]))
+
+
+#: The layout of a description without one: the order of the env the first controllers (the committed
+#: ``docs/controllers/*``) were trained on, discriminator first.
+LEGACY_LAYOUT = Layout(action=("discriminator", "generator"), observation=(
+    "discriminator/log10_grad_norm", "discriminator/log10_param_norm", "discriminator/loss",
+    "generator/log10_grad_norm", "generator/log10_param_norm", "generator/loss",
+    "log10_grad_ratio", "progress", "quality",
+    "discriminator/log10_update_norm", "generator/log10_update_norm"))
+
 _CONFIG_KEYS = tuple(f.name for f in fields(ControllerConfig))
-_DESCRIPTION_KEYS = ("format", "format_version", *_CONFIG_KEYS, "policy", "saved_with")
+_DESCRIPTION_KEYS = ("format", "format_version", *_CONFIG_KEYS, "layout", "policy", "saved_with")
 _POLICY_KEYS = ("class", "kwargs", "observation_space", "action_space")
 _SPACE_KEYS = ("type", "shape", "dtype", "low", "high")
 
@@ -235,8 +276,8 @@ def _kwargs_from_json(d: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, dict[str, Any]]:
-    """The settings and the policy description of a description's JSON ``data``, validated."""
+def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout, dict[str, Any]]:
+    """The settings, the layout and the policy description of a description's JSON ``data``, validated."""
     where = f"controller description {str(file)!r}"
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}")
@@ -265,6 +306,7 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, dict[st
         raise ValueError(f"{where}: {e}") from None
     if not isinstance(config.trained_on, dict):
         raise ValueError(f"{where}: trained_on must be a JSON object, got {config.trained_on!r}")
+    layout = Layout.from_json(data["layout"], where) if "layout" in data else LEGACY_LAYOUT
     policy = data["policy"]
     if not isinstance(policy, dict) or set(policy) != set(_POLICY_KEYS):
         raise ValueError(f"{where}: policy must be an object with exactly the keys {', '.join(_POLICY_KEYS)}")
@@ -274,7 +316,7 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, dict[st
     parsed = {"class": policy["class"], "kwargs": _kwargs_from_json(policy["kwargs"], where),
               "observation_space": _space_from_json(policy["observation_space"], "observation_space", where),
               "action_space": _space_from_json(policy["action_space"], "action_space", where)}
-    return config, parsed
+    return config, layout, parsed
 
 
 def _no_schedule(_progress_remaining: float) -> float:
@@ -345,7 +387,7 @@ def _load_weights(policy: Any, state: dict[str, torch.Tensor], weights: Path, de
     policy.load_state_dict(state, strict=True)
 
 
-def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Any]:
+def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Layout, Any]:
     weights, description = controller_files(path)
     legacy = weights.with_suffix(".zip")
     if not weights.is_file() and legacy.is_file():  # the stem of an unconverted SB3 controller
@@ -359,24 +401,27 @@ def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Any]:
         data = json.loads(description.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"controller description {str(description)!r} is not valid JSON: {e}") from None
-    config, policy_description = _parse_description(data, description)
+    config, layout, policy_description = _parse_description(data, description)
     policy = _build_policy(config, policy_description, description)
     _load_weights(policy, _read_weights(weights), weights, description)
-    return weights, config, policy
+    return weights, config, layout, policy
 
 
 def check_controller(path: str | os.PathLike) -> tuple[Path, ControllerConfig]:
     """The weights path and settings of a saved controller after reading and checking all of it (description,
     policy, weights), or a ``ValueError`` naming the file and what is wrong."""
-    weights, config, _ = _read(path)
+    weights, config, _, _ = _read(path)
     return weights, config
 
 
 # --- saving -----------------------------------------------------------------------------------------------
-def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLike) -> Path:
+def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLike, *,
+                    layout: Layout = Layout()) -> Path:
     """Save the policy of an SB3 ``model`` (``MlpPolicy`` of PPO, A2C, SAC, TD3 or DDPG) and its settings as
     ``NAME.pt`` (weights) and ``NAME.json`` (description) for ``path`` = ``NAME`` (or ``NAME.pt``); returns the
-    ``.pt`` path, which ``learned:PATH`` takes. What it writes is read back (:func:`check_controller`)."""
+    ``.pt`` path, which ``learned:PATH`` takes. ``layout`` is the order of the policy's entries: by default
+    that of today's step-size env, on which ``model`` was trained. What it writes is read back
+    (:func:`check_controller`)."""
     if Path(path).suffix == ".zip":
         raise ValueError(f"save_controller writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
     weights, description = controller_files(path)
@@ -393,11 +438,11 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
     if name is None:
         raise ValueError(f"save_controller saves {' or '.join(POLICIES)} policies; the model's policy is a "
                          f"{type(policy).__name__}")
-    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(config), "policy": {
-        "class": name, "kwargs": _kwargs_to_json(policy),
-        "observation_space": _space_to_json(policy.observation_space, "observation_space"),
-        "action_space": _space_to_json(policy.action_space, "action_space")},
-        "saved_with": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}}
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(config), "layout": layout.to_json(),
+            "policy": {"class": name, "kwargs": _kwargs_to_json(policy),
+                       "observation_space": _space_to_json(policy.observation_space, "observation_space"),
+                       "action_space": _space_to_json(policy.action_space, "action_space")},
+            "saved_with": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}}
     text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     _parse_description(json.loads(text), description)  # never write what loading would refuse
     state = {k: v.detach().to("cpu").clone() for k, v in policy.state_dict().items()}
@@ -409,12 +454,15 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
 
 
 def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, allow_pickle: bool = False,
-                    config: ControllerConfig | None = None) -> Path:
+                    config: ControllerConfig | None = None, layout: Layout = LEGACY_LAYOUT) -> Path:
     """Convert a stable-baselines3 ``.zip`` controller into ``dst`` (default: ``src`` as ``.pt`` + ``.json``).
 
     This **unpickles** ``src`` (``ALGORITHM.load``): a crafted zip runs any code it holds. Only for a file you
     trust (one you trained yourself), hence the explicit ``allow_pickle=True``; the result holds no code.
-    ``config`` defaults to the settings file ``src``'s ``.json`` (the former sidecar). Returns the ``.pt`` path.
+    ``config`` defaults to the settings file ``src``'s ``.json`` (the former sidecar). ``layout`` is the order of
+    the zip policy's entries: by default :data:`LEGACY_LAYOUT`, the order of the env every controller saved as a
+    ``.zip`` by this package was trained on; pass ``Layout()`` for a zip trained on today's env. Returns the
+    ``.pt`` path.
     """
     src = Path(src)
     if not allow_pickle:
@@ -436,26 +484,30 @@ def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None
     import stable_baselines3
 
     model = getattr(stable_baselines3, config.algorithm).load(str(src), device="cpu")
-    return save_controller(model, config, src.with_suffix("") if dst is None else dst)
+    return save_controller(model, config, src.with_suffix("") if dst is None else dst, layout=layout)
 
 
 @dataclass
 class LearnedController:
-    """A loaded controller (its SB3 policy, rebuilt from its files) with the base step sizes it acts around."""
+    """A loaded controller (its SB3 policy, rebuilt from its files) with the base step sizes it acts around.
+
+    ``layout`` is the order of the policy's entries (:class:`Layout`); :meth:`run` hands the policy the env's
+    observation entries in that order and maps its actions back to the env's players by name."""
 
     path: Path
     policy: Any
     config: ControllerConfig
     lr_d: float
     lr_g: float
+    layout: Layout = Layout()
     last_env: Any = None  # the batched env of the last run (its final parameters)
 
     @classmethod
     def load(cls, path: str | os.PathLike, lr_d: float = 1.0, lr_g: float = 1.0) -> LearnedController:
         """Load the controller ``path`` (``NAME``, ``NAME.pt`` or ``NAME.json``, as :func:`save_controller` writes
         it); a ``ValueError`` names the file and what is wrong."""
-        weights, config, policy = _read(path)
-        return cls(weights, policy, config, float(lr_d), float(lr_g))
+        weights, config, layout, policy = _read(path)
+        return cls(weights, policy, config, float(lr_d), float(lr_g), layout)
 
     def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
             device: Any = "cpu", **env_kwargs: Any) -> EpisodeResult:
@@ -463,20 +515,23 @@ class LearnedController:
         policy acting deterministically; metrics every ``eval_every`` actions, as :func:`run_episode` records
         them (an action is one update cycle of the game unless the controller says otherwise)."""
         c = self.config
-        core = StepSizeCore(env_id, count, base=c.base, momentum=c.momentum, scope=c.scope,
-                            base_lr={"discriminator": self.lr_d, "generator": self.lr_g}, log10_range=c.log10_range,
-                            steps_per_action=c.steps_per_action, horizon=steps, device=device, **env_kwargs)
+        control = ControlConfig(c.base, c.momentum, c.scope, {"discriminator": self.lr_d, "generator": self.lr_g},
+                                c.log10_range, c.steps_per_action, horizon=steps)
+        core = StepSizeCore(GameConfig.from_kwargs(env_id, device=device, **env_kwargs), control, count)
         for name, mine, env_space in (("observations", self.policy.observation_space, core.observation_space()),
                                       ("actions", self.policy.action_space, core.action_space())):
             if mine.shape != env_space.shape:
                 raise ValueError(f"controller {str(self.path)!r} expects {name} of shape {mine.shape}, the "
                                  f"step-size env has {env_space.shape}")
+        observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
+        acted = [self.layout.action.index(pl) for pl in PLAYERS]  # env column j <- policy entry
         env = core.env
         tr = core.reset(range(seed, seed + count))
         trajectory = [(0, env.metrics())] if eval_every else []
         for t in range(1, steps + 1):
-            action, _ = self.policy.predict(tr.obs, deterministic=True)
-            tr = core.step(torch.as_tensor(action, device=env.device).clamp(-1.0, 1.0))
+            # C-contiguous, as the env's own arrays: a transposed layout would take another matmul path
+            action, _ = self.policy.predict(np.ascontiguousarray(tr.obs[:, observed]), deterministic=True)
+            tr = core.step(torch.as_tensor(np.ascontiguousarray(action[:, acted]), device=env.device).clamp(-1.0, 1.0))
             if eval_every and t % eval_every == 0:
                 trajectory.append((t, env.metrics()))
         final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()

@@ -12,17 +12,25 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from minmax_envs._checks import check_choice, check_int, check_real
-from minmax_envs.env import BatchedEnv
-from minmax_envs.games._base import PLAYERS
-from minmax_envs.gym_env import (
+from minmax_envs.control import (
+    DISCRIMINATOR_COLOR,
+    GENERATOR_COLOR,
     LOG_BOUND,
+    QUALITY_COLOR,
     SEED_HIGH,
     VALUE_BOUND,
+    ControlConfig,
+    ControlledGame,
+    GameConfig,
     actions_array,
-    direction_agent,
-    per_player_base_lr,
+    bounded,
+    chart,
+    check_render_mode,
+    log10_norm,
 )
-from minmax_envs.registry import NAMESPACE, make, spec
+from minmax_envs.env import BatchedEnv
+from minmax_envs.games._base import PLAYERS
+from minmax_envs.registry import NAMESPACE, spec
 
 ACTION_MODES: tuple[str, ...] = ("update", "step_size")
 REWARD_MODES: tuple[str, ...] = ("zero_sum", "quality")
@@ -90,14 +98,22 @@ class MinMaxParallelEnv(ParallelEnv):
     ``env_id``, ``action_mode``, ``reward_mode``, ``max_cycles``, ``max_update`` (default 0.1), ``base``
     (``"sgda"`` | ``"nsgda"`` | ``"adam"``), ``momentum``, ``scope``, ``base_lr`` (number or per-player dict, default
     0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``device``, ``dtype``, ``regularizer``,
-    ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game.
+    ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game;
+    ``render_mode``: ``None`` (default) or ``"rgb_array"`` (see Rendering). They become a
+    :class:`~minmax_envs.control.GameConfig` (``env.game``) and a :class:`~minmax_envs.control.ControlConfig`
+    (``env.control``: one game step per env step, ``horizon = max_cycles``), both validated eagerly.
     ``infos[agent]`` holds ``diverged``, ``game_step`` and, with ``reward_mode="quality"``, ``quality``.
+
+    ## Rendering
+    With ``render_mode="rgb_array"``, :meth:`render` returns an ``(H, W, 3)`` uint8 chart of the episode so
+    far: the game's quality (green, top) and both players' losses (bottom: generator blue, discriminator
+    red). The quality is then computed at every step, in the step's one device-to-host transfer.
 
     ## Version History
     * v0: initial version.
     """
 
-    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": []}
+    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, env_id: str, *, action_mode: str = "step_size", reward_mode: str = "zero_sum",
                  max_cycles: int | None = None, max_update: float = 0.1, base: str = "sgda", momentum: float = 0.0,
@@ -108,19 +124,16 @@ class MinMaxParallelEnv(ParallelEnv):
         s = spec(env_id)
         check_choice("action_mode", action_mode, ACTION_MODES)
         check_choice("reward_mode", reward_mode, REWARD_MODES)
-        if render_mode is not None:
-            raise ValueError(f"MinMaxParallelEnv does not render; render_mode must be None, got {render_mode!r}")
+        self.render_mode = check_render_mode(render_mode, "MinMaxParallelEnv")
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
-        self.tx = direction_agent(base, momentum, scope)
-        self.base_lr = per_player_base_lr(base_lr)
-        self.log10_range = check_real("log10_range", log10_range, low=0.0)
-        self.divergence_penalty = check_real("divergence_penalty", divergence_penalty)
-        self.render_mode = None
+        self.game = GameConfig(s.id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs)
+        self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action=1,
+                                     horizon=self.max_cycles, divergence_penalty=divergence_penalty)
         self.metadata = {**type(self).metadata, "name": f"{NAMESPACE}/{s.id}"}
-        self.env: BatchedEnv = make(s.id, 1, device, dtype, regularizer=regularizer, reg_weight=reg_weight,
-                                    divergence_threshold=divergence_threshold, **game_kwargs)
+        self._core = ControlledGame(self.game, self.control, 1)
+        self.env: BatchedEnv = self._core.env
         obs, _ = self.env.reset(seed=0)  # to learn the parameter shapes
         self.tensor_names = {pl: list(obs[pl].params) for pl in PLAYERS}
         self._shapes = {pl: {k: tuple(v.shape[1:]) for k, v in obs[pl].params.items()} for pl in PLAYERS}
@@ -130,6 +143,10 @@ class MinMaxParallelEnv(ParallelEnv):
         self.action_spaces = {pl: self._make_action_space(pl) for pl in PLAYERS}
         self._np_random: np.random.Generator | None = None
         self._dev, self._dt = self.env.device, self.env.dtype
+        self._low = torch.as_tensor(np.concatenate([self.observation_spaces[pl].low for pl in PLAYERS]),
+                                    dtype=torch.float64, device=self._dev)
+        self._high = -self._low
+        self._history: list[tuple[float, float, float]] = []  # (quality, loss_G, loss_D) per step, when rendering
 
     # --- spaces -------------------------------------------------------------------------------
     def _make_observation_space(self, agent: str) -> spaces.Box:
@@ -168,14 +185,17 @@ class MinMaxParallelEnv(ParallelEnv):
                 self._np_random, _ = seeding.np_random()
             game_seed = int(self._np_random.integers(0, SEED_HIGH))
         obs, _ = self.env.reset(seed=game_seed)
-        self._obs, self._seen = obs, {}
-        self._remember()
-        self._states = {pl: self.tx.init(obs[pl].params) for pl in PLAYERS}
+        self._core.begin(obs)
         self._t = 0
-        self._quality = self.env.quality()[0] if self.reward_mode == "quality" else None
+        self._quality = self.env.quality()[0] if self._tracks_quality else None
         self.agents = list(self.possible_agents)
+        self._history = []
         observations, _, _ = self._emit(None)
         return observations, {pl: self._agent_info() for pl in PLAYERS}
+
+    @property
+    def _tracks_quality(self) -> bool:
+        return self.reward_mode == "quality" or self.render_mode is not None
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -183,28 +203,19 @@ class MinMaxParallelEnv(ParallelEnv):
         if not isinstance(actions, dict) or set(actions) != set(self.agents):
             got = sorted(actions) if isinstance(actions, dict) else type(actions).__name__
             raise ValueError(f"actions must be a dict with one action per live agent {self.agents}, got {got}")
-        obs = self._obs
-        updates = {}
+        a = {}
         for pl in PLAYERS:
             space = self.action_spaces[pl]
-            a = torch.as_tensor(actions_array(actions[pl], space.shape, float(space.low[0]), float(space.high[0])),
-                                dtype=self._dt, device=self._dev)
-            if not obs[pl].moving:  # an alternating game: this player's action waits for its turn
-                continue
-            if self.action_mode == "update":
-                updates[pl], offset = {}, 0
-                for k, shape in self._shapes[pl].items():
-                    size = math.prod(shape)
-                    updates[pl][k] = a[offset:offset + size].reshape((1, *shape))
-                    offset += size
-            else:
-                lr = self.base_lr[pl] * torch.pow(10.0, a * self.log10_range)
-                d, self._states[pl] = self.tx.update(obs[pl].grads, self._states[pl], obs[pl].params)
-                updates[pl] = {k: d[k] * lr[i] for i, k in enumerate(self.tensor_names[pl])}
-        self._obs, *_ = self.env.step(updates, validate=False)
-        self._remember()
+            a[pl] = torch.as_tensor(actions_array(actions[pl], space.shape, float(space.low[0]),
+                                                  float(space.high[0])), dtype=self._dt, device=self._dev)
+        was_done = self.env.done.clone()
+        if self.action_mode == "update":
+            updates = {pl: self._unflatten(pl, a[pl]) for pl in PLAYERS if self._core.obs[pl].moving}
+        else:  # one step size per tensor; a waiting player's action waits for its turn (alternating games)
+            updates = self._core.moves({pl: self._core.step_sizes(a[pl], pl)[None] for pl in PLAYERS})
+        self._core.advance(updates)
         self._t += 1
-        observations, rewards, diverged = self._emit(self._rewards())
+        observations, rewards, diverged = self._emit(self._rewards(was_done))
         truncated = self._t >= self.max_cycles
         terminations = dict.fromkeys(PLAYERS, diverged)
         truncations = dict.fromkeys(PLAYERS, truncated)
@@ -213,49 +224,55 @@ class MinMaxParallelEnv(ParallelEnv):
             self.agents = []
         return observations, rewards, terminations, truncations, infos
 
-    def _remember(self) -> None:
-        """Keep each player's latest gradient and loss: in an alternating game the player that waits
-        observes the ones of its last move (NaN, shown as 0, before its first)."""
-        for pl in PLAYERS:
-            o = self._obs[pl]
-            if o.moving:
-                self._seen[pl] = (o.grads, o.loss)
-            elif pl not in self._seen:
-                nan = torch.full((1,), float("nan"), dtype=self._dt, device=self._dev)
-                self._seen[pl] = ({k: torch.full_like(v, float("nan")) for k, v in o.params.items()}, nan)
+    def _unflatten(self, agent: str, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat update of ``agent`` (``action_mode="update"``) as its tensors, with the seed dimension."""
+        out, offset = {}, 0
+        for k, shape in self._shapes[agent].items():
+            size = math.prod(shape)
+            out[k] = flat[offset:offset + size].reshape((1, *shape))
+            offset += size
+        return out
 
-    def _rewards(self) -> torch.Tensor:
-        """Both agents' rewards, ``(2,)`` in the order of ``PLAYERS`` (before the divergence rule)."""
+    def _rewards(self, was_done: torch.Tensor) -> torch.Tensor:
+        """Both agents' rewards, ``(1, 2)`` in the order of ``PLAYERS``, after the divergence rule and bounds."""
+        obs = self._core.obs
+        if self._tracks_quality:
+            q = self.env.quality()[0]
+            improvement, self._quality = (q - self._quality).double(), q
         if self.reward_mode == "zero_sum":
-            return torch.stack([-self._obs[pl].loss[0] if self._obs[pl].moving
-                                else torch.zeros((), device=self._dev) for pl in PLAYERS]).double()
-        q = self.env.quality()[0]
-        r = (q - self._quality).double()
-        self._quality = q
-        return r.expand(2)
+            r = torch.stack([-obs[pl].loss[0] if obs[pl].moving else torch.zeros((), device=self._dev)
+                             for pl in PLAYERS]).double()
+        else:
+            r = improvement.expand(2)
+        return self._core.reward(r[None], was_done)[0]
 
     def _emit(self, rewards: torch.Tensor | None):
-        """Observations, rewards and the divergence flag with one device-to-host transfer."""
-        obs, cols = self._obs, []
+        """Observations, rewards and the divergence flag (and the quality when rendering) with one
+        device-to-host transfer."""
+        core, cols = self._core, []
         for pl in PLAYERS:
-            p, (g, loss) = obs[pl].params, self._seen[pl]
+            (g, loss), p = core.last_move[pl], core.obs[pl].params
             for src in (g, p):
-                cols += [0.5 * torch.log10(src[k].reshape(-1).double().pow(2).sum()) for k in self.tensor_names[pl]]
-            cols += [loss[0].double(), self._seen[_opponent(pl)][1][0].double()]
+                cols += [log10_norm({k: src[k]})[0] for k in self.tensor_names[pl]]
+            cols += [loss[0].double(), core.last_move[_opponent(pl)][1][0].double()]
+        obs_vec = bounded(torch.stack(cols), self._low, self._high)
         extra = torch.zeros(2, dtype=torch.float64, device=self._dev) if rewards is None else rewards.to(self._dev)
-        packed = torch.stack(cols + list(extra) + [self.env.done[0].double()]).cpu().numpy()
-        packed = np.nan_to_num(packed, nan=0.0, posinf=VALUE_BOUND, neginf=-VALUE_BOUND)
+        tail = [self.env.done[0].double()]
+        if self.render_mode is not None:
+            tail.append(self._quality.double())
+        packed = torch.cat([obs_vec, extra, torch.stack(tail)]).cpu().numpy()
         observations, i = {}, 0
         for pl in PLAYERS:
-            space = self.observation_spaces[pl]
-            size = space.shape[0]
-            observations[pl] = np.clip(packed[i:i + size], space.low, space.high).astype(np.float32)
+            size = self.observation_spaces[pl].shape[0]
+            observations[pl] = packed[i:i + size].astype(np.float32)
             i += size
-        diverged = bool(packed[-1] > 0.5)
-        r = np.clip(packed[i:i + 2], -VALUE_BOUND, VALUE_BOUND)
-        if diverged:
-            r = np.full(2, self.divergence_penalty)
-        return observations, {pl: float(r[j]) for j, pl in enumerate(PLAYERS)}, diverged
+        diverged = bool(packed[i + 2] > 0.5)
+        if self.render_mode is not None:
+            t = {pl: len(self.tensor_names[pl]) for pl in PLAYERS}
+            g_loss = float(packed[2 * t["generator"]])
+            d_loss = float(packed[2 * t["generator"] + 2 + 2 * t["discriminator"]])
+            self._history.append((float(packed[i + 3]), g_loss, d_loss))
+        return observations, {pl: float(packed[i + j]) for j, pl in enumerate(PLAYERS)}, diverged
 
     def _agent_info(self, diverged: bool = False) -> dict[str, Any]:
         info: dict[str, Any] = {"diverged": diverged, "game_step": self._t}
@@ -263,9 +280,13 @@ class MinMaxParallelEnv(ParallelEnv):
             info["quality"] = float(self._quality)
         return info
 
-    def render(self) -> None:
-        """Nothing to render (``metadata["render_modes"]`` is empty)."""
-        return None
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: an ``(H, W, 3)`` uint8 chart of the episode so far (see Rendering);
+        with ``render_mode=None``: nothing (``None``)."""
+        if self.render_mode is None:
+            return None
+        h = np.asarray(self._history, dtype=np.float64).reshape(-1, 3)
+        return chart([(h[:, :1], [QUALITY_COLOR]), (h[:, 1:], [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
 
     def close(self) -> None:
         pass

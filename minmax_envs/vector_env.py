@@ -12,8 +12,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from minmax_envs._checks import check_int
+from minmax_envs.control import (
+    SEED_HIGH,
+    StepSizeCore,
+    Transition,
+    actions_array,
+    check_render_mode,
+    configs,
+    step_size_chart,
+)
 from minmax_envs.env import BatchedEnv
-from minmax_envs.gym_env import SEED_HIGH, StepSizeCore, Transition, actions_array
 from minmax_envs.registry import spec
 
 
@@ -47,30 +55,36 @@ class StepSizeVectorEnv(VectorEnv):
 
     ## Info
     Arrays over sub-envs with ``_key`` masks: ``quality``, ``diverged``, ``game_step`` and
-    ``lr_discriminator`` / ``lr_generator`` (masked out for sub-envs that were reset in that step).
+    ``lr_generator`` / ``lr_discriminator`` (masked out for sub-envs that were reset in that step).
+
+    ## Rendering
+    With ``render_mode="rgb_array"``, :meth:`render` returns a tuple of ``N`` frames, sub-env ``i``'s the
+    chart ``StepSizeEnv.render`` draws of its current episode (gymnasium's vector convention, as
+    ``SyncVectorEnv`` of ``StepSizeEnv`` gives).
 
     ## Arguments
-    ``num_envs``, ``env_id``, ``max_episode_steps`` (default the spec's; also the default ``horizon``) and
-    every argument of ``StepSizeEnv``.
+    ``num_envs``, ``env_id``, ``max_episode_steps`` (default the spec's; also the default ``horizon``),
+    ``render_mode`` and every argument of ``StepSizeEnv``.
 
     ## Version History
     * v0: initial version.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30,
+                                "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int, env_id: str, *, max_episode_steps: int | None = None,
                  horizon: int | None = None, render_mode: str | None = None, **kwargs: Any):
-        if render_mode is not None:
-            raise ValueError(f"StepSizeVectorEnv does not render; render_mode must be None, got {render_mode!r}")
+        self.render_mode = check_render_mode(render_mode, "StepSizeVectorEnv")
         self.num_envs = check_int("num_envs", num_envs)
         s = spec(env_id)
         self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, allow_none=True) \
             or s.max_episode_steps
-        self._core = StepSizeCore(s.id, self.num_envs, horizon=horizon or self.max_episode_steps, **kwargs)
+        self.game, self.control = configs(s.id, horizon=horizon or self.max_episode_steps, **kwargs)
+        self._core = StepSizeCore(self.game, self.control, self.num_envs)
         self.env_id = s.id
         self.horizon = self._core.horizon
-        self.render_mode = None
+        self._history: list[list[tuple[float, float, float]]] = [[] for _ in range(self.num_envs)]
         self.single_observation_space = self._core.observation_space()
         self.single_action_space = self._core.action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -115,6 +129,7 @@ class StepSizeVectorEnv(VectorEnv):
         tr = self._core.reset(game_seeds)
         self._autoreset = np.zeros(n, dtype=np.bool_)
         self._started = True
+        self._record(tr, restarted=np.ones(n, dtype=np.bool_))
         return tr.obs, self._info(tr, lr_mask=np.zeros(n, dtype=np.bool_))
 
     def step(self, actions: Any):
@@ -133,16 +148,32 @@ class StepSizeVectorEnv(VectorEnv):
             tr = self._core.step(a)
         terminated = tr.terminated
         truncated = (tr.env_steps >= self.max_episode_steps) & ~mask
+        self._record(tr, restarted=mask)
         self._autoreset = terminated | truncated
         return tr.obs, tr.reward, terminated, truncated, self._info(tr, lr_mask=~mask)
+
+    def _record(self, tr: Transition, restarted: np.ndarray) -> None:
+        if self.render_mode is None:
+            return
+        for i in range(self.num_envs):  # host values the step returns anyway: no extra transfer
+            if restarted[i]:
+                self._history[i] = []
+            self._history[i].append((float(tr.quality[i]), float(tr.lr[i, 0]), float(tr.lr[i, 1])))
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: one ``(H, W, 3)`` uint8 chart per sub-env of its current episode
+        (see :meth:`StepSizeEnv.render <minmax_envs.gym_env.StepSizeEnv.render>`); with ``None``: ``None``."""
+        if self.render_mode is None:
+            return None
+        return tuple(step_size_chart(h) for h in self._history)
 
     def _info(self, tr: Transition, lr_mask: np.ndarray) -> dict[str, Any]:
         ones = np.ones(self.num_envs, dtype=np.bool_)
         lr = np.where(lr_mask[:, None], tr.lr, 0.0)
         return {"quality": tr.quality, "_quality": ones, "diverged": tr.diverged, "_diverged": ones.copy(),
                 "game_step": tr.game_step, "_game_step": ones.copy(),
-                "lr_discriminator": lr[:, 0].copy(), "_lr_discriminator": lr_mask.copy(),
-                "lr_generator": lr[:, 1].copy(), "_lr_generator": lr_mask.copy()}
+                "lr_generator": lr[:, 0].copy(), "_lr_generator": lr_mask.copy(),
+                "lr_discriminator": lr[:, 1].copy(), "_lr_discriminator": lr_mask.copy()}
 
     def __repr__(self) -> str:
         return f"StepSizeVectorEnv({self.env_id}, num_envs={self.num_envs})"

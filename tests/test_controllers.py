@@ -18,8 +18,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from baselines import train_controller
 from minmax_envs.cli import main as minmax
+from minmax_envs.control import OBS_NAMES
 from minmax_envs.controllers import (
+    LEGACY_LAYOUT,
     ControllerConfig,
+    Layout,
     LearnedController,
     check_controller,
     convert_sb3_zip,
@@ -74,6 +77,7 @@ def test_a_tiny_ppo_run_yields_a_loadable_agent_evaluated_on_held_out_seeds(cont
     assert settings["format"] == "minmax_envs.controller" and settings["format_version"] == 1
     assert settings["algorithm"] == "PPO" and settings["trained_on"]["split"] == "train"
     assert settings["policy"]["class"] == "MlpPolicy" and settings["policy"]["kwargs"]["activation_fn"] == "Tanh"
+    assert settings["layout"] == {"action": ["generator", "discriminator"], "observation": list(OBS_NAMES)}
     agent = LearnedController.load(path, 0.1, 0.1)
     assert agent.policy.observation_space.shape == StepSizeEnv("DiracGAN-v0").observation_space.shape
     records = list(ResultStore(controller / "dirac-eval").records())
@@ -174,6 +178,105 @@ def test_the_committed_controllers_act_as_their_sb3_originals(task):
     policy = LearnedController.load(path).policy
     obs, actions = (np.array(x, dtype=np.float32) for x in zip(*COMMITTED[task]))
     np.testing.assert_allclose(policy.predict(obs, deterministic=True)[0], actions, rtol=1e-6, atol=1e-7)
+
+
+# Final parameter sums of the committed controllers' episodes (20 actions, seeds 0 and 1, base step sizes
+# lr_d = 0.1, lr_g = 0.05), as they were before the step-size env took the PLAYERS order: the controllers,
+# trained discriminator first, must keep playing exactly these episodes.
+COMMITTED_EPISODES = {
+    "two-mode-small": ("TwoMode-v0", {"d": 100}, {"generator": [-0.18874131853954168, -0.1354805345290515],
+                                                  "discriminator": [-0.7123785535486604, 1.1576811078393803]}),
+    "mog-ring-small": ("MoG-Ring-v0", {"hidden": 32, "batch_size": 64, "eval_samples": 500},
+                       {"generator": [2.861891436506994, -8.15774382854579],
+                        "discriminator": [5.106243231392, 2.428998881325242]}),
+}
+
+
+def _param_sums(env) -> dict[str, list[float]]:
+    return {pl: [float(sum(v[i].double().sum() for v in ps.values())) for i in range(env.num_seeds)]
+            for pl, ps in env.params.items()}
+
+
+@pytest.mark.parametrize("task", sorted(COMMITTED_EPISODES))
+def test_the_committed_controllers_are_read_in_the_legacy_layout_and_replay_their_episodes(task):
+    assert "layout" not in json.loads((DOCS / task / "controller.json").read_text())
+    agent = LearnedController.load(DOCS / task / "controller.pt", 0.1, 0.05)
+    assert agent.layout == LEGACY_LAYOUT and agent.layout.action == ("discriminator", "generator")
+    env_id, kwargs, sums = COMMITTED_EPISODES[task]
+    agent.run(env_id, 20, 0, 2, **kwargs)
+    got = _param_sums(agent.last_env)
+    for pl, expected in sums.items():
+        np.testing.assert_allclose(got[pl], expected, rtol=1e-6, atol=1e-7)
+
+
+def _legacy_and_todays_twin(tmp_path):
+    """The same policy twice: saved in the legacy layout, and with its input columns and its action rows
+    permuted, saved in today's layout. Each first-layer unit reads one observation entry only, so both compute
+    exactly the same numbers (no sum changes its order)."""
+    from stable_baselines3 import PPO
+
+    legacy = PPO("MlpPolicy", StepSizeEnv("DiracGAN-v0"), seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
+    twin = PPO("MlpPolicy", StepSizeEnv("DiracGAN-v0"), seed=1, device="cpu", policy_kwargs={"net_arch": [16]})
+    state = legacy.policy.state_dict()
+    for net in ("policy_net", "value_net"):
+        w = state[f"mlp_extractor.{net}.0.weight"]
+        keep = torch.zeros_like(w)
+        keep[torch.arange(w.shape[0]), torch.arange(w.shape[0]) % w.shape[1]] = 1.0
+        state[f"mlp_extractor.{net}.0.weight"] = w * keep
+    state["action_net.bias"] = torch.tensor([0.3, -0.2])  # the two players act differently
+    legacy.policy.load_state_dict(state)
+    columns = [LEGACY_LAYOUT.observation.index(name) for name in OBS_NAMES]
+    rows = [LEGACY_LAYOUT.action.index(pl) for pl in Layout().action]
+    permuted = dict(state)
+    for net in ("policy_net", "value_net"):
+        permuted[f"mlp_extractor.{net}.0.weight"] = state[f"mlp_extractor.{net}.0.weight"][:, columns].contiguous()
+    for key in ("action_net.weight", "action_net.bias", "log_std"):
+        permuted[key] = state[key][rows].contiguous()
+    twin.policy.load_state_dict(permuted)
+    config = ControllerConfig(log10_range=2.0)
+    return (save_controller(legacy, config, tmp_path / "legacy", layout=LEGACY_LAYOUT),
+            save_controller(twin, config, tmp_path / "today"))
+
+
+def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical_episodes(tmp_path):
+    legacy_path, today_path = _legacy_and_todays_twin(tmp_path)
+    description = json.loads((tmp_path / "legacy.json").read_text())
+    assert description["layout"]["action"] == ["discriminator", "generator"]
+    del description["layout"]  # a description without a layout is read in the legacy layout
+    (tmp_path / "legacy.json").write_text(json.dumps(description))
+    runs = []
+    for path in (legacy_path, today_path):
+        agent = LearnedController.load(path, 0.1, 0.03)
+        result = agent.run("DiracGAN-v0", 15, 0, 3, eval_every=5, loss="wgan", init_std=0.5)
+        runs.append((result, _param_sums(agent.last_env)))
+    (a, a_sums), (b, b_sums) = runs
+    assert a_sums == b_sums
+    assert [t for t, _ in a.trajectory] == [t for t, _ in b.trajectory] == [0, 5, 10, 15]
+    for (_, ma), (_, mb) in zip(a.trajectory, b.trajectory):
+        for key in ma:
+            assert torch.equal(ma[key], mb[key]), key
+    # the players do act differently: the twin with its action rows left in place plays another episode
+    agent = LearnedController.load(today_path, 0.1, 0.03)
+    agent.layout = Layout(action=("discriminator", "generator"))
+    agent.run("DiracGAN-v0", 15, 0, 3, loss="wgan", init_std=0.5)
+    assert _param_sums(agent.last_env) != b_sums
+
+
+@pytest.mark.parametrize("layout, match", [
+    ({"action": ["generator"], "observation": list(OBS_NAMES)}, r"layout action must list each of generator, "
+                                                                 r"discriminator once"),
+    ({"action": ["generator", "discriminator"], "observation": list(OBS_NAMES[:-1]) + ["quality"]},
+     r"layout observation must list each of generator/log10_grad_norm, .* once, in the policy's order"),
+    ({"action": ["generator", "discriminator"]}, r"layout must be an object with exactly the keys action, "
+                                                 r"observation"),
+])
+def test_a_bad_layout_is_refused_naming_the_file(tmp_path, layout, match):
+    path = save_controller(_model("PPO", net_arch=[8]), ControllerConfig(), tmp_path / "c")
+    description = json.loads((tmp_path / "c.json").read_text())
+    description["layout"] = layout
+    (tmp_path / "c.json").write_text(json.dumps(description))
+    with pytest.raises(ValueError, match=r"controller description '.*c\.json': " + match):
+        check_controller(path)
 
 
 def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_path):

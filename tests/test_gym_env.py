@@ -14,7 +14,8 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import minmax_envs
-from minmax_envs.gym_env import OBS_NAMES, StepSizeEnv
+from minmax_envs.control import OBS_NAMES
+from minmax_envs.gym_env import StepSizeEnv
 from minmax_envs.vector_env import StepSizeVectorEnv
 from tests.conftest import BATCHED_IDS, ENV_IDS, SMALL_KWARGS
 
@@ -94,7 +95,7 @@ def test_action_maps_to_log_step_sizes_and_sgda_direction():
     theta, psi = b.params["generator"]["theta"].clone(), b.params["discriminator"]["psi"].clone()
     g_theta = b._obs["generator"].grads["theta"].clone()
     g_psi = b._obs["discriminator"].grads["psi"].clone()
-    _, _, _, _, info = env.step(np.array([0.5, -0.5], dtype=np.float32))  # [discriminator, generator]
+    _, _, _, _, info = env.step(np.array([-0.5, 0.5], dtype=np.float32))  # [generator, discriminator]
     lr_d, lr_g = 0.05 * 10 ** (0.5 * 2.0), 0.02 * 10 ** (-0.5 * 2.0)
     assert info["lr_discriminator"] == pytest.approx(lr_d) and info["lr_generator"] == pytest.approx(lr_g)
     torch.testing.assert_close(b.params["generator"]["theta"], theta - lr_g * g_theta)
@@ -118,8 +119,10 @@ def test_observation_layout():
     o = env.batched_env._obs
     g_t, g_p = float(o["generator"].grads["theta"].abs()), float(o["discriminator"].grads["psi"].abs())
     p_t, p_p = float(o["generator"].params["theta"].abs()), float(o["discriminator"].params["psi"].abs())
-    expected = [np.log10(g_p), np.log10(p_p), float(o["discriminator"].loss), np.log10(g_t), np.log10(p_t),
-                float(o["generator"].loss), np.log10(g_t / g_p), 0.0, info["quality"], 0.0, 0.0]  # no update yet
+    expected = [np.log10(g_t), np.log10(p_t), float(o["generator"].loss), np.log10(g_p), np.log10(p_p),
+                float(o["discriminator"].loss), np.log10(g_t / g_p), 0.0, info["quality"], 0.0, 0.0]  # no update yet
+    assert OBS_NAMES[:3] == ("generator/log10_grad_norm", "generator/log10_param_norm", "generator/loss")
+    assert OBS_NAMES[6] == "log10_grad_ratio" and OBS_NAMES[9] == "generator/log10_update_norm"
     np.testing.assert_allclose(obs, np.array(expected, dtype=np.float32), rtol=1e-5, atol=1e-6)
     assert info["quality"] == pytest.approx(-np.hypot(p_t, p_p))
     before = {pl: float(env.batched_env._obs[pl].params[k]) for pl, k in (("generator", "theta"),

@@ -35,7 +35,7 @@ def test_exported_and_metadata():
     env = minmax_envs.parallel_env("DiracGAN-v0")
     assert isinstance(env, MinMaxParallelEnv)
     assert env.possible_agents == ["generator", "discriminator"]
-    assert env.metadata["name"] == "minmax_envs/DiracGAN-v0" and env.metadata["render_modes"] == []
+    assert env.metadata["name"] == "minmax_envs/DiracGAN-v0" and env.metadata["render_modes"] == ["rgb_array"]
     assert env.max_cycles == minmax_envs.spec("DiracGAN-v0").max_episode_steps
 
 
