@@ -1,7 +1,7 @@
 """Train a learned step-size controller with PPO (stable-baselines3) and evaluate it on held-out seeds.
 
 The controller acts on the step-size control env of a suite task (``StepSizeEnv``: the action sets the
-discriminator's and the generator's step sizes on a log scale around a base direction agent; the
+generator's and the discriminator's step sizes, in that order, on a log scale around a base direction agent; the
 observation holds gradient, parameter and update norms per player, their ratio, the losses, the fraction
 of the episode done and the game's quality; the reward is the improvement of the quality). Training
 episodes draw their seeds, and so their game instances, from the ``"train"`` split (seeds >= 2**20);

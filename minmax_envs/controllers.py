@@ -454,15 +454,15 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
 
 
 def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, allow_pickle: bool = False,
-                    config: ControllerConfig | None = None, layout: Layout = LEGACY_LAYOUT) -> Path:
+                    config: ControllerConfig | None = None, layout: Layout = Layout()) -> Path:
     """Convert a stable-baselines3 ``.zip`` controller into ``dst`` (default: ``src`` as ``.pt`` + ``.json``).
 
     This **unpickles** ``src`` (``ALGORITHM.load``): a crafted zip runs any code it holds. Only for a file you
     trust (one you trained yourself), hence the explicit ``allow_pickle=True``; the result holds no code.
     ``config`` defaults to the settings file ``src``'s ``.json`` (the former sidecar). ``layout`` is the order of
-    the zip policy's entries: by default :data:`LEGACY_LAYOUT`, the order of the env every controller saved as a
-    ``.zip`` by this package was trained on; pass ``Layout()`` for a zip trained on today's env. Returns the
-    ``.pt`` path.
+    the zip policy's entries: by default that of today's step-size env; pass :data:`LEGACY_LAYOUT` for a zip
+    trained on the env before its action and observation took the ``PLAYERS`` order (discriminator first, as
+    the zips this package's ``train_controller.py`` wrote then). Returns the ``.pt`` path.
     """
     src = Path(src)
     if not allow_pickle:

@@ -294,6 +294,9 @@ def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_pat
     assert path == tmp_path / "old.pt"
     loaded = LearnedController.load(path)
     assert loaded.config.base == "adam" and loaded.config.log10_range == 0.5
+    assert loaded.layout == Layout()  # a zip trained on today's env, unless told otherwise
+    old = convert_sb3_zip(tmp_path / "old.zip", tmp_path / "older", allow_pickle=True, layout=LEGACY_LAYOUT)
+    assert LearnedController.load(old).layout == LEGACY_LAYOUT
     obs = _observations()
     np.testing.assert_array_equal(loaded.policy.predict(obs, deterministic=True)[0],
                                   model.predict(obs, deterministic=True)[0])
