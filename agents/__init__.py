@@ -3,7 +3,8 @@
 Named agents: :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`rmsprop`, :func:`adagrad`, :func:`adalr`,
 :func:`adadir`, :func:`graft`, :func:`extragradient`, :func:`optimistic`, :func:`optimistic_adam`; for
 both players at once: :func:`pair` (TTUR) and :func:`balanced`. Building blocks in
-:mod:`agents.transforms`, step-size schedules in :mod:`agents.schedules`.
+:mod:`agents.transforms` (the readable reference), per-seed norms and scopes in :mod:`agents.norms`, the fused
+fast paths the named optimizers run in :mod:`agents.fused`, step-size schedules in :mod:`agents.schedules`.
 
 Agents that update parameters in place (torch.optim's contract, :class:`InPlaceTransformation`): any
 ``torch.optim.Optimizer`` through :func:`from_torch`, any pure agent through :func:`in_place`, and the fast
@@ -22,7 +23,9 @@ from agents._base import (
     stateless,
 )
 from agents.diagnostics import gradient_ratio, graft_magnitude_ratios, sum_of_norms, update_norms
+from agents.fused import scale_by_adam
 from agents.inplace import in_place
+from agents.norms import per_seed_norms
 from agents.optimizers import adadir, adagrad, adalr, adam, nsgda, optimistic, optimistic_adam, rmsprop, sgda
 from agents.pairs import as_pair, balanced, pair
 from agents.torch_optim import from_torch
@@ -31,10 +34,8 @@ from agents.transforms import (
     graft,
     normalize,
     optimism,
-    per_seed_norms,
     scale,
     scale_by_adagrad,
-    scale_by_adam,
     scale_by_learning_rate,
     scale_by_rms,
     trace,

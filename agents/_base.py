@@ -8,12 +8,16 @@ An agent is a pair of pure functions over dicts of tensors that carry a leading 
 ``updates`` are *added* to the parameters. Every player minimizes its own loss, so one agent fits
 either player. Transformations compose with :func:`chain`. A :class:`PairTransformation` acts on both
 players at once (different agents per player, balanced updates).
+
+Agents pickle (spawned workers, Ray actors): their functions are module-level functions bound to their
+hyperparameters with ``functools.partial``, or methods of small classes, never closures.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -89,16 +93,20 @@ class EmptyState(NamedTuple):
     """State of a stateless transformation."""
 
 
+def empty_state(params: Params) -> EmptyState:
+    """The ``init`` of a stateless transformation."""
+    return EmptyState()
+
+
 def stateless(fn: Callable[[Params, Params | None], Params]) -> GradientTransformation:
-    """A transformation that keeps no state: ``updates = fn(grads, params)``."""
+    """A transformation that keeps no state: ``updates = fn(grads, params)``. It pickles when ``fn`` does (a
+    module-level function, or a ``functools.partial`` of one)."""
+    return GradientTransformation(empty_state, partial(_stateless_update, fn))
 
-    def init(params: Params) -> EmptyState:
-        return EmptyState()
 
-    def update(grads: Params, state: EmptyState, params: Params | None = None) -> tuple[Params, EmptyState]:
-        return fn(grads, params), state
-
-    return GradientTransformation(init, update)
+def _stateless_update(fn: Callable[[Params, Params | None], Params], grads: Params, state: EmptyState,
+                      params: Params | None = None) -> tuple[Params, EmptyState]:
+    return fn(grads, params), state
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
@@ -106,20 +114,31 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     for i, t in enumerate(transforms):
         if not isinstance(t, GradientTransformation):
             raise TypeError(f"chain() argument {i} must be a GradientTransformation, got {type(t).__name__}")
+    evaluations = max((t.evaluations for t in transforms), default=1)
+    return GradientTransformation(partial(chain_init, tuple(t.init for t in transforms)),
+                                  partial(_chain_update, transforms), evaluations)
 
-    def init(params: Params) -> tuple:
-        return tuple(t.init(params) for t in transforms)
 
-    def update(grads: Params, state: tuple, params: Params | None = None) -> tuple[Params, tuple]:
-        if not isinstance(state, tuple) or len(state) != len(transforms):
-            raise ValueError(f"chain state must be the tuple of {len(transforms)} states made by init(), got {state!r}")
-        new_state = []
-        for t, s in zip(transforms, state):
-            grads, s = t.update(grads, s, params)
-            new_state.append(s)
-        return grads, tuple(new_state)
+def chain_init(inits: tuple[Callable[[Params], State], ...], params: Params) -> tuple:
+    """The state of a chain: the tuple of its parts' states, ``tuple(init(params) for init in inits)``."""
+    return tuple(init(params) for init in inits)
 
-    return GradientTransformation(init, update, max((t.evaluations for t in transforms), default=1))
+
+def _chain_update(transforms: tuple[GradientTransformation, ...], grads: Params, state: tuple,
+                  params: Params | None = None) -> tuple[Params, tuple]:
+    check_chain_state(state, len(transforms))
+    new_state = []
+    for t, s in zip(transforms, state):
+        grads, s = t.update(grads, s, params)
+        new_state.append(s)
+    return grads, tuple(new_state)
+
+
+def check_chain_state(state: object, n: int) -> None:
+    """That ``state`` is a chain's state of ``n`` parts (a tuple of ``n`` states): :func:`chain` checks it, and so
+    do the fast paths that stand for chains (:mod:`agents.fused`, :mod:`agents.inplace`)."""
+    if not isinstance(state, tuple) or len(state) != n:
+        raise ValueError(f"chain state must be the tuple of {n} states made by init(), got {state!r}")
 
 
 def seed_view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

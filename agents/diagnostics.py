@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from agents._base import Params
-from agents.transforms import GraftState, per_seed_norms
+from agents.norms import per_seed_norms
+from agents.transforms import GraftState
 
 
 def update_norms(updates: Params) -> dict[str, torch.Tensor]:

@@ -22,15 +22,17 @@ a checkpoint of one resumes the other), and the parameters of ``in_place(<pure o
 * :func:`adalr` and :func:`adadir` take the norm of Adam's step, which torch cannot reduce without writing it:
   that step is written once, into a zero buffer, by the fused kernel (the moments updated in place).
 
-Off the CPU the fused Adam kernel and the CPU-only range checks of :mod:`agents.transforms` are not used (as in
+Off the CPU the fused Adam kernel and the CPU-only range checks of :mod:`agents.norms` are not used (as in
 the pure agents), so these agents follow the pure agents' general route there, with its temporaries.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
-from agents import optimizers as _optimizers
+from agents import optimizers as pure
 from agents._base import (
     GradientTransformation,
     InPlaceTransformation,
@@ -38,21 +40,20 @@ from agents._base import (
     Schedule,
     State,
     check_betas,
+    check_chain_state,
     check_lr,
     seed_view,
 )
-from agents.transforms import (
-    GraftState,
-    ScaleByAdamState,
-    TraceState,
-    _adam_step,
-    _check_chain_state,
-    _fused_adam_ok,
-    _lr_step,
-    _normal_range,
-    check_scope,
-    per_seed_norms,
+from agents.fused import (
+    adam_kernel_applies,
+    adam_step,
+    fused_adam_into,
+    fused_adam_ok,
+    momentum_graft_factors,
+    momentum_graft_literal,
 )
+from agents.norms import check_scope, inverse_norms, per_seed_norms
+from agents.transforms import GraftState, ScaleByAdamState, TraceState, graft_factors, lr_step
 
 LR = float | Schedule
 
@@ -63,14 +64,14 @@ def in_place(tx: GradientTransformation) -> InPlaceTransformation:
     env (the env adds updates with the same kernel); the reference every in-place fast path is tested against."""
     if not isinstance(tx, GradientTransformation):
         raise TypeError(f"in_place() takes a GradientTransformation, got {type(tx).__name__}")
+    return InPlaceTransformation(tx.init, partial(_in_place_step, tx), tx.evaluations)
 
-    def step(grads: Params, state: State, params: Params) -> State:
-        updates, state = tx.update(grads, state, params)
-        names = list(params)
-        torch._foreach_add_([params[k] for k in names], [updates[k] for k in names])
-        return state
 
-    return InPlaceTransformation(tx.init, step, tx.evaluations)
+def _in_place_step(tx: GradientTransformation, grads: Params, state: State, params: Params) -> State:
+    updates, state = tx.update(grads, state, params)
+    names = list(params)
+    torch._foreach_add_([params[k] for k in names], [updates[k] for k in names])
+    return state
 
 
 # --- shared steps ---------------------------------------------------------------------------------------
@@ -101,23 +102,9 @@ def _traced(chain: tuple, keys: list[str], g: list[torch.Tensor], momentum: floa
     return m, (TraceState(dict(zip(keys, m))),)
 
 
-def _fused_route(g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor]) -> bool:
-    """Whether ``agents.transforms._adam_step`` runs torch's fused Adam kernel on these (its own test)."""
-    return bool(g) and _fused_adam_ok(g + mu + nu) and all(x.shape == y.shape == z.shape for x, y, z in zip(g, mu, nu))
-
-
-def _fused_adam_into(out: list[torch.Tensor], g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor],
-                     t: int, b1: float, b2: float, eps: float, lr: float) -> None:
-    """``out <- out - lr m_hat / (sqrt(v_hat) + eps)`` with the moments updated in place: torch's fused Adam
-    kernel (``torch.optim.Adam(fused=True)``'s), once for all the tensors."""
-    step = torch.full((), float(t), dtype=torch.float32, device=g[0].device)
-    torch._fused_adam_(out, g, mu, nu, [], [step] * len(out), lr=lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=eps,
-                       amsgrad=False, maximize=False)
-
-
 def _adam_add_(grads: Params, state: ScaleByAdamState, params: Params, b1: float, b2: float, eps: float,
                lr: float) -> ScaleByAdamState:
-    """``p <- p + u`` with ``u`` the step of ``agents.transforms._adam_step(grads, state, b1, b2, eps, lr)``,
+    """``p <- p + u`` with ``u`` the step of :func:`agents.fused.adam_step` ``(grads, state, b1, b2, eps, lr)``,
     the moments updated in place; the new state.
 
     Where that step runs torch's fused Adam kernel (on a zero buffer and copies of the moments), this runs the
@@ -128,77 +115,49 @@ def _adam_add_(grads: Params, state: ScaleByAdamState, params: Params, b1: float
     keys = list(grads)
     g, p = [grads[k] for k in keys], [params[k] for k in keys]
     mu, nu = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
-    if _fused_route(g, mu, nu) and _fused_adam_ok(p) and p[0].dtype == g[0].dtype and all(
+    if adam_kernel_applies(g, mu, nu) and fused_adam_ok(p) and p[0].dtype == g[0].dtype and all(
             x.shape == y.shape and x.device == y.device for x, y in zip(p, g)):
-        _fused_adam_into(p, g, mu, nu, state.count + 1, b1, b2, eps, lr)
+        fused_adam_into(p, g, mu, nu, state.count + 1, b1, b2, eps, lr)
         return ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
-    u, new = _adam_step(grads, state, b1, b2, eps, lr)
+    u, new = adam_step(grads, state, b1, b2, eps, lr)
     torch._foreach_add_(p, [u[k] for k in keys])
     return new
 
 
 def _adam_update(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps: float, lr: float,
                  buffers: list[torch.Tensor] | None = None) -> tuple[Params, ScaleByAdamState]:
-    """The update and state of ``agents.transforms._adam_step`` (the same values), the moments updated in place
+    """The update and state of :func:`agents.fused.adam_step` (the same values), the moments updated in place
     where it runs the fused kernel; the update then is written into ``buffers`` (zeroed first; tensors that are
     free to overwrite) where they fit, else into a new zero buffer, as the pure step does."""
     keys = list(grads)
     g = [grads[k] for k in keys]
     mu, nu = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
-    if not _fused_route(g, mu, nu):
-        return _adam_step(grads, state, b1, b2, eps, lr)
-    if buffers is not None and _fused_adam_ok(buffers) and buffers[0].dtype == g[0].dtype and all(
+    if not adam_kernel_applies(g, mu, nu):
+        return adam_step(grads, state, b1, b2, eps, lr)
+    if buffers is not None and fused_adam_ok(buffers) and buffers[0].dtype == g[0].dtype and all(
             b.shape == x.shape and b.device == x.device for b, x in zip(buffers, g)):
         torch._foreach_zero_(buffers)
         out = buffers
     else:
         out = [torch.zeros_like(x) for x in g]
-    _fused_adam_into(out, g, mu, nu, state.count + 1, b1, b2, eps, lr)
+    fused_adam_into(out, g, mu, nu, state.count + 1, b1, b2, eps, lr)
     return dict(zip(keys, out)), ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
 
 
-def _distinct(norms: Params) -> tuple[torch.Tensor, dict[int, int]]:
-    """The distinct per-seed norm tensors of ``norms`` stacked ``(K, N)`` (the global scope shares one) and the
-    row of each, by ``id``: as ``agents.transforms._normalized`` stacks them."""
-    distinct = list({id(n): n for n in norms.values()}.values())
-    stacked = torch.stack(distinct) if len(distinct) > 1 else distinct[0][None]
-    return stacked, {id(n): i for i, n in enumerate(distinct)}
-
-
-def _pairs(keys: list[str], a: Params, b: Params) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """The distinct pairs ``(a[k], b[k])`` of per-seed norm tensors (the global scope shares one per dict), each
-    side stacked ``(K, N)``, and the row of each name: so that per-seed factors are computed once per pair, as
-    the pure graft computes them, but in one op per rule for all the pairs (element-wise: the same values)."""
-    rows: dict[tuple[int, int], int] = {}
-    firsts, seconds, index = [], [], []
-    for k in keys:
-        pair = (id(a[k]), id(b[k]))
-        if pair not in rows:
-            rows[pair] = len(firsts)
-            firsts.append(a[k])
-            seconds.append(b[k])
-        index.append(rows[pair])
-    return torch.stack(firsts), torch.stack(seconds), index
-
-
 def _add_normalized_(params: list[torch.Tensor], grads: Params, scope: str, lr: float) -> None:
-    """``p <- p - lr * g / ||g||`` (norms per seed by ``scope``): the update of ``agents.transforms._normalized``
-    (the same norms and per-seed factors, ``-lr`` folded into ``1 / ||g||``) added in one pass per tensor,
-    ``p + factor * g`` (a fused multiply-add where the CPU has one). Where the folded factor leaves float's
-    normal range (or off the CPU) the factors stay apart, as in the pure step: ``p + (-lr) * (g / ||g||)``."""
-    norms = per_seed_norms(grads, scope)
-    if not norms:
+    """``p <- p - lr * g / ||g||`` (norms per seed by ``scope``): the update of :func:`agents.fused.normalized`
+    (the same per-seed factors, ``-lr`` folded into ``1 / ||g||``: :func:`agents.norms.inverse_norms`) added in
+    one pass per tensor, ``p + factor * g`` (a fused multiply-add where the CPU has one). Where the folded factor
+    leaves float's normal range (or off the CPU) the factors stay apart, as in the pure step:
+    ``p + (-lr) * (g / ||g||)``."""
+    factors, folded = inverse_norms(grads, scope, -lr)
+    if not factors:
         return
-    stacked, index = _distinct(norms)
-    inverse = 1.0 / stacked.clamp_min(torch.finfo(stacked.dtype).tiny)
-    folded = inverse * -lr
     vals = list(grads.values())
-    if _normal_range(folded):
-        rows = folded.unbind(0)
-        torch._foreach_addcmul_(params, vals, [seed_view(rows[index[id(norms[k])]], v) for k, v in grads.items()])
+    if folded:
+        torch._foreach_addcmul_(params, vals, [seed_view(factors[k], v) for k, v in grads.items()])
         return
-    rows = inverse.unbind(0)
-    torch._foreach_add_(params, [v * seed_view(rows[index[id(norms[k])]], v) for k, v in grads.items()], alpha=-lr)
+    torch._foreach_add_(params, [v * seed_view(factors[k], v) for k, v in grads.items()], alpha=-lr)
 
 
 # --- the built-in optimizers, in place ------------------------------------------------------------------
@@ -207,24 +166,24 @@ def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> InPlaceTransf
     (Nesterov: ``p <- p - lr_t (g + momentum * m)``, through one temporary), one pass per rule. The state of
     :func:`agents.sgda`; the parameters of ``in_place(agents.sgda(...))`` to float rounding (module docstring).
     """
-    reference = _optimizers.sgda(lr, momentum, nesterov)  # validates, and its init is this agent's
-    lr = check_lr(lr)
+    reference = pure.sgda(lr, momentum, nesterov)  # validates, and its init is this agent's
     traced = bool(momentum or nesterov)
-    momentum = float(momentum) if traced else 0.0
+    return InPlaceTransformation(reference.init, partial(_sgda_step, check_lr(lr), float(momentum) if traced else 0.0,
+                                                         bool(nesterov), traced), reference.evaluations)
 
-    def step(grads: Params, state: tuple, params: Params) -> tuple:
-        _check_chain_state(state, 2 if traced else 1)
-        keys, g, p = _aligned(grads, params)
-        lr_t, lr_state = _lr_step(lr, state[-1])
-        if not traced:
-            torch._foreach_add_(p, g, alpha=-lr_t)
-            return (lr_state,)
-        m = [state[0].momentum[k] for k in keys]
-        _momentum_(m, g, momentum)
-        torch._foreach_add_(p, torch._foreach_add(g, m, alpha=momentum) if nesterov else m, alpha=-lr_t)
-        return TraceState(dict(zip(keys, m))), lr_state
 
-    return InPlaceTransformation(reference.init, step, reference.evaluations)
+def _sgda_step(lr: LR, momentum: float, nesterov: bool, traced: bool, grads: Params, state: tuple,
+               params: Params) -> tuple:
+    check_chain_state(state, 2 if traced else 1)
+    keys, g, p = _aligned(grads, params)
+    lr_t, lr_state = lr_step(lr, state[-1])
+    if not traced:
+        torch._foreach_add_(p, g, alpha=-lr_t)
+        return (lr_state,)
+    m = [state[0].momentum[k] for k in keys]
+    _momentum_(m, g, momentum)
+    torch._foreach_add_(p, torch._foreach_add(g, m, alpha=momentum) if nesterov else m, alpha=-lr_t)
+    return TraceState(dict(zip(keys, m))), lr_state
 
 
 def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransformation:
@@ -232,38 +191,37 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransf
     momentum), then ``p <- p - lr_t m / ||m||`` in one pass per tensor after the per-seed norms. The state of
     :func:`agents.nsgda`; the parameters of ``in_place(agents.nsgda(...))`` to float rounding (module docstring).
     """
-    reference = _optimizers.nsgda(lr, momentum, scope)
-    lr = check_lr(lr)
+    reference = pure.nsgda(lr, momentum, scope)
     traced = bool(momentum)
-    momentum = float(momentum) if traced else 0.0
+    return InPlaceTransformation(reference.init, partial(_nsgda_step, check_lr(lr), float(momentum) if traced else 0.0,
+                                                         scope, traced), reference.evaluations)
 
-    def step(grads: Params, state: tuple, params: Params) -> tuple:
-        _check_chain_state(state, 3 if traced else 2)
-        keys, g, p = _aligned(grads, params)
-        m, head = _traced(state, keys, g, momentum, traced)
-        grads = dict(zip(keys, m))
-        lr_t, lr_state = _lr_step(lr, state[-1])
-        _add_normalized_(p, grads, scope, lr_t)
-        return (*head, state[-2], lr_state)
 
-    return InPlaceTransformation(reference.init, step, reference.evaluations)
+def _nsgda_step(lr: LR, momentum: float, scope: str, traced: bool, grads: Params, state: tuple,
+                params: Params) -> tuple:
+    check_chain_state(state, 3 if traced else 2)
+    keys, g, p = _aligned(grads, params)
+    m, head = _traced(state, keys, g, momentum, traced)
+    lr_t, lr_state = lr_step(lr, state[-1])
+    _add_normalized_(p, dict(zip(keys, m)), scope, lr_t)
+    return (*head, state[-2], lr_state)
 
 
 def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> InPlaceTransformation:
     """:func:`agents.adam` in place: torch's fused Adam kernel on the parameters and the moment buffers (one pass,
     as ``torch.optim.Adam(fused=True)``). The state of :func:`agents.adam`; bit for bit the parameters of
     ``in_place(agents.adam(...))`` where the kernel runs (dense float32/float64 CPU tensors), else its route."""
-    reference = _optimizers.adam(lr, betas, eps)
+    reference = pure.adam(lr, betas, eps)
     b1, b2 = check_betas(betas)
-    eps, lr = float(eps), check_lr(lr)
+    return InPlaceTransformation(reference.init, partial(_adam_step, check_lr(lr), b1, b2, float(eps)),
+                                 reference.evaluations)
 
-    def step(grads: Params, state: tuple, params: Params) -> tuple:
-        _check_chain_state(state, 2)
-        _aligned(grads, params)
-        lr_t, lr_state = _lr_step(lr, state[1])
-        return _adam_add_(grads, state[0], params, b1, b2, eps, lr_t), lr_state
 
-    return InPlaceTransformation(reference.init, step, reference.evaluations)
+def _adam_step(lr: LR, b1: float, b2: float, eps: float, grads: Params, state: tuple, params: Params) -> tuple:
+    check_chain_state(state, 2)
+    _aligned(grads, params)
+    lr_t, lr_state = lr_step(lr, state[1])
+    return _adam_add_(grads, state[0], params, b1, b2, eps, lr_t), lr_state
 
 
 def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
@@ -272,38 +230,33 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     place; only its norm is used), ``M <- g + beta1 M`` in the state's buffer, then
     ``p <- p - ||A_t|| M / (||M|| + eps)`` in one pass per tensor. The state of :func:`agents.adalr`; the
     parameters of ``in_place(agents.adalr(...))`` to float rounding (module docstring)."""
-    reference = _optimizers.adalr(lr, betas, eps, scope)
+    reference = pure.adalr(lr, betas, eps, scope)
     b1, b2 = check_betas(betas)
-    eps, lr = float(eps), check_lr(lr)
     check_scope(scope)
+    return InPlaceTransformation(reference.init, partial(_adalr_step, check_lr(lr), b1, b2, float(eps), scope),
+                                 reference.evaluations)
+
+
+def _adalr_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Params, state: GraftState,
+                params: Params) -> GraftState:
     traced = bool(b1)
-
-    def step(grads: Params, state: GraftState, params: Params) -> GraftState:
-        _check_chain_state(state.direction, 2 if traced else 1)
-        _check_chain_state(state.magnitude, 2)
-        keys, g, p = _aligned(grads, params)
-        lr_m, lr_m_state = _lr_step(lr, state.magnitude[1])
-        a, adam_state = _adam_update(grads, state.magnitude[0], b1, b2, eps, lr_m)
-        m, head = _traced(state.direction, keys, g, b1, traced)
-        lr_t, lr_d_state = _lr_step(1.0, state.direction[-1])  # the direction at unit step
-        n_m = per_seed_norms(a, scope)
-        first = n_m if state.first_norm is None else state.first_norm
-        buf = dict(zip(keys, m))
-        n_buf = per_seed_norms(buf, scope)
-        top, bottom, index = _pairs(keys, n_m, n_buf)
-        factors = -lr_t * top / (lr_t * bottom + eps)  # the pure agent's factor, per pair of norms
-        if _normal_range(factors):
-            rows = factors.unbind(0)
-            torch._foreach_addcmul_(p, m, [seed_view(rows[i], v) for i, v in zip(index, m)])
-        else:  # the pure agent's literal route: u_D = -lr_t M, its norms, the rescale
-            u_d = dict(zip(keys, torch._foreach_mul(m, -lr_t)))
-            n_d = per_seed_norms(u_d, scope)
-            for k, v in u_d.items():
-                v.mul_(seed_view(n_m[k] / (n_d[k] + eps), v))
-            torch._foreach_add_(p, list(u_d.values()))
-        return GraftState((adam_state, lr_m_state), (*head, lr_d_state), first, n_m)
-
-    return InPlaceTransformation(reference.init, step, reference.evaluations)
+    check_chain_state(state.direction, 2 if traced else 1)
+    check_chain_state(state.magnitude, 2)
+    keys, g, p = _aligned(grads, params)
+    lr_m, lr_m_state = lr_step(lr, state.magnitude[1])
+    a, adam_state = _adam_update(grads, state.magnitude[0], b1, b2, eps, lr_m)
+    m, head = _traced(state.direction, keys, g, b1, traced)
+    lr_t, lr_d_state = lr_step(1.0, state.direction[-1])  # the direction at unit step
+    n_m = per_seed_norms(a, scope)
+    buf = dict(zip(keys, m))
+    new_state = state.advanced((adam_state, lr_m_state), (*head, lr_d_state), n_m)
+    factors = momentum_graft_factors(keys, n_m, per_seed_norms(buf, scope), lr_t, eps)  # the pure agent's factor
+    if factors is not None:
+        torch._foreach_addcmul_(p, m, [seed_view(f, v) for f, v in zip(factors, m)])
+    else:  # the pure agent's literal route: u_D = -lr_t M, its norms, the rescale
+        u_d = momentum_graft_literal(buf, n_m, lr_t, scope, eps)
+        torch._foreach_add_(p, [u_d[k] for k in keys])
+    return new_state
 
 
 def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
@@ -313,31 +266,29 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     turn, for their norms), then ``p <- p + ||lr_t M|| A_t / (||A_t|| + eps)`` in one pass per tensor. The state
     of :func:`agents.adadir`; the parameters of ``in_place(agents.adadir(...))`` to float rounding (module
     docstring)."""
-    reference = _optimizers.adadir(lr, betas, eps, scope)
+    reference = pure.adadir(lr, betas, eps, scope)
     b1, b2 = check_betas(betas)
-    eps, lr = float(eps), check_lr(lr)
     check_scope(scope)
+    return InPlaceTransformation(reference.init, partial(_adadir_step, check_lr(lr), b1, b2, float(eps), scope),
+                                 reference.evaluations)
+
+
+def _adadir_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Params, state: GraftState,
+                 params: Params) -> GraftState:
     traced = bool(b1)
-
-    def step(grads: Params, state: GraftState, params: Params) -> GraftState:
-        _check_chain_state(state.magnitude, 2 if traced else 1)
-        _check_chain_state(state.direction, 2)
-        keys, g, p = _aligned(grads, params)
-        m, head = _traced(state.magnitude, keys, g, b1, traced)
-        lr_t, lr_m_state = _lr_step(lr, state.magnitude[-1])
-        u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
-        n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
-        first = n_m if state.first_norm is None else state.first_norm
-        adam_lr, lr_d_state = _lr_step(1.0, state.direction[1])  # Adam's direction at unit step
-        a, adam_state = _adam_update(grads, state.direction[0], b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
-        n_d = per_seed_norms(a, scope)
-        top, bottom, index = _pairs(keys, n_m, n_d)
-        rows = (top / (bottom + eps)).unbind(0)  # the pure graft's factor, per pair of norms
-        steps = [a[k] for k in keys]
-        torch._foreach_addcmul_(p, steps, [seed_view(rows[i], v) for i, v in zip(index, steps)])
-        return GraftState((*head, lr_m_state), (adam_state, lr_d_state), first, n_m)
-
-    return InPlaceTransformation(reference.init, step, reference.evaluations)
+    check_chain_state(state.magnitude, 2 if traced else 1)
+    check_chain_state(state.direction, 2)
+    keys, g, p = _aligned(grads, params)
+    m, head = _traced(state.magnitude, keys, g, b1, traced)
+    lr_t, lr_m_state = lr_step(lr, state.magnitude[-1])
+    u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
+    n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
+    adam_lr, lr_d_state = lr_step(1.0, state.direction[1])  # Adam's direction at unit step
+    a, adam_state = _adam_update(grads, state.direction[0], b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
+    factors = graft_factors(n_m, per_seed_norms(a, scope), eps)  # the pure graft's factor, per pair of norms
+    steps = [a[k] for k in keys]
+    torch._foreach_addcmul_(p, steps, [seed_view(factors[k], v) for k, v in zip(keys, steps)])
+    return state.advanced((*head, lr_m_state), (adam_state, lr_d_state), n_m)
 
 
 __all__ = ["adadir", "adalr", "adam", "in_place", "nsgda", "sgda"]

@@ -1,4 +1,7 @@
-"""The named optimizers of the papers, as chains of small transformations.
+"""The named optimizers of the papers, as chains of small transformations (:mod:`agents.transforms`).
+
+Where a fused equivalent of the chain exists (:mod:`agents.fused`: the same state, the same values to float
+rounding, fewer passes), the optimizer runs it; the comment at each says which chain it stands for.
 
 Every ``lr`` is a number or a schedule (:mod:`agents.schedules`). Updates are *added* to the
 parameters and each player minimizes its own loss, so for the discriminator "descent on its loss" is
@@ -7,19 +10,10 @@ the ascent on the payoff that the papers write.
 
 from __future__ import annotations
 
+from agents import fused
 from agents._base import GradientTransformation, Schedule, chain, check_betas
-from agents.transforms import (
-    _adam_with_learning_rate,
-    _graft,
-    _graft_onto_momentum,
-    _normalize_with_learning_rate,
-    check_scope,
-    optimism,
-    scale_by_adagrad,
-    scale_by_learning_rate,
-    scale_by_rms,
-    trace,
-)
+from agents.norms import check_scope
+from agents.transforms import optimism, scale_by_adagrad, scale_by_learning_rate, scale_by_rms, trace
 
 LR = float | Schedule
 
@@ -51,7 +45,7 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTrans
     check_scope(scope)
     # = chain(*([trace(momentum)] if momentum else []), normalize(scope), scale_by_learning_rate(lr)),
     # same state, with -lr folded into the normalization (one pass over the tensors instead of two)
-    return _normalize_with_learning_rate(scope, lr, trace(momentum) if momentum else None)
+    return fused.normalize_with_learning_rate(scope, lr, trace(momentum) if momentum else None)
 
 
 def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
@@ -64,7 +58,7 @@ def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> 
     """
     b1, b2 = check_betas(betas)
     # = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr)), same state, in one fused pass
-    return _adam_with_learning_rate(b1, b2, eps, lr)
+    return fused.adam_with_learning_rate(b1, b2, eps, lr)
 
 
 def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
@@ -91,7 +85,7 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     b1, _ = check_betas(betas)
     # = graft(adam(lr, betas, eps), sgda(1.0, momentum=b1), scope, eps): the direction at unit step, so that
     # eps is added to ||M|| as in eq. (2); same state, without writing the direction out
-    return _graft_onto_momentum(adam(lr, betas, eps), 1.0, b1, scope, eps)
+    return fused.graft_onto_momentum(adam(lr, betas, eps), 1.0, b1, scope, eps)
 
 
 def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
@@ -103,7 +97,7 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     b1, _ = check_betas(betas)
     # = graft(sgda(lr, momentum=b1), adam(1.0, betas, eps), scope, eps): Adam's direction at unit step, so that
     # eps is added to ||A|| as in eq. (3); adam's step is a new tensor, so the graft rescales it in place
-    return _graft(sgda(lr, momentum=b1), adam(1.0, betas, eps), scope, eps, fresh_direction=True)
+    return fused.graft_fresh(sgda(lr, momentum=b1), adam(1.0, betas, eps), scope, eps)
 
 
 def optimistic(lr: LR, momentum: float = 0.0) -> GradientTransformation:

@@ -1,7 +1,9 @@
-"""Agents for both players at once: different agents per player (TTUR) and balanced updates."""
+"""Agents for both players at once: different agents per player (TTUR) and balanced updates (picklable:
+module-level functions bound with ``functools.partial``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -14,7 +16,7 @@ from agents._base import (
     PlayerParams,
     check_number,
 )
-from agents.transforms import _rescale, per_seed_norms
+from agents.norms import per_seed_norms, rescale
 
 PLAYERS = ("generator", "discriminator")
 ANCHORS = ("geometric", "generator", "discriminator")
@@ -36,42 +38,47 @@ def pair(generator: Agent, discriminator: Agent) -> PairTransformation:
     for pl, t in txs.items():
         _check_agent(f"pair {pl}", t)
     in_place = tuple(pl for pl in PLAYERS if isinstance(txs[pl], InPlaceTransformation))
-
-    def init(params: PlayerParams) -> dict:
-        return {pl: txs[pl].init(params[pl]) for pl in PLAYERS}
-
-    def update(grads: PlayerParams, state: dict, params: PlayerParams | None = None):
-        """Update the players present in ``grads`` (both, or only the one that moves in an alternating
-        schedule); the other player's state is kept."""
-        out, new = {}, dict(state)
-        for pl in grads:
-            t = txs[pl]
-            if isinstance(t, InPlaceTransformation):
-                if params is None:
-                    raise ValueError(f"the {pl}'s agent updates parameters in place: update() needs params")
-                new[pl], out[pl] = t.step(grads[pl], state[pl], params[pl]), None
-            else:
-                out[pl], new[pl] = t.update(grads[pl], state[pl], None if params is None else params[pl])
-        return out, new
-
     evals = {t.evaluations for t in txs.values()}
     if len(evals) > 1:
         raise ValueError("both players' agents must use the same number of gradient evaluations per "
                          f"iteration (extragradient uses 2), got {sorted(evals)}")
-    custom = {pl for pl in PLAYERS if getattr(txs[pl], "state_dict", None) is not None}
+    custom = frozenset(pl for pl in PLAYERS if getattr(txs[pl], "state_dict", None) is not None)
+    return PairTransformation(partial(_pair_init, txs), partial(_pair_update, txs), evals.pop(), in_place,
+                              partial(_pair_state_dict, txs, custom) if custom else None,
+                              partial(_pair_load_state_dict, txs, custom) if custom else None)
 
-    def state_dict(state: dict) -> tuple[dict, dict]:
-        """``(tree, plain)``: the states of the players whose agents keep a tree of tensors and NamedTuples (restored
-        into the structure of a fresh init), and the ``state_dict`` of the others (plain containers)."""
-        return ({pl: state[pl] for pl in PLAYERS if pl not in custom},
-                {pl: txs[pl].state_dict(state[pl]) for pl in PLAYERS if pl in custom})
 
-    def load_state_dict(state: dict, saved: tuple[dict, dict]) -> dict:
-        tree, plain = saved
-        return {pl: txs[pl].load_state_dict(state[pl], plain[pl]) if pl in custom else tree[pl] for pl in PLAYERS}
+def _pair_init(txs: dict[str, Agent], params: PlayerParams) -> dict:
+    return {pl: txs[pl].init(params[pl]) for pl in PLAYERS}
 
-    return PairTransformation(init, update, evals.pop(), in_place,
-                              state_dict if custom else None, load_state_dict if custom else None)
+
+def _pair_update(txs: dict[str, Agent], grads: PlayerParams, state: dict,
+                 params: PlayerParams | None = None) -> tuple[dict, dict]:
+    """Update the players present in ``grads`` (both, or only the one that moves in an alternating
+    schedule); the other player's state is kept."""
+    out, new = {}, dict(state)
+    for pl in grads:
+        t = txs[pl]
+        if isinstance(t, InPlaceTransformation):
+            if params is None:
+                raise ValueError(f"the {pl}'s agent updates parameters in place: update() needs params")
+            new[pl], out[pl] = t.step(grads[pl], state[pl], params[pl]), None
+        else:
+            out[pl], new[pl] = t.update(grads[pl], state[pl], None if params is None else params[pl])
+    return out, new
+
+
+def _pair_state_dict(txs: dict[str, Agent], custom: frozenset[str], state: dict) -> tuple[dict, dict]:
+    """``(tree, plain)``: the states of the players whose agents keep a tree of tensors and NamedTuples (restored
+    into the structure of a fresh init), and the ``state_dict`` of the others (plain containers)."""
+    return ({pl: state[pl] for pl in PLAYERS if pl not in custom},
+            {pl: txs[pl].state_dict(state[pl]) for pl in PLAYERS if pl in custom})
+
+
+def _pair_load_state_dict(txs: dict[str, Agent], custom: frozenset[str], state: dict,
+                          saved: tuple[dict, dict]) -> dict:
+    tree, plain = saved
+    return {pl: txs[pl].load_state_dict(state[pl], plain[pl]) if pl in custom else tree[pl] for pl in PLAYERS}
 
 
 def as_pair(agents) -> PairTransformation:
@@ -109,28 +116,32 @@ def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransfo
     if anchor not in ANCHORS:
         raise ValueError(f"unknown anchor {anchor!r}; choose one of {', '.join(ANCHORS)}")
 
-    def init(params: PlayerParams) -> BalancedState:
-        return BalancedState(base.init(params))
+    return PairTransformation(partial(_balanced_init, base), partial(_balanced_update, base, ratio, anchor),
+                              base.evaluations)
 
-    def update(grads: PlayerParams, state: BalancedState, params: PlayerParams | None = None):
-        if set(grads) != set(PLAYERS):
-            raise ValueError("balanced updates need both players to move at every step (simultaneous updates)")
-        u, s = base.update(grads, state.base, params)
-        n_g = per_seed_norms(u["generator"], "global")
-        n_d = per_seed_norms(u["discriminator"], "global")
-        ng, nd = next(iter(n_g.values())), next(iter(n_d.values()))
-        both = (ng > 0) & (nd > 0)
-        one = torch.ones_like(ng)
-        correction = torch.where(both, ratio * ng / torch.where(both, nd, one), one)  # puts ||u_D|| at ratio ||u_G||
-        if anchor == "generator":
-            f_d, f_g = correction, one
-        elif anchor == "discriminator":
-            f_d, f_g = one, 1.0 / correction
-        else:
-            f_d = correction.sqrt()
-            f_g = 1.0 / f_d
-        out = {"generator": _rescale(u["generator"], dict.fromkeys(u["generator"], f_g)),
-               "discriminator": _rescale(u["discriminator"], dict.fromkeys(u["discriminator"], f_d))}
-        return out, BalancedState(s)
 
-    return PairTransformation(init, update, base.evaluations)
+def _balanced_init(base: PairTransformation, params: PlayerParams) -> BalancedState:
+    return BalancedState(base.init(params))
+
+
+def _balanced_update(base: PairTransformation, ratio: float, anchor: str, grads: PlayerParams, state: BalancedState,
+                     params: PlayerParams | None = None) -> tuple[PlayerParams, BalancedState]:
+    if set(grads) != set(PLAYERS):
+        raise ValueError("balanced updates need both players to move at every step (simultaneous updates)")
+    u, s = base.update(grads, state.base, params)
+    n_g = per_seed_norms(u["generator"], "global")
+    n_d = per_seed_norms(u["discriminator"], "global")
+    ng, nd = next(iter(n_g.values())), next(iter(n_d.values()))
+    both = (ng > 0) & (nd > 0)
+    one = torch.ones_like(ng)
+    correction = torch.where(both, ratio * ng / torch.where(both, nd, one), one)  # puts ||u_D|| at ratio ||u_G||
+    if anchor == "generator":
+        f_d, f_g = correction, one
+    elif anchor == "discriminator":
+        f_d, f_g = one, 1.0 / correction
+    else:
+        f_d = correction.sqrt()
+        f_g = 1.0 / f_d
+    out = {"generator": rescale(u["generator"], dict.fromkeys(u["generator"], f_g)),
+           "discriminator": rescale(u["discriminator"], dict.fromkeys(u["discriminator"], f_d))}
+    return out, BalancedState(s)

@@ -1,67 +1,64 @@
-"""Small composable transformations; the named optimizers are :func:`~agents._base.chain`s of these.
+"""Small composable transformations, the readable reference; the named optimizers are
+:func:`~agents._base.chain`s of these.
 
 Every transformation works on dicts of tensors with a leading seed dimension ``N``; element-wise rules
-use PyTorch's ``_foreach`` kernels (one call per rule for all tensors), and norms are per seed.
+use PyTorch's ``_foreach`` kernels (one call per rule for all tensors), and norms are per seed
+(:mod:`agents.norms`).
 
-Speed: the named optimizers of :mod:`agents.optimizers` use fused equivalents of their chains (private
-helpers below: same state, same values to float rounding), with fewer passes over the tensors; Adam runs
-torch's fused Adam kernel on the CPU. ``benchmarks/bench_agents.py`` measures them against ``torch.optim``.
+Speed: the named optimizers of :mod:`agents.optimizers` run fused equivalents of their chains
+(:mod:`agents.fused`: same state, same values to float rounding, fewer passes over the tensors; Adam through
+torch's fused Adam kernel on the CPU), each tested against the chain it stands for. ``benchmarks/bench_agents.py``
+measures them against ``torch.optim``.
+
+Every transformation pickles: its ``init`` and ``update`` are module-level functions, bound to the
+hyperparameters with ``functools.partial``.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
 
 from agents._base import (
+    EmptyState,
     GradientTransformation,
     Params,
     Schedule,
-    chain,
     check_lr,
     check_number,
-    seed_view,
     stateless,
 )
+from agents.norms import SCOPES, check_scope, inverse_norms, norm_pairs, per_seed_norms, rescale
 
-SCOPES = ("layer", "global")
+__all__ = [
+    "SCOPES", "ExtragradientState", "GraftState", "OptimismState", "ScaleByAdagradState", "ScaleByAdamState",
+    "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "adam_init", "adam_moments", "check_graft",
+    "extragradient", "graft", "graft_factors", "graft_init", "graft_update", "learning_rate_state", "lr_step",
+    "normalize", "optimism", "scale", "scale_by_adagrad", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms",
+    "trace", "trace_init",
+]
 
 
 def _items(d: Params) -> tuple[list[str], list[torch.Tensor]]:
     return list(d), list(d.values())
 
 
-def check_scope(scope: str) -> str:
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; choose 'layer' (per tensor) or 'global' (per player)")
-    return scope
-
-
-def _check_chain_state(state: object, n: int) -> None:
-    """The check of :func:`~agents._base.chain`, for the fused equivalents of chains below."""
-    if not isinstance(state, tuple) or len(state) != n:
-        raise ValueError(f"chain state must be the tuple of {n} states made by init(), got {state!r}")
-
-
-def _lr_step(lr: float | Schedule, state: object) -> tuple[float, object]:
-    """The step size ``lr_t`` of this update and the next state of ``scale_by_learning_rate(lr)``."""
-    if callable(lr):
-        return float(lr(state.count)), ScaleByScheduleState(state.count + 1)
-    return lr, state
+def _zeros(params: Params) -> Params:
+    return {k: torch.zeros_like(v) for k, v in params.items()}
 
 
 # --- scaling ------------------------------------------------------------------------------------
 def scale(factor: float) -> GradientTransformation:
     """``u = factor * g``."""
-    factor = float(factor)
+    return stateless(partial(_scale, float(factor)))
 
-    def fn(g: Params, p: Params | None) -> Params:
-        keys, vals = _items(g)
-        return dict(zip(keys, torch._foreach_mul(vals, factor)))
 
-    return stateless(fn)
+def _scale(factor: float, g: Params, p: Params | None) -> Params:
+    keys, vals = _items(g)
+    return dict(zip(keys, torch._foreach_mul(vals, factor)))
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -74,16 +71,29 @@ def scale_by_learning_rate(lr: float | Schedule) -> GradientTransformation:
     lr = check_lr(lr)
     if not callable(lr):
         return scale(-lr)
+    return GradientTransformation(partial(_learning_rate_init, lr), partial(_scale_by_schedule_update, lr))
 
-    def init(params: Params) -> ScaleByScheduleState:
-        return ScaleByScheduleState(0)
 
-    def update(grads: Params, state: ScaleByScheduleState, params: Params | None = None):
-        keys, vals = _items(grads)
-        return dict(zip(keys, torch._foreach_mul(vals, -float(lr(state.count))))), ScaleByScheduleState(
-            state.count + 1)
+def learning_rate_state(lr: float | Schedule) -> EmptyState | ScaleByScheduleState:
+    """The state ``scale_by_learning_rate(lr).init`` makes: a count of updates for a schedule, else none."""
+    return ScaleByScheduleState(0) if callable(lr) else EmptyState()
 
-    return GradientTransformation(init, update)
+
+def _learning_rate_init(lr: float | Schedule, params: Params) -> EmptyState | ScaleByScheduleState:
+    return learning_rate_state(lr)
+
+
+def lr_step(lr: float | Schedule, state: EmptyState | ScaleByScheduleState) -> tuple[float, object]:
+    """The step size ``lr_t`` of this update and the next state of ``scale_by_learning_rate(lr)``."""
+    if callable(lr):
+        return float(lr(state.count)), ScaleByScheduleState(state.count + 1)
+    return lr, state
+
+
+def _scale_by_schedule_update(lr: Schedule, grads: Params, state: ScaleByScheduleState,
+                              params: Params | None = None) -> tuple[Params, ScaleByScheduleState]:
+    lr_t, state = lr_step(lr, state)
+    return _scale(-lr_t, grads, params), state
 
 
 # --- momentum -----------------------------------------------------------------------------------
@@ -101,22 +111,25 @@ def trace(momentum: float, nesterov: bool = False) -> GradientTransformation:
     momentum = check_number("momentum", momentum, high=1.0)
     if nesterov and momentum == 0:
         raise ValueError("nesterov=True needs momentum > 0")
+    return GradientTransformation(trace_init, partial(_trace_update, momentum, bool(nesterov)))
 
-    def init(params: Params) -> TraceState:
-        return TraceState({k: torch.zeros_like(v) for k, v in params.items()})
 
-    def update(grads: Params, state: TraceState, params: Params | None = None):
-        keys, g = _items(grads)
-        m = torch._foreach_mul([state.momentum[k] for k in keys], momentum)
-        torch._foreach_add_(m, g)
-        new = dict(zip(keys, m))
-        if not nesterov:
-            return new, TraceState(new)
-        u = torch._foreach_mul(m, momentum)
-        torch._foreach_add_(u, g)
-        return dict(zip(keys, u)), TraceState(new)
+def trace_init(params: Params) -> TraceState:
+    """The state of :func:`trace` before its first step: a zero momentum buffer."""
+    return TraceState(_zeros(params))
 
-    return GradientTransformation(init, update)
+
+def _trace_update(momentum: float, nesterov: bool, grads: Params, state: TraceState,
+                  params: Params | None = None) -> tuple[Params, TraceState]:
+    keys, g = _items(grads)
+    m = torch._foreach_mul([state.momentum[k] for k in keys], momentum)
+    torch._foreach_add_(m, g)
+    new = dict(zip(keys, m))
+    if not nesterov:
+        return new, TraceState(new)
+    u = torch._foreach_mul(m, momentum)
+    torch._foreach_add_(u, g)
+    return dict(zip(keys, u)), TraceState(new)
 
 
 # --- adaptive scalings --------------------------------------------------------------------------
@@ -134,100 +147,38 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
 
     Seed 001's Algorithm 1 writes the accumulators without the ``(1 - b)`` factors and without bias
     correction; the difference is a scalar absorbed in the step size.
+
+    This is the readable reference, one foreach kernel per rule (:func:`adam_moments`); ``agents.scale_by_adam``
+    and :func:`agents.adam` run torch's fused Adam kernel where it applies (:func:`agents.fused.scale_by_adam`:
+    the same state, the same steps to about one unit in the last place).
     """
     b1 = check_number("b1", b1, high=1.0)
     b2 = check_number("b2", b2, high=1.0)
     eps = check_number("eps", eps)
-
-    def init(params: Params) -> ScaleByAdamState:
-        return ScaleByAdamState(0, {k: torch.zeros_like(v) for k, v in params.items()},
-                                {k: torch.zeros_like(v) for k, v in params.items()})
-
-    def update(grads: Params, state: ScaleByAdamState, params: Params | None = None):
-        return _adam_step(grads, state, b1, b2, eps, None)
-
-    return GradientTransformation(init, update)
+    return GradientTransformation(adam_init, partial(adam_moments, b1, b2, eps))
 
 
-def _fused_adam_ok(tensors: list[torch.Tensor]) -> bool:
-    """Whether torch's fused Adam kernel (the one of ``torch.optim.Adam(fused=True)``) can run on these:
-    dense contiguous float32/float64 CPU tensors of one dtype, outside autograd. (The kernel exists for CUDA
-    too; enabling it there awaits a check of this path on a GPU.)"""
-    first = tensors[0]
-    return (hasattr(torch, "_fused_adam_") and first.device.type == "cpu"
-            and first.dtype in (torch.float32, torch.float64)
-            and all(t.layout == torch.strided and t.device == first.device and t.dtype == first.dtype
-                    and t.is_contiguous() and not t.requires_grad for t in tensors))
+def adam_init(params: Params) -> ScaleByAdamState:
+    """The state of :func:`scale_by_adam` before its first step: zero moments."""
+    return ScaleByAdamState(0, _zeros(params), _zeros(params))
 
 
-def _adam_step(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps: float,
-               lr: float | None) -> tuple[Params, ScaleByAdamState]:
-    """One step of :func:`scale_by_adam`: ``u = m_hat / (sqrt(v_hat) + eps)``, or with ``lr`` the step of
-    ``chain(scale_by_adam, scale_by_learning_rate(lr))``, ``u = -lr * m_hat / (sqrt(v_hat) + eps)``.
-
-    Pure: the new moments are new tensors and ``state`` is left as it was. Where it can, this runs torch's
-    fused Adam kernel once, on copies of the moments and on a zero "parameter" (which then holds
-    ``0 - lr * m_hat / (sqrt(v_hat) + eps)``, i.e. the update; ``lr = -1`` without a learning rate): the
-    same arithmetic as ``torch.optim.Adam``, in one pass instead of eight.
-    """
+def adam_moments(b1: float, b2: float, eps: float, grads: Params, state: ScaleByAdamState,
+                 params: Params | None = None) -> tuple[Params, ScaleByAdamState]:
+    """The update of :func:`scale_by_adam` (pure: new moments, ``state`` left as it was), one foreach kernel per
+    rule: ``m = lerp(m, g, 1 - b1)``, ``v = b2 v + (1 - b2) g^2``, ``u = m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    / (1 - b1^t)`` (torch.optim.Adam's order of operations)."""
     keys, g = _items(grads)
     t = state.count + 1
-    m_old, v_old = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
-    if g and _fused_adam_ok(g + m_old + v_old) and all(
-            x.shape == y.shape == z.shape for x, y, z in zip(g, m_old, v_old)):
-        mu = [m.clone() for m in m_old]
-        nu = [v.clone() for v in v_old]
-        u = [torch.zeros_like(x) for x in g]
-        step = torch.full((), float(t), dtype=torch.float32, device=g[0].device)
-        torch._fused_adam_(u, g, mu, nu, [], [step] * len(u), lr=-1.0 if lr is None else lr, beta1=b1,
-                           beta2=b2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        return dict(zip(keys, u)), ScaleByAdamState(t, dict(zip(keys, mu)), dict(zip(keys, nu)))
-    mu = torch._foreach_lerp(m_old, g, 1.0 - b1)
-    nu = torch._foreach_mul(v_old, b2)
+    mu = torch._foreach_lerp([state.mu[k] for k in keys], g, 1.0 - b1)
+    nu = torch._foreach_mul([state.nu[k] for k in keys], b2)
     torch._foreach_addcmul_(nu, g, g, 1.0 - b2)
     denom = torch._foreach_sqrt(nu)
     torch._foreach_div_(denom, (1.0 - b2**t) ** 0.5)
     torch._foreach_add_(denom, eps)
     u = torch._foreach_div(mu, denom)
     torch._foreach_div_(u, 1.0 - b1**t)
-    if lr is not None:
-        torch._foreach_mul_(u, -lr)  # u is fresh: scale in place
     return dict(zip(keys, u)), ScaleByAdamState(t, dict(zip(keys, mu)), dict(zip(keys, nu)))
-
-
-def _adam_with_learning_rate(b1: float, b2: float, eps: float, lr: float | Schedule) -> GradientTransformation:
-    """``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))`` (same state) with the step size
-    applied inside the Adam step (:func:`_adam_step`) instead of in a second pass."""
-    reference = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
-    lr = check_lr(lr)
-
-    def update(grads: Params, state: tuple, params: Params | None = None):
-        _check_chain_state(state, 2)
-        lr_t, lr_state = _lr_step(lr, state[1])
-        u, adam_state = _adam_step(grads, state[0], b1, b2, eps, lr_t)
-        return u, (adam_state, lr_state)
-
-    return GradientTransformation(reference.init, update)
-
-
-def _normalize_with_learning_rate(scope: str, lr: float | Schedule,
-                                  before: GradientTransformation | None = None) -> GradientTransformation:
-    """``chain(before, normalize(scope), scale_by_learning_rate(lr))`` (``before`` optional; same state)
-    with ``-lr_t`` folded into the per-seed normalization factor (:func:`_normalized`)."""
-    parts = [before] if before is not None else []
-    reference = chain(*parts, normalize(scope), scale_by_learning_rate(lr))
-    lr = check_lr(lr)
-
-    def update(grads: Params, state: tuple, params: Params | None = None):
-        _check_chain_state(state, len(parts) + 2)
-        head = []
-        if before is not None:
-            grads, s = before.update(grads, state[0], params)
-            head.append(s)
-        lr_t, lr_state = _lr_step(lr, state[-1])
-        return _normalized(grads, scope, lr_t), (*head, state[-2], lr_state)
-
-    return GradientTransformation(reference.init, update, reference.evaluations)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -241,19 +192,21 @@ def scale_by_rms(alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformati
     """
     alpha = check_number("alpha", alpha, high=1.0)
     eps = check_number("eps", eps)
+    return GradientTransformation(_rms_init, partial(_rms_update, alpha, eps))
 
-    def init(params: Params) -> ScaleByRmsState:
-        return ScaleByRmsState({k: torch.zeros_like(v) for k, v in params.items()})
 
-    def update(grads: Params, state: ScaleByRmsState, params: Params | None = None):
-        keys, g = _items(grads)
-        nu = torch._foreach_mul([state.nu[k] for k in keys], alpha)
-        torch._foreach_addcmul_(nu, g, g, 1.0 - alpha)
-        denom = torch._foreach_sqrt(nu)
-        torch._foreach_add_(denom, eps)
-        return dict(zip(keys, torch._foreach_div(g, denom))), ScaleByRmsState(dict(zip(keys, nu)))
+def _rms_init(params: Params) -> ScaleByRmsState:
+    return ScaleByRmsState(_zeros(params))
 
-    return GradientTransformation(init, update)
+
+def _rms_update(alpha: float, eps: float, grads: Params, state: ScaleByRmsState,
+                params: Params | None = None) -> tuple[Params, ScaleByRmsState]:
+    keys, g = _items(grads)
+    nu = torch._foreach_mul([state.nu[k] for k in keys], alpha)
+    torch._foreach_addcmul_(nu, g, g, 1.0 - alpha)
+    denom = torch._foreach_sqrt(nu)
+    torch._foreach_add_(denom, eps)
+    return dict(zip(keys, torch._foreach_div(g, denom))), ScaleByRmsState(dict(zip(keys, nu)))
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -267,124 +220,32 @@ def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0)
     """
     eps = check_number("eps", eps)
     init_value = check_number("initial_accumulator_value", initial_accumulator_value)
-
-    def init(params: Params) -> ScaleByAdagradState:
-        return ScaleByAdagradState({k: torch.full_like(v, init_value) for k, v in params.items()})
-
-    def update(grads: Params, state: ScaleByAdagradState, params: Params | None = None):
-        keys, g = _items(grads)
-        s = torch._foreach_addcmul([state.sum_of_squares[k] for k in keys], g, g)
-        denom = torch._foreach_sqrt(s)
-        torch._foreach_add_(denom, eps)
-        return dict(zip(keys, torch._foreach_div(g, denom))), ScaleByAdagradState(dict(zip(keys, s)))
-
-    return GradientTransformation(init, update)
+    return GradientTransformation(partial(_adagrad_init, init_value), partial(_adagrad_update, eps))
 
 
-# --- norms, normalization, grafting -------------------------------------------------------------
-def per_seed_norms(tensors: Params, scope: str) -> Params:
-    """Euclidean norms per seed: per tensor (``scope="layer"``, each of shape ``(N,)``) or over all the
-    tensors of the dict (``scope="global"``: the same ``(N,)`` tensor under every name).
-
-    Computed as ``s * ||x / s||`` with ``s`` the largest magnitude in the scope (as LAPACK's ``nrm2``), so
-    that tiny gradients (``1e-23`` in float32, a saturated discriminator's) do not underflow to a zero norm
-    and huge ones do not overflow. On the CPU, a plain ``||x||`` (one pass) is used where it provably gives
-    the same value to rounding (:func:`_direct_norms`), which is the common case.
-    """
-    flat = {k: v.reshape(v.shape[0], -1) for k, v in tensors.items()}
-    direct = _direct_norms(flat, scope)
-    if direct is not None:
-        return direct
-    peak = {k: f.abs().amax(dim=1) for k, f in flat.items()}
-    if scope == "global":
-        top = torch.stack(list(peak.values())).amax(dim=0)
-        peak = dict.fromkeys(flat, top)
-    scale_ = {k: p.clamp_min(torch.finfo(p.dtype).tiny) for k, p in peak.items()}
-    sq = {k: (f / scale_[k][:, None]).pow(2).sum(dim=1) for k, f in flat.items()}
-    if scope == "layer":
-        return {k: s.sqrt() * scale_[k] for k, s in sq.items()}
-    total = torch.stack(list(sq.values())).sum(dim=0).sqrt() * top.clamp_min(torch.finfo(top.dtype).tiny)
-    return dict.fromkeys(tensors, total)
+def _adagrad_init(init_value: float, params: Params) -> ScaleByAdagradState:
+    return ScaleByAdagradState({k: torch.full_like(v, init_value) for k, v in params.items()})
 
 
-def _direct_norms(flat: Params, scope: str) -> Params | None:
-    """The norms of :func:`per_seed_norms` by one reduction per tensor, without the peak scaling, where
-    that gives the same values to rounding; ``None`` where it may not (then the scaled computation runs).
-
-    The plain sum of squares ``S`` of ``n`` numbers is exact to rounding unless a square overflows (then
-    ``S`` is not finite) or squares underflow: each underflowing square is off by at most ``tiny``, so
-    the sum is off by at most ``n * tiny``, below ``eps * S`` when ``S >= n * tiny / eps``. Only on the
-    CPU, where the check costs no device synchronization, for float32 and float64.
-    """
-    vals = list(flat.values())
-    if not vals or vals[0].device.type != "cpu" or vals[0].dtype not in (torch.float32, torch.float64) or any(
-            f.dtype != vals[0].dtype or f.device != vals[0].device for f in vals) or vals[0].shape[0] == 0:
-        return None
-    fi = torch.finfo(vals[0].dtype)
-    norms = [torch.linalg.vector_norm(f, dim=1) for f in vals]
-    if scope == "layer":
-        count = max(f.shape[1] for f in vals)
-        checked = torch.stack(norms) if len(norms) > 1 else norms[0]
-        out = dict(zip(flat, norms))
-    else:
-        count = sum(f.shape[1] for f in vals)
-        checked = torch.linalg.vector_norm(torch.stack(norms), dim=0) if len(norms) > 1 else norms[0]
-        out = dict.fromkeys(flat, checked)
-    low, high = torch.aminmax(checked)
-    if not (low >= math.sqrt(count * fi.tiny / fi.eps) and high <= fi.max):  # NaN fails too
-        return None
-    return out
+def _adagrad_update(eps: float, grads: Params, state: ScaleByAdagradState,
+                    params: Params | None = None) -> tuple[Params, ScaleByAdagradState]:
+    keys, g = _items(grads)
+    s = torch._foreach_addcmul([state.sum_of_squares[k] for k in keys], g, g)
+    denom = torch._foreach_sqrt(s)
+    torch._foreach_add_(denom, eps)
+    return dict(zip(keys, torch._foreach_div(g, denom))), ScaleByAdagradState(dict(zip(keys, s)))
 
 
-def _rescale(tensors: Params, factors: Params) -> Params:
-    """``x_k * factor_k`` with per-seed ``(N,)`` factors broadcast over each tensor."""
-    return {k: v * seed_view(factors[k], v) for k, v in tensors.items()}
-
-
+# --- normalization, grafting --------------------------------------------------------------------
 def normalize(scope: str = "global") -> GradientTransformation:
     """``u = g / ||g||`` per seed, the norm taken per tensor (``"layer"``) or over all of one player's
-    tensors (``"global"``). A zero gradient gives a zero update."""
-    check_scope(scope)
-
-    def fn(g: Params, p: Params | None) -> Params:
-        return _normalized(g, scope, None)
-
-    return stateless(fn)
+    tensors (``"global"``): ``g * (1 / ||g||)`` with the per-seed factors of :func:`agents.norms.inverse_norms`.
+    A zero gradient gives a zero update."""
+    return stateless(partial(_normalize, check_scope(scope)))
 
 
-def _normalized(grads: Params, scope: str, lr: float | None) -> Params:
-    """:func:`normalize` (``u = g / ||g||``), or with ``lr`` then ``scale_by_learning_rate(lr)``
-    (``u = -lr * (g / ||g||)``).
-
-    Both factors are per seed, so ``-lr`` is folded into ``1 / ||g||`` and the tensors are read and written
-    once; that is the same product to rounding unless ``-lr / ||g||`` leaves float's normal range, which
-    the CPU checks (on other devices, where that check would synchronize, the two products stay apart).
-    """
-    norms = per_seed_norms(grads, scope)
-    if not norms:
-        return {}
-    distinct = list({id(n): n for n in norms.values()}.values())  # the global scope shares one tensor
-    stacked = torch.stack(distinct) if len(distinct) > 1 else distinct[0][None]
-    inverse = 1.0 / stacked.clamp_min(torch.finfo(stacked.dtype).tiny)  # one op for all the tensors
-    if lr is not None:
-        folded = inverse * -lr
-        if _normal_range(folded):
-            inverse, lr = folded, None
-    index = {id(n): i for i, n in enumerate(distinct)}
-    rows = inverse.unbind(0)
-    out = _rescale(grads, {k: rows[index[id(n)]] for k, n in norms.items()})
-    if lr is not None:
-        torch._foreach_mul_(list(out.values()), -lr)  # fresh tensors: scale in place
-    return out
-
-
-def _normal_range(x: torch.Tensor) -> bool:
-    """Whether every ``|x|`` is a normal floating-point number (checked on the CPU only; False elsewhere)."""
-    if x.device.type != "cpu" or x.numel() == 0:
-        return False
-    fi = torch.finfo(x.dtype)
-    low, high = torch.aminmax(x.abs())
-    return bool(low >= fi.tiny and high <= fi.max)
+def _normalize(scope: str, g: Params, p: Params | None) -> Params:
+    return rescale(g, inverse_norms(g, scope)[0])
 
 
 class GraftState(NamedTuple):
@@ -395,6 +256,11 @@ class GraftState(NamedTuple):
     direction: object
     first_norm: Params | None
     last_norm: Params | None
+
+    def advanced(self, magnitude: object, direction: object, norm: Params) -> GraftState:
+        """The next state: the optimizers' new states, ``norm`` (``||u_M||`` of this step) as the last norm,
+        and as the first one too at the first step."""
+        return GraftState(magnitude, direction, norm if self.first_norm is None else self.first_norm, norm)
 
 
 def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
@@ -409,97 +275,47 @@ def graft(magnitude: GradientTransformation, direction: GradientTransformation, 
     magnitude-ratio diagnostic ``|A_t| / |A_0|`` of seed 001, Figure 2(b, c)
     (:func:`agents.graft_magnitude_ratios`).
     """
-    return _graft(magnitude, direction, scope, eps, fresh_direction=False)
+    eps = check_graft(magnitude, direction, scope, eps)
+    return GradientTransformation(partial(graft_init, magnitude, direction),
+                                  partial(graft_update, rescale, magnitude, direction, scope, eps),
+                                  max(magnitude.evaluations, direction.evaluations))
 
 
-def _graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str, eps: float,
-           fresh_direction: bool) -> GradientTransformation:
-    """:func:`graft`; with ``fresh_direction`` (for directions known to return new tensors that nothing
-    else holds, such as a chain ending in ``scale_by_learning_rate``) ``u_D`` is rescaled in place."""
+def check_graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str,
+                eps: float) -> float:
+    """Validate :func:`graft`'s arguments (also for its fast paths); the ``eps`` to use."""
     check_scope(scope)
     eps = check_number("eps", eps)
     for name, t in (("magnitude", magnitude), ("direction", direction)):
         if not isinstance(t, GradientTransformation):
             raise TypeError(f"graft {name} must be a GradientTransformation, got {type(t).__name__}")
-
-    def init(params: Params) -> GraftState:
-        return GraftState(magnitude.init(params), direction.init(params), None, None)
-
-    def update(grads: Params, state: GraftState, params: Params | None = None):
-        u_m, s_m = magnitude.update(grads, state.magnitude, params)
-        u_d, s_d = direction.update(grads, state.direction, params)
-        n_m, n_d = per_seed_norms(u_m, scope), per_seed_norms(u_d, scope)
-        factors: dict[tuple[int, int], torch.Tensor] = {}  # the global scope shares one factor
-        for k in u_d:
-            if (id(n_m[k]), id(n_d[k])) not in factors:
-                factors[id(n_m[k]), id(n_d[k])] = n_m[k] / (n_d[k] + eps)
-        if fresh_direction:
-            for k, v in u_d.items():
-                v.mul_(seed_view(factors[id(n_m[k]), id(n_d[k])], v))
-            out = u_d
-        else:
-            out = _rescale(u_d, {k: factors[id(n_m[k]), id(n_d[k])] for k in u_d})
-        first = n_m if state.first_norm is None else state.first_norm
-        return out, GraftState(s_m, s_d, first, n_m)
-
-    return GradientTransformation(init, update, max(magnitude.evaluations, direction.evaluations))
+    return eps
 
 
-def _graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule, momentum: float, scope: str,
-                         eps: float) -> GradientTransformation:
-    """``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)), scope, eps)`` (the direction is
-    SGDA with momentum, ``sgda(lr, momentum)``; no trace for ``momentum = 0``), same state, in fewer passes.
-
-    With ``M`` the momentum buffer and ``u_D = -lr_t M``: ``||u_D|| = lr_t ||M||`` and
-    ``u = u_D ||u_M|| / (||u_D|| + eps) = M * (-lr_t ||u_M|| / (lr_t ||M|| + eps))``, a per-seed factor on
-    ``M``, so ``u_D`` is never written out; the result is written over ``u_M`` (of which only the norm is
-    needed), so ``magnitude`` must return new tensors that nothing else holds, as :func:`agents.adam` does.
-    The momentum buffer is updated in one pass, ``m = g + momentum * m`` (one rounding instead of
-    :func:`trace`'s two). Where the factor is not a normal float, or off the CPU (where checking it would
-    synchronize), the update takes the literal route (``u_D``, its norms, the rescale).
-    """
-    direction = chain(*([trace(momentum)] if momentum else []), scale_by_learning_rate(lr))
-    reference = _graft(magnitude, direction, scope, eps, fresh_direction=True)
-    lr = check_lr(lr)
-
-    def update(grads: Params, state: GraftState, params: Params | None = None):
-        _check_chain_state(state.direction, 2 if momentum else 1)
-        u_m, s_m = magnitude.update(grads, state.magnitude, params)
-        head: list = []
-        m = grads
-        if momentum:  # trace's m = momentum * m + g, in one pass (one rounding instead of two)
-            keys, g = _items(grads)
-            m = dict(zip(keys, torch._foreach_add(g, [state.direction[0].momentum[k] for k in keys],
-                                                  alpha=momentum)))
-            head.append(TraceState(m))
-        lr_t, lr_state = _lr_step(lr, state.direction[-1])
-        s_d = (*head, lr_state)
-        n_m = per_seed_norms(u_m, scope)
-        first = n_m if state.first_norm is None else state.first_norm
-        n_buf = per_seed_norms(m, scope)
-        factors: dict[tuple[int, int], torch.Tensor] = {}
-        for k in m:
-            if (id(n_m[k]), id(n_buf[k])) not in factors:
-                factors[id(n_m[k]), id(n_buf[k])] = -lr_t * n_m[k] / (lr_t * n_buf[k] + eps)
-        if all(_normal_range(f) for f in factors.values()):
-            out = {}
-            for k, v in m.items():  # written over the magnitude's step, a new tensor only its norm needed
-                f = factors[id(n_m[k]), id(n_buf[k])]
-                out[k] = torch.mul(v, seed_view(f, v), out=u_m[k]) if _reusable(u_m[k], v) else v * seed_view(f, v)
-            return out, GraftState(s_m, s_d, first, n_m)
-        keys, vals = _items(m)  # the literal route: u_D = -lr_t M (new tensors), rescaled in place
-        u_d = dict(zip(keys, torch._foreach_mul(vals, -lr_t)))
-        n_d = per_seed_norms(u_d, scope)
-        for k, v in u_d.items():
-            v.mul_(seed_view(n_m[k] / (n_d[k] + eps), v))
-        return u_d, GraftState(s_m, s_d, first, n_m)
-
-    return GradientTransformation(reference.init, update, reference.evaluations)
+def graft_init(magnitude: GradientTransformation, direction: GradientTransformation, params: Params) -> GraftState:
+    """The state of ``graft(magnitude, direction, ...)`` before its first step."""
+    return GraftState(magnitude.init(params), direction.init(params), None, None)
 
 
-def _reusable(buffer: torch.Tensor, like: torch.Tensor) -> bool:
-    """Whether ``buffer`` can hold the result of an element-wise op on ``like`` (same shape, dtype, device)."""
-    return buffer.shape == like.shape and buffer.dtype == like.dtype and buffer.device == like.device
+def graft_factors(n_m: Params, n_d: Params, eps: float) -> Params:
+    """The per-seed factors ``||u_M|| / (||u_D|| + eps)`` of :func:`graft` under every name, from the norms of
+    both steps; computed once per distinct pair of norms (once per player in the global scope)."""
+    keys = list(n_d)
+    top, bottom, index = norm_pairs(keys, n_m, n_d)
+    rows = (top / (bottom + eps)).unbind(0)
+    return {k: rows[i] for k, i in zip(keys, index)}
+
+
+def graft_update(rescaling: Callable[[Params, Params], Params], magnitude: GradientTransformation,
+                 direction: GradientTransformation, scope: str, eps: float, grads: Params, state: GraftState,
+                 params: Params | None = None) -> tuple[Params, GraftState]:
+    """The update of :func:`graft`: both steps from ``grads``, then ``rescaling(u_D, factors)``, which is
+    :func:`agents.norms.rescale` (new tensors) here, and :func:`agents.norms.rescale_` (in place) for directions
+    known to return new tensors that nothing else holds (:func:`agents.fused.graft_fresh`)."""
+    u_m, s_m = magnitude.update(grads, state.magnitude, params)
+    u_d, s_d = direction.update(grads, state.direction, params)
+    n_m = per_seed_norms(u_m, scope)
+    return rescaling(u_d, graft_factors(n_m, per_seed_norms(u_d, scope), eps)), state.advanced(s_m, s_d, n_m)
 
 
 # --- optimism and extrapolation -----------------------------------------------------------------
@@ -514,19 +330,21 @@ def optimism(base: GradientTransformation) -> GradientTransformation:
     gradient descent ``x_{t+1} = x_t - 2 lr g_t + lr g_{t-1}``; with ``base = adam(...)``, Optimistic Adam."""
     if not isinstance(base, GradientTransformation):
         raise TypeError(f"optimism base must be a GradientTransformation, got {type(base).__name__}")
+    return GradientTransformation(partial(_optimism_init, base), partial(_optimism_update, base), base.evaluations)
 
-    def init(params: Params) -> OptimismState:
-        return OptimismState(base.init(params), None)
 
-    def update(grads: Params, state: OptimismState, params: Params | None = None):
-        d, s = base.update(grads, state.base, params)
-        keys, vals = _items(d)
-        u = torch._foreach_mul(vals, 2.0)
-        if state.previous is not None:
-            torch._foreach_sub_(u, [state.previous[k] for k in keys])
-        return dict(zip(keys, u)), OptimismState(s, d)
+def _optimism_init(base: GradientTransformation, params: Params) -> OptimismState:
+    return OptimismState(base.init(params), None)
 
-    return GradientTransformation(init, update, base.evaluations)
+
+def _optimism_update(base: GradientTransformation, grads: Params, state: OptimismState,
+                     params: Params | None = None) -> tuple[Params, OptimismState]:
+    d, s = base.update(grads, state.base, params)
+    keys, vals = _items(d)
+    u = torch._foreach_mul(vals, 2.0)
+    if state.previous is not None:
+        torch._foreach_sub_(u, [state.previous[k] for k in keys])
+    return dict(zip(keys, u)), OptimismState(s, d)
 
 
 class ExtragradientState(NamedTuple):
@@ -548,19 +366,22 @@ def extragradient(base: GradientTransformation) -> GradientTransformation:
     """
     if not isinstance(base, GradientTransformation):
         raise TypeError(f"extragradient base must be a GradientTransformation, got {type(base).__name__}")
+    return GradientTransformation(partial(_extragradient_init, base), partial(_extragradient_update, base),
+                                  2 * base.evaluations)
 
-    def init(params: Params) -> ExtragradientState:
-        return ExtragradientState(base.init(params), None)
 
-    def update(grads: Params, state: ExtragradientState, params: Params | None = None):
-        if params is None:
-            raise ValueError("extragradient needs the current params in update(grads, state, params)")
-        u, s = base.update(grads, state.base, params)
-        if state.anchor is None:  # extrapolation from x_t: remember x_t (a copy: params may change in place)
-            return u, ExtragradientState(s, {k: v.clone() for k, v in params.items()})
-        keys, vals = _items(u)
-        out = torch._foreach_add(vals, [state.anchor[k] for k in keys])
-        torch._foreach_sub_(out, [params[k] for k in keys])
-        return dict(zip(keys, out)), ExtragradientState(s, None)
+def _extragradient_init(base: GradientTransformation, params: Params) -> ExtragradientState:
+    return ExtragradientState(base.init(params), None)
 
-    return GradientTransformation(init, update, 2 * base.evaluations)
+
+def _extragradient_update(base: GradientTransformation, grads: Params, state: ExtragradientState,
+                          params: Params | None = None) -> tuple[Params, ExtragradientState]:
+    if params is None:
+        raise ValueError("extragradient needs the current params in update(grads, state, params)")
+    u, s = base.update(grads, state.base, params)
+    if state.anchor is None:  # extrapolation from x_t: remember x_t (a copy: params may change in place)
+        return u, ExtragradientState(s, {k: v.clone() for k, v in params.items()})
+    keys, vals = _items(u)
+    out = torch._foreach_add(vals, [state.anchor[k] for k in keys])
+    torch._foreach_sub_(out, [params[k] for k in keys])
+    return dict(zip(keys, out)), ExtragradientState(s, None)

@@ -1,0 +1,278 @@
+"""Fused fast paths of the named optimizers: each stands for a chain of :mod:`agents.transforms` (the same
+state, the same values to float rounding) and makes fewer passes over the tensors.
+
+* :func:`scale_by_adam` is :func:`agents.transforms.scale_by_adam` through torch's fused Adam kernel
+  (:func:`adam_step`): ``agents.scale_by_adam``.
+* :func:`adam_with_learning_rate` is ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``, one
+  pass through torch's fused Adam kernel (:func:`adam_step`).
+* :func:`normalize_with_learning_rate` is ``chain(before, normalize(scope), scale_by_learning_rate(lr))``, with
+  ``-lr_t`` folded into the per-seed normalization factor.
+* :func:`graft_onto_momentum` is ``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)))``,
+  without writing the direction out.
+* :func:`graft_fresh` is ``graft(magnitude, direction)`` rescaling the direction's step in place.
+
+``tests/test_fast_paths.py`` checks every one against its chain, step for step; :mod:`agents.inplace` builds its
+in-place agents from the same pieces.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from agents._base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    Schedule,
+    check_chain_state,
+    check_lr,
+    check_number,
+    seed_view,
+)
+from agents.norms import check_scope, inverse_norms, norm_pairs, normal_range, per_seed_norms, rescale, rescale_
+from agents.transforms import (
+    GraftState,
+    ScaleByAdamState,
+    TraceState,
+    adam_init,
+    adam_moments,
+    check_graft,
+    graft_factors,
+    graft_init,
+    graft_update,
+    learning_rate_state,
+    lr_step,
+    trace_init,
+)
+
+__all__ = [
+    "adam_kernel_applies", "adam_step", "adam_with_learning_rate", "fused_adam_into", "fused_adam_ok", "graft_fresh",
+    "graft_onto_momentum", "momentum_graft_factors", "momentum_graft_literal", "normalize_with_learning_rate",
+    "normalized", "scale_by_adam",
+]
+
+
+# --- Adam ---------------------------------------------------------------------------------------
+def fused_adam_ok(tensors: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam kernel (the one of ``torch.optim.Adam(fused=True)``) can run on these:
+    dense contiguous float32/float64 CPU tensors of one dtype, outside autograd. (The kernel exists for CUDA
+    too; enabling it there awaits a check of this path on a GPU.)"""
+    first = tensors[0]
+    return (hasattr(torch, "_fused_adam_") and first.device.type == "cpu"
+            and first.dtype in (torch.float32, torch.float64)
+            and all(t.layout == torch.strided and t.device == first.device and t.dtype == first.dtype
+                    and t.is_contiguous() and not t.requires_grad for t in tensors))
+
+
+def adam_kernel_applies(g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor]) -> bool:
+    """Whether :func:`adam_step` runs torch's fused Adam kernel on these gradients and moments."""
+    return bool(g) and fused_adam_ok(g + mu + nu) and all(x.shape == y.shape == z.shape for x, y, z in zip(g, mu, nu))
+
+
+def fused_adam_into(out: list[torch.Tensor], g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor],
+                    t: int, b1: float, b2: float, eps: float, lr: float) -> None:
+    """``out <- out - lr m_hat / (sqrt(v_hat) + eps)`` with the moments updated in place (step ``t``): torch's
+    fused Adam kernel (``torch.optim.Adam(fused=True)``'s), once for all the tensors."""
+    step = torch.full((), float(t), dtype=torch.float32, device=g[0].device)
+    torch._fused_adam_(out, g, mu, nu, [], [step] * len(out), lr=lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=eps,
+                       amsgrad=False, maximize=False)
+
+
+def adam_step(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps: float,
+              lr: float | None) -> tuple[Params, ScaleByAdamState]:
+    """One step of ``scale_by_adam(b1, b2, eps)``, ``u = m_hat / (sqrt(v_hat) + eps)``, or with ``lr`` the step
+    of ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``, ``u = -lr * m_hat / (sqrt(v_hat) + eps)``.
+
+    Pure: the new moments are new tensors and ``state`` is left as it was. Where it can
+    (:func:`adam_kernel_applies`), this runs torch's fused Adam kernel once, on copies of the moments and on a zero
+    "parameter" (which then holds ``0 - lr * m_hat / (sqrt(v_hat) + eps)``, i.e. the update; ``lr = -1`` without
+    a learning rate): the arithmetic of :func:`agents.transforms.adam_moments` in one pass instead of eight (the
+    kernel's vectorized loop rounds in its own order: the same values to about one unit in the last place).
+    Elsewhere it is that reference, then ``* -lr``.
+    """
+    keys = list(grads)
+    g = [grads[k] for k in keys]
+    m_old, v_old = [state.mu[k] for k in keys], [state.nu[k] for k in keys]
+    if not adam_kernel_applies(g, m_old, v_old):
+        u, new = adam_moments(b1, b2, eps, grads, state)
+        if lr is not None:
+            torch._foreach_mul_(list(u.values()), -lr)  # u is fresh: scale in place
+        return u, new
+    mu = [m.clone() for m in m_old]
+    nu = [v.clone() for v in v_old]
+    u = [torch.zeros_like(x) for x in g]
+    fused_adam_into(u, g, mu, nu, state.count + 1, b1, b2, eps, -1.0 if lr is None else lr)
+    return dict(zip(keys, u)), ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    """:func:`agents.transforms.scale_by_adam` (same signature, validation and state) through :func:`adam_step`:
+    torch's fused Adam kernel in one pass where it applies. The kernel's vectorized arithmetic rounds in its own
+    order, so the steps differ from the reference's foreach kernels by about one unit in the last place; this is
+    the ``agents.scale_by_adam`` that the package exports (and that its records were made with)."""
+    b1 = check_number("b1", b1, high=1.0)
+    b2 = check_number("b2", b2, high=1.0)
+    eps = check_number("eps", eps)
+    return GradientTransformation(adam_init, partial(_scale_by_adam_update, b1, b2, eps))
+
+
+def _scale_by_adam_update(b1: float, b2: float, eps: float, grads: Params, state: ScaleByAdamState,
+                          params: Params | None = None) -> tuple[Params, ScaleByAdamState]:
+    return adam_step(grads, state, b1, b2, eps, None)
+
+
+def adam_with_learning_rate(b1: float, b2: float, eps: float, lr: float | Schedule) -> GradientTransformation:
+    """``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))`` (same state) with the step size
+    applied inside the Adam step (:func:`adam_step`) instead of in a second pass."""
+    b1 = check_number("b1", b1, high=1.0)
+    b2 = check_number("b2", b2, high=1.0)
+    eps = check_number("eps", eps)
+    lr = check_lr(lr)
+    return GradientTransformation(partial(_adam_lr_init, lr), partial(_adam_lr_update, b1, b2, eps, lr))
+
+
+def _adam_lr_init(lr: float | Schedule, params: Params) -> tuple:
+    return adam_init(params), learning_rate_state(lr)
+
+
+def _adam_lr_update(b1: float, b2: float, eps: float, lr: float | Schedule, grads: Params, state: tuple,
+                    params: Params | None = None) -> tuple[Params, tuple]:
+    check_chain_state(state, 2)
+    lr_t, lr_state = lr_step(lr, state[1])
+    u, adam_state = adam_step(grads, state[0], b1, b2, eps, lr_t)
+    return u, (adam_state, lr_state)
+
+
+# --- normalization ------------------------------------------------------------------------------
+def normalized(grads: Params, scope: str, lr: float) -> Params:
+    """``chain(normalize(scope), scale_by_learning_rate(lr))``'s update ``u = -lr * (g / ||g||)``, as
+    ``g * (-lr / ||g||)``: both factors are per seed, so ``-lr`` is folded into ``1 / ||g||`` and the tensors
+    are read and written once (the same product to rounding; where it would leave float's normal range, or off
+    the CPU, the two products stay apart: :func:`agents.norms.inverse_norms`)."""
+    factors, folded = inverse_norms(grads, scope, -lr)
+    out = rescale(grads, factors)
+    if out and not folded:
+        torch._foreach_mul_(list(out.values()), -lr)  # fresh tensors: scale in place
+    return out
+
+
+def normalize_with_learning_rate(scope: str, lr: float | Schedule,
+                                 before: GradientTransformation | None = None) -> GradientTransformation:
+    """``chain(before, normalize(scope), scale_by_learning_rate(lr))`` (``before`` optional; same state)
+    with ``-lr_t`` folded into the per-seed normalization factor (:func:`normalized`)."""
+    check_scope(scope)
+    lr = check_lr(lr)
+    return GradientTransformation(partial(_normalize_lr_init, before, lr),
+                                  partial(_normalize_lr_update, before, scope, lr),
+                                  1 if before is None else before.evaluations)
+
+
+def _normalize_lr_init(before: GradientTransformation | None, lr: float | Schedule, params: Params) -> tuple:
+    head = () if before is None else (before.init(params),)
+    return (*head, EmptyState(), learning_rate_state(lr))
+
+
+def _normalize_lr_update(before: GradientTransformation | None, scope: str, lr: float | Schedule, grads: Params,
+                         state: tuple, params: Params | None = None) -> tuple[Params, tuple]:
+    check_chain_state(state, 2 if before is None else 3)
+    head = ()
+    if before is not None:
+        grads, s = before.update(grads, state[0], params)
+        head = (s,)
+    lr_t, lr_state = lr_step(lr, state[-1])
+    return normalized(grads, scope, lr_t), (*head, state[-2], lr_state)
+
+
+# --- grafting -----------------------------------------------------------------------------------
+def graft_fresh(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
+                eps: float = 1e-8) -> GradientTransformation:
+    """``graft(magnitude, direction, scope, eps)`` (same state, same values) for a ``direction`` known to return
+    new tensors that nothing else holds (such as :func:`agents.adam`): its step is rescaled in place."""
+    eps = check_graft(magnitude, direction, scope, eps)
+    return GradientTransformation(partial(graft_init, magnitude, direction),
+                                  partial(graft_update, rescale_, magnitude, direction, scope, eps),
+                                  max(magnitude.evaluations, direction.evaluations))
+
+
+def momentum_graft_factors(keys: list[str], n_m: Params, n_buf: Params, lr: float,
+                           eps: float) -> list[torch.Tensor] | None:
+    """The per-seed factors ``f = -lr ||u_M|| / (lr ||M|| + eps)`` that put the grafted step on the momentum
+    buffer, ``u = f M``, one per name of ``keys`` (computed once per pair of norms); ``None`` where some factor
+    is not a normal float, or off the CPU (where checking would synchronize): then the literal route
+    (:func:`momentum_graft_literal`) runs."""
+    top, bottom, index = norm_pairs(keys, n_m, n_buf)
+    factors = -lr * top / (lr * bottom + eps)
+    if not normal_range(factors):
+        return None
+    rows = factors.unbind(0)
+    return [rows[i] for i in index]
+
+
+def momentum_graft_literal(m: Params, n_m: Params, lr: float, scope: str, eps: float) -> Params:
+    """The grafted step of the literal route: ``u_D = -lr M`` (new tensors), its norms, then
+    ``u_D ||u_M|| / (||u_D|| + eps)`` in place: :func:`agents.graft`'s arithmetic."""
+    keys = list(m)
+    u_d = dict(zip(keys, torch._foreach_mul([m[k] for k in keys], -lr)))
+    return rescale_(u_d, graft_factors(n_m, per_seed_norms(u_d, scope), eps))
+
+
+def graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule, momentum: float, scope: str,
+                        eps: float) -> GradientTransformation:
+    """``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)), scope, eps)`` (the direction is
+    SGDA with momentum, ``sgda(lr, momentum)``; no trace for ``momentum = 0``), same state, in fewer passes.
+
+    With ``M`` the momentum buffer and ``u_D = -lr_t M``: ``||u_D|| = lr_t ||M||`` and
+    ``u = u_D ||u_M|| / (||u_D|| + eps) = M * (-lr_t ||u_M|| / (lr_t ||M|| + eps))``, a per-seed factor on
+    ``M`` (:func:`momentum_graft_factors`), so ``u_D`` is never written out; the result is written over ``u_M``
+    (of which only the norm is needed), so ``magnitude`` must return new tensors that nothing else holds, as
+    :func:`agents.adam` does. The momentum buffer is updated in one pass, ``m = g + momentum * m`` (one rounding
+    instead of :func:`~agents.transforms.trace`'s two). Where the factor is not a normal float, or off the CPU,
+    the update takes the literal route (:func:`momentum_graft_literal`).
+    """
+    if not isinstance(magnitude, GradientTransformation):
+        raise TypeError(f"graft magnitude must be a GradientTransformation, got {type(magnitude).__name__}")
+    momentum = check_number("momentum", momentum, high=1.0)
+    lr = check_lr(lr)
+    check_scope(scope)
+    eps = check_number("eps", eps)
+    return GradientTransformation(partial(_momentum_graft_init, magnitude, momentum, lr),
+                                  partial(_momentum_graft_update, magnitude, lr, momentum, scope, eps),
+                                  magnitude.evaluations)
+
+
+def _momentum_graft_init(magnitude: GradientTransformation, momentum: float, lr: float | Schedule,
+                         params: Params) -> GraftState:
+    head = (trace_init(params),) if momentum else ()
+    return GraftState(magnitude.init(params), (*head, learning_rate_state(lr)), None, None)
+
+
+def _momentum_graft_update(magnitude: GradientTransformation, lr: float | Schedule, momentum: float, scope: str,
+                           eps: float, grads: Params, state: GraftState,
+                           params: Params | None = None) -> tuple[Params, GraftState]:
+    check_chain_state(state.direction, 2 if momentum else 1)
+    u_m, s_m = magnitude.update(grads, state.magnitude, params)
+    keys = list(grads)
+    head: tuple = ()
+    m = grads
+    if momentum:  # trace's m = momentum * m + g, in one pass (one rounding instead of two)
+        m = dict(zip(keys, torch._foreach_add([grads[k] for k in keys],
+                                              [state.direction[0].momentum[k] for k in keys], alpha=momentum)))
+        head = (TraceState(m),)
+    lr_t, lr_state = lr_step(lr, state.direction[-1])
+    n_m = per_seed_norms(u_m, scope)
+    new_state = state.advanced(s_m, (*head, lr_state), n_m)
+    factors = momentum_graft_factors(keys, n_m, per_seed_norms(m, scope), lr_t, eps)
+    if factors is None:
+        return momentum_graft_literal(m, n_m, lr_t, scope, eps), new_state
+    out = {}
+    for k, f in zip(keys, factors):  # written over the magnitude's step, a new tensor only its norm needed
+        v = m[k]
+        out[k] = torch.mul(v, seed_view(f, v), out=u_m[k]) if _reusable(u_m[k], v) else v * seed_view(f, v)
+    return out, new_state
+
+
+def _reusable(buffer: torch.Tensor, like: torch.Tensor) -> bool:
+    """Whether ``buffer`` can hold the result of an element-wise op on ``like`` (same shape, dtype, device)."""
+    return buffer.shape == like.shape and buffer.dtype == like.dtype and buffer.device == like.device
