@@ -64,7 +64,8 @@ def test_an_interrupted_episode_resumes_bit_for_bit_on_cuda(in_place, tmp_path):
 
 
 def test_in_place_fast_paths_match_their_pure_references_on_cuda():
-    for fast, pure in ((agents.inplace.adam(1e-2), agents.adam(1e-2)), (agents.inplace.nsgda(1e-2), agents.nsgda(1e-2))):
+    pairs = ((agents.inplace.adam(1e-2), agents.adam(1e-2)), (agents.inplace.nsgda(1e-2), agents.nsgda(1e-2)))
+    for fast, pure in pairs:
         a, b = small_env("MoG-Ring-v0", 8, device="cuda"), small_env("MoG-Ring-v0", 8, device="cuda")
         minmax_envs.run_episode(a, fast, steps=20, seed=0)
         minmax_envs.run_episode(b, pure, steps=20, seed=0)
