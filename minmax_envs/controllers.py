@@ -48,7 +48,7 @@ from gymnasium import spaces
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs.control import OBS_NAMES, ControlConfig, GameConfig, StepSizeCore, direction_agent
-from minmax_envs.episode import EpisodeResult
+from minmax_envs.episode import EpisodeResult, check_samples, episode_result
 from minmax_envs.games._base import PLAYERS
 
 FORMAT = "minmax_envs.controller"
@@ -500,7 +500,6 @@ class LearnedController:
     lr_d: float
     lr_g: float
     layout: Layout = Layout()
-    last_env: Any = None  # the batched env of the last run (its final parameters)
 
     @classmethod
     def load(cls, path: str | os.PathLike, lr_d: float = 1.0, lr_g: float = 1.0) -> LearnedController:
@@ -510,10 +509,11 @@ class LearnedController:
         return cls(weights, policy, config, float(lr_d), float(lr_g), layout)
 
     def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
-            device: Any = "cpu", **env_kwargs: Any) -> EpisodeResult:
+            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
         """Play ``steps`` actions on ``count`` seeds ``seed, seed + 1, ...`` of ``env_id`` as one batch, the
-        policy acting deterministically; metrics every ``eval_every`` actions, as :func:`run_episode` records
-        them (an action is one update cycle of the game unless the controller says otherwise)."""
+        policy acting deterministically; metrics every ``eval_every`` actions and ``samples`` generator samples
+        per seed at the end, as :func:`run_episode` records them (an action is one update cycle of the game
+        unless the controller says otherwise): the :class:`~minmax_envs.evaluation.zoo.Runner` interface."""
         c = self.config
         control = ControlConfig(c.base, c.momentum, c.scope, {"discriminator": self.lr_d, "generator": self.lr_g},
                                 c.log10_range, c.steps_per_action, horizon=steps)
@@ -526,6 +526,7 @@ class LearnedController:
         observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
         acted = [self.layout.action.index(pl) for pl in PLAYERS]  # env column j <- policy entry
         env = core.env
+        check_samples(env, samples)  # before the episode, as run_episode
         tr = core.reset(range(seed, seed + count))
         trajectory = [(0, env.metrics())] if eval_every else []
         for t in range(1, steps + 1):
@@ -534,7 +535,4 @@ class LearnedController:
             tr = core.step(torch.as_tensor(np.ascontiguousarray(action[:, acted]), device=env.device).clamp(-1.0, 1.0))
             if eval_every and t % eval_every == 0:
                 trajectory.append((t, env.metrics()))
-        final = trajectory[-1][1] if trajectory and trajectory[-1][0] == steps else env.metrics()
-        self.last_env = env
-        return EpisodeResult(metrics=final, steps=steps, divergence_step=env.divergence_step.clone(),
-                             evaluations=core.steps_per_action, trajectory=trajectory)
+        return episode_result(env, steps, trajectory, core.steps_per_action, samples)

@@ -17,6 +17,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from baselines import train_controller
+from minmax_envs import controllers
 from minmax_envs.cli import main as minmax
 from minmax_envs.control import OBS_NAMES
 from minmax_envs.controllers import (
@@ -197,14 +198,27 @@ def _param_sums(env) -> dict[str, list[float]]:
             for pl, ps in env.params.items()}
 
 
+def _played(agent, monkeypatch, *args, **kwargs):
+    """``agent.run(*args, **kwargs)`` and the final parameter sums of the batched env it played on."""
+    cores, make_core = [], controllers.StepSizeCore
+
+    def core(*a, **k):
+        cores.append(make_core(*a, **k))
+        return cores[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(controllers, "StepSizeCore", core)
+        result = agent.run(*args, **kwargs)
+    return result, _param_sums(cores[-1].env)
+
+
 @pytest.mark.parametrize("task", sorted(COMMITTED_EPISODES))
-def test_the_committed_controllers_are_read_in_the_legacy_layout_and_replay_their_episodes(task):
+def test_the_committed_controllers_are_read_in_the_legacy_layout_and_replay_their_episodes(task, monkeypatch):
     assert "layout" not in json.loads((DOCS / task / "controller.json").read_text())
     agent = LearnedController.load(DOCS / task / "controller.pt", 0.1, 0.05)
     assert agent.layout == LEGACY_LAYOUT and agent.layout.action == ("discriminator", "generator")
     env_id, kwargs, sums = COMMITTED_EPISODES[task]
-    agent.run(env_id, 20, 0, 2, **kwargs)
-    got = _param_sums(agent.last_env)
+    _, got = _played(agent, monkeypatch, env_id, 20, 0, 2, **kwargs)
     for pl, expected in sums.items():
         np.testing.assert_allclose(got[pl], expected, rtol=1e-6, atol=1e-7)
 
@@ -238,7 +252,7 @@ def _legacy_and_todays_twin(tmp_path):
             save_controller(twin, config, tmp_path / "today"))
 
 
-def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical_episodes(tmp_path):
+def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical_episodes(tmp_path, monkeypatch):
     legacy_path, today_path = _legacy_and_todays_twin(tmp_path)
     description = json.loads((tmp_path / "legacy.json").read_text())
     assert description["layout"]["action"] == ["discriminator", "generator"]
@@ -247,8 +261,7 @@ def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical
     runs = []
     for path in (legacy_path, today_path):
         agent = LearnedController.load(path, 0.1, 0.03)
-        result = agent.run("DiracGAN-v0", 15, 0, 3, eval_every=5, loss="wgan", init_std=0.5)
-        runs.append((result, _param_sums(agent.last_env)))
+        runs.append(_played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, eval_every=5, loss="wgan", init_std=0.5))
     (a, a_sums), (b, b_sums) = runs
     assert a_sums == b_sums
     assert [t for t, _ in a.trajectory] == [t for t, _ in b.trajectory] == [0, 5, 10, 15]
@@ -258,8 +271,7 @@ def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical
     # the players do act differently: the twin with its action rows left in place plays another episode
     agent = LearnedController.load(today_path, 0.1, 0.03)
     agent.layout = Layout(action=("discriminator", "generator"))
-    agent.run("DiracGAN-v0", 15, 0, 3, loss="wgan", init_std=0.5)
-    assert _param_sums(agent.last_env) != b_sums
+    assert _played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, loss="wgan", init_std=0.5)[1] != b_sums
 
 
 @pytest.mark.parametrize("layout, match", [
@@ -352,3 +364,14 @@ def test_the_malicious_weights_files_run_their_code_under_an_unrestricted_torch_
     except Exception:  # noqa: BLE001 - a raw pickle is no torch file, but reading its header ran the payload
         pass
     assert marker(tmp_path).exists()
+
+
+def test_a_learned_controller_returns_generator_samples_through_the_runner_interface():
+    agent = LearnedController.load(DOCS / "mog-ring-small" / "controller.pt", 0.01, 0.01)
+    kwargs = COMMITTED_EPISODES["mog-ring-small"][1]
+    result = agent.run("MoG-Ring-v0", 3, 0, 2, samples=7, **kwargs)
+    assert result.samples.shape == (2, 7, 2) and torch.isfinite(result.samples).all()
+    assert result.plots and result.plots[0]["kind"] == "samples"
+    assert agent.run("MoG-Ring-v0", 3, 0, 2, **kwargs).samples is None
+    with pytest.raises(ValueError, match="samples=5: DiracGAN draws no generator samples"):
+        LearnedController.load(DOCS / "two-mode-small" / "controller.pt").run("DiracGAN-v0", 3, 0, 1, samples=5)

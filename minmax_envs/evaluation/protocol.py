@@ -199,9 +199,8 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
         first = draws and unit.phase == "eval" and start == unit.base and start in wanted
-        wants = {"samples": SAMPLES} if first else {}  # only when wanted: 0 is every runner's default
-        result = runner.run(task.env_id, task.steps, start, width, task.eval_every, unit.device, **wants,
-                            **task.env_kwargs)
+        result = runner.run(task.env_id, task.steps, start, width, task.eval_every, unit.device,
+                            samples=SAMPLES if first else 0, **task.env_kwargs)
         sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
         wall = (time.perf_counter() - t0) / width
         records += [r for r in _records(unit, start, width, result, sample, wall) if r["seed"] in wanted]
