@@ -60,7 +60,8 @@ SPLITS: dict[str | None, tuple[int, int]] = {None: (0, SEED_HIGH), "train": (2**
 # --- small pieces -------------------------------------------------------------------------------------------
 def direction_agent(base: str, momentum: float, scope: str) -> GradientTransformation:
     """The unit-step direction agent: ``agents.sgda(1.0, momentum)``, ``agents.nsgda(1.0, momentum, scope)``
-    or ``agents.adam(1.0)`` (betas (0.5, 0.9) of seed 001; ``momentum`` must then be 0).
+    or ``agents.adam(1.0)`` (betas (0.5, 0.9), as in
+    "Adam is no better than normalized SGD"; ``momentum`` must then be 0).
 
     Its update is the step of the base optimizer at learning rate 1; a controller multiplies it by the
     step size it chooses.

@@ -437,8 +437,9 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
         eval_every: record ``env.metrics()`` every this many iterations (and at 0) in ``trajectory``.
         diagnostics_every: record, every this many iterations, per seed: ``agent/<player>/update_norm``
             (and ``.../update_norm/<tensor>``) of the iteration's parameter change, ``game/grad_ratio``
-            (seed 001, Figure 1; the gradients the iteration started from, so the first is 2) and, for grafted agents,
-            ``agent/<player>/magnitude_ratio/<tensor>`` (``|A_t| / |A_0|``, Figure 2(b, c)). Recorded into
+            ("Adam is no better than normalized SGD", Figure 1; the gradients the iteration started from, so
+            the first is 2) and, for grafted agents, ``agent/<player>/magnitude_ratio/<tensor>``
+            (``|A_t| / |A_0|``, Figure 2(b, c)). Recorded into
             preallocated tensors: no host sync.
         checkpoint: a file to save the whole episode state to (env, agents, trajectory, diagnostics) every
             ``checkpoint_every`` iterations and at the end, atomically. If it exists when the episode starts,

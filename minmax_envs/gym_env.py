@@ -33,8 +33,9 @@ class StepSizeEnv(gym.Env):
     A GAN-style game of the suite (``env_id``, any id of :func:`minmax_envs.list_envs`) is trained by
     simultaneous gradient descent-ascent; the agent chooses, at every env step, the step size of each
     player. The step *direction* comes from a fixed base optimizer at unit learning rate: ``base="sgda"``
-    (SGDA with heavy-ball momentum, seed 001 eq. (5)), ``base="nsgda"`` (normalized SGDA, seed 001
-    eq. (4), norm per player or per tensor by ``scope``) or ``base="adam"`` (Adam, betas (0.5, 0.9)).
+    (SGDA with heavy-ball momentum, eq. (5) of "Adam is no better than normalized SGD"), ``base="nsgda"``
+    (normalized SGDA, eq. (4) there, norm per player or per tensor by ``scope``) or ``base="adam"`` (Adam, betas
+    (0.5, 0.9)).
     This is the learned-step-size-controller setting of the suite's design (RL research on the same games
     the optimizer benchmark uses).
 

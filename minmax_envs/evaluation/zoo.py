@@ -1,8 +1,8 @@
 """Agents by name, for suites and the ``minmax`` command: each name maps step sizes to a pair of agents.
 
 A benchmarked agent is a family of optimizers indexed by the two step sizes ``(lr_d, lr_g)``; tuning
-searches them, the rest of the hyperparameters are the papers' (seed 001: betas (0.5, 0.9); SGDA
-without momentum in Section 4's theory, ``sgdm`` with momentum 0.9 as in its experiments).
+searches them, the rest of the hyperparameters are the papers' ("Adam is no better than normalized SGD": betas
+(0.5, 0.9); SGDA without momentum in Section 4's theory, ``sgdm`` with momentum 0.9 as in its experiments).
 
 Every agent plays through one interface, a :class:`Runner` (:func:`make_runner`): pairs of pure or in-place
 agents through the :class:`AgentRunner` adapter over :func:`~minmax_envs.run_episode`, agents that play episodes
@@ -21,17 +21,18 @@ from minmax_envs import Game
 from minmax_envs.episode import EpisodeResult
 
 Factory = Callable[[object], GradientTransformation]
+NSGD = '"Adam is no better than normalized SGD"'  # the paper the built-ins come from (ICLR 2022 submission)
 
 AGENTS: dict[str, tuple[Factory, str]] = {
-    "sgda": (lambda lr: agents.sgda(lr), "SGDA, no momentum (seed 001 eq. 5 with mu = 0)"),
-    "sgdm": (lambda lr: agents.sgda(lr, momentum=0.9), "SGDA with heavy-ball momentum 0.9 (seed 001 eq. 5)"),
-    "nsgda": (lambda lr: agents.nsgda(lr), "global normalized SGDA (seed 001 eq. 4, g-nSGDA)"),
+    "sgda": (lambda lr: agents.sgda(lr), "SGDA, no momentum (eq. 5 with mu = 0 of " + NSGD + ")"),
+    "sgdm": (lambda lr: agents.sgda(lr, momentum=0.9), "SGDA with heavy-ball momentum 0.9 (eq. 5 of " + NSGD + ")"),
+    "nsgda": (lambda lr: agents.nsgda(lr), "global normalized SGDA (g-nSGDA, eq. 4 of " + NSGD + ")"),
     "nsgda-layer": (lambda lr: agents.nsgda(lr, scope="layer"), "layer-wise normalized SGDA (l-nSGDA)"),
     "adam": (lambda lr: agents.adam(lr), "Adam, betas (0.5, 0.9)"),
     "rmsprop": (lambda lr: agents.rmsprop(lr), "RMSprop, alpha 0.99"),
     "adagrad": (lambda lr: agents.adagrad(lr), "Adagrad"),
-    "adalr": (lambda lr: agents.adalr(lr), "Adam's magnitude, SGDA-momentum's direction (seed 001 eq. 2)"),
-    "adadir": (lambda lr: agents.adadir(lr), "SGDA-momentum's magnitude, Adam's direction (seed 001 eq. 3)"),
+    "adalr": (lambda lr: agents.adalr(lr), "Adam's magnitude, SGDA-momentum's direction (eq. 2 of " + NSGD + ")"),
+    "adadir": (lambda lr: agents.adadir(lr), "SGDA-momentum's magnitude, Adam's direction (eq. 3 of " + NSGD + ")"),
     "extragradient": (lambda lr: agents.extragradient(agents.sgda(lr)), "extra-SGD (Korpelevich; Gidel et al.)"),
     "extra-adam": (lambda lr: agents.extragradient(agents.adam(lr)), "ExtraAdam (Gidel et al. 2019)"),
     "optimistic": (lambda lr: agents.optimistic(lr), "optimistic gradient descent-ascent (OGDA)"),

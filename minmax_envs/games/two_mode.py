@@ -1,4 +1,4 @@
-"""The synthetic two-mode problem of seed 001 ("Adam is no better than normalized SGD", Section 4): a
+"""The synthetic two-mode problem of "Adam is no better than normalized SGD" (ICLR 2022 submission, Section 4): a
 linear generator against a truncated-cubic discriminator, on data made of two slightly correlated modes."""
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class TwoMode(Game):
     """The synthetic two-mode problem on which SGDA collapses the modes and nSGDA separates them.
 
     ## Game
-    Seed 001, Section 4, eq. (6) (batch of ``B`` samples per step; the paper uses ``B = 1``)::
+    "Adam is no better than normalized SGD", Section 4, eq. (6) (batch of ``B`` samples per step; the paper
+    uses ``B = 1``)::
 
         min_V max_{W,a,b}  f = (1/B) sum_b [ log D(X_b) + log(1 - D(G(z_b))) ]
 
