@@ -143,12 +143,41 @@ class TorchOptimizerState(NamedTuple):
         schedulers: the learning-rate scheduler of each optimizer (``scheduler=``), else ``None``.
         count: updates made so far (what a schedule ``lr`` is called with).
         names: the parameter names, in the order of the optimizers' parameter lists.
+        pending: after a pickle round trip, the :meth:`TorchOptimizer.state_dict` of the pickled state (and no
+            optimizers yet); else ``None``.
+
+    Pickling: the optimizers hold the env's tensors, or per-seed views of them, and pickle copies a view apart from
+    its base (the restored optimizers would step copies, not the env's tensors). So the state pickles as its
+    ``state_dict`` (``pending``), and the agent's next ``step`` builds the optimizers on the tensors it is given
+    (the env's own: the restored ones) and loads it, the resume of a checkpoint: the episode continues bit for bit.
     """
 
     optimizers: list[torch.optim.Optimizer]
     schedulers: list[LRScheduler] | None
     count: int
     names: tuple[str, ...]
+    pending: dict[str, Any] | None = None
+
+    def __reduce__(self):
+        return _pending_state, (self.names, _state_dict(self))
+
+
+def _state_dict(state: TorchOptimizerState) -> dict[str, Any]:
+    """:meth:`TorchOptimizer.state_dict`."""
+    if state.pending is not None:
+        return state.pending
+    opts = []
+    for opt in state.optimizers:
+        sd = opt.state_dict()
+        opts.append({"state": sd["state"],
+                     "param_groups": [{k: v for k, v in g.items() if _plain(v)} for g in sd["param_groups"]]})
+    scheds = None if state.schedulers is None else [s.state_dict() for s in state.schedulers]
+    return {"count": state.count, "optimizers": opts, "schedulers": scheds}
+
+
+def _pending_state(names: tuple[str, ...], saved: dict[str, Any]) -> TorchOptimizerState:
+    """A :class:`TorchOptimizerState` restored from a pickle: its state dict, loaded at the next step."""
+    return TorchOptimizerState([], None, saved["count"], names, saved)
 
 
 # Whole-tensor optimizers whose fused kernel (``fused=True``) reads the gradients and never writes them
@@ -194,6 +223,8 @@ class TorchOptimizer:
         return TorchOptimizerState(opts, None if self.scheduler is None else [s for _, s in built], 0, names)
 
     def step(self, grads: Params, state: TorchOptimizerState, params: Params) -> TorchOptimizerState:
+        if state.pending is not None:  # unpickled: build the optimizers on the tensors given now, then resume
+            state = self.load_state_dict(self.init(params), state.pending)
         # the optimizer gets fresh gradient tensors of its own, as autograd makes them after zero_grad(): some
         # optimizers write into p.grad (torch's foreach SGD with Nesterov momentum), and the observation must not
         # change; torch's fused Adam / AdamW kernels only read the gradients, so they get the env's own
@@ -242,13 +273,7 @@ class TorchOptimizer:
     def state_dict(self, state: TorchOptimizerState) -> dict[str, Any]:
         """Plain containers and tensors: every optimizer's ``state_dict()`` (param-group entries that are not plain
         data, such as a ``torch.dtype``, left out: a fresh init has them), every scheduler's, and the count."""
-        opts = []
-        for opt in state.optimizers:
-            sd = opt.state_dict()
-            opts.append({"state": sd["state"],
-                         "param_groups": [{k: v for k, v in g.items() if _plain(v)} for g in sd["param_groups"]]})
-        scheds = None if state.schedulers is None else [s.state_dict() for s in state.schedulers]
-        return {"count": state.count, "optimizers": opts, "schedulers": scheds}
+        return _state_dict(state)
 
     def load_state_dict(self, state: TorchOptimizerState, saved: dict[str, Any]) -> TorchOptimizerState:
         """Restore :meth:`state_dict`'s output into ``state``, a fresh :meth:`init` on the same tensors."""
@@ -344,7 +369,9 @@ def from_torch(optimizer: type[torch.optim.Optimizer] | str, *, scheduler: Sched
         An :class:`~agents.InPlaceTransformation` whose state is a :class:`TorchOptimizerState`; ``state_dict`` /
         ``load_state_dict`` hold every optimizer's and scheduler's ``state_dict()`` (checkpoints of
         :func:`minmax_envs.run_episode`; a resumed episode continues bit for bit). It pickles when the optimizer
-        class, the hyperparameters, a schedule ``lr`` and ``scheduler`` do.
+        class, the hyperparameters, a schedule ``lr`` and ``scheduler`` do (a ``functools.partial`` of a scheduler
+        class, not a lambda); its state pickles too, as its ``state_dict``, and is rebuilt at the next ``step`` on the
+        tensors that step gets (pickle it together with the env: :class:`TorchOptimizerState`).
     """
     cls, name = _resolve(optimizer)
     if per_seed is not None and not isinstance(per_seed, bool):

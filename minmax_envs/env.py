@@ -122,6 +122,7 @@ class BatchedEnv:
         self.game = game
         self.env_id = env_id
         self.regularizer = regularizer
+        self.reg_weight = reg_weight
         self._field = gradient_field(game, regularizer, reg_weight)
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
@@ -137,6 +138,27 @@ class BatchedEnv:
         self._np_random: np.random.Generator | None = None
         self._rng: SeedStreams | None = None
         self.make_kwargs: dict[str, Any] | None = None
+
+    # --- pickling ------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the gradient field (a closure of the game, or a ``torch.compile`` wrapper), which
+        :meth:`__setstate__` builds again from the game, the regularizer and ``compile``: a pickled env (spawned
+        workers, Ray actors) continues its episode exactly where it was."""
+        state = self.__dict__.copy()
+        del state["_field"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`__getstate__`: the gradient field built again, and the parameters adopted by the game
+        (:meth:`~minmax_envs.games.Game.restore_params`, as for a checkpoint): pickle copies a view apart from
+        its base, so a module-backed game's parameter views are made again on its restored modules."""
+        self.__dict__.update(state)
+        self._field = gradient_field(self.game, self.regularizer, self.reg_weight)
+        if self.compiled:
+            self._field = torch.compile(self._field, dynamic=False)
+        if self._rng is not None:
+            self._params = self.game.restore_params(self._params)
+            self._obs = {pl: o._replace(params=self._params[pl]) for pl, o in self._obs.items()}
 
     # --- properties ---------------------------------------------------------------------------
     @property
