@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import torch
 
@@ -106,3 +108,17 @@ def test_streams_equal_their_pure_python_definition(device):
         assert third[i].tolist() == _reference_bits(s, 0x5EED, 2**32 + 5, n)
     x = torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1], device=device)
     assert hash32(x).tolist() == [_h(v) for v in x.tolist()]
+
+
+def test_streams_pickled_mid_stream_draw_the_same_numbers():
+    rng = SeedStreams(torch.tensor([3, 9, 2**40], dtype=torch.int64), salt=5)
+    rng.normal((4,), torch.float64)
+    rng.bits_many([(2,), (3, 2)])  # fills the key and offset caches, which travel along
+    with rng.advancing(torch.tensor([True, False, True])):
+        rng.bits((2,))
+    copy = pickle.loads(pickle.dumps(rng))
+    assert torch.equal(copy.counters, rng.counters) and torch.equal(copy.keys, rng.keys)
+    for draw in (lambda r: r.bits_many([(5,), (2, 2)]), lambda r: [r.uniform((3,), torch.float32)],
+                 lambda r: [r.randint((6,), 7)]):
+        for a, b in zip(draw(copy), draw(rng)):
+            assert torch.equal(a, b)
