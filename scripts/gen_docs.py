@@ -1,6 +1,7 @@
 """Generate the reference pages of the docs from the code: one card per registered environment
 (docs/envs/<id>.md, from the game docstrings) and one page per named agent (docs/agents/<name>.md, from
-the agents' docstrings).
+the agents' docstrings). The docstrings' reST literal blocks, math directives and roles become Markdown
+(scripts/docstring_markdown.py, which mkdocstrings applies to the API reference too).
 
     python scripts/gen_docs.py           # (re)write the pages
     python scripts/gen_docs.py --check   # exit 1 if a page is missing or stale (run by the tests)
@@ -13,10 +14,12 @@ import inspect
 import sys
 from pathlib import Path
 
+from docstring_markdown import to_markdown  # scripts/ (this file's folder) is on sys.path
+
 import agents
 import minmax_envs
+from minmax_envs.control import OBS_NAMES
 from minmax_envs.evaluation.zoo import AGENTS
-from minmax_envs.gym_env import OBS_NAMES
 from minmax_envs.registry import game_kwargs_allowed
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -40,6 +43,7 @@ def card(env_id: str) -> str:
     cls = s.game_class()
     doc = inspect.cleandoc(cls.__doc__ or "")
     title, _, body = doc.partition("\n")
+    body = to_markdown(body)
     sig = inspect.signature(cls.__init__)
     defaults = {n: sig.parameters[n].default for n in game_kwargs_allowed(cls)}
     defaults.update(s.kwargs)
@@ -64,23 +68,6 @@ def _suite_names(name: str) -> list[str]:
     return sorted(k for k, (_, summary) in AGENTS.items() if k.replace("-", "_") == name)
 
 
-def _markdown_math(doc: str) -> str:
-    """Docstring text with its reST ``.. math::`` blocks as ``$$ ... $$`` display math."""
-    out, lines, i = [], doc.splitlines(), 0
-    while i < len(lines):
-        if lines[i].lstrip().startswith(".. math::"):
-            math = [lines[i].split(".. math::", 1)[1].strip()]
-            i += 1
-            while i < len(lines) and lines[i].startswith(" ") and lines[i].strip():
-                math.append(lines[i].strip())
-                i += 1
-            out += ["$$", *[m for m in math if m], "$$"]
-        else:
-            out.append(lines[i])
-            i += 1
-    return "\n".join(out)
-
-
 def _signature(fn) -> str:
     """The call signature without annotations (they are in the API block below)."""
     sig = inspect.signature(fn)
@@ -90,7 +77,7 @@ def _signature(fn) -> str:
 
 def agent_page(name: str) -> str:
     fn = getattr(agents, name)
-    doc = _markdown_math(inspect.cleandoc(fn.__doc__ or ""))
+    doc = to_markdown(inspect.cleandoc(fn.__doc__ or ""))
     names = _suite_names(name)
     bench = f"\nIn a suite: `minmax bench --agents {','.join(names)}`.\n" if names else ""
     return (f"# {name}\n\n```text\nagents.{name}{_signature(fn)}\n```\n\n{doc}\n{bench}\n"

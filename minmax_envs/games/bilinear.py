@@ -18,21 +18,21 @@ def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
 
 
 class Bilinear(Game):
-    """Bilinear game with a unique equilibrium.
+    r"""Bilinear game with a unique equilibrium.
 
     ## Game
-    ::
+    $$
+    \min_x \max_y \; f(x, y) = x^\top A y + b^\top x + c^\top y, \qquad x, y \in \mathbb{R}^n
+    $$
 
-        min_x max_y  f(x, y) = x^T A y + b^T x + c^T y,      x, y in R^n
-
-    ``A = U diag(s) V^T`` with Haar-random orthogonal ``U, V`` and singular values ``s`` uniform in
-    ``[sigma_min, sigma_max]``, so ``A`` is invertible and the unique equilibrium is
-    ``x* = -A^{-T} c``, ``y* = -A^{-1} b``. The generator's loss is ``f``, the discriminator's ``-f``:
-    gradients ``g_x = A y + b``, ``g_y = -(A^T x + c)``. Simultaneous gradient descent-ascent spirals away
-    from the equilibrium for every step size; extragradient and optimistic methods converge
-    (Gidel et al. 2019, "A variational inequality perspective on GANs"; Daskalakis et al. 2018,
-    "Training GANs with optimism"). With ``noise_std > 0`` each player observes its gradient plus
-    ``N(0, noise_std^2 I)`` noise, a stochastic bilinear game.
+    $A = U \operatorname{diag}(s) V^\top$ with Haar-random orthogonal $U, V$ and singular values $s$ uniform in
+    $[\sigma_{\min}, \sigma_{\max}]$ (``sigma_min``, ``sigma_max``), so $A$ is invertible and the unique
+    equilibrium is $x^\star = -A^{-\top} c$, $y^\star = -A^{-1} b$. The generator's loss is $f$, the
+    discriminator's $-f$: gradients $g_x = A y + b$, $g_y = -(A^\top x + c)$. Simultaneous gradient
+    descent-ascent spirals away from the equilibrium for every step size; extragradient and optimistic methods
+    converge (Gidel et al. 2019, "A variational inequality perspective on GANs"; Daskalakis et al. 2018,
+    "Training GANs with optimism"). With ``noise_std`` $= \sigma > 0$ each player observes its gradient plus
+    $\mathcal{N}(0, \sigma^2 I)$ noise, a stochastic bilinear game.
 
     ## Parameters (per seed)
     | player | tensor | shape |
@@ -41,19 +41,20 @@ class Bilinear(Game):
     | discriminator | `y` | `(N, n)` |
 
     ## Rewards
-    ``-loss`` per player in the batched env: ``-f`` for the generator, ``f`` for the discriminator.
+    ``-loss`` per player in the batched env: $-f$ for the generator, $f$ for the discriminator.
 
     ## Starting state
-    ``A, b, c`` drawn per seed (``b, c ~ N(0, offset_std^2 I)``); ``x, y ~ N(0, init_std^2 I)``.
+    $A, b, c$ drawn per seed ($b, c \sim \mathcal{N}(0, s_o^2 I)$ with $s_o$ = ``offset_std``);
+    $x, y \sim \mathcal{N}(0, s_i^2 I)$ with $s_i$ = ``init_std``.
 
     ## Metrics
-    ``distance`` to the equilibrium, ``sqrt(||x - x*||^2 + ||y - y*||^2)`` (the quality metric, smaller is
-    better), ``diverged``.
+    ``distance`` to the equilibrium, $\sqrt{\lVert x - x^\star \rVert^2 + \lVert y - y^\star \rVert^2}$ (the
+    quality metric, smaller is better), ``diverged``.
 
     ## Arguments
     * ``n``: dimension of each player (default 10).
-    * ``sigma_min``, ``sigma_max``: range of the singular values of ``A`` (default 0.5, 1.0).
-    * ``offset_std``: scale of ``b`` and ``c`` (0 puts the equilibrium at the origin).
+    * ``sigma_min``, ``sigma_max``: range of the singular values of $A$ (default 0.5, 1.0).
+    * ``offset_std``: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
     * ``init_std``: scale of the initial point.
     * ``noise_std``: standard deviation of the gradient noise (default 0: exact gradients).
 

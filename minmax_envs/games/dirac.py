@@ -27,25 +27,30 @@ def _df(t: torch.Tensor) -> torch.Tensor:
 
 
 class DiracGAN(Game):
-    """Dirac GAN: the smallest GAN whose simultaneous gradient play shows the instabilities of GANs.
+    r"""Dirac GAN: the smallest GAN whose simultaneous gradient play shows the instabilities of GANs.
 
     ## Game
-    Data is the Dirac mass at 0, the generator is the Dirac mass at ``theta`` and the discriminator is
-    linear, ``D(x) = psi * x`` (Mescheder et al. 2018, Sec. 2). With ``f(t) = -log(1 + exp(-t))``::
+    Data is the Dirac mass at 0, the generator is the Dirac mass at $\theta$ and the discriminator is
+    linear, $D(x) = \psi x$ (Mescheder et al. 2018, Sec. 2). With $f(t) = -\log(1 + e^{-t})$, for
+    ``loss="gan"``:
 
-        min_theta max_psi  L(theta, psi) = f(psi * theta) + f(0)          (loss="gan")
+    $$
+    \min_\theta \max_\psi \; L(\theta, \psi) = f(\psi \theta) + f(0)
+    $$
 
-    The generator's loss is ``L`` (``-f(-psi*theta)`` for ``loss="nsgan"``), the discriminator's is
-    ``-L`` plus its penalty. Simultaneous gradient play follows the vector fields (Mescheder et al.,
-    Sec. 2 and 3)::
+    The generator's loss is $L$ ($-f(-\psi \theta)$ for ``loss="nsgan"``), the discriminator's is
+    $-L$ plus its penalty. Simultaneous gradient play follows the vector fields $(v_\theta, v_\psi)$
+    (Mescheder et al., Sec. 2 and 3):
 
-        gan       (-psi f'(psi theta),   theta f'(psi theta))
-        nsgan     (-psi f'(-psi theta),  theta f'(psi theta))
-        wgan      (-psi,                 theta)                     (f(t) = t; psi clipped to +-clip)
-        wgan-gp   (-psi,                 theta - gamma (|psi| - g0) sign(psi))
-        r1 / r2   (.,                    theta f'(psi theta) - gamma psi)
+    | loss | $v_\theta$ | $v_\psi$ |
+    |---|---|---|
+    | gan | $-\psi f'(\psi \theta)$ | $\theta f'(\psi \theta)$ |
+    | nsgan | $-\psi f'(-\psi \theta)$ | $\theta f'(\psi \theta)$ |
+    | wgan ($f(t) = t$; $\psi$ clipped to $\pm$ ``clip``) | $-\psi$ | $\theta$ |
+    | wgan-gp | $-\psi$ | $\theta - \gamma (\lvert \psi \rvert - g_0) \operatorname{sign}(\psi)$ |
+    | gan or nsgan with ``penalty="r1"`` / ``"r2"`` | as without | $\theta f'(\psi \theta) - \gamma \psi$ |
 
-    The unique equilibrium is ``(theta, psi) = (0, 0)`` (for wgan-gp ``|psi| = g0`` at ``theta = 0``).
+    The unique equilibrium is $(\theta, \psi) = (0, 0)$ (for wgan-gp $\lvert \psi \rvert = g_0$ at $\theta = 0$).
     Gradient descent on wgan spirals outward; the Nagarajan-Kolter regularizer (``regularizer="nk"`` at
     make time) makes the equilibrium locally stable.
 
@@ -56,24 +61,25 @@ class DiracGAN(Game):
     | discriminator | `psi` | `(N,)` |
 
     ## Rewards
-    ``-loss`` per player in the batched env (generator ``-L``, discriminator ``L - penalty``).
+    ``-loss`` per player in the batched env (generator $-L$, discriminator $L$ less the penalty).
 
     ## Starting state
-    ``theta = theta0 + init_std * e1``, ``psi = psi0 + init_std * e2`` with ``e ~ N(0, 1)`` per seed; the
-    reference setting is ``theta0 = psi0 = 1``, ``init_std = 0`` (every seed starts at (1, 1)).
+    $\theta = \theta_0 + s\, e_1$, $\psi = \psi_0 + s\, e_2$ with $s$ = ``init_std`` and
+    $e_1, e_2 \sim \mathcal{N}(0, 1)$ per seed; the reference setting is ``theta0 = psi0 = 1``, ``init_std = 0``
+    (every seed starts at $(1, 1)$).
 
     ## Metrics
-    ``distance`` to the equilibrium ``sqrt(theta^2 + psi^2)`` (the quality metric, smaller is better),
+    ``distance`` to the equilibrium, $\sqrt{\theta^2 + \psi^2}$ (the quality metric, smaller is better),
     ``theta``, ``psi``, ``diverged``.
 
     ## Arguments
     * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
-    * ``clip``: clip ``psi`` to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
-    * ``penalty``: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty ``gamma/2 * psi^2`` on the
+    * ``clip``: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
+    * ``penalty``: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the
       discriminator (gan and nsgan losses only).
-    * ``penalty_weight``: ``gamma`` of the r1/r2 penalty and of the wgan-gp penalty (critical value
-      ``2 f'(0) = 1``).
-    * ``gp_target``: ``g0`` of the wgan-gp penalty ``gamma/2 * (|psi| - g0)^2``.
+    * ``penalty_weight``: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value
+      $2 f'(0) = 1$).
+    * ``gp_target``: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
     * ``theta0``, ``psi0``, ``init_std``: initial point and per-seed Gaussian spread around it.
 
     ## Version history

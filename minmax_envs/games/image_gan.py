@@ -68,16 +68,22 @@ def _player_losses(gen, dis, batch: dict[str, torch.Tensor], players, loss: str,
 
 
 class ImageGAN(Game):
-    """An image GAN (DCGAN or ResNet WGAN-GP) on an image data set, as a two-player game over one seed.
+    r"""An image GAN (DCGAN or ResNet WGAN-GP) on an image data set, as a two-player game over one seed.
 
     ## Game
-    ``min_G max_D`` of the chosen loss, with data ``x`` from the data set and ``z ~ N(0, I)``::
+    $\min_G \max_D$ of the chosen loss, with data $x$ from the data set, generated images $\tilde{x} = G(z)$ from
+    latents $z \sim \mathcal{N}(0, I)$, $\sigma$ the logistic sigmoid ($1 - \sigma(t) = \sigma(-t)$) and $\mathbb{E}$
+    the batch mean:
 
-        gan      L_D = -E log sigmoid(D(x)) - E log(1 - sigmoid(D(G(z)))),   L_G = E log(1 - sigmoid(D(G(z))))
-        nsgan    L_D as gan,                                                   L_G = -E log sigmoid(D(G(z)))
-        wgan-gp  L_D = E D(G(z)) - E D(x) + lambda E (||grad_x D(x_hat)|| - 1)^2,   L_G = -E D(G(z))
+    | loss | $L_D$ | $L_G$ |
+    |---|---|---|
+    | gan | $-\mathbb E \log\sigma(D(x)) - \mathbb E \log\sigma(-D(\tilde x))$ | $\mathbb E \log\sigma(-D(\tilde x))$ |
+    | nsgan | as gan | $-\mathbb E \log\sigma(D(\tilde x))$ |
+    | wgan-gp | $\mathbb E D(\tilde x) - \mathbb E D(x) + \lambda P$ | $-\mathbb E D(\tilde x)$ |
 
-    (Goodfellow et al. 2014; Gulrajani et al. 2017, ``x_hat`` on random interpolates, ``lambda = 10``.)
+    with the gradient penalty $P = \mathbb{E} (\lVert \nabla_x D(\hat{x}) \rVert - 1)^2$ on random interpolates
+    $\hat{x}$ of real and generated images, $\lambda$ = ``gp_weight`` = 10 (Goodfellow et al. 2014;
+    Gulrajani et al. 2017).
     Seed 001 trains the ResNet WGAN-GP of Gidel et al. (2019) on CIFAR-10, LSUN Churches, STL-10 and
     CelebA-HQ and a DCGAN (Radford et al. 2016), batch 64; seed 002 trains on MNIST. Architectures are in
     :mod:`minmax_envs.images.nets`, data sets in :mod:`minmax_envs.images.data`.
@@ -98,15 +104,16 @@ class ImageGAN(Game):
     ``-loss`` of the player observed after the step (the one that moves next); ``None`` for the other.
 
     ## Starting state
-    Weights ``N(0, 0.02)``, zero biases, batch-norm scales ``N(1, 0.02)``
+    Weights $\mathcal{N}(0, 0.02^2)$, zero biases, batch-norm scales $\mathcal{N}(1, 0.02^2)$
     (:func:`~minmax_envs.images.nets.init_weights_`), drawn from a generator seeded by the env seed.
 
     ## Data
-    Each step draws ``batch_size`` real images uniformly with replacement, latents ``z ~ N(0, I)`` and, for the
-    gradient penalty, ``eps ~ U(0, 1)`` per sample, from a ``torch.Generator`` on the game's device seeded by
-    the env seed at reset (what a hand-written training loop does, at its cost; its state is part of the
-    checkpoints). The numbers depend on the device type (CPU or CUDA), unlike the small games' counter-based
-    streams, whose slot-by-slot equality with single-seed runs has no use for a game that runs one seed per env.
+    Each step draws ``batch_size`` real images uniformly with replacement, latents $z \sim \mathcal{N}(0, I)$ and,
+    for the gradient penalty, $\epsilon \sim \mathcal{U}(0, 1)$ per sample, from a ``torch.Generator`` on the
+    game's device seeded by the env seed at reset (what a hand-written training loop does, at its cost; its state
+    is part of the checkpoints). The numbers depend on the device type (CPU or CUDA), unlike the small games'
+    counter-based streams, whose slot-by-slot equality with single-seed runs has no use for a game that runs one
+    seed per env.
 
     ## Metrics
     ``classifier_fd``: the Frechet distance between ``eval_samples`` generated images (from the EMA
