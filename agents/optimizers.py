@@ -62,14 +62,22 @@ def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> 
 
 
 def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
-    """RMSprop: ``u_t = -lr_t g_t / (sqrt(v_t) + eps)``, ``v_t = alpha v_{t-1} + (1 - alpha) g_t^2``.
-    Equals ``torch.optim.RMSprop(lr=lr, alpha=alpha, eps=eps)``."""
+    r"""RMSprop (Tieleman & Hinton 2012), with $\alpha$ = ``alpha`` and $\epsilon$ = ``eps``.
+
+    .. math:: v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \qquad u_t = -\eta_t\, g_t / (\sqrt{v_t} + \epsilon)
+
+    Equals ``torch.optim.RMSprop(lr=lr, alpha=alpha, eps=eps)``.
+    """
     return chain(scale_by_rms(alpha, eps), scale_by_learning_rate(lr))
 
 
 def adagrad(lr: LR, eps: float = 1e-10) -> GradientTransformation:
-    """Adagrad: ``u_t = -lr_t g_t / (sqrt(s_t) + eps)``, ``s_t = s_{t-1} + g_t^2``.
-    Equals ``torch.optim.Adagrad(lr=lr, eps=eps)``."""
+    r"""Adagrad (Duchi et al. 2011), with $\epsilon$ = ``eps``.
+
+    .. math:: s_t = s_{t-1} + g_t^2, \qquad u_t = -\eta_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+    Equals ``torch.optim.Adagrad(lr=lr, eps=eps)``.
+    """
     return chain(scale_by_adagrad(eps), scale_by_learning_rate(lr))
 
 
@@ -101,12 +109,14 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
 
 
 def optimistic(lr: LR, momentum: float = 0.0) -> GradientTransformation:
-    """Optimistic gradient descent-ascent (OGDA; Daskalakis et al. 2018):
-    ``x_{t+1} = x_t - 2 lr g_t + lr g_{t-1}``."""
+    r"""Optimistic gradient descent-ascent (OGDA; Daskalakis et al. 2018), with $\eta$ = ``lr``.
+
+    .. math:: x_{t+1} = x_t - 2 \eta\, g_t + \eta\, g_{t-1}
+    """
     return optimism(sgda(lr, momentum))
 
 
 def optimistic_adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
-    """Optimistic Adam (Daskalakis et al. 2018): ``u_t = 2 A_t - A_{t-1}`` with ``A_t`` Adam's step."""
+    """Optimistic Adam (Daskalakis et al. 2018): $u_t = 2 A_t - A_{t-1}$ with $A_t$ Adam's step."""
     return optimism(adam(lr, betas, eps))
 

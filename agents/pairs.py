@@ -100,13 +100,13 @@ class BalancedState(NamedTuple):
 
 
 def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransformation:
-    """Balanced updates (seed 001, Sec. 1 and 4.3): rescale the players' base updates so that, per seed,
-    ``||u_D|| / ||u_G|| = ratio`` (global norms over each player's tensors).
+    r"""Balanced updates (seed 001, Sec. 1 and 4.3): rescale the players' base updates so that, per seed,
+    $\lVert u_D \rVert / \lVert u_G \rVert = r$ with $r$ = ``ratio`` (global norms over each player's tensors).
 
-    ``anchor`` says which norm is kept: ``"generator"`` keeps ``||u_G||`` and sets ``||u_D|| = ratio ||u_G||``;
-    ``"discriminator"`` the converse; ``"geometric"`` keeps the product ``||u_D|| ||u_G||`` (both rescaled
-    by the square root of the correction). Where either base update is zero the ratio is undefined and
-    both updates pass unchanged.
+    ``anchor`` says which norm is kept: ``"generator"`` keeps $\lVert u_G \rVert$ and sets
+    $\lVert u_D \rVert = r \lVert u_G \rVert$; ``"discriminator"`` the converse; ``"geometric"`` keeps the product
+    $\lVert u_D \rVert \lVert u_G \rVert$ (both rescaled by the square root of the correction). Where either
+    base update is zero the ratio is undefined and both updates pass unchanged.
     """
     base = as_pair(base)
     if base.in_place:

@@ -265,14 +265,15 @@ class GraftState(NamedTuple):
 
 def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
           eps: float = 1e-8) -> GradientTransformation:
-    """Grafting (Agarwal et al. 2020, arXiv:2002.11803; seed 001 Sec. 2): both optimizers step from the
-    same gradient and the step of ``direction`` is rescaled to the norm of the step of ``magnitude``::
+    r"""Grafting (Agarwal et al. 2020, arXiv:2002.11803; seed 001 Sec. 2): both optimizers step from the
+    same gradient and the step $u_D$ of ``direction`` is rescaled to the norm of the step $u_M$ of ``magnitude``
+    ($\epsilon$ = ``eps``):
 
-        u = ||u_M|| / (||u_D|| + eps) * u_D
+    .. math:: u = \frac{\lVert u_M \rVert}{\lVert u_D \rVert + \epsilon}\, u_D
 
     with norms per seed, per parameter tensor (``scope="layer"``) or over all of one player's tensors
-    (``scope="global"``). The state keeps ``||u_M||`` of the first and the last step, for the
-    magnitude-ratio diagnostic ``|A_t| / |A_0|`` of seed 001, Figure 2(b, c)
+    (``scope="global"``). The state keeps $\lVert u_M \rVert$ of the first and the last step, for the
+    magnitude-ratio diagnostic $\lVert A_t \rVert / \lVert A_0 \rVert$ of seed 001, Figure 2(b, c)
     (:func:`agents.graft_magnitude_ratios`).
     """
     eps = check_graft(magnitude, direction, scope, eps)
@@ -353,14 +354,18 @@ class ExtragradientState(NamedTuple):
 
 
 def extragradient(base: GradientTransformation) -> GradientTransformation:
-    """Extragradient (Korpelevich 1976; Gidel et al. 2019, "A variational inequality perspective on GANs"):
-    one iteration is two gradient evaluations (``evaluations = 2``)::
+    r"""Extragradient (Korpelevich 1976; Gidel et al. 2019, "A variational inequality perspective on GANs"):
+    one iteration is two gradient evaluations (``evaluations = 2``), both from the saved point $x_t$:
 
-        x_{t+1/2} = x_t + base(g(x_t))            (extrapolation, from the saved point)
-        x_{t+1}   = x_t + base(g(x_{t+1/2}))      (the real step, from the saved point)
+    .. math::
+
+        \begin{aligned}
+        x_{t+1/2} &= x_t + \mathrm{base}(g(x_t)) && \text{(extrapolation)} \\
+        x_{t+1} &= x_t + \mathrm{base}(g(x_{t+1/2})) && \text{(the real step)}
+        \end{aligned}
 
     Calls alternate between the two phases. In the second, the update returned is
-    ``x_t + base(g(x_{t+1/2})) - x_{t+1/2}`` (so it needs ``params``), which the env adds to the
+    $x_t + \mathrm{base}(g(x_{t+1/2})) - x_{t+1/2}$ (so it needs ``params``), which the env adds to the
     extrapolated point. The base state (Adam's moments for ExtraAdam) is updated in both phases, as in
     Gidel et al.'s ExtraAdam; a schedule inside ``base`` counts gradient evaluations.
     """

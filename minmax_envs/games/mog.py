@@ -66,7 +66,7 @@ def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> 
 
 
 class MixtureOfGaussians(Game):
-    """Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
+    r"""Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
 
     ## Game
     Data: ``x = mu_c + std * e``, ``c`` uniform over the ``K`` modes, ``e ~ N(0, I_2)``; ring (``K = 8``,
@@ -74,16 +74,18 @@ class MixtureOfGaussians(Game):
     networks"; Srivastava et al. 2017, "VEEGAN") or grid (``K = 25``, ``mu in {-4, -2, 0, 2, 4}^2``;
     VEEGAN; Lin et al. 2018, "PacGAN"). Generator ``G(z)``, ``z ~ N(0, I_{z_dim})``, and discriminator
     logit ``d(x)`` (``D = sigmoid(d)``) are ReLU MLPs.
-    With the batch means ``E`` over ``batch_size`` real samples and ``batch_size`` latents::
+    With the batch means $\mathbb{E}$ over ``batch_size`` real samples and ``batch_size`` latents, $\sigma$ the
+    logistic sigmoid:
 
-        gan      min_G max_D  f = E log sigmoid(d(x)) + E log(1 - sigmoid(d(G(z))))   (Goodfellow et al. 2014)
-                 L_G = f,                    L_D = -f
-        nsgan    L_G = -E log sigmoid(d(G(z))),  L_D = -f                          (non-saturating)
-        wgan-gp  L_G = -E d(G(z)),
-                 L_D = E d(G(z)) - E d(x) + lambda E (||grad_x d(x_hat)|| - 1)^2     (Gulrajani et al. 2017)
+    | loss | $L_G$ | $L_D$ |
+    |---|---|---|
+    | gan (Goodfellow et al. 2014) | $f = \mathbb E \log\sigma(d(x)) + \mathbb E \log(1 - \sigma(d(G(z))))$ | $-f$ |
+    | nsgan (non-saturating) | $-\mathbb E \log\sigma(d(G(z)))$ | $-f$ |
+    | wgan-gp (Gulrajani et al. 2017) | $-\mathbb E d(G(z))$ | $\mathbb E d(G(z)) - \mathbb E d(x) + \lambda P$ |
 
-    with ``x_hat = eps x + (1 - eps) G(z)``, ``eps ~ U(0, 1)`` per sample, and the penalty's gradient taken
-    by double back-propagation. The penalty is kept a function of both players' parameters (``x_hat``
+    the gan game being $\min_G \max_D f$, with the penalty $P = \mathbb{E} (\lVert \nabla_x d(\hat{x}) \rVert - 1)^2$
+    at $\hat{x} = \epsilon x + (1 - \epsilon) G(z)$, $\epsilon \sim \mathcal{U}(0, 1)$ per sample, and the penalty's
+    gradient taken by double back-propagation. The penalty is kept a function of both players' parameters (``x_hat``
     is not detached), so regularizers that differentiate ``L_D`` in the generator see it. Only ``gan`` is zero-sum. The
     optimum of the gan game is ``p_G = p_data``: every mode covered with the right weight.
 

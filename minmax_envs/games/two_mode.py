@@ -34,28 +34,30 @@ def truncated_cubic_grad(x: torch.Tensor, trunc: float) -> torch.Tensor:
 
 
 class TwoMode(Game):
-    """The synthetic two-mode problem on which SGDA collapses the modes and nSGDA separates them.
+    r"""The synthetic two-mode problem on which SGDA collapses the modes and nSGDA separates them.
 
     ## Game
-    "Adam is no better than normalized SGD", Section 4, eq. (6) (batch of ``B`` samples per step; the paper
-    uses ``B = 1``)::
+    "Adam is no better than normalized SGD", Section 4, eq. (6) (batch of $B$ samples per step; the paper
+    uses $B = 1$):
 
-        min_V max_{W,a,b}  f = (1/B) sum_b [ log D(X_b) + log(1 - D(G(z_b))) ]
+    $$
+    \min_V \max_{W, a, b} \; f = \frac{1}{B} \sum_{b=1}^{B} \big[\log D(X_b) + \log(1 - D(G(z_b)))\big]
+    $$
 
-    * Data (Assumption 1): ``X = s1 u1 + s2 u2`` with unit modes ``u1, u2 in R^d``.
-      ``case="correlated_modes"``: ``<u1, u2> = gamma`` and ``X = u1`` or ``X = u2`` with probability 1/2.
-      ``case="correlated_coefficients"``: ``<u1, u2> = 0`` and ``s = (1, 1)`` with probability ``gamma``,
-      ``(1, 0)`` and ``(0, 1)`` with probability ``(1 - gamma) / 2`` each.
-    * Generator, eq. (7): ``G(z) = V^T z = sum_j z_j v_j``, ``V in R^{m_g x d}``.
-    * Latent, eq. (8): ``z in {0, 1}^{m_g}``, almost always one-hot: one coordinate uniform in
-      ``[m_g]`` is active and, with probability ``p = z_pair_prob``, a second one uniform among the other
-      ``m_g - 1``; so ``P[z_i = 1] = (1 + p) / m_g = Theta(1/m_g)`` and, for ``i != j``,
-      ``P[z_i = z_j = 1] = 2 p / (m_g (m_g - 1))`` (``p = 1/log(d)^2``: ``1/(m_g^2 polylog d)``).
-    * Discriminator, eq. (9): ``D(X) = sigmoid(a * sum_i sigma(<w_i, X>) + lambda * b)``, ``sigma`` the
-      truncated cubic: ``x^3`` for ``|x| <= Lambda``, ``3 Lambda^2 x - 2 Lambda^3`` above,
-      ``3 Lambda^2 x + 2 Lambda^3`` below.
+    * Data (Assumption 1): $X = s_1 u_1 + s_2 u_2$ with unit modes $u_1, u_2 \in \mathbb{R}^d$.
+      ``case="correlated_modes"``: $\langle u_1, u_2 \rangle = \gamma$ and $X = u_1$ or $X = u_2$ with
+      probability 1/2. ``case="correlated_coefficients"``: $\langle u_1, u_2 \rangle = 0$ and $s = (1, 1)$ with
+      probability $\gamma$, $(1, 0)$ and $(0, 1)$ with probability $(1 - \gamma) / 2$ each.
+    * Generator, eq. (7): $G(z) = V^\top z = \sum_j z_j v_j$, $V \in \mathbb{R}^{m_g \times d}$.
+    * Latent, eq. (8): $z \in \{0, 1\}^{m_g}$, almost always one-hot: one coordinate uniform in
+      $[m_g]$ is active and, with probability $p$ = ``z_pair_prob``, a second one uniform among the other
+      $m_g - 1$; so $P[z_i = 1] = (1 + p) / m_g = \Theta(1/m_g)$ and, for $i \ne j$,
+      $P[z_i = z_j = 1] = 2 p / (m_g (m_g - 1))$ ($p = 1/\log(d)^2$: $1/(m_g^2 \operatorname{polylog} d)$).
+    * Discriminator, eq. (9): $D(X) = \operatorname{sigmoid}(a \sum_i \sigma(\langle w_i, X \rangle) + \lambda b)$,
+      $\sigma$ the truncated cubic: $x^3$ for $\lvert x \rvert \le \Lambda$, $3 \Lambda^2 x - 2 \Lambda^3$ above,
+      $3 \Lambda^2 x + 2 \Lambda^3$ below.
 
-    ``f`` is computed stably as ``logsigmoid(h(X)) + logsigmoid(-h(G(z)))`` with ``h`` the logit. The
+    $f$ is computed stably as ``logsigmoid(h(X)) + logsigmoid(-h(G(z)))`` with ``h`` the logit. The
     generator's loss is ``f``, the discriminator's ``-f`` (zero-sum). Gradients are closed forms
     (tested against autograd). Theorem 4.1: SGDA, for any bounded step sizes, learns nothing or a
     weighted average of ``u1`` and ``u2`` in every generator neuron; Theorem 4.2: global nSGDA with
