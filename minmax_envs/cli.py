@@ -32,7 +32,7 @@ class _Error(Exception):
 RUN_OWN_ARGS = {
     "env_id": "the ENV argument", "agent": "--agent", "lr_d": "--lr", "lr_g": "--lr-g", "steps": "--steps",
     "seeds": "--seeds", "num_seeds": "--seeds", "count": "--seeds", "seed": "--seed", "device": "--device",
-    "eval_every": None,
+    "eval_every": None, "samples": None,
 }
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
