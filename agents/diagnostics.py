@@ -17,12 +17,14 @@ def update_norms(updates: Params) -> dict[str, torch.Tensor]:
 
 
 def sum_of_norms(tensors: Params) -> torch.Tensor:
-    """``sum_k ||x_k||`` per seed: the "sum of all the parameters norm" of seed 001, Figure 1."""
+    """``sum_k ||x_k||`` per seed: the "sum of all the parameters norm" of "Adam is no better than normalized SGD",
+    Figure 1."""
     return torch.stack(list(per_seed_norms(tensors, "layer").values())).sum(dim=0)
 
 
 def gradient_ratio(grads: dict[str, Params], initial: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Seed 001, Figure 1: ``||grad G_t|| / ||grad G_0|| + ||grad D_t|| / ||grad D_0||``, each norm the sum
+    """Figure 1 of "Adam is no better than normalized SGD":
+    ``||grad G_t|| / ||grad G_0|| + ||grad D_t|| / ||grad D_0||``, each norm the sum
     of the per-tensor norms of that player; ``initial`` holds :func:`sum_of_norms` of the first gradients."""
     return sum(sum_of_norms(grads[pl]) / initial[pl] for pl in initial)
 
@@ -42,7 +44,8 @@ def _graft_states(state, path: str = ""):
 
 def graft_magnitude_ratios(state) -> dict[str, torch.Tensor]:
     """For every :func:`~agents.graft` inside an agent's state, ``|A_t| / |A_0|``: the norm of the
-    magnitude optimizer's last step over its first one (seed 001, Figure 2(b, c)), per tensor
+    magnitude optimizer's last step over its first one ("Adam is no better than normalized SGD", Figure 2(b, c)), per
+    tensor
     (``"magnitude_ratio/<tensor>"``; layer scope) or per player (global scope, under every tensor name).
     Empty before the first update or for agents without grafting."""
     out = {}

@@ -22,7 +22,7 @@ LR = float | Schedule
 
 
 def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
-    """Stochastic gradient descent-ascent with heavy-ball momentum (seed 001, eq. (5)).
+    """Stochastic gradient descent-ascent with heavy-ball momentum ("Adam is no better than normalized SGD", eq. (5)).
 
     .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta_t\\, m_t
               \\quad (\\text{Nesterov: } u_t = -\\eta_t (g_t + \\mu\\, m_t))
@@ -34,7 +34,8 @@ def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> GradientTrans
 
 
 def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTransformation:
-    """Normalized SGDA (seed 001, eq. (4); Section 4 uses the global form without momentum).
+    """Normalized SGDA ("Adam is no better than normalized SGD", eq. (4); Section 4 uses the global form without
+    momentum).
 
     .. math:: m_t = \\mu\\, m_{t-1} + g_t, \\qquad u_t = -\\eta_t\\, m_t / \\lVert m_t \\rVert
 
@@ -49,7 +50,8 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTrans
 
 
 def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
-    """Adam (Kingma & Ba 2015; seed 001, Algorithm 1), defaults ``betas = (0.5, 0.9)``, the paper's rule of
+    """Adam (Kingma & Ba 2015; "Adam is no better than normalized SGD", Algorithm 1), defaults ``betas = (0.5, 0.9)``,
+    the paper's rule of
     thumb for GANs.
 
     .. math:: u_t = -\\eta_t\\, \\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)
@@ -83,7 +85,8 @@ def adagrad(lr: LR, eps: float = 1e-10) -> GradientTransformation:
 
 def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
           scope: str = "layer") -> GradientTransformation:
-    """AdaLR (seed 001, eq. (2)): the direction of SGDA with momentum ``beta1``, the magnitude of Adam.
+    """AdaLR ("Adam is no better than normalized SGD", eq. (2)): the direction of SGDA with momentum ``beta1``, the
+    magnitude of Adam.
 
     .. math:: u_t = -\\eta_t \\lVert A_t \\rVert\\, M_t / (\\lVert M_t \\rVert + \\epsilon),
               \\qquad M_t = \\beta_1 M_{t-1} + g_t,\\ A_t \\text{ Adam's step}
@@ -98,7 +101,8 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
 
 def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
            scope: str = "layer") -> GradientTransformation:
-    """AdaDir (seed 001, eq. (3)): the direction of Adam, the magnitude of SGDA with momentum ``beta1``.
+    """AdaDir ("Adam is no better than normalized SGD", eq. (3)): the direction of Adam, the magnitude of SGDA with
+    momentum ``beta1``.
 
     .. math:: u_t = -\\eta_t \\lVert M_t \\rVert\\, A_t / (\\lVert A_t \\rVert + \\epsilon)
     """

@@ -100,7 +100,8 @@ class BalancedState(NamedTuple):
 
 
 def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransformation:
-    r"""Balanced updates (seed 001, Sec. 1 and 4.3): rescale the players' base updates so that, per seed,
+    r"""Balanced updates ("Adam is no better than normalized SGD", Sec. 1 and 4.3): rescale the players' base updates so
+    that, per seed,
     $\lVert u_D \rVert / \lVert u_G \rVert = r$ with $r$ = ``ratio`` (global norms over each player's tensors).
 
     ``anchor`` says which norm is kept: ``"generator"`` keeps $\lVert u_G \rVert$ and sets

@@ -34,6 +34,7 @@ def _linear(init: float, end: float, steps: int, t: int) -> float:
 
 
 def linear_decay(init: float, steps: int) -> Schedule:
-    """Linear decay to zero over ``steps`` updates, as in seed 001's image experiments:
+    """Linear decay to zero over ``steps`` updates, as in the image experiments of "Adam is no better than normalized
+    SGD":
     ``lr_t = init * (1 - t / steps)`` (0 from ``t = steps`` on)."""
     return linear(init, 0.0, steps)

@@ -106,7 +106,7 @@ def trace(momentum: float, nesterov: bool = False) -> GradientTransformation:
     ``nesterov=True`` ``u = g_t + momentum * m_t``.
 
     Followed by ``scale_by_learning_rate(lr)`` this is ``torch.optim.SGD(lr, momentum, nesterov=...)``
-    (dampening 0): the SGDA-with-momentum of seed 001, eq. (5).
+    (dampening 0): the SGDA-with-momentum of "Adam is no better than normalized SGD", eq. (5).
     """
     momentum = check_number("momentum", momentum, high=1.0)
     if nesterov and momentum == 0:
@@ -145,7 +145,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         m_t = b1 m_{t-1} + (1 - b1) g_t,      v_t = b2 v_{t-1} + (1 - b2) g_t^2
         u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
 
-    Seed 001's Algorithm 1 writes the accumulators without the ``(1 - b)`` factors and without bias
+    Algorithm 1 of "Adam is no better than normalized SGD" writes the accumulators without the ``(1 - b)`` factors and
+    without bias
     correction; the difference is a scalar absorbed in the step size.
 
     This is the readable reference, one foreach kernel per rule (:func:`adam_moments`); ``agents.scale_by_adam``
@@ -265,7 +266,8 @@ class GraftState(NamedTuple):
 
 def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
           eps: float = 1e-8) -> GradientTransformation:
-    r"""Grafting (Agarwal et al. 2020, arXiv:2002.11803; seed 001 Sec. 2): both optimizers step from the
+    r"""Grafting (Agarwal et al. 2020, arXiv:2002.11803; "Adam is no better than normalized SGD", Sec. 2): both
+    optimizers step from the
     same gradient and the step $u_D$ of ``direction`` is rescaled to the norm of the step $u_M$ of ``magnitude``
     ($\epsilon$ = ``eps``):
 
@@ -273,7 +275,8 @@ def graft(magnitude: GradientTransformation, direction: GradientTransformation, 
 
     with norms per seed, per parameter tensor (``scope="layer"``) or over all of one player's tensors
     (``scope="global"``). The state keeps $\lVert u_M \rVert$ of the first and the last step, for the
-    magnitude-ratio diagnostic $\lVert A_t \rVert / \lVert A_0 \rVert$ of seed 001, Figure 2(b, c)
+    magnitude-ratio diagnostic $\lVert A_t \rVert / \lVert A_0 \rVert$ of "Adam is no better than normalized SGD",
+    Figure 2(b, c)
     (:func:`agents.graft_magnitude_ratios`).
     """
     eps = check_graft(magnitude, direction, scope, eps)

@@ -169,7 +169,8 @@ def test_extragradient_is_unaffected_by_in_place_parameter_updates():
 
 @pytest.mark.parametrize("magnitude", [1e-6, 1e-10])
 def test_adalr_keeps_adams_step_norm_for_small_gradients(magnitude):
-    # seed 001 eq. (2) adds eps to ||M||, not to lr * ||M||: small gradients keep Adam's magnitude
+    # "Adam is no better than normalized SGD", eq. (2), adds eps to ||M||, not to lr * ||M||: small gradients
+    # keep Adam's magnitude
     g = {"V": torch.full((1, 3, 4), magnitude, dtype=torch.float64)}
     a, _ = agents.adam(1e-3).update(g, agents.adam(1e-3).init(g), g)
     tx = agents.adalr(1e-3)

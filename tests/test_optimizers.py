@@ -64,7 +64,8 @@ def _side_by_side(txs: dict, params: dict, steps: int = 6):
 
 def _grafted_norm(magnitude: torch.Tensor, direction: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """The norm of a grafted step, ``|u_M| |u_D| / (|u_D| + eps)``: ``|u_M|`` up to a relative ``eps / |u_D|``.
-    AdaLR / AdaDir take the direction at unit step (seed 001 eqs. (2), (3) add eps to ``||M||`` and ``||A||``):
+    AdaLR / AdaDir take the direction at unit step ("Adam is no better than normalized SGD", eqs. (2), (3), add eps to
+    ``||M||`` and ``||A||``):
     pass that norm, ``|step| / lr``."""
     return magnitude * direction / (direction + eps)
 

@@ -1,4 +1,5 @@
-"""Image GANs as games: DCGAN and the ResNet WGAN-GP of seed 001, on real image data sets."""
+"""Image GANs as games: DCGAN and the ResNet WGAN-GP of "Adam is no better than normalized SGD", on real image data
+sets."""
 
 from __future__ import annotations
 
@@ -84,8 +85,10 @@ class ImageGAN(Game):
     with the gradient penalty $P = \mathbb{E} (\lVert \nabla_x D(\hat{x}) \rVert - 1)^2$ on random interpolates
     $\hat{x}$ of real and generated images, $\lambda$ = ``gp_weight`` = 10 (Goodfellow et al. 2014;
     Gulrajani et al. 2017).
-    Seed 001 trains the ResNet WGAN-GP of Gidel et al. (2019) on CIFAR-10, LSUN Churches, STL-10 and
-    CelebA-HQ and a DCGAN (Radford et al. 2016), batch 64; seed 002 trains on MNIST. Architectures are in
+    "Adam is no better than normalized SGD" (ICLR 2022 submission) trains the ResNet WGAN-GP of Gidel et al. (2019) on
+    CIFAR-10, LSUN Churches, STL-10 and
+    CelebA-HQ and a DCGAN (Radford et al. 2016), batch 64; Nagarajan & Kolter (2017) train on MNIST. Architectures are
+    in
     :mod:`minmax_envs.images.nets`, data sets in :mod:`minmax_envs.images.data`.
 
     ## Update schedule
@@ -121,7 +124,8 @@ class ImageGAN(Game):
     trained once on the data set and cached on disk (:mod:`minmax_envs.images.metrics`; the quality metric,
     smaller is better; **not** the Inception FID and not comparable to published FIDs). With
     ``inception=True`` also ``inception_fid`` (needs torch-fidelity and the Inception weights). ``diverged``.
-    Sample grids: :meth:`save_samples`. The gradient ratio of seed 001 Figure 1 is a diagnostic of
+    Sample grids: :meth:`save_samples`. The gradient ratio of "Adam is no better than normalized SGD", Figure 1 is a
+    diagnostic of
     :func:`minmax_envs.run_episode`.
 
     ## Arguments
@@ -147,7 +151,8 @@ class ImageGAN(Game):
     citation: ClassVar[str] = (
         'A. Radford, L. Metz, S. Chintala. "Unsupervised representation learning with deep convolutional '
         'GANs." ICLR 2016 (DCGAN); I. Gulrajani et al. "Improved training of Wasserstein GANs." NeurIPS 2017 '
-        '(WGAN-GP); G. Gidel et al. ICLR 2019 (the ResNet architecture); seed 001 (the image experiments).'
+        '(WGAN-GP); G. Gidel et al. ICLR 2019 (the ResNet architecture); "Adam is no better than normalized SGD" '
+        '(ICLR 2022 submission; the image experiments).'
     )
 
     quality_metric = "classifier_fd"
