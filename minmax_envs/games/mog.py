@@ -69,11 +69,11 @@ class MixtureOfGaussians(Game):
     r"""Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
 
     ## Game
-    Data: ``x = mu_c + std * e``, ``c`` uniform over the ``K`` modes, ``e ~ N(0, I_2)``; ring (``K = 8``,
-    ``mu_k = radius (cos 2 pi k/8, sin 2 pi k/8)``; Metz et al. 2017, "Unrolled generative adversarial
-    networks"; Srivastava et al. 2017, "VEEGAN") or grid (``K = 25``, ``mu in {-4, -2, 0, 2, 4}^2``;
-    VEEGAN; Lin et al. 2018, "PacGAN"). Generator ``G(z)``, ``z ~ N(0, I_{z_dim})``, and discriminator
-    logit ``d(x)`` (``D = sigmoid(d)``) are ReLU MLPs.
+    Data: $x = \mu_c + s\,e$ with $s$ = ``std``, $c$ uniform over the $K$ modes, $e \sim \mathcal{N}(0, I_2)$;
+    ring ($K = 8$, $\mu_k = r\,(\cos 2\pi k/8, \sin 2\pi k/8)$ with $r$ = ``radius``; Metz et al. 2017,
+    "Unrolled generative adversarial networks"; Srivastava et al. 2017, "VEEGAN") or grid ($K = 25$,
+    $\mu \in \{-4, -2, 0, 2, 4\}^2$; VEEGAN; Lin et al. 2018, "PacGAN"). Generator $G(z)$,
+    $z \sim \mathcal{N}(0, I_{z_{dim}})$, and discriminator logit $d(x)$ ($D = \sigma(d)$) are ReLU MLPs.
     With the batch means $\mathbb{E}$ over ``batch_size`` real samples and ``batch_size`` latents, $\sigma$ the
     logistic sigmoid:
 
@@ -106,21 +106,21 @@ class MixtureOfGaussians(Game):
     ``-loss`` per player in the batched env (``-L_G`` for the generator, ``-L_D`` for the discriminator).
 
     ## Starting state
-    Every weight and bias uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` per seed, the default of
+    Every weight and bias uniform in $[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]$ per seed, the default of
     ``torch.nn.Linear``. Each step draws a fresh batch: mode indices, data noise, latents and the
     interpolation weights ``eps`` (drawn for every loss, so all losses see the same data stream).
 
     ## Metrics
     On ``eval_samples`` generator samples drawn from the evaluation stream (never the training stream),
     following VEEGAN and PacGAN: a sample is *high quality* if its
-    distance to the nearest mode is below ``3 * std``.
+    distance to the nearest mode is below $3 s$ ($s$ = ``std``).
 
     * ``modes_covered`` ``(N,)``: modes that are the nearest mode of at least one high-quality sample —
       the quality metric (larger is better; at most 8 on the ring, 25 on the grid).
     * ``high_quality_fraction`` ``(N,)``: fraction of high-quality samples.
-    * ``coverage_kl`` ``(N,)``: ``KL(p || uniform) = sum_k p_k log(K p_k)`` of the histogram ``p`` of the
-      high-quality samples over their nearest modes (0 for a perfectly balanced coverage, ``log K`` for
-      a single mode); defined as ``log K`` when there is no high-quality sample.
+    * ``coverage_kl`` ``(N,)``: $\mathrm{KL}(p \,\Vert\, \mathrm{uniform}_K) = \sum_k p_k \log(K p_k)$ of the
+      histogram $p$ of the high-quality samples over their nearest modes (0 for a perfectly balanced
+      coverage, $\log K$ for a single mode); defined as $\log K$ when there is no high-quality sample.
 
     ## Arguments
     * ``layout``: ``"ring"`` (8 modes) or ``"grid"`` (25 modes); set by the registered id.

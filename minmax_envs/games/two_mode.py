@@ -76,21 +76,26 @@ class TwoMode(Game):
     ``-loss`` per player in the batched env: ``-f`` for the generator, ``f`` for the discriminator.
 
     ## Starting state
-    Per seed (Parametrization 4.1): modes ``u1, u2`` from a Gram-Schmidt of two Gaussian vectors;
-    ``b = 0``, ``a ~ N(0, a_init_std^2)``, ``w_i ~ N(0, w_init_std^2 I)``, ``v_j ~ N(0, v_init_std^2 I)``
-    (defaults ``1/(m_d log d)``, ``I/d``, ``I/d^2`` variances).
+    Per seed (Parametrization 4.1): modes $u_1, u_2$ from a Gram-Schmidt of two Gaussian vectors;
+    $b = 0$, $a \sim \mathcal{N}(0, \sigma_a^2)$, $w_i \sim \mathcal{N}(0, \sigma_w^2 I)$,
+    $v_j \sim \mathcal{N}(0, \sigma_v^2 I)$ with $\sigma_a$, $\sigma_w$, $\sigma_v$ = ``a_init_std``,
+    ``w_init_std``, ``v_init_std`` (default variances $1/(m_d \log d)$, $1/d$ and $1/d^2$).
 
     ## Metrics
-    * ``cos_u1``, ``cos_u2`` ``(N, m_g)``: ``<v_j, u_l> / |v_j|`` for every generator neuron (Figure 5c).
-    * ``d_cos_u1``, ``d_cos_u2`` ``(N, m_d)``: ``<w_i, u_l> / |w_i|`` for every discriminator neuron (5b).
+    * ``cos_u1``, ``cos_u2`` ``(N, m_g)``: $\langle v_j, u_l \rangle / \lVert v_j \rVert$ for every generator
+      neuron (Figure 5c).
+    * ``d_cos_u1``, ``d_cos_u2`` ``(N, m_d)``: $\langle w_i, u_l \rangle / \lVert w_i \rVert$ for every
+      discriminator neuron (5b).
     * ``modes_recovered`` ``(N,)``: how many of the two modes have a generator neuron with cosine
-      ``>= 0.9`` to them (0, 1 or 2).
-    * ``mode_alignment`` ``(N,)``: ``(max_j cos(v_j, u1) + max_j cos(v_j, u2)) / 2`` — the quality metric
-      (larger is better; 1 when each mode is learnt exactly by some neuron; a neuron on the average
-      ``(u1 + u2)/|u1 + u2|`` scores ``sqrt((1 + gamma)/2)`` only, about 0.76 at ``d = 1000``).
+      $\ge 0.9$ to them (0, 1 or 2).
+    * ``mode_alignment`` ``(N,)``: $\frac{1}{2}\big(\max_j \cos(v_j, u_1) + \max_j \cos(v_j, u_2)\big)$, the
+      quality metric (larger is better; 1 when each mode is learnt exactly by some neuron; a neuron on the
+      average $(u_1 + u_2)/\lVert u_1 + u_2 \rVert$ scores $\sqrt{(1 + \gamma)/2}$ only, about 0.76 at
+      $d = 1000$).
     * ``update_speed_ratio`` ``(N,)``: relative update speed of D over G at the last step (Figure 5a),
-      ``(|dW| / |W_prev|) / (|dV| / |V_prev|)`` with Frobenius norms, ``dW, dV`` the last updates and
-      ``W_prev = W - dW`` the iterate they were applied to; NaN before the first step.
+      $\dfrac{\lVert \Delta W \rVert / \lVert W_{prev} \rVert}{\lVert \Delta V \rVert / \lVert V_{prev} \rVert}$
+      with Frobenius norms, $\Delta W, \Delta V$ the last updates and $W_{prev} = W - \Delta W$ the iterate
+      they were applied to; NaN before the first step.
 
     Metrics use no randomness.
 
@@ -98,18 +103,18 @@ class TwoMode(Game):
     * ``case``: ``"correlated_modes"`` (default) or ``"correlated_coefficients"`` (Assumption 1).
     * ``d``: data dimension (default 1000, as in Figure 5).
     * ``m_d``, ``m_g``: discriminator and generator widths (default 5 and 5, Figure 5; Theorem 4.2 uses
-      ``m_d = log d``, ``m_g = log d * log log d``).
-    * ``gamma``: mode correlation (case 1) or probability of ``s = (1, 1)`` (case 2), in ``[0, 1)``;
-      default ``1/log(d)`` (the paper's ``1/polylog(d)``).
+      $m_d = \log d$, $m_g = \log d \cdot \log\log d$).
+    * ``gamma``: $\gamma$, the mode correlation (case 1) or the probability of $s = (1, 1)$ (case 2), in
+      $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$).
     * ``batch_size``: samples per step (default 1, the paper's setting).
-    * ``trunc``: ``Lambda`` of eq. (9), default ``d^0.2``.
-    * ``bias_scale``: ``lambda`` of eq. (9), default 1.0. The paper sets ``lambda`` in Parametrization
+    * ``trunc``: $\Lambda$ of eq. (9), default $d^{0.2}$.
+    * ``bias_scale``: $\lambda$ of eq. (9), default 1.0. The paper sets $\lambda$ in Parametrization
       4.1 "to ensure that the weights and the bias in the discriminator learn at the same speed", but its
       value is illegible in our copy of the text: 1.0 is our choice, not the paper's.
-    * ``w_init_std``, ``v_init_std``, ``a_init_std``: initial scales, default ``1/sqrt(d)``, ``1/d`` and
-      ``1/sqrt(m_d log d)`` (the paper's "small Gaussian" ``N(0, 1/(m_d polylog d))`` for ``a``).
-    * ``z_pair_prob``: probability that ``z`` has a second active coordinate, default ``1/log(d)^2``
-      (ignored when ``m_g = 1``).
+    * ``w_init_std``, ``v_init_std``, ``a_init_std``: initial scales, default $1/\sqrt{d}$, $1/d$ and
+      $1/\sqrt{m_d \log d}$ (the paper's "small Gaussian" $\mathcal{N}(0, 1/(m_d \operatorname{polylog} d))$ for $a$).
+    * ``z_pair_prob``: probability that ``z`` has a second active coordinate, default $1/\log(d)^2$
+      (ignored when $m_g = 1$).
 
     ## Version history
     * v0: initial version.
