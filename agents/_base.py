@@ -163,7 +163,7 @@ def check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool
 
 
 def check_lr(lr: Any) -> float | Schedule:
-    """A step size: a number ``>= 0`` or a schedule (a callable of the update count)."""
+    r"""A step size: a number $\ge 0$ or a schedule (a callable of the update count)."""
     if callable(lr):
         return lr
     return check_number("lr", lr)

@@ -17,15 +17,22 @@ def update_norms(updates: Params) -> dict[str, torch.Tensor]:
 
 
 def sum_of_norms(tensors: Params) -> torch.Tensor:
-    """``sum_k ||x_k||`` per seed: the "sum of all the parameters norm" of "Adam is no better than normalized SGD",
-    Figure 1."""
+    r"""$\sum_k \lVert x_k \rVert$ per seed, over the tensors $x_k$ of ``tensors``: the "sum of all the parameters
+    norm" of "Adam is no better than normalized SGD", Figure 1."""
     return torch.stack(list(per_seed_norms(tensors, "layer").values())).sum(dim=0)
 
 
 def gradient_ratio(grads: dict[str, Params], initial: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Figure 1 of "Adam is no better than normalized SGD":
-    ``||grad G_t|| / ||grad G_0|| + ||grad D_t|| / ||grad D_0||``, each norm the sum
-    of the per-tensor norms of that player; ``initial`` holds :func:`sum_of_norms` of the first gradients."""
+    r"""Figure 1 of "Adam is no better than normalized SGD":
+
+    $$
+    \frac{\lVert \nabla G_t \rVert}{\lVert \nabla G_0 \rVert}
+    + \frac{\lVert \nabla D_t \rVert}{\lVert \nabla D_0 \rVert}
+    $$
+
+    with $\nabla G_t$, $\nabla D_t$ the generator's and the discriminator's gradients at step $t$ (``grads``),
+    each norm the sum of the per-tensor norms of that player; ``initial`` holds :func:`sum_of_norms` of the first
+    gradients."""
     return sum(sum_of_norms(grads[pl]) / initial[pl] for pl in initial)
 
 
@@ -43,11 +50,10 @@ def _graft_states(state, path: str = ""):
 
 
 def graft_magnitude_ratios(state) -> dict[str, torch.Tensor]:
-    """For every :func:`~agents.graft` inside an agent's state, ``|A_t| / |A_0|``: the norm of the
-    magnitude optimizer's last step over its first one ("Adam is no better than normalized SGD", Figure 2(b, c)), per
-    tensor
-    (``"magnitude_ratio/<tensor>"``; layer scope) or per player (global scope, under every tensor name).
-    Empty before the first update or for agents without grafting."""
+    r"""For every :func:`~agents.graft` inside an agent's state, $\lVert A_t \rVert / \lVert A_0 \rVert$: the norm
+    of the magnitude optimizer's last step $A_t$ over its first one $A_0$ ("Adam is no better than normalized SGD",
+    Figure 2(b, c)), per tensor (``"magnitude_ratio/<tensor>"``; layer scope) or per player (global scope, under
+    every tensor name). Empty before the first update or for agents without grafting."""
     out = {}
     for path, g in _graft_states(state):
         if g.first_norm is None:

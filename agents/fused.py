@@ -1,4 +1,4 @@
-"""Fused fast paths of the named optimizers: each stands for a chain of :mod:`agents.transforms` (the same
+r"""Fused fast paths of the named optimizers: each stands for a chain of :mod:`agents.transforms` (the same
 state, the same values to float rounding) and makes fewer passes over the tensors.
 
 * :func:`scale_by_adam` is :func:`agents.transforms.scale_by_adam` through torch's fused Adam kernel
@@ -6,7 +6,7 @@ state, the same values to float rounding) and makes fewer passes over the tensor
 * :func:`adam_with_learning_rate` is ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``, one
   pass through torch's fused Adam kernel (:func:`adam_step`).
 * :func:`normalize_with_learning_rate` is ``chain(before, normalize(scope), scale_by_learning_rate(lr))``, with
-  ``-lr_t`` folded into the per-seed normalization factor.
+  $-\eta_t$ (the step size ``lr`` at this update) folded into the per-seed normalization factor.
 * :func:`graft_onto_momentum` is ``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)))``,
   without writing the direction out.
 * :func:`graft_fresh` is ``graft(magnitude, direction)`` rescaling the direction's step in place.
@@ -73,8 +73,9 @@ def adam_kernel_applies(g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[
 
 def fused_adam_into(out: list[torch.Tensor], g: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor],
                     t: int, b1: float, b2: float, eps: float, lr: float) -> None:
-    """``out <- out - lr m_hat / (sqrt(v_hat) + eps)`` with the moments updated in place (step ``t``): torch's
-    fused Adam kernel (``torch.optim.Adam(fused=True)``'s), once for all the tensors."""
+    r"""$\text{out} \leftarrow \text{out} - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$ ($\eta$ = ``lr``,
+    $\epsilon$ = ``eps``, $\hat m$ and $\hat v$ the bias-corrected moments) with the moments updated in place
+    (step ``t``): torch's fused Adam kernel (``torch.optim.Adam(fused=True)``'s), once for all the tensors."""
     step = torch.full((), float(t), dtype=torch.float32, device=g[0].device)
     torch._fused_adam_(out, g, mu, nu, [], [step] * len(out), lr=lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=eps,
                        amsgrad=False, maximize=False)
@@ -82,15 +83,17 @@ def fused_adam_into(out: list[torch.Tensor], g: list[torch.Tensor], mu: list[tor
 
 def adam_step(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps: float,
               lr: float | None) -> tuple[Params, ScaleByAdamState]:
-    """One step of ``scale_by_adam(b1, b2, eps)``, ``u = m_hat / (sqrt(v_hat) + eps)``, or with ``lr`` the step
-    of ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``, ``u = -lr * m_hat / (sqrt(v_hat) + eps)``.
+    r"""One step of ``scale_by_adam(b1, b2, eps)``, $u = \hat m / (\sqrt{\hat v} + \epsilon)$ ($\hat m$, $\hat v$
+    the bias-corrected moments, $\epsilon$ = ``eps``), or with ``lr`` the step of
+    ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``,
+    $u = -\eta\, \hat m / (\sqrt{\hat v} + \epsilon)$ ($\eta$ = ``lr``).
 
     Pure: the new moments are new tensors and ``state`` is left as it was. Where it can
     (:func:`adam_kernel_applies`), this runs torch's fused Adam kernel once, on copies of the moments and on a zero
-    "parameter" (which then holds ``0 - lr * m_hat / (sqrt(v_hat) + eps)``, i.e. the update; ``lr = -1`` without
+    "parameter" (which then holds $0 - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$, i.e. the update; ``lr = -1`` without
     a learning rate): the arithmetic of :func:`agents.transforms.adam_moments` in one pass instead of eight (the
     kernel's vectorized loop rounds in its own order: the same values to about one unit in the last place).
-    Elsewhere it is that reference, then ``* -lr``.
+    Elsewhere it is that reference, then times $-\eta$.
     """
     keys = list(grads)
     g = [grads[k] for k in keys]
@@ -147,8 +150,9 @@ def _adam_lr_update(b1: float, b2: float, eps: float, lr: float | Schedule, grad
 
 # --- normalization ------------------------------------------------------------------------------
 def normalized(grads: Params, scope: str, lr: float) -> Params:
-    """``chain(normalize(scope), scale_by_learning_rate(lr))``'s update ``u = -lr * (g / ||g||)``, as
-    ``g * (-lr / ||g||)``: both factors are per seed, so ``-lr`` is folded into ``1 / ||g||`` and the tensors
+    r"""``chain(normalize(scope), scale_by_learning_rate(lr))``'s update $u = -\eta\, (g / \lVert g \rVert)$
+    ($\eta$ = ``lr``), as $g \cdot (-\eta / \lVert g \rVert)$: both factors are per seed, so $-\eta$ is folded
+    into $1 / \lVert g \rVert$ and the tensors
     are read and written once (the same product to rounding; where it would leave float's normal range, or off
     the CPU, the two products stay apart: :func:`agents.norms.inverse_norms`)."""
     factors, folded = inverse_norms(grads, scope, -lr)
@@ -160,8 +164,9 @@ def normalized(grads: Params, scope: str, lr: float) -> Params:
 
 def normalize_with_learning_rate(scope: str, lr: float | Schedule,
                                  before: GradientTransformation | None = None) -> GradientTransformation:
-    """``chain(before, normalize(scope), scale_by_learning_rate(lr))`` (``before`` optional; same state)
-    with ``-lr_t`` folded into the per-seed normalization factor (:func:`normalized`)."""
+    r"""``chain(before, normalize(scope), scale_by_learning_rate(lr))`` (``before`` optional; same state)
+    with $-\eta_t$ (the step size ``lr`` at this update) folded into the per-seed normalization factor
+    (:func:`normalized`)."""
     check_scope(scope)
     lr = check_lr(lr)
     return GradientTransformation(partial(_normalize_lr_init, before, lr),
@@ -198,10 +203,11 @@ def graft_fresh(magnitude: GradientTransformation, direction: GradientTransforma
 
 def momentum_graft_factors(keys: list[str], n_m: Params, n_buf: Params, lr: float,
                            eps: float) -> list[torch.Tensor] | None:
-    """The per-seed factors ``f = -lr ||u_M|| / (lr ||M|| + eps)`` that put the grafted step on the momentum
-    buffer, ``u = f M``, one per name of ``keys`` (computed once per pair of norms); ``None`` where some factor
-    is not a normal float, or off the CPU (where checking would synchronize): then the literal route
-    (:func:`momentum_graft_literal`) runs."""
+    r"""The per-seed factors $f = -\eta \lVert u_M \rVert / (\eta \lVert M \rVert + \epsilon)$ ($\eta$ = ``lr``,
+    $\epsilon$ = ``eps``, $\lVert u_M \rVert$ the magnitude's norms ``n_m``, $\lVert M \rVert$ the momentum
+    buffer's ``n_buf``) that put the grafted step on the momentum buffer, $u = f M$, one per name of ``keys``
+    (computed once per pair of norms); ``None`` where some factor is not a normal float, or off the CPU (where
+    checking would synchronize): then the literal route (:func:`momentum_graft_literal`) runs."""
     top, bottom, index = norm_pairs(keys, n_m, n_buf)
     factors = -lr * top / (lr * bottom + eps)
     if not normal_range(factors):
@@ -211,8 +217,9 @@ def momentum_graft_factors(keys: list[str], n_m: Params, n_buf: Params, lr: floa
 
 
 def momentum_graft_literal(m: Params, n_m: Params, lr: float, scope: str, eps: float) -> Params:
-    """The grafted step of the literal route: ``u_D = -lr M`` (new tensors), its norms, then
-    ``u_D ||u_M|| / (||u_D|| + eps)`` in place: :func:`agents.graft`'s arithmetic."""
+    r"""The grafted step of the literal route: $u_D = -\eta M$ ($\eta$ = ``lr``, $M$ the momentum buffer ``m``;
+    new tensors), its norms, then $u_D \lVert u_M \rVert / (\lVert u_D \rVert + \epsilon)$ ($\epsilon$ = ``eps``)
+    in place: :func:`agents.graft`'s arithmetic."""
     keys = list(m)
     u_d = dict(zip(keys, torch._foreach_mul([m[k] for k in keys], -lr)))
     return rescale_(u_d, graft_factors(n_m, per_seed_norms(u_d, scope), eps))
@@ -220,16 +227,23 @@ def momentum_graft_literal(m: Params, n_m: Params, lr: float, scope: str, eps: f
 
 def graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule, momentum: float, scope: str,
                         eps: float) -> GradientTransformation:
-    """``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)), scope, eps)`` (the direction is
+    r"""``graft(magnitude, chain(trace(momentum), scale_by_learning_rate(lr)), scope, eps)`` (the direction is
     SGDA with momentum, ``sgda(lr, momentum)``; no trace for ``momentum = 0``), same state, in fewer passes.
 
-    With ``M`` the momentum buffer and ``u_D = -lr_t M``: ``||u_D|| = lr_t ||M||`` and
-    ``u = u_D ||u_M|| / (||u_D|| + eps) = M * (-lr_t ||u_M|| / (lr_t ||M|| + eps))``, a per-seed factor on
-    ``M`` (:func:`momentum_graft_factors`), so ``u_D`` is never written out; the result is written over ``u_M``
-    (of which only the norm is needed), so ``magnitude`` must return new tensors that nothing else holds, as
-    :func:`agents.adam` does. The momentum buffer is updated in one pass, ``m = g + momentum * m`` (one rounding
-    instead of :func:`~agents.transforms.trace`'s two). Where the factor is not a normal float, or off the CPU,
-    the update takes the literal route (:func:`momentum_graft_literal`).
+    With $M$ the momentum buffer, $\eta_t$ the step size ``lr`` at this update and $u_D = -\eta_t M$:
+    $\lVert u_D \rVert = \eta_t \lVert M \rVert$ and
+
+    $$
+    u = \frac{\lVert u_M \rVert}{\lVert u_D \rVert + \epsilon}\, u_D
+      = M \cdot \frac{-\eta_t \lVert u_M \rVert}{\eta_t \lVert M \rVert + \epsilon}
+    $$
+
+    ($\epsilon$ = ``eps``), a per-seed factor on $M$ (:func:`momentum_graft_factors`), so $u_D$ is never written
+    out; the result is written over $u_M$ (of which only the norm is needed), so ``magnitude`` must return new
+    tensors that nothing else holds, as :func:`agents.adam` does. The momentum buffer is updated in one pass,
+    $m = g + \mu\, m$ ($\mu$ = ``momentum``; one rounding instead of :func:`~agents.transforms.trace`'s two).
+    Where the factor is not a normal float, or off the CPU, the update takes the literal route
+    (:func:`momentum_graft_literal`).
     """
     if not isinstance(magnitude, GradientTransformation):
         raise TypeError(f"graft magnitude must be a GradientTransformation, got {type(magnitude).__name__}")

@@ -1,20 +1,21 @@
-"""Agents that update parameters in place (torch.optim's contract): :class:`~agents._base.InPlaceTransformation`.
+r"""Agents that update parameters in place (torch.optim's contract): :class:`~agents._base.InPlaceTransformation`.
 
 A pure transformation returns updates that the env adds to the parameters; an in-place agent writes the new
 parameters itself, into the env's own tensors, and the env only settles them (stopped seeds restored,
 projection). That saves writing an update tensor and reading it back: the fast path, and the door for any
 ``torch.optim.Optimizer`` (:func:`agents.from_torch`).
 
-:func:`in_place` plays any pure transformation this way (``p <- p + u``). The built-in optimizers have fast
+:func:`in_place` plays any pure transformation this way ($p \leftarrow p + u$). The built-in optimizers have fast
 paths of their own here, :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`adalr` and :func:`adadir`: the
 signatures, defaults, validation and *state* of :mod:`agents.optimizers` (the same NamedTuples and values, so
 a checkpoint of one resumes the other), and the parameters of ``in_place(<pure optimizer>)`` step for step:
 
 * :func:`adam` runs torch's fused Adam kernel (``torch.optim.Adam(fused=True)``'s) directly on the parameters
   and the moment buffers: bit for bit ``in_place(agents.adam(...))`` on every CPU.
-* The others update the momentum buffers in place and add ``factor * direction`` to the parameters in one
-  pass per tensor (``_foreach_add_`` with ``alpha``, ``_foreach_addcmul_``), with no update tensor. Where the
-  pure chain rounds a product and then a sum (``u = f g``, then ``p + u``; ``m = mu m + g``), the one-pass
+* The others update the momentum buffers in place and add $\text{factor} \cdot \text{direction}$ to the
+  parameters in one pass per tensor (``_foreach_add_`` with ``alpha``, ``_foreach_addcmul_``), with no update
+  tensor. Where the pure chain rounds a product and then a sum ($u = f g$, then $p + u$; $m = \mu\, m + g$ with
+  $\mu$ the momentum), the one-pass
   kernel does a fused multiply-add on CPUs with FMA (AVX2, AVX-512): one rounding instead of two, so the
   parameters differ from the pure agent's by float rounding (about one unit in the last place per step). With
   torch's scalar kernels (``ATEN_CPU_CAPABILITY=default``, no FMA) every fast path is bit for bit the pure one,
@@ -59,7 +60,7 @@ LR = float | Schedule
 
 
 def in_place(tx: GradientTransformation) -> InPlaceTransformation:
-    """The pure transformation ``tx`` as an in-place agent: ``p <- p + u`` with ``tx``'s update ``u``, written
+    r"""The pure transformation ``tx`` as an in-place agent: $p \leftarrow p + u$ with ``tx``'s update $u$, written
     into the parameter tensors (one foreach kernel). The same numbers and the same state as ``tx`` played by the
     env (the env adds updates with the same kernel); the reference every in-place fast path is tested against."""
     if not isinstance(tx, GradientTransformation):
@@ -85,16 +86,17 @@ def _aligned(grads: Params, params: Params) -> tuple[list[str], list[torch.Tenso
 
 
 def _momentum_(buffers: list[torch.Tensor], grads: list[torch.Tensor], momentum: float) -> None:
-    """``m <- g + momentum * m`` in place, one pass per tensor (:func:`agents.transforms.trace`'s buffer)."""
+    r"""$m \leftarrow g + \mu\, m$ ($\mu$ = ``momentum``) in place, one pass per tensor
+    (:func:`agents.transforms.trace`'s buffer)."""
     for m, g in zip(buffers, grads):
         torch.add(g, m, alpha=momentum, out=m)
 
 
 def _traced(chain: tuple, keys: list[str], g: list[torch.Tensor], momentum: float,
             traced: bool) -> tuple[list[torch.Tensor], tuple]:
-    """The direction after the momentum step of a chain whose first state is a :class:`TraceState` (its buffer,
-    ``m <- g + momentum * m`` in place) and that state, the head of the new chain state; without momentum
-    (``traced`` false) the gradients themselves and no head."""
+    r"""The direction after the momentum step of a chain whose first state is a :class:`TraceState` (its buffer,
+    $m \leftarrow g + \mu\, m$ in place, $\mu$ = ``momentum``) and that state, the head of the new chain state;
+    without momentum (``traced`` false) the gradients themselves and no head."""
     if not traced:
         return g, ()
     m = [chain[0].momentum[k] for k in keys]
@@ -104,11 +106,11 @@ def _traced(chain: tuple, keys: list[str], g: list[torch.Tensor], momentum: floa
 
 def _adam_add_(grads: Params, state: ScaleByAdamState, params: Params, b1: float, b2: float, eps: float,
                lr: float) -> ScaleByAdamState:
-    """``p <- p + u`` with ``u`` the step of :func:`agents.fused.adam_step` ``(grads, state, b1, b2, eps, lr)``,
+    r"""$p \leftarrow p + u$ with $u$ the step of :func:`agents.fused.adam_step` ``(grads, state, b1, b2, eps, lr)``,
     the moments updated in place; the new state.
 
     Where that step runs torch's fused Adam kernel (on a zero buffer and copies of the moments), this runs the
-    same kernel once on the parameters themselves and the moment buffers: the kernel's own ``p + u`` rounds
+    same kernel once on the parameters themselves and the moment buffers: the kernel's own $p + u$ rounds
     exactly as adding the pure step's update to the parameters, so the results are bit for bit the same (and
     the moments too). Elsewhere (other devices, non-contiguous tensors) it is the pure step, then the addition.
     """
@@ -145,11 +147,11 @@ def _adam_update(grads: Params, state: ScaleByAdamState, b1: float, b2: float, e
 
 
 def _add_normalized_(params: list[torch.Tensor], grads: Params, scope: str, lr: float) -> None:
-    """``p <- p - lr * g / ||g||`` (norms per seed by ``scope``): the update of :func:`agents.fused.normalized`
-    (the same per-seed factors, ``-lr`` folded into ``1 / ||g||``: :func:`agents.norms.inverse_norms`) added in
-    one pass per tensor, ``p + factor * g`` (a fused multiply-add where the CPU has one). Where the folded factor
-    leaves float's normal range (or off the CPU) the factors stay apart, as in the pure step:
-    ``p + (-lr) * (g / ||g||)``."""
+    r"""$p \leftarrow p - \eta\, g / \lVert g \rVert$ ($\eta$ = ``lr``, norms per seed by ``scope``): the update
+    of :func:`agents.fused.normalized` (the same per-seed factors, $-\eta$ folded into $1 / \lVert g \rVert$:
+    :func:`agents.norms.inverse_norms`) added in one pass per tensor, $p + \text{factor} \cdot g$ (a fused
+    multiply-add where the CPU has one). Where the folded factor leaves float's normal range (or off the CPU) the
+    factors stay apart, as in the pure step: $p + (-\eta) \cdot (g / \lVert g \rVert)$."""
     factors, folded = inverse_norms(grads, scope, -lr)
     if not factors:
         return
@@ -162,8 +164,9 @@ def _add_normalized_(params: list[torch.Tensor], grads: Params, scope: str, lr: 
 
 # --- the built-in optimizers, in place ------------------------------------------------------------------
 def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> InPlaceTransformation:
-    """:func:`agents.sgda` in place: ``m <- g + momentum * m`` (in the state's buffer), ``p <- p - lr_t * m``
-    (Nesterov: ``p <- p - lr_t (g + momentum * m)``, through one temporary), one pass per rule. The state of
+    r""":func:`agents.sgda` in place: $m \leftarrow g + \mu\, m$ (in the state's buffer; $\mu$ = ``momentum``),
+    $p \leftarrow p - \eta_t\, m$ ($\eta_t$ the step size ``lr`` at this update; Nesterov:
+    $p \leftarrow p - \eta_t (g + \mu\, m)$, through one temporary), one pass per rule. The state of
     :func:`agents.sgda`; the parameters of ``in_place(agents.sgda(...))`` to float rounding (module docstring).
     """
     reference = pure.sgda(lr, momentum, nesterov)  # validates, and its init is this agent's
@@ -187,8 +190,9 @@ def _sgda_step(lr: LR, momentum: float, nesterov: bool, traced: bool, grads: Par
 
 
 def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransformation:
-    """:func:`agents.nsgda` in place: ``m <- g + momentum * m`` (in the state's buffer; ``m = g`` without
-    momentum), then ``p <- p - lr_t m / ||m||`` in one pass per tensor after the per-seed norms. The state of
+    r""":func:`agents.nsgda` in place: $m \leftarrow g + \mu\, m$ (in the state's buffer, $\mu$ = ``momentum``;
+    $m = g$ without momentum), then $p \leftarrow p - \eta_t\, m / \lVert m \rVert$ ($\eta_t$ the step size
+    ``lr`` at this update) in one pass per tensor after the per-seed norms. The state of
     :func:`agents.nsgda`; the parameters of ``in_place(agents.nsgda(...))`` to float rounding (module docstring).
     """
     reference = pure.nsgda(lr, momentum, scope)
@@ -226,9 +230,10 @@ def _adam_step(lr: LR, b1: float, b2: float, eps: float, grads: Params, state: t
 
 def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
           scope: str = "layer") -> InPlaceTransformation:
-    """:func:`agents.adalr` in place: Adam's step ``A_t`` by the fused kernel into a zero buffer (moments in
-    place; only its norm is used), ``M <- g + beta1 M`` in the state's buffer, then
-    ``p <- p - ||A_t|| M / (||M|| + eps)`` in one pass per tensor. The state of :func:`agents.adalr`; the
+    r""":func:`agents.adalr` in place: Adam's step $A_t$ by the fused kernel into a zero buffer (moments in
+    place; only its norm is used), $M \leftarrow g + \beta_1 M$ ($\beta_1$ the first of ``betas``) in the
+    state's buffer, then $p \leftarrow p - \lVert A_t \rVert\, M / (\lVert M \rVert + \epsilon)$
+    ($\epsilon$ = ``eps``) in one pass per tensor. The state of :func:`agents.adalr`; the
     parameters of ``in_place(agents.adalr(...))`` to float rounding (module docstring)."""
     reference = pure.adalr(lr, betas, eps, scope)
     b1, b2 = check_betas(betas)
@@ -261,9 +266,11 @@ def _adalr_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Par
 
 def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
            scope: str = "layer") -> InPlaceTransformation:
-    """:func:`agents.adadir` in place: ``M <- g + beta1 M`` in the state's buffer, the norm of SGDA's step
-    ``-lr_t M`` and of Adam's unit step ``A_t`` (fused kernel, moments in place; both written into one buffer in
-    turn, for their norms), then ``p <- p + ||lr_t M|| A_t / (||A_t|| + eps)`` in one pass per tensor. The state
+    r""":func:`agents.adadir` in place: $M \leftarrow g + \beta_1 M$ ($\beta_1$ the first of ``betas``) in the
+    state's buffer, the norm of SGDA's step $-\eta_t M$ ($\eta_t$ the step size ``lr`` at this update) and of
+    Adam's unit step $A_t$ (fused kernel, moments in place; both written into one buffer in turn, for their
+    norms), then $p \leftarrow p + \lVert \eta_t M \rVert\, A_t / (\lVert A_t \rVert + \epsilon)$
+    ($\epsilon$ = ``eps``) in one pass per tensor. The state
     of :func:`agents.adadir`; the parameters of ``in_place(agents.adadir(...))`` to float rounding (module
     docstring)."""
     reference = pure.adadir(lr, betas, eps, scope)

@@ -25,12 +25,12 @@ def check_scope(scope: str) -> str:
 
 
 def per_seed_norms(tensors: Params, scope: str) -> Params:
-    """Euclidean norms per seed: per tensor (``scope="layer"``, each of shape ``(N,)``) or over all the
+    r"""Euclidean norms per seed: per tensor (``scope="layer"``, each of shape ``(N,)``) or over all the
     tensors of the dict (``scope="global"``: the same ``(N,)`` tensor under every name).
 
-    Computed as ``s * ||x / s||`` with ``s`` the largest magnitude in the scope (as LAPACK's ``nrm2``), so
-    that tiny gradients (``1e-23`` in float32, a saturated discriminator's) do not underflow to a zero norm
-    and huge ones do not overflow. On the CPU, a plain ``||x||`` (one pass) is used where it provably gives
+    Computed as $s\, \lVert x / s \rVert$ with $s$ the largest magnitude in the scope (as LAPACK's ``nrm2``), so
+    that tiny gradients ($10^{-23}$ in float32, a saturated discriminator's) do not underflow to a zero norm
+    and huge ones do not overflow. On the CPU, a plain $\lVert x \rVert$ (one pass) is used where it provably gives
     the same value to rounding (:func:`_direct_norms`), which is the common case.
     """
     flat = {k: v.reshape(v.shape[0], -1) for k, v in tensors.items()}
@@ -50,13 +50,15 @@ def per_seed_norms(tensors: Params, scope: str) -> Params:
 
 
 def _direct_norms(flat: Params, scope: str) -> Params | None:
-    """The norms of :func:`per_seed_norms` by one reduction per tensor, without the peak scaling, where
+    r"""The norms of :func:`per_seed_norms` by one reduction per tensor, without the peak scaling, where
     that gives the same values to rounding; ``None`` where it may not (then the scaled computation runs).
 
-    The plain sum of squares ``S`` of ``n`` numbers is exact to rounding unless a square overflows (then
-    ``S`` is not finite) or squares underflow: each underflowing square is off by at most ``tiny``, so
-    the sum is off by at most ``n * tiny``, below ``eps * S`` when ``S >= n * tiny / eps``. Only on the
-    CPU, where the check costs no device synchronization, for float32 and float64.
+    The plain sum of squares $S$ of $n$ numbers is exact to rounding unless a square overflows (then
+    $S$ is not finite) or squares underflow: each underflowing square is off by at most $\text{tiny}$ (the
+    smallest normal float, ``torch.finfo(dtype).tiny``), so the sum is off by at most $n \cdot \text{tiny}$,
+    below $\epsilon S$ ($\epsilon$ the machine epsilon, ``torch.finfo(dtype).eps``) when
+    $S \ge n \cdot \text{tiny} / \epsilon$. Only on the CPU, where the check costs no device synchronization,
+    for float32 and float64.
     """
     vals = list(flat.values())
     if not vals or vals[0].device.type != "cpu" or vals[0].dtype not in (torch.float32, torch.float64) or any(
@@ -79,7 +81,8 @@ def _direct_norms(flat: Params, scope: str) -> Params | None:
 
 
 def rescale(tensors: Params, factors: Params) -> Params:
-    """``x_k * factor_k`` with per-seed ``(N,)`` factors broadcast over each tensor (new tensors)."""
+    r"""$x_k \cdot f_k$ for every name $k$, with the per-seed ``(N,)`` factors $f_k$ (``factors[k]``) broadcast
+    over each tensor (new tensors)."""
     return {k: v * seed_view(factors[k], v) for k, v in tensors.items()}
 
 
@@ -91,8 +94,8 @@ def rescale_(tensors: Params, factors: Params) -> Params:
 
 
 def normal_range(x: torch.Tensor) -> bool:
-    """Whether every ``|x|`` is a normal floating-point number (checked on the CPU only; False elsewhere, where
-    the check would synchronize)."""
+    r"""Whether every $\lvert x \rvert$ is a normal floating-point number (checked on the CPU only; False
+    elsewhere, where the check would synchronize)."""
     if x.device.type != "cpu" or x.numel() == 0:
         return False
     fi = torch.finfo(x.dtype)
@@ -101,13 +104,15 @@ def normal_range(x: torch.Tensor) -> bool:
 
 
 def inverse_norms(tensors: Params, scope: str, times: float | None = None) -> tuple[Params, bool]:
-    """The per-seed factors ``1 / ||x||`` of :func:`agents.normalize` under every name (norms by ``scope``; a zero
-    norm gives ``1 / tiny``, so that a zero tensor stays zero), and whether ``times`` was folded in.
+    r"""The per-seed factors $1 / \lVert x \rVert$ of :func:`agents.normalize` under every name (norms by
+    ``scope``; a zero norm gives $1 / \text{tiny}$, ``tiny`` the smallest normal float of the dtype, so that a
+    zero tensor stays zero), and whether ``times`` was folded in.
 
-    With ``times``, the factors are ``times / ||x||`` (one product per seed: ``x * (times / ||x||)`` then reads
-    and writes each tensor once instead of twice) where that product is a normal float, which is the same
-    product as ``(x / ||x||) * times`` to rounding; where it is not, or off the CPU (where checking would
-    synchronize), the factors stay ``1 / ||x||`` and the second value is ``False``: the caller multiplies by
+    With ``times``, the factors are $\text{times} / \lVert x \rVert$ (one product per seed:
+    $x \cdot (\text{times} / \lVert x \rVert)$ then reads and writes each tensor once instead of twice) where that
+    product is a normal float, which is the same product as $(x / \lVert x \rVert) \cdot \text{times}$ to
+    rounding; where it is not, or off the CPU (where checking would synchronize), the factors stay
+    $1 / \lVert x \rVert$ and the second value is ``False``: the caller multiplies by
     ``times`` itself. The distinct norms (one per player in the global scope) are inverted in one op.
     """
     norms = per_seed_norms(tensors, scope)

@@ -1,7 +1,9 @@
-"""Step-size schedules: functions of the number ``t`` of updates already made (``t = 0`` first).
+r"""Step-size schedules: functions $t \mapsto \eta_t$ of the number $t$ of updates already made ($t = 0$ first)
+to the step size $\eta_t$.
 
-Any callable ``t -> float`` is a schedule; every ``lr`` argument of :mod:`agents` accepts one. The schedules
-here are module-level functions bound with ``functools.partial``, so that agents built with them pickle.
+Any callable of ``t`` (an int) returning a float is a schedule; every ``lr`` argument of :mod:`agents` accepts
+one. The schedules here are module-level functions bound with ``functools.partial``, so that agents built with
+them pickle.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from agents._base import Schedule, check_number
 
 
 def constant(value: float) -> Schedule:
-    """``lr_t = value``."""
+    r"""$\eta_t = \text{value}$ for every $t$."""
     return partial(_constant, check_number("value", value))
 
 
@@ -21,7 +23,8 @@ def _constant(value: float, t: int) -> float:
 
 
 def linear(init: float, end: float, steps: int) -> Schedule:
-    """``lr_t`` goes linearly from ``init`` (t = 0) to ``end`` (t = steps) and stays at ``end`` after."""
+    r"""$\eta_t$ goes linearly from ``init`` ($t = 0$) to ``end`` ($t = \text{steps}$) and stays at ``end`` after:
+    $\eta_t = \text{init} + (\text{end} - \text{init}) \min(t, \text{steps}) / \text{steps}$."""
     init, end = check_number("init", init), check_number("end", end)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -34,7 +37,6 @@ def _linear(init: float, end: float, steps: int, t: int) -> float:
 
 
 def linear_decay(init: float, steps: int) -> Schedule:
-    """Linear decay to zero over ``steps`` updates, as in the image experiments of "Adam is no better than normalized
-    SGD":
-    ``lr_t = init * (1 - t / steps)`` (0 from ``t = steps`` on)."""
+    r"""Linear decay to zero over ``steps`` updates, as in the image experiments of "Adam is no better than
+    normalized SGD": $\eta_t = \text{init} \cdot (1 - t / \text{steps})$ (0 from $t = \text{steps}$ on)."""
     return linear(init, 0.0, steps)

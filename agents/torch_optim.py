@@ -296,7 +296,7 @@ class TorchOptimizer:
 
 def from_torch(optimizer: type[torch.optim.Optimizer] | str, *, scheduler: SchedulerFactory | None = None,
                per_seed: bool | None = None, **hyperparameters: Any) -> InPlaceTransformation:
-    """Any ``torch.optim.Optimizer`` as an agent: it writes the new parameters into the env's tensors with its own
+    r"""Any ``torch.optim.Optimizer`` as an agent: it writes the new parameters into the env's tensors with its own
     ``step()`` (torch.optim's contract; https://pytorch.org/docs/stable/optim.html), and every batched seed behaves
     exactly as its own optimizer on its own parameters.
 
@@ -342,14 +342,14 @@ def from_torch(optimizer: type[torch.optim.Optimizer] | str, *, scheduler: Sched
     - ``SGD``: momentum buffer, Nesterov, dampening, weight decay: entry-wise; no state scalar.
     - ``Adam``, ``AdamW``: both moments, AMSGrad's running max, (decoupled) weight decay: entry-wise; the bias
       corrections are scalars of the step count.
-    - ``Adamax``: ``u_t = max(beta2 u_{t-1}, |g_t| + eps)``, the infinity norm through time of one entry, not a
-      norm across entries.
+    - ``Adamax``: $u_t = \max(\beta_2 u_{t-1}, \lvert g_t \rvert + \epsilon)$, the infinity norm through time of
+      one entry, not a norm across entries.
     - ``NAdam``: entry-wise moments; ``mu_product`` is a scalar of the step count.
-    - ``RAdam``: entry-wise moments; the rectification ``rho_t`` is a scalar of the step count.
+    - ``RAdam``: entry-wise moments; the rectification $\rho_t$ is a scalar of the step count.
     - ``RMSprop`` (``centered``, ``momentum``), ``Adadelta``: entry-wise averages and buffers.
     - ``Adagrad``: entry-wise sum of squares; ``lr_decay`` acts through the step count (the env's gradients are
       dense).
-    - ``Rprop``: per-entry step sizes driven by the sign of ``g_t g_{t-1}``, clamped entry-wise.
+    - ``Rprop``: per-entry step sizes driven by the sign of $g_t\, g_{t-1}$, clamped entry-wise.
     - ``ASGD``: entry-wise decay, step and average; ``eta`` and ``mu`` are scalars of the step count.
 
     Not element-wise, hence per seed: ``torch.optim.Adafactor`` (factored moments and a relative step from the

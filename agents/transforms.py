@@ -52,7 +52,7 @@ def _zeros(params: Params) -> Params:
 
 # --- scaling ------------------------------------------------------------------------------------
 def scale(factor: float) -> GradientTransformation:
-    """``u = factor * g``."""
+    r"""$u = \text{factor} \cdot g$."""
     return stateless(partial(_scale, float(factor)))
 
 
@@ -66,8 +66,8 @@ class ScaleByScheduleState(NamedTuple):
 
 
 def scale_by_learning_rate(lr: float | Schedule) -> GradientTransformation:
-    """``u = -lr_t * g``: a descent step on the player's own loss. ``lr`` is a number or a schedule
-    ``t -> lr_t`` of the number ``t`` of updates made so far (see :mod:`agents.schedules`)."""
+    r"""$u = -\eta_t\, g$: a descent step on the player's own loss, with step size $\eta_t$ = ``lr``, a number
+    or a schedule $t \mapsto \eta_t$ of the number $t$ of updates made so far (see :mod:`agents.schedules`)."""
     lr = check_lr(lr)
     if not callable(lr):
         return scale(-lr)
@@ -84,7 +84,7 @@ def _learning_rate_init(lr: float | Schedule, params: Params) -> EmptyState | Sc
 
 
 def lr_step(lr: float | Schedule, state: EmptyState | ScaleByScheduleState) -> tuple[float, object]:
-    """The step size ``lr_t`` of this update and the next state of ``scale_by_learning_rate(lr)``."""
+    r"""The step size $\eta_t$ of this update and the next state of ``scale_by_learning_rate(lr)``."""
     if callable(lr):
         return float(lr(state.count)), ScaleByScheduleState(state.count + 1)
     return lr, state
@@ -102,8 +102,8 @@ class TraceState(NamedTuple):
 
 
 def trace(momentum: float, nesterov: bool = False) -> GradientTransformation:
-    """Heavy-ball momentum ``m_t = momentum * m_{t-1} + g_t`` (``m_0 = 0``); ``u = m_t``, or with
-    ``nesterov=True`` ``u = g_t + momentum * m_t``.
+    r"""Heavy-ball momentum $m_t = \mu\, m_{t-1} + g_t$ ($m_0 = 0$), with $\mu$ = ``momentum`` the weight of the
+    previous buffer; $u = m_t$, or with ``nesterov=True`` $u = g_t + \mu\, m_t$.
 
     Followed by ``scale_by_learning_rate(lr)`` this is ``torch.optim.SGD(lr, momentum, nesterov=...)``
     (dampening 0): the SGDA-with-momentum of "Adam is no better than normalized SGD", eq. (5).
@@ -140,14 +140,18 @@ class ScaleByAdamState(NamedTuple):
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
-    """Adam's moment scaling (Kingma & Ba 2015), bias-corrected as ``torch.optim.Adam``::
+    r"""Adam's moment scaling (Kingma & Ba 2015), bias-corrected as ``torch.optim.Adam``, with $\beta_1, \beta_2$ =
+    ``b1``, ``b2`` and $\epsilon$ = ``eps``:
 
-        m_t = b1 m_{t-1} + (1 - b1) g_t,      v_t = b2 v_{t-1} + (1 - b2) g_t^2
-        u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
+    .. math::
 
-    Algorithm 1 of "Adam is no better than normalized SGD" writes the accumulators without the ``(1 - b)`` factors and
-    without bias
-    correction; the difference is a scalar absorbed in the step size.
+        \begin{aligned}
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \\
+        u_t &= \frac{m_t / (1 - \beta_1^t)}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+        \end{aligned}
+
+    Algorithm 1 of "Adam is no better than normalized SGD" writes the accumulators without the $(1 - \beta)$
+    factors and without bias correction; the difference is a scalar absorbed in the step size.
 
     This is the readable reference, one foreach kernel per rule (:func:`adam_moments`); ``agents.scale_by_adam``
     and :func:`agents.adam` run torch's fused Adam kernel where it applies (:func:`agents.fused.scale_by_adam`:
@@ -166,9 +170,10 @@ def adam_init(params: Params) -> ScaleByAdamState:
 
 def adam_moments(b1: float, b2: float, eps: float, grads: Params, state: ScaleByAdamState,
                  params: Params | None = None) -> tuple[Params, ScaleByAdamState]:
-    """The update of :func:`scale_by_adam` (pure: new moments, ``state`` left as it was), one foreach kernel per
-    rule: ``m = lerp(m, g, 1 - b1)``, ``v = b2 v + (1 - b2) g^2``, ``u = m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-    / (1 - b1^t)`` (torch.optim.Adam's order of operations)."""
+    r"""The update of :func:`scale_by_adam` (pure: new moments, ``state`` left as it was), one foreach kernel per
+    rule: $m = \operatorname{lerp}(m, g, 1 - \beta_1)$, $v = \beta_2 v + (1 - \beta_2) g^2$,
+    $u = m \,/\, \big(\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon\big) \,/\, (1 - \beta_1^t)$ (torch.optim.Adam's order
+    of operations; $\beta_1, \beta_2, \epsilon$ = ``b1``, ``b2``, ``eps``)."""
     keys, g = _items(grads)
     t = state.count + 1
     mu = torch._foreach_lerp([state.mu[k] for k in keys], g, 1.0 - b1)
@@ -187,9 +192,10 @@ class ScaleByRmsState(NamedTuple):
 
 
 def scale_by_rms(alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
-    """RMSprop's scaling (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``::
+    r"""RMSprop's scaling (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``, with $\alpha$ = ``alpha`` and
+    $\epsilon$ = ``eps``:
 
-        v_t = alpha v_{t-1} + (1 - alpha) g_t^2,      u_t = g_t / (sqrt(v_t) + eps)
+    .. math:: v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \qquad u_t = g_t / (\sqrt{v_t} + \epsilon)
     """
     alpha = check_number("alpha", alpha, high=1.0)
     eps = check_number("eps", eps)
@@ -215,9 +221,10 @@ class ScaleByAdagradState(NamedTuple):
 
 
 def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> GradientTransformation:
-    """Adagrad's accumulation (Duchi et al. 2011) as ``torch.optim.Adagrad``::
+    r"""Adagrad's accumulation (Duchi et al. 2011) as ``torch.optim.Adagrad``, with $\epsilon$ = ``eps`` and
+    $s_0$ = ``initial_accumulator_value``:
 
-        s_t = s_{t-1} + g_t^2,      u_t = g_t / (sqrt(s_t) + eps)
+    .. math:: s_t = s_{t-1} + g_t^2, \qquad u_t = g_t / (\sqrt{s_t} + \epsilon)
     """
     eps = check_number("eps", eps)
     init_value = check_number("initial_accumulator_value", initial_accumulator_value)
@@ -239,8 +246,9 @@ def _adagrad_update(eps: float, grads: Params, state: ScaleByAdagradState,
 
 # --- normalization, grafting --------------------------------------------------------------------
 def normalize(scope: str = "global") -> GradientTransformation:
-    """``u = g / ||g||`` per seed, the norm taken per tensor (``"layer"``) or over all of one player's
-    tensors (``"global"``): ``g * (1 / ||g||)`` with the per-seed factors of :func:`agents.norms.inverse_norms`.
+    r"""$u = g / \lVert g \rVert$ per seed, the norm taken per tensor (``"layer"``) or over all of one player's
+    tensors (``"global"``): $g \cdot (1 / \lVert g \rVert)$ with the per-seed factors of
+    :func:`agents.norms.inverse_norms`.
     A zero gradient gives a zero update."""
     return stateless(partial(_normalize, check_scope(scope)))
 
@@ -250,8 +258,8 @@ def _normalize(scope: str, g: Params, p: Params | None) -> Params:
 
 
 class GraftState(NamedTuple):
-    """State of :func:`graft`: both optimizers' states and the magnitude's norms ``|A_0|`` (first
-    update) and ``|A_t|`` (last update), per seed, per tensor or per player by scope."""
+    r"""State of :func:`graft`: both optimizers' states and the magnitude's norms $\lVert A_0 \rVert$ (first
+    update) and $\lVert A_t \rVert$ (last update), per seed, per tensor or per player by scope."""
 
     magnitude: object
     direction: object
@@ -259,7 +267,7 @@ class GraftState(NamedTuple):
     last_norm: Params | None
 
     def advanced(self, magnitude: object, direction: object, norm: Params) -> GraftState:
-        """The next state: the optimizers' new states, ``norm`` (``||u_M||`` of this step) as the last norm,
+        r"""The next state: the optimizers' new states, ``norm`` ($\lVert u_M \rVert$ of this step) as the last norm,
         and as the first one too at the first step."""
         return GraftState(magnitude, direction, norm if self.first_norm is None else self.first_norm, norm)
 
@@ -302,8 +310,9 @@ def graft_init(magnitude: GradientTransformation, direction: GradientTransformat
 
 
 def graft_factors(n_m: Params, n_d: Params, eps: float) -> Params:
-    """The per-seed factors ``||u_M|| / (||u_D|| + eps)`` of :func:`graft` under every name, from the norms of
-    both steps; computed once per distinct pair of norms (once per player in the global scope)."""
+    r"""The per-seed factors $\lVert u_M \rVert / (\lVert u_D \rVert + \epsilon)$ ($\epsilon$ = ``eps``) of
+    :func:`graft` under every name, from the norms of both steps; computed once per distinct pair of norms (once
+    per player in the global scope)."""
     keys = list(n_d)
     top, bottom, index = norm_pairs(keys, n_m, n_d)
     rows = (top / (bottom + eps)).unbind(0)
@@ -329,9 +338,10 @@ class OptimismState(NamedTuple):
 
 
 def optimism(base: GradientTransformation) -> GradientTransformation:
-    """Optimistic update (Daskalakis et al. 2018, "Training GANs with optimism"): with ``d_t`` the step
-    of ``base``, ``u_t = 2 d_t - d_{t-1}`` (``d_0 = 0``). With ``base = sgda(lr)`` this is optimistic
-    gradient descent ``x_{t+1} = x_t - 2 lr g_t + lr g_{t-1}``; with ``base = adam(...)``, Optimistic Adam."""
+    r"""Optimistic update (Daskalakis et al. 2018, "Training GANs with optimism"): with $d_t$ the step
+    of ``base``, $u_t = 2 d_t - d_{t-1}$ ($d_0 = 0$). With ``base = sgda(lr)`` this is optimistic
+    gradient descent $x_{t+1} = x_t - 2 \eta\, g_t + \eta\, g_{t-1}$ ($\eta$ = ``lr``); with ``base = adam(...)``,
+    Optimistic Adam."""
     if not isinstance(base, GradientTransformation):
         raise TypeError(f"optimism base must be a GradientTransformation, got {type(base).__name__}")
     return GradientTransformation(partial(_optimism_init, base), partial(_optimism_update, base), base.evaluations)

@@ -2,8 +2,8 @@
 
 A game is the physics of a GAN setup and knows nothing of optimizers or RL. Every tensor has a leading
 seed dimension ``N``; seeds never interact, so one set of tensor ops advances all of them on any device.
-Both players *minimize* their own loss: for a zero-sum game with payoff ``f`` (generator minimizes,
-discriminator maximizes) the generator's loss is ``f`` and the discriminator's is ``-f``.
+Both players *minimize* their own loss: for a zero-sum game with payoff $f$ (generator minimizes,
+discriminator maximizes) the generator's loss is $f$ and the discriminator's is $-f$.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ PLOT_KINDS = ("points", "trajectory", "samples")
 
 @dataclass(frozen=True)
 class PlotSpec:
-    """A figure of a game's episodes beyond its metric curves, described as data: games hold no plotting code.
+    r"""A figure of a game's episodes beyond its metric curves, described as data: games hold no plotting code.
 
     The protocol stores a game's specs in each record (``record["plots"]``, :meth:`as_dict`) and reports draw
     them from the records alone, one panel per evaluated agent (:mod:`minmax_envs.evaluation.plots`).
@@ -60,8 +60,8 @@ class PlotSpec:
         x, y: metric names of the two axes (unused for ``"samples"``).
         marks: reference points drawn on every panel (an equilibrium, the modes of a mixture).
         mark_label: the legend label of :attr:`marks`.
-        lines: reference values drawn as the lines ``x = v`` and ``y = v`` (a threshold).
-        limit: the half-width of the square window ``[-limit, limit]^2`` (``None``: from the data).
+        lines: reference values $v$ drawn as the lines $x = v$ and $y = v$ (a threshold).
+        limit: the half-width of the square window $[-\text{limit}, \text{limit}]^2$ (``None``: from the data).
     """
 
     kind: str
@@ -167,7 +167,7 @@ class Game:
 
     def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor,
                       in_place: tuple[str, ...] = ()) -> PlayerParams:
-        """New parameters: ``params + updates`` for the players in ``updates`` on the ``active`` seeds, then
+        """New parameters: ``params`` plus ``updates`` for the players in ``updates`` on the ``active`` seeds, then
         :meth:`project`. Functional by default (new tensors; an observation never changes afterwards).
         ``in_place``: players whose agent already wrote their new parameters into ``params`` (the env has
         restored their stopped seeds); they get the game's after-update work only (projection here).

@@ -1,11 +1,11 @@
-"""Gradient-field transforms: change the gradient each player sees, chosen by name when an env is made.
+r"""Gradient-field transforms: change the gradient each player sees, chosen by name when an env is made.
 
 * ``"nk"`` — Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable", Sec. 5:
-  the generator descends ``f + eta * ||grad_D f||^2`` (squared norm over all discriminator parameters,
-  per seed) while the discriminator follows its own gradient unchanged.
-* ``"consensus"`` — Mescheder, Nowozin & Geiger (2017), "The Numerics of GANs": with ``v`` the joint
-  gradient field (both players' gradients of their own losses) and ``R = ||v||^2 / 2``, every player
-  follows ``v_p + gamma * grad_p R``.
+  the generator descends $f + \eta\, \lVert \nabla_D f \rVert^2$ ($f$ its loss, $\eta$ = ``reg_weight``, the squared
+  norm over all discriminator parameters, per seed) while the discriminator follows its own gradient unchanged.
+* ``"consensus"`` — Mescheder, Nowozin & Geiger (2017), "The Numerics of GANs": with $v$ the joint
+  gradient field (both players' gradients of their own losses) and $R = \lVert v \rVert^2 / 2$, every player
+  $p$ follows $v_p + \gamma\, \nabla_p R$ ($\gamma$ = ``reg_weight``).
 
 Both are computed by double backpropagation through :meth:`Game.losses`; the losses the env reports
 stay the game's own.

@@ -118,7 +118,8 @@ class Bilinear(Game):
         return self._losses(x, y, (instance["A"] @ y[:, :, None]).squeeze(-1), instance, batch["noise"])
 
     def grads(self, params, instance, batch, players=PLAYERS):
-        """Closed forms ``g_x = A y + b + xi_x``, ``g_y = -(A^T x + c) + xi_y`` (``A y`` computed once)."""
+        r"""Closed forms $g_x = A y + b + \xi_x$, $g_y = -(A^\top x + c) + \xi_y$ with $\xi$ the gradient noise
+        (``batch["noise"]``, zero without noise; $A y$ computed once)."""
         x, y = params["generator"]["x"], params["discriminator"]["y"]
         a, noise = instance["A"], batch["noise"]
         ay = (a @ y[:, :, None]).squeeze(-1)

@@ -25,10 +25,10 @@ HIGH_QUALITY_STDS = 3.0
 
 
 def mode_layout(layout: str, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
-    """The modes of a layout in float64, shape ``(K, 2)``.
+    r"""The modes of a layout in float64, shape ``(K, 2)``.
 
-    ``"ring"``: ``radius * (cos(2 pi k / 8), sin(2 pi k / 8))`` for ``k = 0..7``.
-    ``"grid"``: the 25 points of ``{-4, -2, 0, 2, 4}^2``, row-major in ``(x, y)``.
+    ``"ring"``: $r\, (\cos(2\pi k / 8), \sin(2\pi k / 8))$ for $k = 0, \dots, 7$, with $r$ = ``radius``.
+    ``"grid"``: the 25 points of $\{-4, -2, 0, 2, 4\}^2$, row-major in $(x, y)$.
     """
     check_choice("layout", layout, LAYOUTS)
     if layout == "ring":
@@ -40,14 +40,14 @@ def mode_layout(layout: str, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
 
 
 def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> dict[str, torch.Tensor]:
-    """Mode-coverage metrics of samples ``(N, M, 2)`` against modes ``(N, K, 2)``.
+    r"""Mode-coverage metrics of samples ``(N, M, 2)`` against modes ``(N, K, 2)``.
 
-    A sample is *high quality* when its distance to its nearest mode is below ``3 * std``. Returns
+    A sample is *high quality* when its distance to its nearest mode is below $3 s$ ($s$ = ``std``). Returns
     ``modes_covered`` (modes that are the nearest mode of at least one high-quality sample),
-    ``high_quality_fraction`` and ``coverage_kl`` = ``KL(p || uniform_K) = sum_k p_k log(K p_k)`` with ``p``
-    the histogram of the high-quality samples over their nearest modes (``log K`` when there is no
-    high-quality sample, the value of a total collapse), each of shape ``(N,)`` in the samples' dtype.
-    Non-finite samples are never high quality.
+    ``high_quality_fraction`` and ``coverage_kl``,
+    $\mathrm{KL}(p \,\Vert\, \mathrm{uniform}_K) = \sum_k p_k \log(K p_k)$ with $p$ the histogram of the
+    high-quality samples over their nearest modes ($\log K$ when there is no high-quality sample, the value of a
+    total collapse), each of shape ``(N,)`` in the samples' dtype. Non-finite samples are never high quality.
     """
     k = modes.shape[1]
     dist = torch.linalg.vector_norm(samples[:, :, None, :] - modes[:, None, :, :], dim=-1)  # (N, M, K)
@@ -86,12 +86,12 @@ class MixtureOfGaussians(Game):
     the gan game being $\min_G \max_D f$, with the penalty $P = \mathbb{E} (\lVert \nabla_x d(\hat{x}) \rVert - 1)^2$
     at $\hat{x} = \epsilon x + (1 - \epsilon) G(z)$, $\epsilon \sim \mathcal{U}(0, 1)$ per sample, and the penalty's
     gradient taken by double back-propagation. The penalty is kept a function of both players' parameters (``x_hat``
-    is not detached), so regularizers that differentiate ``L_D`` in the generator see it. Only ``gan`` is zero-sum. The
-    optimum of the gan game is ``p_G = p_data``: every mode covered with the right weight.
+    is not detached), so regularizers that differentiate $L_D$ in the generator see it. Only ``gan`` is zero-sum. The
+    optimum of the gan game is $p_G = p_{\text{data}}$: every mode covered with the right weight.
 
     ## Parameters (per seed)
-    ``L = layers`` hidden layers of width ``H = hidden`` in both nets; layer ``i`` maps
-    ``h -> h @ weight + bias`` (ReLU after every layer but the last).
+    $L$ = ``layers`` hidden layers of width $H$ = ``hidden`` in both nets; layer $i$ maps $h \mapsto h W_i + b_i$,
+    with $W_i$, $b_i$ its ``weight`` and ``bias`` (ReLU after every layer but the last).
 
     | player | tensor | shape |
     |---|---|---|
@@ -103,12 +103,12 @@ class MixtureOfGaussians(Game):
     | discriminator | `d{L}.weight`, `d{L}.bias` | `(N, H, 1)`, `(N, 1)` |
 
     ## Rewards
-    ``-loss`` per player in the batched env (``-L_G`` for the generator, ``-L_D`` for the discriminator).
+    ``-loss`` per player in the batched env ($-L_G$ for the generator, $-L_D$ for the discriminator).
 
     ## Starting state
     Every weight and bias uniform in $[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]$ per seed, the default of
     ``torch.nn.Linear``. Each step draws a fresh batch: mode indices, data noise, latents and the
-    interpolation weights ``eps`` (drawn for every loss, so all losses see the same data stream).
+    interpolation weights $\epsilon$ (drawn for every loss, so all losses see the same data stream).
 
     ## Metrics
     On ``eval_samples`` generator samples drawn from the evaluation stream (never the training stream),
@@ -127,13 +127,13 @@ class MixtureOfGaussians(Game):
     * ``radius``: ring radius, default 2.0 (Unrolled GAN; PacGAN uses 1). Ring only: passing it with
       ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2).
     * ``std``: standard deviation of each mode, default 0.02 on the ring (Unrolled GAN) and 0.05 on the
-      grid (VEEGAN, PacGAN); it also sets the high-quality radius ``3 * std``.
+      grid (VEEGAN, PacGAN); it also sets the high-quality radius $3 s$ ($s$ = ``std``).
     * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"``.
-    * ``gp_weight``: ``lambda`` of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data
+    * ``gp_weight``: $\lambda$ of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data
       setting); wgan-gp only, passing it with another loss raises ``ValueError``.
     * ``z_dim``: latent dimension, default 2 (the toy code of Gulrajani et al. 2017); Unrolled GAN used
       256. Latents come from the counter-based seed streams, whose CPU cost grows with
-      ``batch_size * z_dim``: at 256 drawing them dominates a CPU step.
+      ``batch_size`` $\times$ ``z_dim``: at 256 drawing them dominates a CPU step.
     * ``hidden``: width of every hidden layer, default 128 (Unrolled GAN).
     * ``layers``: number of hidden layers of each net, default 2.
     * ``batch_size``: real samples and latents per step, default 256 (Gulrajani et al.'s toy code).
@@ -222,12 +222,12 @@ class MixtureOfGaussians(Game):
         return h
 
     def generate(self, params: Params, z: torch.Tensor) -> torch.Tensor:
-        """Generator samples ``G(z)`` ``(N, B, 2)`` from latents ``(N, B, z_dim)``."""
+        """Generator samples $G(z)$ ``(N, B, 2)`` from latents $z$ ``(N, B, z_dim)``."""
         return self._mlp(params, "g", z)
 
     def generator_samples(self, params: Params, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` generator samples ``(N, n, 2)`` per seed, ``G(z)`` with ``z ~ N(0, I)`` ``(N, n, z_dim)`` drawn in
-        float64 from ``generator`` (then cast to the game's dtype and device)."""
+        r"""``n`` generator samples ``(N, n, 2)`` per seed, $G(z)$ with $z \sim \mathcal{N}(0, I)$ ``(N, n, z_dim)``
+        drawn in float64 from ``generator`` (then cast to the game's dtype and device)."""
         z = torch.randn((params["g0.weight"].shape[0], n, self.z_dim), generator=generator, dtype=torch.float64)
         with torch.no_grad():
             return self.generate(params, z.to(self.dtype).to(self.device))
@@ -238,12 +238,12 @@ class MixtureOfGaussians(Game):
         return (PlotSpec("samples", "samples", "generator samples over the modes", marks=modes, mark_label="modes"),)
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Discriminator logits ``d(x)`` ``(N, B)`` of points ``(N, B, 2)``."""
+        """Discriminator logits $d(x)$ ``(N, B)`` of points ``(N, B, 2)``."""
         return self._mlp(params, "d", x)[..., 0]
 
     def gradient_penalty(self, d_params: Params, x_hat: torch.Tensor) -> torch.Tensor:
-        """``E_b (||grad_x d(x_hat_b)|| - 1)^2`` per seed ``(N,)``, differentiable (double back-propagation)
-        when gradients are enabled."""
+        r"""$\mathbb{E}_b (\lVert \nabla_x d(\hat{x}_b) \rVert - 1)^2$ per seed ``(N,)`` at the points $\hat{x}_b$
+        (``x_hat``), differentiable (double back-propagation) when gradients are enabled."""
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             if not x_hat.requires_grad:

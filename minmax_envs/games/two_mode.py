@@ -18,17 +18,19 @@ RECOVERY_COSINE = 0.9
 
 
 def truncated_cubic(x: torch.Tensor, trunc: float) -> torch.Tensor:
-    """``sigma`` of eq. (9): ``x^3`` for ``|x| <= L``, ``3 L^2 x - 2 L^3`` above, ``3 L^2 x + 2 L^3`` below.
+    r"""$\sigma$ of eq. (9), with $\Lambda$ = ``trunc``: $x^3$ for $\lvert x \rvert \le \Lambda$,
+    $3 \Lambda^2 x - 2 \Lambda^3$ above, $3 \Lambda^2 x + 2 \Lambda^3$ below.
 
-    Written as ``c^3 + 3 L^2 (x - c)`` with ``c = clamp(x, -L, L)``: the same function, continuous with a
-    continuous derivative, and autograd gives the right derivative on both sides.
+    Written as $c^3 + 3 \Lambda^2 (x - c)$ with $c = \operatorname{clamp}(x, -\Lambda, \Lambda)$: the same
+    function, continuous with a continuous derivative, and autograd gives the right derivative on both sides.
     """
     c = x.clamp(-trunc, trunc)
     return c * c * c + (3.0 * trunc * trunc) * (x - c)
 
 
 def truncated_cubic_grad(x: torch.Tensor, trunc: float) -> torch.Tensor:
-    """``sigma'(x) = 3 clamp(x, -L, L)^2``: ``3 x^2`` inside ``[-L, L]``, ``3 L^2`` outside."""
+    r"""$\sigma'(x) = 3 \operatorname{clamp}(x, -\Lambda, \Lambda)^2$ ($\Lambda$ = ``trunc``): $3 x^2$ inside
+    $[-\Lambda, \Lambda]$, $3 \Lambda^2$ outside."""
     c = x.clamp(-trunc, trunc)
     return 3.0 * c * c
 
@@ -57,23 +59,23 @@ class TwoMode(Game):
       $\sigma$ the truncated cubic: $x^3$ for $\lvert x \rvert \le \Lambda$, $3 \Lambda^2 x - 2 \Lambda^3$ above,
       $3 \Lambda^2 x + 2 \Lambda^3$ below.
 
-    $f$ is computed stably as ``logsigmoid(h(X)) + logsigmoid(-h(G(z)))`` with ``h`` the logit. The
-    generator's loss is ``f``, the discriminator's ``-f`` (zero-sum). Gradients are closed forms
+    $f$ is computed stably as $\operatorname{logsigmoid}(h(X)) + \operatorname{logsigmoid}(-h(G(z)))$ with $h$
+    the logit. The generator's loss is $f$, the discriminator's $-f$ (zero-sum). Gradients are closed forms
     (tested against autograd). Theorem 4.1: SGDA, for any bounded step sizes, learns nothing or a
-    weighted average of ``u1`` and ``u2`` in every generator neuron; Theorem 4.2: global nSGDA with
-    ``eta_D`` slightly above ``eta_G`` learns each mode in a separate neuron with probability bounded
+    weighted average of $u_1$ and $u_2$ in every generator neuron; Theorem 4.2: global nSGDA with
+    step size $\eta_D$ slightly above $\eta_G$ learns each mode in a separate neuron with probability bounded
     away from zero. Both are statements about rates over seeds.
 
     ## Parameters (per seed)
     | player | tensor | shape | meaning |
     |---|---|---|---|
-    | generator | `V` | `(N, m_g, d)` | neurons `v_j` (rows) |
-    | discriminator | `W` | `(N, m_d, d)` | neurons `w_i` (rows) |
+    | generator | `V` | `(N, m_g, d)` | neurons $v_j$ (rows) |
+    | discriminator | `W` | `(N, m_d, d)` | neurons $w_i$ (rows) |
     | discriminator | `a` | `(N,)` | output weight |
-    | discriminator | `b` | `(N,)` | bias (scaled by `lambda = bias_scale`) |
+    | discriminator | `b` | `(N,)` | bias (scaled by $\lambda$ = `bias_scale`) |
 
     ## Rewards
-    ``-loss`` per player in the batched env: ``-f`` for the generator, ``f`` for the discriminator.
+    ``-loss`` per player in the batched env: $-f$ for the generator, $f$ for the discriminator.
 
     ## Starting state
     Per seed (Parametrization 4.1): modes $u_1, u_2$ from a Gram-Schmidt of two Gaussian vectors;
@@ -113,7 +115,7 @@ class TwoMode(Game):
       value is illegible in our copy of the text: 1.0 is our choice, not the paper's.
     * ``w_init_std``, ``v_init_std``, ``a_init_std``: initial scales, default $1/\sqrt{d}$, $1/d$ and
       $1/\sqrt{m_d \log d}$ (the paper's "small Gaussian" $\mathcal{N}(0, 1/(m_d \operatorname{polylog} d))$ for $a$).
-    * ``z_pair_prob``: probability that ``z`` has a second active coordinate, default $1/\log(d)^2$
+    * ``z_pair_prob``: probability that $z$ has a second active coordinate, default $1/\log(d)^2$
       (ignored when $m_g = 1$).
 
     ## Version history
@@ -187,11 +189,11 @@ class TwoMode(Game):
         return params, {"modes": modes}
 
     def sample(self, rng: SeedStreams, instance):
-        """Real samples ``X`` ``(N, B, d)`` and latents ``z`` ``(N, B, m_g)``.
+        r"""Real samples ``X`` ``(N, B, d)`` and latents ``z`` ``(N, B, m_g)``.
 
-        One draw of ``4 B`` uniforms per step, the same in both cases: ``r`` picks the data coefficients,
-        ``floor(u m_g)`` the active latent coordinate, ``floor(u' (m_g - 1))`` the offset of the second one
-        and ``u'' < z_pair_prob`` whether there is a second one."""
+        One draw of $4 B$ uniforms per step, the same in both cases: $r$ picks the data coefficients,
+        $\lfloor u\, m_g \rfloor$ the active latent coordinate, $\lfloor u' (m_g - 1) \rfloor$ the offset of the
+        second one and $u'' < p$ ($p$ = ``z_pair_prob``) whether there is a second one."""
         bs, dt, m_g = self.batch_size, self.dtype, self.m_g
         u = rng.uniform((4, bs), torch.float64).to(self.device)  # in (0, 1): floor(u * k) is in [0, k)
         r = u[:, 0]
@@ -216,7 +218,7 @@ class TwoMode(Game):
 
     # --- payoff and gradients -------------------------------------------------------------------
     def _forward(self, params, batch):
-        """Pre-activations ``P = [X; G(z)] W^T`` ``(N, 2B, m_d)``, inputs ``Y`` and logits ``h`` ``(N, 2B)``."""
+        r"""Pre-activations $P = [X; G(z)]\, W^\top$ ``(N, 2B, m_d)``, inputs $Y$ and logits $h$ ``(N, 2B)``."""
         d_p = params["discriminator"]
         fake = torch.bmm(batch["z"], params["generator"]["V"])  # (N, B, d)
         y = torch.cat([batch["X"], fake], dim=1)  # (N, 2B, d)
@@ -234,9 +236,12 @@ class TwoMode(Game):
         return {"generator": f, "discriminator": -f}
 
     def grads(self, params, instance, batch, players=PLAYERS):
-        """Closed forms. With ``c_b = sigmoid(-h(X_b)) / B`` for real and ``-sigmoid(h(G_b)) / B`` for fake
-        samples, ``df/dh = c``, so ``df/da = sum_b c_b S_b``, ``df/db = lambda sum_b c_b``,
-        ``df/dw_i = a sum_b c_b sigma'(<w_i, Y_b>) Y_b`` and ``df/dV = z^T (a c_b sigma'(<W, G_b>) W)``."""
+        r"""Closed forms. With $c_b = \operatorname{sigmoid}(-h(X_b)) / B$ for real and
+        $-\operatorname{sigmoid}(h(G_b)) / B$ for fake samples, $\partial f / \partial h = c$, so
+        $\partial f / \partial a = \sum_b c_b S_b$ (with $S_b = \sum_i \sigma(\langle w_i, Y_b \rangle)$),
+        $\partial f / \partial b = \lambda \sum_b c_b$,
+        $\partial f / \partial w_i = a \sum_b c_b\, \sigma'(\langle w_i, Y_b \rangle)\, Y_b$ and
+        $\partial f / \partial V = z^\top (a\, c_b\, \sigma'(\langle W, G_b \rangle) W)$."""
         bs = self.batch_size
         w, a = params["discriminator"]["W"], params["discriminator"]["a"]
         y, pre, act, h = self._forward(params, batch)
@@ -256,7 +261,8 @@ class TwoMode(Game):
     # --- metrics --------------------------------------------------------------------------------
     @staticmethod
     def _cosines(rows: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-        """``<r_j, u_l> / |r_j|`` of shape ``(N, 2, rows)`` (modes are unit vectors)."""
+        r"""$\langle r_j, u_l \rangle / \lVert r_j \rVert$ for every row $r_j$ of ``rows`` and mode $u_l$, of shape
+        ``(N, 2, rows)`` (modes are unit vectors)."""
         norms = torch.linalg.vector_norm(rows, dim=2).clamp_min(torch.finfo(rows.dtype).tiny)
         return torch.bmm(modes, rows.transpose(1, 2)) / norms[:, None, :]
 
