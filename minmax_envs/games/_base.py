@@ -116,6 +116,10 @@ class Game:
     batched: ClassVar[bool] = True
     #: whether :meth:`generator_samples` draws samples of the generator (``run_episode(..., samples=K)``)
     has_samples: ClassVar[bool] = False
+    #: whether the ``"nk"`` gradient field may run at steps where one player moves (alternating updates: the
+    #: generator's steps see the regularized gradient, the discriminator's its plain one); if not, it needs
+    #: both players to move at every step
+    nk_alternates: ClassVar[bool] = False
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         check_int("num_seeds", num_seeds)

@@ -3,6 +3,9 @@ r"""Gradient-field transforms: change the gradient each player sees, chosen by n
 * ``"nk"`` — Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable", Sec. 5:
   the generator descends $f + \eta\, \lVert \nabla_D f \rVert^2$ ($f$ its loss, $\eta$ = ``reg_weight``, the squared
   norm over all discriminator parameters, per seed) while the discriminator follows its own gradient unchanged.
+  In a game with alternating updates that allows it (:attr:`Game.nk_alternates`, the mixtures of Gaussians) the
+  generator's steps see the regularized gradient, computed at the parameters of that step, and the
+  discriminator's steps their plain gradient; other games need simultaneous updates.
 * ``"consensus"`` — Mescheder, Nowozin & Geiger (2017), "The Numerics of GANs": with $v$ the joint
   gradient field (both players' gradients of their own losses) and $R = \lVert v \rVert^2 / 2$, every player
   $p$ follows $v_p + \gamma\, \nabla_p R$ ($\gamma$ = ``reg_weight``).
@@ -18,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from minmax_envs._checks import check_real
-from minmax_envs.games._base import PLAYERS, Game, PlayerParams, leaf_params, per_seed_sq_norm
+from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads, leaf_params, per_seed_sq_norm
 
 GradientField = Callable[..., tuple[dict[str, torch.Tensor], PlayerParams]]
 REGULARIZERS = ("nk", "consensus")
@@ -32,7 +35,10 @@ def _both(players: tuple[str, ...]) -> None:
 
 def _nk(game: Game, eta: float) -> GradientField:
     def field(params, instance, batch, players=PLAYERS):
-        _both(players)
+        if not game.nk_alternates:
+            _both(players)
+        elif "generator" not in players:  # a discriminator-only step (alternating updates): its gradient is plain
+            return autograd_grads(game, params, instance, batch, players)
         with torch.enable_grad():
             leaves = leaf_params(params)
             losses = game.losses(leaves, instance, batch)

@@ -15,6 +15,8 @@ from minmax_envs.games._base import PLAYERS, Game, Params, PlotSpec
 
 LAYOUTS = ("ring", "grid")
 LOSSES = ("gan", "nsgan", "wgan-gp")
+INITS = ("torch", "orthogonal")
+UPDATES = ("simultaneous", "alternating")
 RING_MODES = 8
 GRID_SIDE = 5
 GRID_SPACING = 2.0
@@ -65,6 +67,22 @@ def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> 
     }
 
 
+def orthogonal_weights(rng: SeedStreams, fan_in: int, fan_out: int, gain: float = 1.0) -> torch.Tensor:
+    r"""One orthogonal ``(fan_in, fan_out)`` matrix $W$ per seed, shape ``(N, fan_in, fan_out)`` in float64, scaled by
+    $g$ = ``gain``: $W^\top W = g^2 I$ when ``fan_in >= fan_out`` (orthonormal columns), else $W W^\top = g^2 I$
+    (orthonormal rows). The QR factorization $A = Q R$ of a standard normal matrix $A$ from ``rng`` (transposed
+    first when ``fan_in < fan_out``), with $Q$'s columns multiplied by the signs of $R$'s diagonal so that the
+    draw is uniform over the orthogonal matrices (Saxe et al. 2014; ``torch.nn.init.orthogonal_`` and
+    TensorFlow's ``orthogonal_initializer`` on a ``(fan_in, fan_out)`` kernel), batched over the seeds."""
+    rows, cols = max(fan_in, fan_out), min(fan_in, fan_out)
+    a = rng.normal((rows, cols), torch.float64)  # (N, rows, cols)
+    q, r = torch.linalg.qr(a)
+    d = torch.diagonal(r, dim1=-2, dim2=-1)
+    q = q * torch.where(d < 0, -1.0, 1.0).to(q.dtype)[:, None, :]
+    w = gain * q
+    return w if fan_in >= fan_out else w.transpose(1, 2)
+
+
 class MixtureOfGaussians(Game):
     r"""Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
 
@@ -73,7 +91,8 @@ class MixtureOfGaussians(Game):
     ring ($K = 8$, $\mu_k = r\,(\cos 2\pi k/8, \sin 2\pi k/8)$ with $r$ = ``radius``; Metz et al. 2017,
     "Unrolled generative adversarial networks"; Srivastava et al. 2017, "VEEGAN") or grid ($K = 25$,
     $\mu \in \{-4, -2, 0, 2, 4\}^2$; VEEGAN; Lin et al. 2018, "PacGAN"). Generator $G(z)$,
-    $z \sim \mathcal{N}(0, I_{z_{dim}})$, and discriminator logit $d(x)$ ($D = \sigma(d)$) are ReLU MLPs.
+    $z \sim \mathcal{N}(0, I_{z_{dim}})$, and discriminator logit $d(x) = m(a x)$ ($D = \sigma(d)$; $m$ the
+    discriminator's MLP, $a$ = ``input_scale``, 1 by default) are ReLU MLPs.
     With the batch means $\mathbb{E}$ over ``batch_size`` real samples and ``batch_size`` latents, $\sigma$ the
     logistic sigmoid:
 
@@ -89,9 +108,17 @@ class MixtureOfGaussians(Game):
     is not detached), so regularizers that differentiate $L_D$ in the generator see it. Only ``gan`` is zero-sum. The
     optimum of the gan game is $p_G = p_{\text{data}}$: every mode covered with the right weight.
 
+    ## Update schedule
+    ``update="simultaneous"`` (default): both players move at every env step. ``update="alternating"``: the
+    discriminator moves at even env steps, the generator at odd ones, each on a fresh batch and each observing
+    its gradient at the parameters the other's last move left; one iteration of ``run_episode`` is one such
+    cycle of 2 steps. With ``regularizer="nk"`` the generator's step sees the regularized gradient, computed at
+    that step, and the discriminator's step its plain gradient.
+
     ## Parameters (per seed)
-    $L$ = ``layers`` hidden layers of width $H$ = ``hidden`` in both nets; layer $i$ maps $h \mapsto h W_i + b_i$,
-    with $W_i$, $b_i$ its ``weight`` and ``bias`` (ReLU after every layer but the last).
+    $L$ = ``layers`` hidden layers in the generator and $L_D$ = ``d_layers`` (default $L$) in the discriminator,
+    all of width $H$ = ``hidden``; layer $i$ maps $h \mapsto h W_i + b_i$, with $W_i$, $b_i$ its ``weight`` and
+    ``bias`` (ReLU after every layer but the last).
 
     | player | tensor | shape |
     |---|---|---|
@@ -99,16 +126,19 @@ class MixtureOfGaussians(Game):
     | generator | `g1.weight` ... `g{L-1}.weight`, biases | `(N, H, H)`, `(N, H)` |
     | generator | `g{L}.weight`, `g{L}.bias` | `(N, H, 2)`, `(N, 2)` |
     | discriminator | `d0.weight`, `d0.bias` | `(N, 2, H)`, `(N, H)` |
-    | discriminator | `d1.weight` ... `d{L-1}.weight`, biases | `(N, H, H)`, `(N, H)` |
-    | discriminator | `d{L}.weight`, `d{L}.bias` | `(N, H, 1)`, `(N, 1)` |
+    | discriminator | `d1.weight` ... `d{L_D-1}.weight`, biases | `(N, H, H)`, `(N, H)` |
+    | discriminator | `d{L_D}.weight`, `d{L_D}.bias` | `(N, H, 1)`, `(N, 1)` |
 
     ## Rewards
     ``-loss`` per player in the batched env ($-L_G$ for the generator, $-L_D$ for the discriminator).
 
     ## Starting state
-    Every weight and bias uniform in $[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]$ per seed, the default of
-    ``torch.nn.Linear``. Each step draws a fresh batch: mode indices, data noise, latents and the
-    interpolation weights $\epsilon$ (drawn for every loss, so all losses see the same data stream).
+    ``init="torch"`` (default): every weight and bias uniform in $[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]$
+    per seed, the default of ``torch.nn.Linear``. ``init="orthogonal"``: every weight $W_i$ an orthogonal matrix
+    times $g$ = ``init_gain``, its own draw per seed ($W_i^\top W_i = g^2 I$ when its fan-in is at least its
+    fan-out, else $W_i W_i^\top = g^2 I$; :func:`orthogonal_weights`), every bias zero. Each step draws a fresh
+    batch: mode indices, data noise, latents and the interpolation weights $\epsilon$ (drawn for every loss, so all
+    losses see the same data stream).
 
     ## Metrics
     On ``eval_samples`` generator samples drawn from the evaluation stream (never the training stream),
@@ -135,9 +165,25 @@ class MixtureOfGaussians(Game):
       256. Latents come from the counter-based seed streams, whose CPU cost grows with
       ``batch_size`` $\times$ ``z_dim``: at 256 drawing them dominates a CPU step.
     * ``hidden``: width of every hidden layer, default 128 (Unrolled GAN).
-    * ``layers``: number of hidden layers of each net, default 2.
+    * ``layers``: number of hidden layers of the generator (and of the discriminator unless ``d_layers`` is
+      given), default 2.
+    * ``d_layers``: number of hidden layers of the discriminator, default ``None`` (the same as ``layers``).
+    * ``input_scale``: $a > 0$, the factor the discriminator applies to its input, $d(x) = m(a x)$: to real and
+      generated samples alike and to the wgan-gp interpolates (whose penalty is on $\nabla_x d$, so it includes
+      $a$); default 1.0 (no scaling).
+    * ``init``: ``"torch"`` (default) | ``"orthogonal"``, the initial parameters (see Starting state).
+    * ``init_gain``: $g > 0$, the gain of the orthogonal initialisation, default 1.0; ``init="orthogonal"``
+      only, passing it with ``init="torch"`` raises ``ValueError``.
+    * ``update``: ``"simultaneous"`` (default) | ``"alternating"`` (see Update schedule).
     * ``batch_size``: real samples and latents per step, default 256 (Gulrajani et al.'s toy code).
     * ``eval_samples``: generator samples per evaluation, default 2500 (VEEGAN, PacGAN).
+
+    Nagarajan & Kolter's setting ("Gradient descent GAN optimization is locally stable", NeurIPS 2017; their
+    public code): ``make("MoG-Ring-v0", regularizer="nk", reg_weight=0.5, z_dim=256, hidden=128, layers=2,
+    d_layers=1, input_scale=0.25, init="orthogonal", init_gain=0.8, update="alternating", batch_size=512)``
+    (ring of radius 2, std 0.02: the defaults), both players trained by
+    ``agents.adam(1e-4, betas=(0.5, 0.999), eps=1e-8)`` ($\beta_2 = 0.999$ assumed: TensorFlow's default); without
+    the regularizer for their baseline. Biases start at zero: our choice, their code not checked on this point.
 
     ## Version history
     * v0: initial version.
@@ -151,27 +197,39 @@ class MixtureOfGaussians(Game):
     quality_metric = "modes_covered"
     quality_sign = 1.0
     has_samples = True
+    nk_alternates = True
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                  layout: str = "ring", radius: float | None = None, std: float | None = None, loss: str = "gan",
                  gp_weight: float | None = None, z_dim: int = 2, hidden: int = 128, layers: int = 2,
-                 batch_size: int = 256, eval_samples: int = 2500):
+                 batch_size: int = 256, eval_samples: int = 2500, d_layers: int | None = None,
+                 input_scale: float = 1.0, init: str = "torch", init_gain: float | None = None,
+                 update: str = "simultaneous"):
         super().__init__(num_seeds, device, dtype)
         check_choice("layout", layout, LAYOUTS)
         check_choice("loss", loss, LOSSES)
+        check_choice("init", init, INITS)
+        check_choice("update", update, UPDATES)
         if radius is not None and layout != "ring":
             raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
                              f"got radius={radius!r}")
         if gp_weight is not None and loss != "wgan-gp":
             raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={gp_weight!r} "
                              f"with loss={loss!r}")
-        self.layout, self.loss = layout, loss
+        if init_gain is not None and init != "orthogonal":
+            raise ValueError(f"init_gain applies to init='orthogonal' only, got init_gain={init_gain!r} "
+                             f"with init={init!r}")
+        self.layout, self.loss, self.init_scheme, self.update = layout, loss, init, update
         self.radius = check_real("radius", DEFAULT_RADIUS if radius is None else radius, low=0, low_inclusive=False)
         self.std = check_real("std", DEFAULT_STD[layout] if std is None else std, low=0, low_inclusive=False)
         self.gp_weight = check_real("gp_weight", DEFAULT_GP_WEIGHT if gp_weight is None else gp_weight, low=0)
         self.z_dim = check_int("z_dim", z_dim)
         self.hidden = check_int("hidden", hidden)
         self.layers = check_int("layers", layers)
+        self.d_layers = self.layers if d_layers is None else check_int("d_layers", d_layers)
+        self.input_scale = check_real("input_scale", input_scale, low=0, low_inclusive=False)
+        self.init_gain = check_real("init_gain", 1.0 if init_gain is None else init_gain, low=0, low_inclusive=False)
+        self.cycle = 2 if update == "alternating" else 1
         self.batch_size = check_int("batch_size", batch_size)
         self.eval_samples = check_int("eval_samples", eval_samples)
         self.zero_sum = loss == "gan"
@@ -181,9 +239,18 @@ class MixtureOfGaussians(Game):
     def num_modes(self) -> int:
         return self.modes.shape[0]
 
+    def _depth(self, prefix: str) -> int:
+        return self.layers if prefix == "g" else self.d_layers
+
     def _widths(self, prefix: str) -> list[int]:
         first, last = (self.z_dim, 2) if prefix == "g" else (2, 1)
-        return [first] + [self.hidden] * self.layers + [last]
+        return [first] + [self.hidden] * self._depth(prefix) + [last]
+
+    def movers(self, step: int) -> tuple[str, ...]:
+        """Both players (simultaneous), or the discriminator at even steps and the generator at odd ones."""
+        if self.update == "simultaneous":
+            return PLAYERS
+        return ("discriminator",) if step % 2 == 0 else ("generator",)
 
     # --- episode ------------------------------------------------------------------------------
     def init(self, rng: SeedStreams):
@@ -192,6 +259,12 @@ class MixtureOfGaussians(Game):
             widths = self._widths(prefix)
             ps: Params = {}
             for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+                if self.init_scheme == "orthogonal":
+                    w = orthogonal_weights(rng, fan_in, fan_out, self.init_gain).to(self.device)
+                    ps[f"{prefix}{i}.weight"] = w.to(self.dtype)
+                    ps[f"{prefix}{i}.bias"] = torch.zeros((w.shape[0], fan_out), device=self.device,
+                                                          dtype=self.dtype)
+                    continue
                 bound = 1.0 / math.sqrt(fan_in)
                 for name, shape in (("weight", (fan_in, fan_out)), ("bias", (fan_out,))):
                     u = rng.uniform(shape, torch.float64).to(self.device)
@@ -215,9 +288,10 @@ class MixtureOfGaussians(Game):
     # --- networks and losses --------------------------------------------------------------------
     def _mlp(self, params: Params, prefix: str, h: torch.Tensor) -> torch.Tensor:
         """Batched MLP: ``h`` ``(N, B, in)`` -> ``(N, B, out)``, one ``baddbmm`` per layer."""
-        for i in range(self.layers + 1):
+        depth = self._depth(prefix)
+        for i in range(depth + 1):
             h = torch.baddbmm(params[f"{prefix}{i}.bias"].unsqueeze(1), h, params[f"{prefix}{i}.weight"])
-            if i < self.layers:
+            if i < depth:
                 h = torch.relu(h)
         return h
 
@@ -238,7 +312,9 @@ class MixtureOfGaussians(Game):
         return (PlotSpec("samples", "samples", "generator samples over the modes", marks=modes, mark_label="modes"),)
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Discriminator logits $d(x)$ ``(N, B)`` of points ``(N, B, 2)``."""
+        """Discriminator logits $d(x) = m(a x)$ ``(N, B)`` of points $x$ ``(N, B, 2)`` ($a$ = ``input_scale``)."""
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
         return self._mlp(params, "d", x)[..., 0]
 
     def gradient_penalty(self, d_params: Params, x_hat: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,9 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games.mog import LOSSES, MixtureOfGaussians, coverage_metrics
+from minmax_envs.episode import run_episode
+from minmax_envs.games._fields import gradient_field
+from minmax_envs.games.mog import LOSSES, MixtureOfGaussians, coverage_metrics, orthogonal_weights
 
 SMALL = {"hidden": 16, "batch_size": 32, "eval_samples": 200}
 TINY = {"z_dim": 3, "hidden": 4, "batch_size": 6, "eval_samples": 50}
@@ -344,6 +346,13 @@ def test_float32_and_float64_agree_at_the_start():
     ({"gp_weight": 0.1}, "gp_weight"), ({"loss": "wgan-gp", "gp_weight": -1.0}, "gp_weight"),
     ({"z_dim": 0}, "z_dim"), ({"hidden": 2.5}, "hidden"), ({"layers": 0}, "layers"), ({"layers": True}, "layers"),
     ({"batch_size": 0}, "batch_size"), ({"eval_samples": -3}, "eval_samples"),
+    ({"d_layers": 0}, "d_layers must be an int >= 1"), ({"d_layers": 1.5}, "d_layers must be an int >= 1"),
+    ({"input_scale": 0.0}, "input_scale"), ({"input_scale": -0.25}, "input_scale"),
+    ({"input_scale": float("nan")}, "input_scale"), ({"input_scale": "0.25"}, "input_scale"),
+    ({"init": "xavier"}, "unknown init 'xavier'; choose one of torch, orthogonal"),
+    ({"init_gain": 0.8}, "init_gain applies to init='orthogonal' only"),
+    ({"init": "orthogonal", "init_gain": 0.0}, "init_gain"), ({"init": "orthogonal", "init_gain": -1}, "init_gain"),
+    ({"update": "sequential"}, "unknown update 'sequential'; choose one of simultaneous, alternating"),
 ])
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -371,3 +380,182 @@ def test_generator_samples_and_the_figure_over_the_modes():
     assert game.has_samples and spec.kind == "samples" and spec.mark_label == "modes"
     assert torch.equal(torch.tensor(spec.marks, dtype=torch.float64), mode_layout("grid"))
     assert spec.as_dict()["marks"][0] == [-4.0, -4.0]
+
+
+# --- options for Nagarajan & Kolter's setting: depths, input scale, orthogonal init, alternating updates ---------
+# Parameter sums after 5 iterations of a fixed-seed episode, computed with the code before these options existed
+# (git 2d9db09): the defaults must keep them. Tolerance 1e-12 only for BLAS reduction order across thread counts.
+PINNED = {
+    "f32-default-gan": (
+        {"dtype": torch.float32}, 1e-3,
+        {"generator": {"g0.weight": -2.259563497500494, "g0.bias": -5.889680325984955, "g1.weight": 2.682329980762006,
+                       "g1.bias": -0.564633988076821, "g2.weight": -0.4686021690722555,
+                       "g2.bias": -0.018534847535192966},
+         "discriminator": {"d0.weight": -1.09313724655658, "d0.bias": 1.7899041892960668,
+                           "d1.weight": 1.7846524214846795, "d1.bias": 1.0805146070197225,
+                           "d2.weight": 1.2265166731085628, "d2.bias": -0.016618885099887848}}),
+    "f64-wgangp-small-nk": (
+        {"dtype": F64, "loss": "wgan-gp", "hidden": 16, "batch_size": 32, "z_dim": 3, "regularizer": "nk",
+         "reg_weight": 0.5}, 1e-2,
+        {"generator": {"g0.weight": 2.5516924910797956, "g0.bias": -0.8453090626858047, "g1.weight": 10.861712463576193,
+                       "g1.bias": 0.29392346939226194, "g2.weight": -2.699610734856856,
+                       "g2.bias": -0.12010534546201011},
+         "discriminator": {"d0.weight": -2.784041637829224, "d0.bias": 0.16169900241205748,
+                           "d1.weight": 2.7859049338377906, "d1.bias": 0.5684882592294498,
+                           "d2.weight": 1.698039453709795, "d2.bias": -0.022553609684109688}}),
+}
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_defaults_keep_the_parameters_of_before_the_new_options(name):
+    kw, lr, want = PINNED[name]
+    env = minmax_envs.make("MoG-Ring-v0", num_seeds=2, **kw)
+    assert env.game.cycle == 1 and env.game.movers(1) == PLAYERS
+    run_episode(env, agents.adam(lr), 5, seed=7)
+    got = {pl: {k: float(v.double().sum()) for k, v in ps.items()} for pl, ps in env._params.items()}
+    assert got.keys() == want.keys()
+    for pl in want:
+        assert list(got[pl]) == list(want[pl])
+        for k in want[pl]:
+            assert got[pl][k] == pytest.approx(want[pl][k], rel=1e-12, abs=0), (pl, k)
+
+
+def test_d_layers_sets_the_discriminator_depth_alone():
+    game = MixtureOfGaussians(2, dtype=F64, z_dim=3, hidden=8, layers=3, d_layers=1, batch_size=5)
+    rng = SeedStreams(torch.tensor([0, 1]))
+    params, inst = game.init(rng)
+    g_shapes = {k: tuple(v.shape) for k, v in params["generator"].items()}
+    d_shapes = {k: tuple(v.shape) for k, v in params["discriminator"].items()}
+    assert g_shapes == {"g0.weight": (2, 3, 8), "g0.bias": (2, 8), "g1.weight": (2, 8, 8), "g1.bias": (2, 8),
+                        "g2.weight": (2, 8, 8), "g2.bias": (2, 8), "g3.weight": (2, 8, 2), "g3.bias": (2, 2)}
+    assert d_shapes == {"d0.weight": (2, 2, 8), "d0.bias": (2, 8), "d1.weight": (2, 8, 1), "d1.bias": (2, 1)}
+    # the discriminator is one hidden ReLU layer, then the logit
+    x = torch.randn(2, 5, 2, dtype=F64)
+    d = params["discriminator"]
+    by_hand = (torch.relu(x @ d["d0.weight"] + d["d0.bias"][:, None]) @ d["d1.weight"] + d["d1.bias"][:, None])[..., 0]
+    torch.testing.assert_close(game.logits(d, x), by_hand, atol=1e-12, rtol=0)
+    losses, grads = game.grads(params, inst, game.sample(rng, inst))
+    assert set(grads["discriminator"]) == set(d_shapes) and set(grads["generator"]) == set(g_shapes)
+    assert MixtureOfGaussians(layers=3).d_layers == 3
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_input_scale_equals_scaling_the_data_by_hand(loss):
+    a = 0.25
+    scaled, _, inst, batch = _tiny_game(loss=loss, input_scale=a)
+    plain, params, _, _ = _tiny_game(loss=loss)
+    x = torch.randn(2, 7, 2, dtype=F64)
+    d_p = params["discriminator"]
+    torch.testing.assert_close(scaled.logits(d_p, x), plain.logits(d_p, a * x), atol=1e-12, rtol=0)
+    # real and generated samples alike: scale the data and the generator's output layer by hand
+    g_last = f"g{plain.layers}"
+    by_hand = {"generator": {**params["generator"], f"{g_last}.weight": a * params["generator"][f"{g_last}.weight"],
+                             f"{g_last}.bias": a * params["generator"][f"{g_last}.bias"]},
+               "discriminator": d_p}
+    got = scaled.losses(params, inst, batch)
+    want = plain.losses(by_hand, inst, {**batch, "x": a * batch["x"]})
+    if loss != "wgan-gp":
+        for pl in PLAYERS:
+            torch.testing.assert_close(got[pl], want[pl], atol=1e-12, rtol=0)
+        return
+    torch.testing.assert_close(got["generator"], want["generator"], atol=1e-12, rtol=0)
+    # the penalty is on the gradient in x of d(x) = m(a x), at the (unscaled) interpolates
+    x_hat = torch.randn(2, 7, 2, dtype=F64)
+    xs = (a * x_hat).requires_grad_(True)
+    (g,) = torch.autograd.grad(plain.logits(d_p, xs).sum(), xs)
+    want_gp = ((a * torch.linalg.vector_norm(g, dim=-1) - 1.0) ** 2).mean(dim=1)
+    torch.testing.assert_close(scaled.gradient_penalty(d_p, x_hat), want_gp, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_orthogonal_init_gives_scaled_orthogonal_weights_per_seed_and_zero_biases(dtype):
+    gain = 0.8
+    game = MixtureOfGaussians(3, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
+                              init_gain=gain)
+    params, _ = game.init(SeedStreams(torch.tensor([10, 11, 12])))
+    tol = 1e-12 if dtype == F64 else 1e-5
+    for ps in params.values():
+        for k, w in ps.items():
+            assert w.dtype == dtype
+            if k.endswith(".bias"):
+                assert torch.equal(w, torch.zeros_like(w))
+                continue
+            fan_in, fan_out = w.shape[1:]
+            gram = w.transpose(1, 2) @ w if fan_in >= fan_out else w @ w.transpose(1, 2)
+            eye = torch.eye(min(fan_in, fan_out), dtype=dtype).expand_as(gram)
+            torch.testing.assert_close(gram, gain**2 * eye, atol=tol, rtol=0)
+            assert not torch.allclose(w[0], w[1]) and not torch.allclose(w[1], w[2])
+    # seed parity: slot i of the batch is the one-seed draw of seed 10 + i
+    one = MixtureOfGaussians(1, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
+                             init_gain=gain)
+    single, _ = one.init(SeedStreams(torch.tensor([11])))
+    for pl in PLAYERS:
+        for k in params[pl]:
+            torch.testing.assert_close(single[pl][k][0], params[pl][k][1], atol=tol, rtol=0)
+    # the default gain is 1
+    w = MixtureOfGaussians(1, dtype=F64, hidden=4, init="orthogonal").init(SeedStreams(torch.tensor([0])))[0]
+    w = w["generator"]["g1.weight"][0]
+    torch.testing.assert_close(w @ w.T, torch.eye(4, dtype=F64), atol=1e-12, rtol=0)
+
+
+def test_orthogonal_weights_signs_follow_qr():
+    rng_a, rng_b = SeedStreams(torch.tensor([3, 4])), SeedStreams(torch.tensor([3, 4]))
+    w = orthogonal_weights(rng_a, 6, 3, gain=2.0)
+    q, r = torch.linalg.qr(rng_b.normal((6, 3), F64))
+    torch.testing.assert_close(w, 2.0 * q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :],
+                               atol=1e-12, rtol=0)
+    assert orthogonal_weights(SeedStreams(torch.tensor([3])), 3, 6).shape == (1, 3, 6)
+
+
+def test_alternating_moves_the_discriminator_then_the_generator():
+    env = minmax_envs.make("MoG-Ring-v0", num_seeds=2, dtype=F64, update="alternating", **TINY)
+    assert env.game.cycle == 2
+    obs, _ = env.reset(seed=1)
+    tx = agents.sgda(0.1)
+    for step in range(4):
+        mover, still = ("discriminator", "generator") if step % 2 == 0 else ("generator", "discriminator")
+        assert env.movers == (mover,)
+        assert obs[mover].moving and obs[mover].grads is not None
+        assert not obs[still].moving and obs[still].grads is None
+        with pytest.raises(ValueError, match="this game alternates"):
+            env.step({pl: {k: torch.zeros_like(v) for k, v in obs[pl].params.items()} for pl in PLAYERS})
+        before = {pl: {k: v.clone() for k, v in obs[pl].params.items()} for pl in PLAYERS}
+        upd, _ = tx.update(obs[mover].grads, tx.init(obs[mover].params), obs[mover].params)
+        obs, *_ = env.step({mover: upd})
+        assert all(torch.equal(obs[still].params[k], before[still][k]) for k in before[still])
+        assert not all(torch.equal(obs[mover].params[k], before[mover][k]) for k in before[mover])
+    # one run_episode iteration is one discriminator step and one generator step
+    res = run_episode(env, agents.adam(1e-2), 3, seed=1, eval_every=3)
+    assert env._steps == 6 and [t for t, _ in res.trajectory] == [0, 3]
+
+
+def test_alternating_nk_sees_the_regularized_gradient_at_the_generator_step():
+    game, params, inst, batch = _tiny_game(update="alternating")
+    field = gradient_field(game, "nk", 0.5)
+    _, both = field(params, inst, batch, PLAYERS)
+    _, g_only = field(params, inst, batch, ("generator",))
+    losses, d_only = field(params, inst, batch, ("discriminator",))
+    _, plain = game.grads(params, inst, batch, ("discriminator",))
+    for k in both["generator"]:
+        torch.testing.assert_close(g_only["generator"][k], both["generator"][k], atol=0, rtol=0)
+    assert set(d_only) == {"discriminator"}
+    for k in both["discriminator"]:
+        torch.testing.assert_close(d_only["discriminator"][k], plain["discriminator"][k], atol=0, rtol=0)
+        torch.testing.assert_close(d_only["discriminator"][k], both["discriminator"][k], atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="need both players"):
+        gradient_field(game, "consensus", 0.1)(params, inst, batch, ("generator",))
+
+
+def test_nagarajan_kolter_setting_builds_and_trains():
+    env = minmax_envs.make("MoG-Ring-v0", num_seeds=2, regularizer="nk", reg_weight=0.5, z_dim=256, hidden=128,
+                           layers=2, d_layers=1, input_scale=0.25, init="orthogonal", init_gain=0.8,
+                           update="alternating", batch_size=512, eval_samples=100)
+    game = env.game
+    assert (game.radius, game.std, game.num_modes, game.cycle) == (2.0, 0.02, 8, 2)
+    before = {pl: {k: v.clone() for k, v in ps.items()} for pl, ps in game.init(
+        SeedStreams(torch.tensor([0, 1])))[0].items()}
+    assert set(before["discriminator"]) == {"d0.weight", "d0.bias", "d1.weight", "d1.bias"}
+    run_episode(env, agents.adam(1e-4, betas=(0.5, 0.999), eps=1e-8), 2, seed=0)
+    for pl in PLAYERS:
+        assert all(bool(torch.isfinite(v).all()) for v in env._params[pl].values())
+        assert not torch.equal(env._params[pl][next(iter(before[pl]))], before[pl][next(iter(before[pl]))])
