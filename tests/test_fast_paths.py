@@ -123,13 +123,14 @@ PURE = [
 SCOPED = {"nsgda", "nsgda-momentum", "adalr", "adalr-no-momentum", "adadir", "graft_fresh"}
 
 
-def _pure_cases():
-    for name, fast, reference, exact in PURE:
-        for scope in (("layer", "global") if name in SCOPED else (None,)):
+def _cases(table, scoped):
+    """One case per row of ``table`` and, for the names in ``scoped``, per scope."""
+    for name, fast, reference, exact in table:
+        for scope in (("layer", "global") if name in scoped else (None,)):
             yield pytest.param(fast, reference, scope, exact, id=f"{name}-{scope}" if scope else name)
 
 
-@pytest.mark.parametrize("fast, reference, scope, exact", list(_pure_cases()))
+@pytest.mark.parametrize("fast, reference, scope, exact", list(_cases(PURE, SCOPED)))
 @pytest.mark.parametrize("shapes", list(SHAPES.values()), ids=list(SHAPES))
 @pytest.mark.parametrize("n", N)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -195,13 +196,7 @@ IN_PLACE = [
 IN_PLACE_SCOPED = {"nsgda", "adalr", "adadir"}
 
 
-def _in_place_cases():
-    for name, fast, pure, exact in IN_PLACE:
-        for scope in (("layer", "global") if name in IN_PLACE_SCOPED else (None,)):
-            yield pytest.param(fast, pure, scope, exact, id=f"{name}-{scope}" if scope else name)
-
-
-@pytest.mark.parametrize("fast, pure, scope, exact", list(_in_place_cases()))
+@pytest.mark.parametrize("fast, pure, scope, exact", list(_cases(IN_PLACE, IN_PLACE_SCOPED)))
 @pytest.mark.parametrize("shapes", list(SHAPES.values()), ids=list(SHAPES))
 @pytest.mark.parametrize("n", N)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
