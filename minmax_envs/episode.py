@@ -89,6 +89,7 @@ def episode_result(env: BatchedEnv, steps: int, trajectory: list, evaluations: i
 
 def _diagnostics(before: dict, after: dict, grads: dict, states, initial_grad_norms: dict):
     out = {"game/grad_ratio": gradient_ratio(grads, initial_grad_norms)}
+    out.update({f"game/grad_norm/{pl}": sum_of_norms(g) for pl, g in grads.items()})
     for pl in PLAYERS:
         moved = {k: after[pl][k] - before[pl][k] for k in before[pl]}
         out.update({f"agent/{pl}/{k}": v for k, v in update_norms(moved).items()})
@@ -438,8 +439,9 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
         diagnostics_every: record, every this many iterations, per seed: ``agent/<player>/update_norm``
             (and ``.../update_norm/<tensor>``) of the iteration's parameter change, ``game/grad_ratio``
             ("Adam is no better than normalized SGD", Figure 1; the gradients the iteration started from, so
-            the first is 2) and, for grafted agents, ``agent/<player>/magnitude_ratio/<tensor>``
-            (``|A_t| / |A_0|``, Figure 2(b, c)). Recorded into
+            the first is 2), ``game/grad_norm/<player>`` (the sum of that player's per-tensor gradient norms, the
+            two terms of the ratio before normalization by their first values) and, for grafted agents,
+            ``agent/<player>/magnitude_ratio/<tensor>`` (``|A_t| / |A_0|``, Figure 2(b, c)). Recorded into
             preallocated tensors: no host sync.
         checkpoint: a file to save the whole episode state to (env, agents, trajectory, diagnostics) every
             ``checkpoint_every`` iterations and at the end, atomically. If it exists when the episode starts,

@@ -452,6 +452,10 @@ ROWS: list[Row] = [
     api("suite-ratios-negative", task(ratios=[1.0, -0.5]), r"task 't': ratios\[1\] must be a finite number in "
         r"\(0.0, inf\), got -0.5"),
     api("suite-ratios-string", task(ratios=["1"]), r"task 't': ratios\[0\] must be a finite number"),
+    api("suite-task-agents-string", task(agents="sgda"),
+        r"task 't': agents must be null \(every agent\) or a non-empty list of agent names, got 'sgda'"),
+    api("suite-task-agents-empty", task(agents=[]), r"task 't': agents must be null \(every agent\) or a non-empty"),
+    api("suite-task-agents-number", task(agents=["sgda", 1]), r"task 't': agents\[1\] must be a non-empty string"),
     *[api(f"suite-{name}-{label}", suite(**{name: value}), rf"suite 's': {name} must be an int >= 1")
       for name in ("budget", "tune_seeds", "eval_seeds", "version", "seed_block")
       for label, value in (("0", 0), ("negative", -2), ("float", 2.0), ("bool", True), ("string", "3"))],

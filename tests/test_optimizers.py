@@ -602,7 +602,7 @@ def test_diagnostics_match_a_manual_loop_for_adalr_on_two_mode():
     res = minmax_envs.run_episode(env, agents.adalr(lr), steps=steps, seed=1, diagnostics_every=1)
     d = res.diagnostics
     names = {"generator": ["V"], "discriminator": ["W", "a", "b"]}
-    expected_keys = {"game/grad_ratio"}
+    expected_keys = {"game/grad_ratio", "game/grad_norm/generator", "game/grad_norm/discriminator"}
     for pl, ks in names.items():
         expected_keys |= {f"agent/{pl}/update_norm"} | {f"agent/{pl}/update_norm/{k}" for k in ks}
         expected_keys |= {f"agent/{pl}/magnitude_ratio/{k}" for k in ks}
@@ -620,6 +620,8 @@ def test_diagnostics_match_a_manual_loop_for_adalr_on_two_mode():
     for t in range(steps):
         ratio = sum(_sum_of_norms(obs[pl].grads) / g0[pl] for pl in PLAYERS)
         torch.testing.assert_close(d["game/grad_ratio"][t], ratio, rtol=1e-10, atol=0)
+        for pl in PLAYERS:
+            torch.testing.assert_close(d[f"game/grad_norm/{pl}"][t], _sum_of_norms(obs[pl].grads), rtol=1e-10, atol=0)
         before = {pl: dict(obs[pl].params) for pl in PLAYERS}
         upd = {}
         for pl in PLAYERS:

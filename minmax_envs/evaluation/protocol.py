@@ -414,14 +414,14 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
             todo += [replace(u, seeds=tuple(g)) for g in groups.values()]
         return todo
 
-    tuning = [unit(t, a, i, "tune") for t in chosen for a in names if len(spaces[t.name]) > 1
+    tuning = [unit(t, a, i, "tune") for t in chosen for a in names if t.plays(a) and len(spaces[t.name]) > 1
               for i in range(len(spaces[t.name]))]
     _run_units(missing(tuning), store, summary, backend, address, progress, f"{s.name}: tuning")
 
     by_key = {r["key"]: r for r in store.records()}
     evaluation = []
     for t in chosen:
-        for a in names:
+        for a in filter(t.plays, names):
             if len(spaces[t.name]) == 1:
                 best = 0
             else:

@@ -43,6 +43,8 @@ class Task:
         schedule: ``"constant"`` step sizes, or ``"linear_decay"`` to zero over the episode (the image runs of
             "Adam is no better than normalized SGD").
         description: one line for reports.
+        agents: the only agents that play this task (of those a run names), ``None`` (default) for all of them:
+            a task added for a comparison between some agents (a batch-size trend) costs nothing for the others.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Task:
     ratios: tuple[float, ...] = (1.0,)
     schedule: str = "constant"
     description: str = ""
+    agents: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_str("task name", self.name)
@@ -92,6 +95,13 @@ class Task:
         for i, r in enumerate(self.ratios):
             check_real(f"{where}: ratios[{i}]", r, low=0.0, low_inclusive=False)
         check_str(f"{where}: description", self.description, allow_empty=True)
+        if self.agents is not None:
+            if not isinstance(self.agents, (list, tuple)) or not self.agents:
+                raise ValueError(f"{where}: agents must be null (every agent) or a non-empty list of agent names, "
+                                 f"got {self.agents!r}")
+            for i, a in enumerate(self.agents):
+                check_str(f"{where}: agents[{i}]", a)
+            object.__setattr__(self, "agents", tuple(self.agents))
         object.__setattr__(self, "target", float(self.target))  # 1 and 1.0 are one target (and one record key)
         object.__setattr__(self, "lr_range", (float(lo), float(hi)))
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -106,9 +116,17 @@ class Task:
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
+    def plays(self, agent: str) -> bool:
+        """Whether ``agent`` plays this task (see :attr:`agents`)."""
+        return self.agents is None or agent in self.agents
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lr_range"], d["ratios"] = list(self.lr_range), list(self.ratios)
+        if self.agents is None:
+            del d["agents"]  # the layout of suite files written before the field existed
+        else:
+            d["agents"] = list(self.agents)
         return d
 
 
@@ -386,4 +404,58 @@ register_suite(Suite(
              lr_range=(2e-5, 2e-3), ratios=(1.0,), schedule="linear_decay",
              description="DCGAN, standard loss, batch 64"),
     ),
+))
+
+# --- the papers' own settings --------------------------------------------------------------------------------------
+
+# Nagarajan & Kolter's Gaussian experiment as their public code sets it (see MixtureOfGaussians' docstring), and
+# the Adam both players use there (lr 1e-4, beta1 0.5, eps 1e-8, beta2 0.999), torch's own implementation.
+NK_ADAM = "torch:torch.optim.Adam?betas=[0.5,0.999]"
+_NK_MOG = {"z_dim": 256, "hidden": 128, "layers": 2, "d_layers": 1, "input_scale": 0.25, "init": "orthogonal",
+           "init_gain": 0.8, "update": "alternating", "batch_size": 512, "eval_samples": 2500}
+# MNIST at 16x16 with a width-8 DCGAN: the regularized gradient play of the paper is simultaneous.
+_NK_MNIST = {"resolution": 16, "width": 8, "batch_size": 64, "eval_samples": 500, "classifier_epochs": 3,
+             "update": "simultaneous"}
+
+
+def _nk_pair(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, lr: float, metric: str,
+             higher: bool, target: float, description: str) -> tuple[Task, Task]:
+    """A task in its paper's fixed setting (one step size, no tuning) and its twin with the NK regularizer."""
+    def task(suffix: str, extra: dict, what: str) -> Task:
+        return Task(name + suffix, env_id, steps, eval_every, metric, higher, target, {**env_kwargs, **extra},
+                    lr_range=(lr, lr), description=f"{description}, {what}")
+    return task("", {}, "plain gradient play"), task("-nk", _NK, "NK regularizer, eta = 0.5")
+
+
+register_suite(Suite(
+    name="nk-mog", version=1, budget=1, tune_seeds=1, eval_seeds=16, seed_block=16, agents=(NK_ADAM,),
+    description='Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable", in their own '
+                "settings: the 8-Gaussian ring of their public code (Adam 1e-4, alternating updates, 7,500 of their "
+                "up to 100k iterations: what about 45 minutes on 2 CPU cores allow) and MNIST digits at 16x16, each "
+                "with and without the regularizer, no tuning.",
+    tasks=(*_nk_pair("ring", "MoG-Ring-v0", 7500, 500, _NK_MOG, 1e-4, "modes_covered", True, 8.0,
+                     "8 Gaussians on a ring, N&K's networks and Adam"),
+           *_nk_pair("mnist-dcgan", "MNIST-DCGAN-v0", 2000, 200, _NK_MNIST, 2e-4, "classifier_fd", False, 150.0,
+                     "MNIST 16x16, DCGAN width 8, Adam 2e-4 (Radford et al.), simultaneous updates")),
+))
+
+_IMAGES_CPU = {"width": 16, "eval_samples": 500, "classifier_epochs": 3}
+
+
+def _digits_task(batch_size: int, description: str, agents: tuple[str, ...] | None = None) -> Task:
+    suffix = "" if batch_size == 64 else f"-b{batch_size}"
+    return Task(f"digits-dcgan{suffix}", "Digits-DCGAN-v0", 2000, 200, "classifier_fd", False, 300.0,
+                {**_IMAGES_CPU, "batch_size": batch_size}, lr_range=(1e-4, 1e-2), schedule="linear_decay",
+                description=description, agents=agents)
+
+
+register_suite(Suite(
+    name="images-cpu", version=1, budget=3, tune_seeds=1, eval_seeds=8,
+    agents=("sgdm", "nsgda-layer", "nsgda", "adam", "adalr", "adadir"),
+    description='The image claims of "Adam is no better than normalized SGD" at CPU scale: a width-16 DCGAN on '
+                "16x16 digits, step sizes decayed linearly, an equal tuning budget, 8 held-out seeds; the batch-size "
+                "tasks (16, 128) are played by sgdm and nsgda only (Figure 3's trend).",
+    tasks=(_digits_task(64, "DCGAN width 16, 16x16 digits, batch 64"),
+           _digits_task(16, "the same at batch 16 (Figure 3)", ("sgdm", "nsgda")),
+           _digits_task(128, "the same at batch 128 (Figure 3)", ("sgdm", "nsgda"))),
 ))

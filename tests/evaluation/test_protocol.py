@@ -88,6 +88,17 @@ def test_bench_tunes_on_tuning_seeds_and_evaluates_the_best_config_on_held_out_s
     assert r["value"] == pytest.approx(r["final"]["distance"]) and r["success"] == (r["value"] <= DIRAC.target)
 
 
+def test_a_task_that_names_its_agents_is_played_by_those_only(tmp_path):
+    only = Task("bilinear-sgda", "Bilinear-v0", 30, 10, "distance", False, 1.0, {"n": 3}, lr_range=(0.03, 0.3),
+                agents=("sgda",))
+    suite = Suite("some", 1, (BILINEAR, only), budget=2, tune_seeds=2, eval_seeds=2, agents=("sgda", "adam"))
+    bench(suite, out=tmp_path, progress=False)
+    played = {(r["task"], r["agent"]) for r in ResultStore(tmp_path).records()}
+    assert played == {("bilinear", "sgda"), ("bilinear", "adam"), ("bilinear-sgda", "sgda")}
+    assert "agents" not in BILINEAR.to_dict() and only.to_dict()["agents"] == ["sgda"]  # old suite files unchanged
+    assert Suite.from_dict(json.loads(json.dumps(suite.to_dict()))) == suite
+
+
 def test_records_match_a_direct_episode(tmp_path):
     """A stored episode is what run_episode gives for that seed and configuration."""
     bench(TINY, out=tmp_path, progress=False, tasks=["dirac-nk"], agents=["sgda"])
@@ -256,6 +267,7 @@ def test_registered_suites_cover_the_issue_and_their_tasks_are_valid():
         for task in suite.tasks:
             game_cls = minmax_envs.spec(task.env_id).game_class()
             assert suite.budget % len(task.ratios) == 0, (name, task.name)
+            assert task.agents is None or set(task.agents) <= set(suite.agents), (name, task.name)
             if game_cls.batched:
                 env = minmax_envs.make(task.env_id, num_seeds=1, **task.env_kwargs)
                 env.reset(seed=0)
