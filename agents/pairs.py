@@ -19,7 +19,7 @@ from agents._base import (
 from agents.norms import per_seed_norms, rescale
 
 PLAYERS = ("generator", "discriminator")
-ANCHORS = ("geometric", "generator", "discriminator")
+ANCHORS = ("geometric", "generator", "discriminator", "fixed")
 
 
 def _check_agent(what: str, t: object) -> None:
@@ -99,50 +99,101 @@ class BalancedState(NamedTuple):
     base: object
 
 
-def balanced(base, ratio: float = 1.0, anchor: str = "geometric") -> PairTransformation:
+def balance_factors(norm_d: torch.Tensor, norm_g: torch.Tensor, ratio: torch.Tensor | float, anchor: str,
+                    norm: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The per-seed factors $(f_D, f_G)$ that give updates of norms $n_D$ = ``norm_d`` and $n_G$ = ``norm_g``
+    the pace $f_D n_D / (f_G n_G) = r$ (``ratio``, a number or per seed), keeping what ``anchor`` says:
+
+    | anchor | $f_D n_D$ | $f_G n_G$ |
+    |---|---|---|
+    | ``"generator"`` | $r\, n_G$ | $n_G$ |
+    | ``"discriminator"`` | $n_D$ | $n_D / r$ |
+    | ``"geometric"`` | $\sqrt{r\, n_D n_G}$ | $\sqrt{n_D n_G / r}$ |
+    | ``"fixed"`` | $c \sqrt{r}$ | $c / \sqrt{r}$ |
+
+    with $c$ = ``norm`` (``"fixed"`` only: the overall size no longer follows the gradients' scale). Where either
+    norm is zero (or not finite) the pace is undefined and both factors are 1."""
+    both = (norm_g > 0) & (norm_d > 0) & torch.isfinite(norm_g) & torch.isfinite(norm_d)
+    one = torch.ones_like(norm_g)
+    safe_d, safe_g = torch.where(both, norm_d, one), torch.where(both, norm_g, one)
+    if anchor == "fixed":
+        root = torch.sqrt(torch.as_tensor(ratio, dtype=norm_g.dtype, device=norm_g.device))
+        f_d, f_g = norm * root / safe_d, norm / (root * safe_g)
+    else:
+        correction = ratio * safe_g / safe_d  # puts ||u_D|| at ratio ||u_G||
+        if anchor == "generator":
+            f_d, f_g = correction, one
+        elif anchor == "discriminator":
+            f_d, f_g = one, 1.0 / correction
+        else:
+            f_d = correction.sqrt()
+            f_g = 1.0 / f_d
+    return torch.where(both, f_d, one), torch.where(both, f_g, one)
+
+
+def balanced(base, ratio: float = 1.0, anchor: str = "geometric", norm: float | None = None) -> PairTransformation:
     r"""Balanced updates ("Adam is no better than normalized SGD", Sec. 1 and 4.3): rescale the players' base updates so
     that, per seed,
     $\lVert u_D \rVert / \lVert u_G \rVert = r$ with $r$ = ``ratio`` (global norms over each player's tensors).
 
-    ``anchor`` says which norm is kept: ``"generator"`` keeps $\lVert u_G \rVert$ and sets
+    ``anchor`` says which size is kept (:func:`balance_factors`): ``"generator"`` keeps $\lVert u_G \rVert$ and sets
     $\lVert u_D \rVert = r \lVert u_G \rVert$; ``"discriminator"`` the converse; ``"geometric"`` keeps the product
-    $\lVert u_D \rVert \lVert u_G \rVert$ (both rescaled by the square root of the correction). Where either
-    base update is zero the ratio is undefined and both updates pass unchanged.
+    $\lVert u_D \rVert \lVert u_G \rVert$ (both rescaled by the square root of the correction); ``"fixed"`` sets
+    the product to $c^2$, $c$ = ``norm`` ($\lVert u_D \rVert = c \sqrt r$, $\lVert u_G \rVert = c / \sqrt r$):
+    the pace and the size both fixed, whatever the gradients' scale. With SGD as the base, ``"fixed"`` at
+    $r = \eta_D / \eta_G$ and $c = \sqrt{\eta_D \eta_G}$ is global nSGDA (eq. 4). Where either base update is zero
+    the ratio is undefined and both updates pass unchanged.
+
+    The base may update in place (:func:`~agents.from_torch`, :mod:`agents.inplace`): its step is taken on the
+    parameters, read back as the difference $u$ it made and rescaled like a pure agent's update, and the
+    parameters are set to $\theta + f u$ in place (equal to the base's own step up to one rounding where $f = 1$),
+    so the balanced agent updates those players in place too. It needs both players to move at every step
+    (simultaneous updates).
     """
     base = as_pair(base)
-    if base.in_place:
-        raise ValueError(f"balanced() rescales its base agent's updates, but the {' and '.join(base.in_place)}'s "
-                         "agent updates parameters in place (no update to rescale); use a pure agent as the base")
     ratio = check_number("ratio", ratio, low_inclusive=False)
     if anchor not in ANCHORS:
         raise ValueError(f"unknown anchor {anchor!r}; choose one of {', '.join(ANCHORS)}")
-
-    return PairTransformation(partial(_balanced_init, base), partial(_balanced_update, base, ratio, anchor),
-                              base.evaluations)
+    if (anchor == "fixed") != (norm is not None):
+        raise ValueError("norm (the fixed size c of the updates) is given with anchor='fixed' and only then, got "
+                         f"anchor={anchor!r}, norm={norm!r}")
+    if norm is not None:
+        norm = check_number("norm", norm, low_inclusive=False)
+    return PairTransformation(partial(_balanced_init, base), partial(_balanced_update, base, ratio, anchor, norm),
+                              base.evaluations, base.in_place,
+                              None if base.state_dict is None else partial(_balanced_state_dict, base),
+                              None if base.load_state_dict is None else partial(_balanced_load_state_dict, base))
 
 
 def _balanced_init(base: PairTransformation, params: PlayerParams) -> BalancedState:
     return BalancedState(base.init(params))
 
 
-def _balanced_update(base: PairTransformation, ratio: float, anchor: str, grads: PlayerParams, state: BalancedState,
-                     params: PlayerParams | None = None) -> tuple[PlayerParams, BalancedState]:
+def _balanced_state_dict(base: PairTransformation, state: BalancedState):
+    return base.state_dict(state.base)
+
+
+def _balanced_load_state_dict(base: PairTransformation, state: BalancedState, saved) -> BalancedState:
+    return BalancedState(base.load_state_dict(state.base, saved))
+
+
+def _balanced_update(base: PairTransformation, ratio: float, anchor: str, norm: float | None, grads: PlayerParams,
+                     state: BalancedState, params: PlayerParams | None = None) -> tuple[PlayerParams, BalancedState]:
     if set(grads) != set(PLAYERS):
         raise ValueError("balanced updates need both players to move at every step (simultaneous updates)")
+    if base.in_place and params is None:
+        raise ValueError("the base agent updates parameters in place: balanced update() needs params")
+    before = {pl: {k: v.clone() for k, v in params[pl].items()} for pl in base.in_place}
     u, s = base.update(grads, state.base, params)
-    n_g = per_seed_norms(u["generator"], "global")
-    n_d = per_seed_norms(u["discriminator"], "global")
-    ng, nd = next(iter(n_g.values())), next(iter(n_d.values()))
-    both = (ng > 0) & (nd > 0)
-    one = torch.ones_like(ng)
-    correction = torch.where(both, ratio * ng / torch.where(both, nd, one), one)  # puts ||u_D|| at ratio ||u_G||
-    if anchor == "generator":
-        f_d, f_g = correction, one
-    elif anchor == "discriminator":
-        f_d, f_g = one, 1.0 / correction
-    else:
-        f_d = correction.sqrt()
-        f_g = 1.0 / f_d
-    out = {"generator": rescale(u["generator"], dict.fromkeys(u["generator"], f_g)),
-           "discriminator": rescale(u["discriminator"], dict.fromkeys(u["discriminator"], f_d))}
+    u = dict(u)
+    for pl in base.in_place:  # the step the base wrote into the parameters
+        u[pl] = {k: params[pl][k] - before[pl][k] for k in before[pl]}
+    ng = next(iter(per_seed_norms(u["generator"], "global").values()))
+    nd = next(iter(per_seed_norms(u["discriminator"], "global").values()))
+    f_d, f_g = balance_factors(nd, ng, ratio, anchor, norm)
+    out = {pl: rescale(u[pl], dict.fromkeys(u[pl], f)) for pl, f in (("generator", f_g), ("discriminator", f_d))}
+    for pl in base.in_place:  # written back in place (the base's optimizer holds these tensors): theta + f u
+        for k, v in params[pl].items():
+            v.copy_(before[pl][k] + out[pl][k])
+        out[pl] = None
     return out, BalancedState(s)

@@ -566,6 +566,33 @@ def test_balanced_sets_the_norm_ratio_and_keeps_the_anchored_norm(anchor, ratio)
                 torch.testing.assert_close(_cosine(u[pl][k], b[pl][k]), torch.ones(4, dtype=F64), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("ratio", [0.25, 1.0, 3.0])
+def test_balanced_with_a_fixed_norm_sets_both_sizes_whatever_the_gradients_scale(ratio):
+    grads, c = _player_grads(), 0.07
+    tx = agents.balanced(agents.adam(1e-2), ratio=ratio, anchor="fixed", norm=c)
+    s = tx.init(grads)
+    for step, scale in enumerate((1.0, 1e-6, 1e6)):
+        g = {pl: {k: scale * v for k, v in _player_grads(seed=step)[pl].items()} for pl in PLAYERS}
+        u, s = tx.update(g, s, grads)
+        ng, nd = _global_norm(u["generator"]), _global_norm(u["discriminator"])
+        torch.testing.assert_close(nd, torch.full_like(nd, c * ratio**0.5), rtol=1e-10, atol=0)
+        torch.testing.assert_close(ng, torch.full_like(ng, c / ratio**0.5), rtol=1e-10, atol=0)
+
+
+def test_balanced_sgd_with_a_fixed_norm_is_global_nsgda():
+    """Eq. 4 of "Adam is no better than normalized SGD" as a balanced update: pace lr_d / lr_g, size sqrt(lr_d lr_g)."""
+    lr_d, lr_g = 0.2, 0.05
+    env_a, env_b = _bilinear(num_seeds=3), _bilinear(num_seeds=3)
+    a = minmax_envs.run_episode(env_a, agents.balanced(agents.pair(agents.sgda(lr_g), agents.sgda(lr_d)),
+                                                       ratio=lr_d / lr_g, anchor="fixed", norm=(lr_d * lr_g) ** 0.5),
+                                steps=20, seed=1)
+    b = minmax_envs.run_episode(env_b, agents.pair(agents.nsgda(lr_g), agents.nsgda(lr_d)), steps=20, seed=1)
+    for pl in PLAYERS:
+        for k, v in env_b.observation[pl].params.items():
+            torch.testing.assert_close(env_a.observation[pl].params[k], v, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(a.metrics["distance"], b.metrics["distance"], rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("anchor", ["geometric", "generator", "discriminator"])
 def test_balanced_passes_updates_unchanged_where_one_base_update_is_zero(anchor):
     grads = _player_grads()
@@ -730,6 +757,9 @@ def test_extragradient_diagnostics_cover_the_whole_iteration():
     (lambda: agents.balanced(agents.sgda(0.1), ratio=-2.0), "ratio"),
     (lambda: agents.balanced(agents.sgda(0.1), ratio=float("inf")), "ratio"),
     (lambda: agents.balanced(agents.sgda(0.1), anchor="both"), "anchor"),
+    (lambda: agents.balanced(agents.sgda(0.1), anchor="fixed"), "norm"),
+    (lambda: agents.balanced(agents.sgda(0.1), norm=0.1), "norm"),
+    (lambda: agents.balanced(agents.sgda(0.1), anchor="fixed", norm=-1.0), "norm"),
     (lambda: linear_decay(1e-2, 0), "steps"),
     (lambda: agents.schedules.linear(1e-2, 0.0, 2.5), "steps"),
     (lambda: agents.schedules.constant(-1.0), "value"),
