@@ -11,6 +11,7 @@ themselves (a learned step-size controller) as they are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -269,3 +270,84 @@ def _digest_torch(arg: str) -> str:
 
 register_agent_prefix("torch", _torch_pair, _check_torch, _digest_torch,
                       "torch:MODULE.CLASS[?key=JSON&...]  any torch.optim.Optimizer as it ships (agents.from_torch)")
+
+
+# --- balanced updates: "balanced:BASE?ratio=R&anchor=A" -------------------------------------------------------------
+
+BALANCED_SYNTAX = ("balanced:BASE[?ratio=R&anchor=A], BASE any agent name but learned: and balanced: ones (torch:... "
+                   "with its own ?key=value, which are passed on), R a positive number or 'tuned' (default 1), A "
+                   "geometric (default), generator, discriminator or fixed "
+                   "(e.g. balanced:sgda?ratio=tuned&anchor=fixed)")
+_BALANCED_KEYS = ("ratio", "anchor")
+
+
+def parse_balanced_agent(arg: str) -> tuple[str, float | str, str]:
+    """``"sgda?ratio=2&anchor=generator"`` -> ``("sgda", 2.0, "generator")``: the base agent's name, the pace
+    ratio ``||u_D|| / ||u_G||`` (a number, or ``"tuned"``: ``lr_d / lr_g`` of the configuration the protocol
+    tries, so the task's step-size ratios are searched as paces on the same budget) and the anchor
+    (:func:`agents.balanced`). Keys other than ``ratio`` and ``anchor`` stay with the base (a ``torch:`` agent's
+    hyperparameters)."""
+    base, _, query = arg.partition("?")
+    own: dict[str, str] = {}
+    rest = []
+    for part in query.split("&") if query else []:
+        key, eq, raw = part.partition("=")
+        if key in _BALANCED_KEYS:
+            if not eq or not raw:
+                raise ValueError(f"agent 'balanced:{arg}': {part!r} is not key=value; {BALANCED_SYNTAX}")
+            if key in own:
+                raise ValueError(f"agent 'balanced:{arg}': {key} given twice")
+            own[key] = raw
+        else:
+            rest.append(part)
+    if rest:
+        base += "?" + "&".join(rest)
+    if not base:
+        raise ValueError(f"agent 'balanced:{arg}': name the base agent; {BALANCED_SYNTAX}")
+    if base.startswith(("balanced:", "learned:")):
+        raise ValueError(f"agent 'balanced:{arg}': the base {base!r} must be an optimizer (a built-in or a torch: "
+                         "agent), not a balanced agent or a learned controller")
+    raw_ratio = own.get("ratio", "1")
+    if raw_ratio == "tuned":
+        ratio: float | str = "tuned"
+    else:
+        try:
+            ratio = float(raw_ratio)
+        except ValueError:
+            ratio = math.nan
+        if not (math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"agent 'balanced:{arg}': ratio must be a positive number or 'tuned', got {raw_ratio!r}")
+    anchor = own.get("anchor", "geometric")
+    if anchor not in agents.pairs.ANCHORS:
+        raise ValueError(f"agent 'balanced:{arg}': unknown anchor {anchor!r}; choose one of "
+                         f"{', '.join(agents.pairs.ANCHORS)}")
+    return base, ratio, anchor
+
+
+def _initial(lr) -> float:
+    """A step size's value at the first update (a number, or a schedule's first value)."""
+    return float(lr(0)) if callable(lr) else float(lr)
+
+
+def _balanced_pair(arg: str, lr_d, lr_g):
+    base, ratio, anchor = parse_balanced_agent(arg)
+    d0, g0 = _initial(lr_d), _initial(lr_g)
+    if anchor == "fixed" and (callable(lr_d) or callable(lr_g)):
+        raise ValueError(f"agent 'balanced:{arg}': anchor=fixed sets the update sizes from constant step sizes; "
+                         "the task decays them (schedule linear_decay): use another anchor")
+    pace = d0 / g0 if ratio == "tuned" else ratio
+    return agents.balanced(make_agent(base, lr_d, lr_g), pace, anchor,
+                           math.sqrt(d0 * g0) if anchor == "fixed" else None)
+
+
+def _check_balanced(arg: str) -> None:
+    check_agent(parse_balanced_agent(arg)[0])
+
+
+def _digest_balanced(arg: str) -> str | None:
+    return agent_digest(parse_balanced_agent(arg)[0])
+
+
+register_agent_prefix("balanced", _balanced_pair, _check_balanced, _digest_balanced,
+                      "balanced:BASE[?ratio=R|tuned&anchor=A]  BASE's updates held at the pace ||u_D|| / ||u_G|| = R "
+                      "(agents.balanced; A: geometric, generator, discriminator, fixed)")

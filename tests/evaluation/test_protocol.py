@@ -337,3 +337,50 @@ def test_any_torch_optimizer_plays_under_the_protocol(tmp_path):
     from minmax_envs.evaluation.zoo import agent_digest
 
     assert agent_digest("torch:pytorch_optimizer.Lion").startswith("pytorch_optimizer==")
+
+
+def test_balanced_agents_by_name_parse_build_and_play_under_the_protocol(tmp_path):
+    from minmax_envs.evaluation.zoo import agent_digest, parse_balanced_agent
+
+    assert parse_balanced_agent("sgda") == ("sgda", 1.0, "geometric")
+    assert parse_balanced_agent("adam?ratio=tuned&anchor=generator") == ("adam", "tuned", "generator")
+    assert parse_balanced_agent("torch:torch.optim.SGD?momentum=0.9&ratio=2") == (
+        "torch:torch.optim.SGD?momentum=0.9", 2.0, "geometric")  # the base keeps its own hyperparameters
+    assert agent_digest("balanced:torch:torch.optim.SGD?momentum=0.9") == agent_digest("torch:torch.optim.SGD")
+    # at the pace lr_d / lr_g with the size fixed, balanced SGDA is global nSGDA (eq. 4)
+    a = run_one("Bilinear-v0", "balanced:sgda?ratio=tuned&anchor=fixed", 0.2, 0.05, steps=20, seeds=3, n=3)
+    b = run_one("Bilinear-v0", "nsgda", 0.2, 0.05, steps=20, seeds=3, n=3)
+    torch.testing.assert_close(a.metrics["distance"], b.metrics["distance"], rtol=1e-5, atol=0)
+    # a tuned pace is searched over the task's step-size ratios: each configuration plays its own pace
+    names = ["balanced:sgda?ratio=tuned", "balanced:adam?ratio=3&anchor=discriminator"]
+    bench(TINY, names, out=tmp_path, progress=False, tasks=["bilinear"])
+    records = list(ResultStore(tmp_path).records())
+    assert {r["agent"] for r in records} == set(names) and all(r["value"] is not None for r in records)
+    tuned = {json.dumps(r["config"]): r["value"] for r in records if r["agent"] == names[0] and r["phase"] == "tune"
+             and r["seed"] == TUNE_SEED_BASE}
+    assert len(tuned) == 2 and len(set(tuned.values())) == 2  # the ratios 1 and 0.5 give two different paces
+
+
+@pytest.mark.parametrize("name,match", [
+    ("balanced:", "name the base agent"),
+    ("balanced:sgda?ratio=0", "ratio must be a positive number or 'tuned', got '0'"),
+    ("balanced:sgda?ratio=fast", "ratio must be a positive number or 'tuned'"),
+    ("balanced:sgda?anchor=both", "unknown anchor 'both'; choose one of geometric, generator, discriminator, fixed"),
+    ("balanced:sgda?ratio=1&ratio=2", "ratio given twice"),
+    ("balanced:balanced:sgda", "must be an optimizer"),
+    ("balanced:learned:x.pt", "must be an optimizer"),
+    ("balanced:sgdx", "unknown agent 'sgdx'"),
+])
+def test_bad_balanced_agent_names_are_refused_with_the_syntax(name, match):
+    from minmax_envs.evaluation.zoo import check_agent
+
+    with pytest.raises(ValueError, match=match):
+        check_agent(name)
+
+
+def test_a_fixed_size_balanced_agent_refuses_decaying_step_sizes():
+    task = Task("img", "Digits-DCGAN-v0", 2, 2, "classifier_fd", False, 10.0, SMALL_KWARGS["Digits-DCGAN-v0"],
+                schedule="linear_decay")
+    unit = Unit("s", 1, task, "balanced:sgda?anchor=fixed", {"lr_d": 0.1, "lr_g": 0.1}, 0, "eval", (0,))
+    with pytest.raises(ValueError, match="anchor=fixed sets the update sizes from constant step sizes"):
+        run_unit(unit)
