@@ -13,6 +13,12 @@ evaluated on held-out seeds ``0 ..`` (all below 2**20: never trained on).
     python baselines/train_controller.py --task mog-ring-small --total-timesteps 30000
     minmax bench --suite controllers --agents sgda,nsgda,learned:runs/controllers/two-mode-small.pt
 
+With ``--action balance`` the action sets the pace ratio ``||u_D|| / ||u_G||`` and the overall scale of the base
+agent's updates instead of two step sizes (``ControlConfig.action``), and the evaluation adds the fixed-pace
+agent ``balanced:BASE?ratio=tuned``:
+
+    python baselines/train_controller.py --suite balance --task correlated-modes --action balance
+
 Writes the controller (``save_controller``, a format that holds no code: see ``minmax_envs.controllers``):
 ``OUT/TASK.pt``, the policy's weights (plain tensors, read back with ``torch.load(weights_only=True)``), and
 ``OUT/TASK.json``, its description (control settings, policy class and arguments, observation and action
@@ -50,6 +56,9 @@ class Args:
     base: str = field(default="sgda", metadata={"help": "base direction agent: sgda, nsgda or adam"})
     momentum: float = field(default=0.0, metadata={"help": "momentum of the base agent (sgda, nsgda)"})
     log10_range: float = field(default=1.0, metadata={"help": "decades of step size the action spans each way"})
+    action: str = field(default="step_sizes", metadata={
+        "help": "what the action sets: step_sizes (one per player) or balance (pace ratio and scale)"})
+    name: str | None = field(default=None, metadata={"help": "file name of the controller (default: the task's)"})
     total_timesteps: int = field(default=60_000, metadata={"help": "PPO environment steps (actions)"})
     num_envs: int = field(default=8, metadata={"help": "parallel training episodes"})
     n_steps: int = field(default=256, metadata={"help": "PPO rollout length per env"})
@@ -76,7 +85,7 @@ def train(args: Args) -> Path:
 
     task = get_suite(args.suite).task(args.task)
     lr_d, lr_g = base_step_sizes(task)
-    control = {"base": args.base, "momentum": args.momentum, "log10_range": args.log10_range}
+    control = {"base": args.base, "momentum": args.momentum, "log10_range": args.log10_range, "action": args.action}
 
     def make_env():
         return gymnasium.make(f"minmax_envs/{task.env_id}", max_episode_steps=task.steps, horizon=task.steps,
@@ -95,16 +104,19 @@ def train(args: Args) -> Path:
         "base_lr": {"discriminator": lr_d, "generator": lr_g}, "horizon": task.steps, "split": "train",
         "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
         "train_seconds": round(seconds, 1), "args": asdict(args)})
-    path = save_controller(model, config, Path(args.out) / task.name)
+    path = save_controller(model, config, Path(args.out) / (args.name or task.name))
     print(f"trained PPO on {task.env_id} ({task.name}) for {args.total_timesteps} steps in {seconds:.0f} s "
           f"-> {path}", file=sys.stderr)
     return path
 
 
 def evaluate(args: Args, path: Path) -> str:
-    """``minmax bench`` on the task: sgda, nsgda and the controller, same tuning budget, held-out seeds."""
-    out = Path(args.out) / f"{args.task}-eval"
-    bench(args.suite, ["sgda", "nsgda", f"learned:{path}"], out, seeds=args.eval_seeds, tasks=[args.task])
+    """``minmax bench`` on the task: sgda, nsgda (and, for a balance controller, SGDA held at the tuned pace) and
+    the controller, same tuning budget, held-out seeds."""
+    out = Path(args.out) / f"{args.name or args.task}-eval"
+    fixed_pace = ["balanced:sgda?ratio=tuned"] if args.action == "balance" else []
+    bench(args.suite, ["sgda", "nsgda", *fixed_pace, f"learned:{path}"], out, seeds=args.eval_seeds,
+          tasks=[args.task])
     return report(out)
 
 

@@ -37,6 +37,9 @@ from minmax_envs.registry import make, spec
 
 #: Base direction agents, by name.
 BASES: tuple[str, ...] = ("sgda", "nsgda", "adam")
+#: What a controller's action sets (:class:`ControlConfig` ``action``), and the names of its two entries in order:
+#: ``"step_sizes"`` each player's step size (generator first), ``"balance"`` the pace ratio and the overall scale.
+ACTIONS: dict[str, tuple[str, str]] = {"step_sizes": PLAYERS, "balance": ("pace", "scale")}
 #: Bound of every log10 entry of an observation.
 LOG_BOUND = 30.0
 #: Bound of every loss / quality / reward entry (the default divergence threshold of the batched env).
@@ -173,6 +176,10 @@ class ControlConfig:
     * ``divergence_penalty``: the reward of the step on which a seed diverges.
     * ``split``: the game seeds a reset without a seed draws from (``None``, ``"train"``, ``"eval"``;
       see :data:`SPLITS`).
+    * ``action``: ``"step_sizes"`` (default): action ``(a_G, a_D)`` sets each player's step size;
+      ``"balance"``: action ``(a_pace, a_scale)`` holds the base agents' updates at the pace
+      ``||u_D|| / ||u_G|| = (base_lr_D / base_lr_G) * 10 ** (a_pace * log10_range)`` and scales both by
+      ``10 ** (a_scale * log10_range)`` (:meth:`StepSizeCore.balance_rates`; simultaneous games only).
 
     Every field is validated on construction (``ValueError`` naming it).
     """
@@ -186,9 +193,11 @@ class ControlConfig:
     horizon: int | None = None
     divergence_penalty: float = -1.0
     split: str | None = None
+    action: str = "step_sizes"
 
     def __post_init__(self) -> None:
         direction_agent(self.base, self.momentum, self.scope)
+        check_choice("action", self.action, tuple(ACTIONS))
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; choose one of None, 'train', 'eval'")
         checked = {"momentum": check_real("momentum", self.momentum, low=0.0, high=1.0, high_inclusive=False),
@@ -255,16 +264,27 @@ class ControlledGame:
         """The updates of the players that move at this step (a waiting player is left out): the base agent's
         unit update times ``lr[player]``, of shape ``(N,)`` (one step size per player) or ``(N, T)`` (one per
         tensor, in the order of the player's parameters). Advances the movers' base agent states."""
-        updates = {}
+        return self.scaled(self.directions(), lr)
+
+    def directions(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The base agent's unit updates of the players that move at this step; advances their states."""
+        out = {}
         for pl in PLAYERS:
             o = self.obs[pl]
-            if not o.moving:
-                continue
-            d, self.states[pl] = self.tx.update(o.grads, self.states[pl], o.params)
+            if o.moving:
+                out[pl], self.states[pl] = self.tx.update(o.grads, self.states[pl], o.params)
+        return out
+
+    def scaled(self, directions: dict[str, dict[str, torch.Tensor]],
+               lr: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+        """Each unit update times its player's step sizes (see :meth:`moves`; per-tensor step sizes follow the
+        order of the player's parameters)."""
+        updates = {}
+        for pl, d in directions.items():
             rates = lr[pl].reshape(lr[pl].shape[0], -1)
             per_tensor = rates.shape[1] > 1
             updates[pl] = {k: d[k] * rates[:, i if per_tensor else 0].reshape((-1,) + (1,) * (d[k].ndim - 1))
-                           for i, k in enumerate(o.params)}
+                           for i, k in enumerate(self.obs[pl].params)}
         return updates
 
     def advance(self, updates: dict[str, dict[str, torch.Tensor]]) -> Observation:
@@ -325,6 +345,10 @@ class StepSizeCore(ControlledGame):
         self.obs_high = np.array([log_b, log_b, val_b] * 2 + [log_b, 1.0, val_b] + [log_b] * 2, dtype=np.float32)
         self._low_t = torch.as_tensor(self.obs_low, dtype=torch.float64, device=self.env.device)
         self._high_t = torch.as_tensor(self.obs_high, dtype=torch.float64, device=self.env.device)
+        if control.action == "balance" and self.env.game.cycle != 1:
+            raise ValueError(f"action='balance' holds both players' updates at a pace, so both must move at every "
+                             f"step; {game.env_id} as configured alternates (an update cycle of "
+                             f"{self.env.game.cycle} steps): use update='simultaneous' or action='step_sizes'")
 
     # --- spaces -------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Box:
@@ -371,13 +395,18 @@ class StepSizeCore(ControlledGame):
         """
         env, k = self.env, self.steps_per_action
         was_done = env.done.clone()
-        lr = self.step_sizes(actions)  # (N, 2)
-        if reset_mask is not None:
-            lr = torch.where(reset_mask[:, None], torch.zeros_like(lr), lr)
+        balance = self.control.action == "balance"
+        lr = self.step_sizes(actions)  # (N, 2): the step sizes, or the pace and scale factors times base_lr
         for i in range(k):
             if reset_mask is not None and i == k - 1:
                 env.reset_where(reset_mask, reset_seeds)
-            updates = self.moves({pl: lr[:, j] for j, pl in enumerate(PLAYERS)})
+            directions = self.directions()
+            rates = self.balance_rates(directions, actions) if balance else lr
+            if reset_mask is not None:
+                rates = torch.where(reset_mask[:, None], torch.zeros_like(rates), rates)
+            if balance:
+                lr = rates
+            updates = self.scaled(directions, {pl: rates[:, j] for j, pl in enumerate(PLAYERS)})
             for pl, u in updates.items():
                 self._update_logs[pl] = log10_norm(u)
             self.advance(updates)
@@ -396,6 +425,28 @@ class StepSizeCore(ControlledGame):
             lr = torch.where(reset_mask[:, None], torch.full_like(lr, float("nan")), lr)
         self._quality = quality
         return self._transition(reward, terminated, lr.to(torch.float64))
+
+    def balance_rates(self, directions: dict[str, dict[str, torch.Tensor]], actions: torch.Tensor) -> torch.Tensor:
+        r"""The step sizes ``(N, 2)`` (``PLAYERS`` order) of ``action="balance"``: with $b_p$ = ``base_lr`` and
+        $n_p = \lVert d_p \rVert$ the norm of player $p$'s unit update, $a$ = ``actions`` and $R$ = ``log10_range``,
+        the pace $r = (b_D / b_G)\, 10^{a_0 R}$ and the scale $s = 10^{a_1 R}$,
+
+        $$\eta_D = s\, b_D f_D, \qquad \eta_G = s\, b_G f_G$$
+
+        with $(f_D, f_G)$ the geometric factors of :func:`agents.pairs.balance_factors` for the norms $b_D n_D$ and
+        $b_G n_G$: $\lVert u_D \rVert / \lVert u_G \rVert = r$ and $\lVert u_D \rVert \lVert u_G \rVert =
+        s^2 b_D n_D\, b_G n_G$. Action 0 is ``agents.balanced(base, b_D / b_G)`` at the base step sizes."""
+        from agents.norms import per_seed_norms
+        from agents.pairs import balance_factors
+
+        g, d = PLAYERS.index("generator"), PLAYERS.index("discriminator")
+        norms = [next(iter(per_seed_norms(directions[pl], "global").values())).to(self.env.dtype) * self.base_lr[i]
+                 for i, pl in enumerate(PLAYERS)]
+        factors = torch.pow(10.0, actions.to(self.env.dtype) * self.control.log10_range)  # (N, 2): pace, scale
+        pace = self.base_lr[d] / self.base_lr[g] * factors[:, 0]
+        f_d, f_g = balance_factors(norms[d], norms[g], pace, "geometric")
+        per_player = {"generator": f_g, "discriminator": f_d}
+        return torch.stack([self.base_lr[i] * per_player[pl] for i, pl in enumerate(PLAYERS)], dim=1) * factors[:, 1:]
 
     # --- observation --------------------------------------------------------------------------
     def _observe(self) -> torch.Tensor:

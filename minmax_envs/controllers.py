@@ -47,7 +47,7 @@ import torch
 from gymnasium import spaces
 
 from minmax_envs._checks import check_int, check_real
-from minmax_envs.control import OBS_NAMES, ControlConfig, GameConfig, StepSizeCore, direction_agent
+from minmax_envs.control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore, direction_agent
 from minmax_envs.episode import EpisodeResult, check_samples, episode_result
 from minmax_envs.games._base import PLAYERS
 
@@ -85,13 +85,16 @@ class ControllerConfig:
     log10_range: float = 1.0
     steps_per_action: int | None = None
     trained_on: dict[str, Any] = field(default_factory=dict)  # env id, arguments, base_lr, horizon, timesteps
+    action: str = "step_sizes"  # what the action sets (ACTIONS); descriptions written before it have none
 
 
 @dataclass(frozen=True)
 class Layout:
-    """The order of a controller policy's entries, by name: ``action`` the players of its action vector,
-    ``observation`` the step-size env's observation entries (:data:`~minmax_envs.control.OBS_NAMES`) as the
-    policy takes them. ``Layout()`` is the order of today's env."""
+    """The order of a controller policy's entries, by name: ``action`` the entries of its action vector (the
+    players for ``action="step_sizes"``, ``pace`` and ``scale`` for ``"balance"``:
+    :data:`~minmax_envs.control.ACTIONS`), ``observation`` the step-size env's observation entries
+    (:data:`~minmax_envs.control.OBS_NAMES`) as the policy takes them. ``Layout()`` is the order of today's
+    step-size env."""
 
     action: tuple[str, ...] = PLAYERS
     observation: tuple[str, ...] = OBS_NAMES
@@ -100,12 +103,13 @@ class Layout:
         return {"action": list(self.action), "observation": list(self.observation)}
 
     @classmethod
-    def from_json(cls, d: Any, where: str) -> Layout:
-        """A layout from a description's ``"layout"`` entry: permutations of ``PLAYERS`` and ``OBS_NAMES``."""
+    def from_json(cls, d: Any, where: str, action: tuple[str, ...] = PLAYERS) -> Layout:
+        """A layout from a description's ``"layout"`` entry: permutations of the ``action`` names (``PLAYERS`` for
+        a step-size controller) and of ``OBS_NAMES``."""
         if not isinstance(d, dict) or set(d) != {"action", "observation"}:
             raise ValueError(f"{where}: layout must be an object with exactly the keys action, observation, "
                              f"got {d!r}")
-        for key, names in (("action", PLAYERS), ("observation", OBS_NAMES)):
+        for key, names in (("action", action), ("observation", OBS_NAMES)):
             entries = d[key]
             if not isinstance(entries, list) or not all(isinstance(n, str) for n in entries) \
                     or sorted(entries) != sorted(names):
@@ -289,13 +293,15 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
         raise ValueError(f"{where} has format_version {data.get('format_version')!r}; this minmax_envs reads "
                          f"{FORMAT_VERSION}")
     unknown = sorted(set(data) - set(_DESCRIPTION_KEYS))
-    missing = [k for k in (*_CONFIG_KEYS, "policy") if k not in data]
+    missing = [k for k in (*_CONFIG_KEYS, "policy") if k not in data and k != "action"]
     if unknown or missing:
         raise ValueError(f"{where}: " + "; ".join(
             ([f"unknown key(s) {', '.join(map(repr, unknown))}"] if unknown else [])
             + ([f"missing key(s) {', '.join(map(repr, missing))}"] if missing else []))
             + f"; a description has the keys {', '.join(_DESCRIPTION_KEYS)}")
-    config = ControllerConfig(**{k: data[k] for k in _CONFIG_KEYS})
+    config = ControllerConfig(**{k: data[k] for k in _CONFIG_KEYS if k in data})
+    if config.action not in ACTIONS:
+        raise ValueError(f"{where}: unknown action {config.action!r}; choose one of {', '.join(ACTIONS)}")
     if config.algorithm not in SB3_ALGORITHMS:
         raise ValueError(f"{where}: unknown algorithm {config.algorithm!r}; choose one of {', '.join(SB3_ALGORITHMS)}")
     try:
@@ -306,7 +312,12 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
         raise ValueError(f"{where}: {e}") from None
     if not isinstance(config.trained_on, dict):
         raise ValueError(f"{where}: trained_on must be a JSON object, got {config.trained_on!r}")
-    layout = Layout.from_json(data["layout"], where) if "layout" in data else LEGACY_LAYOUT
+    if "layout" in data:
+        layout = Layout.from_json(data["layout"], where, ACTIONS[config.action])
+    elif config.action == "step_sizes":
+        layout = LEGACY_LAYOUT
+    else:
+        raise ValueError(f"{where}: a controller with action {config.action!r} needs its layout")
     policy = data["policy"]
     if not isinstance(policy, dict) or set(policy) != set(_POLICY_KEYS):
         raise ValueError(f"{where}: policy must be an object with exactly the keys {', '.join(_POLICY_KEYS)}")
@@ -416,17 +427,19 @@ def check_controller(path: str | os.PathLike) -> tuple[Path, ControllerConfig]:
 
 # --- saving -----------------------------------------------------------------------------------------------
 def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLike, *,
-                    layout: Layout = Layout()) -> Path:
+                    layout: Layout | None = None) -> Path:
     """Save the policy of an SB3 ``model`` (``MlpPolicy`` of PPO, A2C, SAC, TD3 or DDPG) and its settings as
     ``NAME.pt`` (weights) and ``NAME.json`` (description) for ``path`` = ``NAME`` (or ``NAME.pt``); returns the
     ``.pt`` path, which ``learned:PATH`` takes. ``layout`` is the order of the policy's entries: by default
-    that of today's step-size env, on which ``model`` was trained. What it writes is read back
-    (:func:`check_controller`)."""
+    that of today's step-size env (with ``config.action``'s entries), on which ``model`` was trained. What it
+    writes is read back (:func:`check_controller`)."""
     if Path(path).suffix == ".zip":
         raise ValueError(f"save_controller writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
     weights, description = controller_files(path)
     import stable_baselines3
 
+    if layout is None:
+        layout = Layout(action=ACTIONS.get(config.action, PLAYERS))
     algorithm = type(model).__name__
     if algorithm not in SB3_ALGORITHMS or not hasattr(model, "policy"):
         raise ValueError(f"save_controller needs a stable-baselines3 {', '.join(SB3_ALGORITHMS)} model, got "
@@ -516,7 +529,7 @@ class LearnedController:
         unless the controller says otherwise): the :class:`~minmax_envs.evaluation.zoo.Runner` interface."""
         c = self.config
         control = ControlConfig(c.base, c.momentum, c.scope, {"discriminator": self.lr_d, "generator": self.lr_g},
-                                c.log10_range, c.steps_per_action, horizon=steps)
+                                c.log10_range, c.steps_per_action, horizon=steps, action=c.action)
         core = StepSizeCore(GameConfig.from_kwargs(env_id, device=device, **env_kwargs), control, count)
         for name, mine, env_space in (("observations", self.policy.observation_space, core.observation_space()),
                                       ("actions", self.policy.action_space, core.action_space())):
@@ -524,7 +537,7 @@ class LearnedController:
                 raise ValueError(f"controller {str(self.path)!r} expects {name} of shape {mine.shape}, the "
                                  f"step-size env has {env_space.shape}")
         observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
-        acted = [self.layout.action.index(pl) for pl in PLAYERS]  # env column j <- policy entry
+        acted = [self.layout.action.index(name) for name in ACTIONS[c.action]]  # env column j <- policy entry
         env = core.env
         check_samples(env, samples)  # before the episode, as run_episode
         tr = core.reset(range(seed, seed + count))

@@ -51,6 +51,13 @@ class StepSizeEnv(gym.Env):
     base agent at learning rate 1. Actions outside ``[-1, 1]`` are clipped; a wrong shape or a non-finite
     action raises ``ValueError``.
 
+    With ``action="balance"`` the same box holds ``a = [a_pace, a_scale]``: the base agent's unit updates
+    ``u_G``, ``u_D`` at the base step sizes are held at the pace
+    ``||u_D|| / ||u_G|| = (base_lr_D / base_lr_G) * 10 ** (a_pace * log10_range)`` (their product of norms kept,
+    the geometric anchor of ``agents.balanced``) and both are multiplied by ``10 ** (a_scale * log10_range)``;
+    ``a = 0`` is ``agents.balanced(base, base_lr_D / base_lr_G)``. Both players must move at every step
+    (simultaneous games; an alternating one raises ``ValueError``). ``info`` reports the step sizes this gives.
+
     ## Observation Space
     ``Box(float32, shape=(11,))``; every entry is made finite (NaN -> 0) and clipped to its bounds.
 
@@ -95,6 +102,7 @@ class StepSizeEnv(gym.Env):
     * ``base``: ``"sgda"``, ``"nsgda"`` or ``"adam"``; ``momentum`` in ``[0, 1)`` (0 for adam); ``scope`` (nsgda):
       ``"global"`` or ``"layer"``.
     * ``split``: the seeds ``reset()`` draws from: ``None`` (any), ``"train"`` or ``"eval"`` (see Starting State).
+    * ``action``: ``"step_sizes"`` (default) or ``"balance"`` (see Action Space).
     * ``base_lr``: a positive number, or a dict ``{"generator": .., "discriminator": ..}`` (default 0.01).
     * ``log10_range``: decades of step size the action spans on each side (default 1.0).
     * ``steps_per_action``: game steps per env step (default: one update cycle of the game, i.e. 1, or
@@ -118,7 +126,7 @@ class StepSizeEnv(gym.Env):
       ``split`` were added with the learned controllers; the action and the per-player blocks of the
       observation follow ``PLAYERS`` order (generator first; they were discriminator first, the order
       the committed controllers were trained in, see ``minmax_envs.controllers``); ``render_mode="rgb_array"``
-      was added.
+      was added; ``action="balance"`` was added.
     """
 
 
@@ -127,13 +135,14 @@ class StepSizeEnv(gym.Env):
     def __init__(self, env_id: str, *, base: str = "sgda", momentum: float = 0.0, scope: str = "global",
                  base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
                  steps_per_action: int | None = None, horizon: int | None = None,
-                 divergence_penalty: float = -1.0, split: str | None = None, device: Any = "cpu",
+                 divergence_penalty: float = -1.0, split: str | None = None, action: str = "step_sizes",
+                 device: Any = "cpu",
                  dtype: Any = torch.float32, regularizer: str | None = None, reg_weight: float | None = None,
                  divergence_threshold: float = 1e6, render_mode: str | None = None, **game_kwargs: Any):
         self.render_mode = check_render_mode(render_mode, "StepSizeEnv")
         self.game = GameConfig(env_id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs)
         self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action, horizon,
-                                     divergence_penalty, split)
+                                     divergence_penalty, split, action)
         self._core = StepSizeCore(self.game, self.control, 1)
         self.env_id = self._core.env_id
         self.horizon = self._core.horizon

@@ -115,3 +115,64 @@ def test_chart_draws_each_series_in_its_color_within_the_image():
     assert rows_at[0] > rows_at[1]
     blank = chart([(np.full((3, 1), np.nan), [(0, 0, 0)])], width=16, panel_height=8)
     assert blank.shape == (8, 16, 3) and (blank[:7] == 255).all()
+
+
+# --- action="balance": the pace ratio and the overall scale ---------------------------------------------------
+def _core(action: str, n: int = 3, **kw) -> StepSizeCore:
+    kw = {"base": "sgda", "base_lr": {"generator": 0.02, "discriminator": 0.08}, **kw}
+    return StepSizeCore(GameConfig("TwoMode-v0", dtype=torch.float64, game_kwargs={"d": 30}),
+                        ControlConfig(action=action, **kw), n)
+
+
+def _update_norms(core: StepSizeCore, before: dict) -> dict[str, torch.Tensor]:
+    return {pl: torch.sqrt(sum((core.obs[pl].params[k] - before[pl][k]).pow(2).reshape(len(before[pl][k]), -1).sum(1)
+                               for k in before[pl])) for pl in PLAYERS}
+
+
+def test_balance_action_zero_plays_balanced_updates_at_the_base_step_sizes():
+    """Action 0 of ``action="balance"`` is ``agents.balanced(base, b_D / b_G)``: the same episode."""
+    core = _core("balance")
+    core.reset([5, 6, 7])
+    for _ in range(10):
+        core.step(torch.zeros(3, 2, dtype=torch.float64))
+    env = minmax_envs.make("TwoMode-v0", num_seeds=3, dtype=torch.float64, d=30)
+    import agents
+
+    minmax_envs.run_episode(env, agents.balanced(agents.pair(agents.sgda(0.02), agents.sgda(0.08)), 4.0),
+                            steps=10, seed=5)
+    for pl in PLAYERS:
+        for k, v in env.params[pl].items():
+            torch.testing.assert_close(core.env.params[pl][k], v, rtol=1e-12, atol=1e-15)
+
+
+def test_balance_actions_set_the_pace_and_the_scale_of_the_updates():
+    a = torch.tensor([[0.5, 0.0], [-1.0, 0.3], [0.2, -0.7]], dtype=torch.float64)
+    core, plain = _core("balance", log10_range=2.0), _core("balance", log10_range=2.0)
+    core.reset([1, 2, 3])
+    plain.reset([1, 2, 3])
+    for _ in range(3):
+        before = {pl: {k: v.clone() for k, v in core.obs[pl].params.items()} for pl in PLAYERS}
+        tr = core.step(a)
+        plain.step(torch.zeros(3, 2, dtype=torch.float64))
+        n = _update_norms(core, before)
+        pace = 4.0 * 10 ** (2.0 * a[:, 0])  # b_D / b_G = 4
+        torch.testing.assert_close(n["discriminator"] / n["generator"], pace, rtol=1e-9, atol=0)
+        assert np.isfinite(tr.lr).all() and (tr.lr > 0).all()
+    # the scale multiplies both step sizes: with the pace held, lr_G * lr_D grows by 10 ** (2 R a_scale)
+    one = _core("balance", n=1)
+    two = _core("balance", n=1)
+    one.reset([4])
+    two.reset([4])
+    t1 = one.step(torch.tensor([[0.3, 0.0]], dtype=torch.float64))
+    t2 = two.step(torch.tensor([[0.3, 0.5]], dtype=torch.float64))
+    np.testing.assert_allclose(t2.lr / t1.lr, 10 ** 0.5, rtol=1e-12)
+
+
+def test_balance_action_is_refused_for_an_alternating_game_and_an_unknown_action():
+    with pytest.raises(ValueError, match="action='balance' holds both players' updates at a pace"):
+        StepSizeEnv(ALTERNATING, action="balance", **SMALL_KWARGS[ALTERNATING])
+    with pytest.raises(ValueError, match="unknown action 'pace'; choose one of step_sizes, balance"):
+        ControlConfig(action="pace")
+    env = StepSizeEnv("DiracGAN-v0", action="balance", base_lr=0.1)  # the Gymnasium face takes it as a keyword
+    env.reset(seed=0)
+    assert env.step(np.array([0.5, -0.5], dtype=np.float32))[0].shape == (len(OBS_NAMES),)

@@ -375,3 +375,35 @@ def test_a_learned_controller_returns_generator_samples_through_the_runner_inter
     assert agent.run("MoG-Ring-v0", 3, 0, 2, **kwargs).samples is None
     with pytest.raises(ValueError, match="samples=5: DiracGAN draws no generator samples"):
         LearnedController.load(DOCS / "two-mode-small" / "controller.pt").run("DiracGAN-v0", 3, 0, 1, samples=5)
+
+
+# --- balance controllers: the action sets the pace ratio and the scale ---------------------------------------
+def test_a_balance_controller_trains_saves_loads_and_plays_its_gymnasium_episode(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps(SUITE.to_dict()))
+    train_controller.main(["--suite", str(suite), "--task", "dirac", "--action", "balance", "--name", "pace",
+                           "--total-timesteps", "64", "--num-envs", "2", "--n-steps", "32", "--eval-seeds", "2",
+                           "--out", str(tmp_path), "--threads", "1"])
+    torch.set_num_threads(1)
+    description = json.loads((tmp_path / "pace.json").read_text())
+    assert description["action"] == "balance" and description["layout"]["action"] == ["pace", "scale"]
+    agents = {r["agent"] for r in ResultStore(tmp_path / "pace-eval").records()}
+    assert agents == {"sgda", "nsgda", "balanced:sgda?ratio=tuned", f"learned:{tmp_path / 'pace.pt'}"}
+    agent = LearnedController.load(tmp_path / "pace.pt", 0.1, 0.05)
+    assert agent.config.action == "balance"
+    batched = agent.run("DiracGAN-v0", TASK.steps, 0, 2, **TASK.env_kwargs)
+    env = StepSizeEnv("DiracGAN-v0", action="balance", base_lr={"discriminator": 0.1, "generator": 0.05},
+                      horizon=TASK.steps, **TASK.env_kwargs)
+    obs, _ = env.reset(seed=1)
+    for _ in range(TASK.steps):
+        obs, _, _, _, info = env.step(agent.policy.predict(obs, deterministic=True)[0])
+    assert float(batched.metrics["distance"][1]) == pytest.approx(-info["quality"], rel=1e-5, abs=1e-7)
+    # a balance description must name its entries pace and scale
+    description["layout"]["action"] = ["generator", "discriminator"]
+    (tmp_path / "pace.json").write_text(json.dumps(description))
+    with pytest.raises(ValueError, match="layout action must list each of pace, scale once"):
+        check_controller(tmp_path / "pace.pt")
+    del description["layout"]
+    (tmp_path / "pace.json").write_text(json.dumps(description))
+    with pytest.raises(ValueError, match="a controller with action 'balance' needs its layout"):
+        check_controller(tmp_path / "pace.pt")
