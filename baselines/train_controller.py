@@ -67,6 +67,8 @@ class Args:
     eval_seeds: int | None = field(default=None, metadata={"help": "held-out evaluation seeds (suite default)"})
     out: str = field(default="runs/controllers", metadata={"help": "output directory"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    evaluate: bool = field(default=True, metadata={
+        "help": "evaluate on the task after training (false: train and save only, e.g. for a suite to evaluate)"})
 
 
 def base_step_sizes(task) -> tuple[float, float]:
@@ -123,7 +125,9 @@ def evaluate(args: Args, path: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse(Args, argv)
     torch.set_num_threads(args.threads)
-    print(evaluate(args, train(args)))
+    path = train(args)
+    if args.evaluate:
+        print(evaluate(args, path))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,13 @@ def _lrs(unit: Unit, game, evaluations: int | None = None) -> tuple[Any, Any]:
             schedules.linear_decay(lr_g, max(1, steps * calls["generator"])))
 
 
+def episode_agents(unit: Unit, game) -> Any:
+    """The agents ``unit`` plays on ``game``, step sizes on the task's schedule: what :func:`run_unit`'s runner
+    builds for a pair of agents, for a replay through :func:`~minmax_envs.run_episode` with its other options
+    (``diagnostics_every``, checkpoints)."""
+    return make_agent(unit.agent, *_lrs(unit, game))
+
+
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
     batched env of ``unit.block`` seeds per block (see :class:`Unit`), played by the agent's
@@ -480,5 +487,5 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
     return runner.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
 
 
-__all__ = ["BenchSummary", "Unit", "bench", "config_score", "run_one", "run_unit", "search_space", "select_config",
-           "hash_seed"]
+__all__ = ["BenchSummary", "Unit", "bench", "config_score", "episode_agents", "run_one", "run_unit", "search_space",
+           "select_config", "hash_seed"]

@@ -461,3 +461,42 @@ register_suite(Suite(
            _digits_task(16, "the same at batch 16 (Figure 3)", ("sgdm", "nsgda")),
            _digits_task(128, "the same at batch 128 (Figure 3)", ("sgdm", "nsgda"))),
 ))
+
+# --- balanced updates ----------------------------------------------------------------------------------------------
+
+#: The learned balance controllers of the suite ``balance`` (baselines/train_controller.py --action balance), one per
+#: two-mode case, each played on the task it was trained on.
+BALANCE_CONTROLLERS = {case: f"learned:docs/controllers/balance-{case}/controller.pt"
+                       for case in ("correlated-modes", "correlated-coefficients")}
+_PACED = ("sgda", "nsgda", "adam", "balanced:sgda?ratio=tuned", "balanced:sgda?ratio=tuned&anchor=generator",
+          "balanced:sgda?ratio=tuned&anchor=discriminator", "balanced:sgda?ratio=1", "balanced:adam?ratio=tuned",
+          "balanced:sgda?ratio=tuned&anchor=fixed")
+
+
+def _two_mode_section4(case: str, description: str) -> Task:
+    """Section 4's setting of "Adam is no better than normalized SGD" with Theorem 4.2's widths at d = 1000. The
+    step sizes span six decades: SGDA's update, balanced or not, has the size of the gradient, tiny at the
+    initialization, and needs far larger step sizes than the normalized agents to move at all."""
+    name = case.replace("_", "-")
+    return Task(name, "TwoMode-v0", 3000, 300, **_TWO_MODE_TARGET,
+                env_kwargs={"d": 1000, "m_d": 7, "m_g": 13, "case": case}, lr_range=(1e-3, 1e3),
+                ratios=(1.0, 0.4, 0.1), description=description, agents=(*_PACED, BALANCE_CONTROLLERS[name]))
+
+
+register_suite(Suite(
+    name="balance", version=1, budget=15, tune_seeds=16, eval_seeds=64,
+    agents=(*_PACED, *BALANCE_CONTROLLERS.values()),
+    description='Does holding the players\' pace fixed explain normalized SGDA ("Adam is no better than normalized '
+                'SGD": normalization "forces the discriminator and generator to be updated at the same pace")? '
+                "SGDA, nSGDA and Adam against SGDA and Adam held at a pace ||u_D|| / ||u_G|| (agents.balanced: the "
+                "pace tuned as the step-size ratio, or 1; three anchors; and the size fixed too, which is nSGDA), "
+                "and a learned controller of the pace and the scale.",
+    tasks=(
+        _two_mode_section4("correlated_modes", "Case 1 (<u1, u2> = gamma), d = 1000, m_D = 7, m_G = 13"),
+        _two_mode_section4("correlated_coefficients", "Case 2 (P[s1 = s2 = 1] = gamma), d = 1000, m_D = 7, m_G = 13"),
+        Task("dirac-wgan", "DiracGAN-v0", 500, 25, "distance", False, 0.1, {"loss": "wgan", **_DIRAC},
+             lr_range=(1e-2, 1.0), description="Dirac WGAN: simultaneous gradient play spirals out", agents=_PACED),
+        Task("mog-ring", "MoG-Ring-v0", 2000, 200, "modes_covered", True, 8.0, _MOG, lr_range=(1e-4, 10.0),
+             ratios=(1.0, 0.5, 0.25), description="8 Gaussians on a ring, standard GAN loss", agents=_PACED),
+    ),
+))

@@ -384,3 +384,18 @@ def test_a_fixed_size_balanced_agent_refuses_decaying_step_sizes():
     unit = Unit("s", 1, task, "balanced:sgda?anchor=fixed", {"lr_d": 0.1, "lr_g": 0.1}, 0, "eval", (0,))
     with pytest.raises(ValueError, match="anchor=fixed sets the update sizes from constant step sizes"):
         run_unit(unit)
+
+
+def test_episode_agents_replay_a_stored_record_with_run_episodes_options():
+    """The agents of a unit, schedule included, replayed by run_episode (here with diagnostics) give its record."""
+    from minmax_envs.evaluation.protocol import episode_agents
+
+    task = Task("img", "Digits-DCGAN-v0", 4, 4, "classifier_fd", False, 10.0, SMALL_KWARGS["Digits-DCGAN-v0"],
+                schedule="linear_decay")
+    unit = Unit("s", 1, task, "adam", {"lr_d": 0.01, "lr_g": 0.005}, 0, "eval", (0,))
+    (rec,) = run_unit(unit)
+    env = minmax_envs.make(task.env_id, **task.env_kwargs)
+    result = minmax_envs.run_episode(env, episode_agents(unit, env.game), steps=4, seed=0, eval_every=4,
+                                     diagnostics_every=2)
+    assert float(result.metrics["classifier_fd"][0]) == pytest.approx(rec["value"], rel=1e-6)
+    assert set(result.diagnostics) >= {"game/grad_ratio", "game/grad_norm/generator", "game/grad_norm/discriminator"}
