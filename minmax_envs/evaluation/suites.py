@@ -484,7 +484,7 @@ def _two_mode_section4(case: str, description: str) -> Task:
 
 
 register_suite(Suite(
-    name="balance", version=1, budget=15, tune_seeds=16, eval_seeds=64,
+    name="balance", version=1, budget=15, tune_seeds=8, eval_seeds=64,
     agents=(*_PACED, *BALANCE_CONTROLLERS.values()),
     description='Does holding the players\' pace fixed explain normalized SGDA ("Adam is no better than normalized '
                 'SGD": normalization "forces the discriminator and generator to be updated at the same pace")? '
