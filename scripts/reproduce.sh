@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-run the reproduction suites (default: two-mode stability quick images-tiny) and refresh their reports
 # under docs/reproduction/<suite>/ (leaderboard.md, summary.csv, configs.csv, suite.json, plots/).
-# Raw episode records stay in runs/<suite>/results.jsonl (re-running resumes from them).
+# The episode records (results.jsonl) are copied there too; runs/<suite>/ keeps them for resuming.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,5 +12,5 @@ for suite in "${suites[@]}"; do
     .venv/bin/minmax report "runs/$suite" > /dev/null
     dest="docs/reproduction/$suite"
     rm -rf "$dest" && mkdir -p "$dest"
-    cp -r "runs/$suite"/{leaderboard.md,summary.csv,configs.csv,suite.json,plots} "$dest/"
+    cp -r "runs/$suite"/{leaderboard.md,summary.csv,configs.csv,suite.json,results.jsonl,plots} "$dest/"
 done
