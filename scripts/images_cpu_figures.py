@@ -6,7 +6,7 @@
   \\rVert / \\lVert \\nabla D_0 \\rVert$ (norms summed over each player's tensors) over training, and the ratio of the
   discriminator's to the generator's gradient norm, for the agents ``--agents`` (default SGDA with momentum,
   Adam and g-nSGDA), each at the step sizes the suite tuned for it on ``digits-dcgan``: held-out seeds
-  ``0 .. --seeds - 1`` replayed with ``run_episode(..., diagnostics_every=--every)`` (the replay's final
+  ``0 .. --seeds - 1`` replayed with ``protocol.replay(..., diagnostics_every=--every)`` (the replay's final
   classifier FD is checked against the stored record). Writes ``OUT/plots/figure1_gradient_ratio.png``.
 * **Figure 3**, the gap between SGDA with momentum and g-nSGDA at batch sizes 16, 64 and 128: the median final
   classifier FD of each (95% bootstrap CI, as the leaderboard computes it) on the held-out seeds, from the
@@ -27,9 +27,8 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import minmax_envs  # noqa: E402
 from minmax_envs.evaluation import get_suite  # noqa: E402
-from minmax_envs.evaluation.protocol import Unit, episode_agents  # noqa: E402
+from minmax_envs.evaluation.protocol import Unit, replay  # noqa: E402
 from minmax_envs.evaluation.stats import bootstrap_ci, final_value  # noqa: E402
 from minmax_envs.evaluation.store import ResultStore  # noqa: E402
 
@@ -51,14 +50,11 @@ def figure1(suite, records, agents, seeds, every, plt, out: Path) -> list[str]:
              "|---|---|---|---|---|---|"]
     for agent in agents:
         stored = evaluated(records, task.name, agent)[:seeds]
-        config = stored[0]["config"]
-        unit = Unit(suite.name, suite.version, task, agent, config, stored[0]["config_index"], "eval",
-                    tuple(r["seed"] for r in stored))
+        unit = Unit.of_records(suite, stored)
+        config = unit.config
         ratio, d_over_g, same = [], [], []
-        for r in stored:
-            env = minmax_envs.make(task.env_id, **task.env_kwargs)
-            res = minmax_envs.run_episode(env, episode_agents(unit, env.game), steps=task.steps, seed=r["seed"],
-                                          eval_every=task.steps, diagnostics_every=every)
+        for r in stored:  # image games run one seed per env: a block is a seed
+            res = replay(unit, r["seed"], diagnostics_every=every)
             d = res.diagnostics
             ratio.append(d["game/grad_ratio"][:, 0].double().numpy())
             d_over_g.append((d["game/grad_norm/discriminator"] / d["game/grad_norm/generator"])[:, 0].double().numpy())

@@ -43,7 +43,7 @@ from minmax_envs._checks import check_choice, check_int
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
-from minmax_envs.evaluation.zoo import agent_digest, check_agent, make_agent, make_runner
+from minmax_envs.evaluation.zoo import Runner, agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
@@ -109,6 +109,21 @@ class Unit:
         check_int("block", self.block)
         if not self.seeds or self.seeds[0] < self.base:
             raise ValueError(f"a {self.phase} unit needs seeds >= {self.base}, got {self.seeds}")
+
+    @classmethod
+    def of_records(cls, suite: Suite, records: list[dict[str, Any]]) -> Unit:
+        """The unit that computed ``records`` (stored records of one task, agent, configuration and phase of
+        ``suite``, as :meth:`~minmax_envs.evaluation.store.ResultStore.records` reads them): to replay them."""
+        first = records[0]
+        same = ("task", "agent", "config", "phase", "seed_block", "device")
+        if any(r[k] != first[k] for r in records for k in same):
+            raise ValueError(f"Unit.of_records takes records that agree on {same}")
+        if first["suite"] != suite.name or first["suite_version"] != suite.version:
+            raise ValueError(f"the records are of suite {first['suite']!r} version {first['suite_version']}, not "
+                             f"{suite.name!r} version {suite.version}")
+        return cls(suite.name, suite.version, suite.task(first["task"]), first["agent"], first["config"],
+                   first["config_index"], first["phase"], tuple(r["seed"] for r in records), first["seed_block"],
+                   first["device"])
 
     @property
     def base(self) -> int:
@@ -189,6 +204,19 @@ def episode_agents(unit: Unit, game) -> Any:
     builds for a pair of agents, for a replay through :func:`~minmax_envs.run_episode` with its other options
     (``diagnostics_every``, checkpoints)."""
     return make_agent(unit.agent, *_lrs(unit, game))
+
+
+def replay(unit: Unit, start: int, **options: Any) -> minmax_envs.EpisodeResult:
+    """The block of ``unit`` that begins at seed ``start`` (one of :attr:`Unit.starts`) played again by
+    :func:`~minmax_envs.run_episode` with its other ``options`` (``diagnostics_every``, ``samples``): the batched
+    env and the agents of :func:`run_unit`, so its metrics are the block's stored ones. A learned controller plays
+    its own episodes and has no replay here."""
+    task = unit.task
+    env = minmax_envs.make(task.env_id, num_seeds=unit.block, device=unit.device, **task.env_kwargs)
+    agents = episode_agents(unit, env.game)
+    if isinstance(agents, Runner):
+        raise ValueError(f"{unit.agent!r} plays its own episodes (a learned controller): replay takes pairs of agents")
+    return minmax_envs.run_episode(env, agents, steps=task.steps, seed=start, eval_every=task.eval_every, **options)
 
 
 def run_unit(unit: Unit) -> list[dict[str, Any]]:

@@ -399,3 +399,26 @@ def test_episode_agents_replay_a_stored_record_with_run_episodes_options():
                                      diagnostics_every=2)
     assert float(result.metrics["classifier_fd"][0]) == pytest.approx(rec["value"], rel=1e-6)
     assert set(result.diagnostics) >= {"game/grad_ratio", "game/grad_norm/generator", "game/grad_norm/discriminator"}
+
+
+def test_a_stored_block_replays_bit_for_bit_with_diagnostics(tmp_path):
+    """Unit.of_records rebuilds the unit of stored records; replay plays its block again with run_episode's options:
+    the same curves as the store, bit for bit, and the update norms the records do not keep."""
+    from minmax_envs.evaluation.protocol import replay
+
+    bench(TINY, out=tmp_path, progress=False, tasks=["bilinear"], agents=["balanced:sgda?ratio=tuned"])
+    records = list(ResultStore(tmp_path).records())
+    ev = sorted(_by_phase(records, "eval"), key=lambda r: r["seed"])
+    unit = Unit.of_records(TINY, ev)
+    assert unit.block == 4 and unit.starts == [0] and unit.config == ev[0]["config"]
+    result = replay(unit, 0, diagnostics_every=5)
+    assert [float(v) for v in result.metrics["distance"]] == [r["final"]["distance"] for r in ev]
+    assert [float(m["distance"][1]) for _, m in result.trajectory] == ev[1]["curve"]["distance"]
+    u_d, u_g = result.diagnostics["agent/discriminator/update_norm"], result.diagnostics["agent/generator/update_norm"]
+    assert u_d.shape == (6, 4) and result.diagnostic_steps == [5, 10, 15, 20, 25, 30]
+    pace = unit.config["lr_d"] / unit.config["lr_g"]  # the pace a tuned-ratio balanced agent holds
+    torch.testing.assert_close((u_d / u_g).double(), torch.full((6, 4), pace, dtype=torch.float64), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="agree on"):
+        Unit.of_records(TINY, ev + _by_phase(records, "tune")[:1])
+    with pytest.raises(ValueError, match="not 'quick'"):
+        Unit.of_records(get_suite("quick"), ev)
