@@ -17,20 +17,18 @@ draws it from the records alone. Writes ``OUT/plots/update_norm_ratio.png`` and 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minmax_envs.evaluation import get_suite  # noqa: E402
 from minmax_envs.evaluation.protocol import Unit, replay  # noqa: E402
-from minmax_envs.evaluation.store import ResultStore  # noqa: E402
 from minmax_envs.evaluation.zoo import Runner, make_agent  # noqa: E402
+from scripts.figure_cli import figure_cli  # noqa: E402
 
 TWO_MODE = ("correlated-modes", "correlated-coefficients")
 
@@ -73,21 +71,10 @@ def pace_curves(suite, task, stored: list[dict], points: int) -> tuple[list[int]
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", type=Path, help="the suite's results directory (minmax bench --out)")
-    p.add_argument("out", type=Path, help="where plots/ and figures.md go")
-    p.add_argument("--points", type=int, default=60, help="diagnostic points per episode")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    def options(p):
+        p.add_argument("--points", type=int, default=60, help="diagnostic points per episode")
+    args, plt, records = figure_cli(__doc__, argv, "figures.md", options)
     suite = get_suite("balance")
-    records = list(ResultStore(args.runs).records())
-    (args.out / "plots").mkdir(parents=True, exist_ok=True)
     tasks = [t for t in suite.tasks if any(r["task"] == t.name for r in records)]
     fig, axes = plt.subplots(2, len(tasks), figsize=(4.6 * len(tasks), 7.4), squeeze=False)
     lines = ["# balance: update-norm ratio curves", "",

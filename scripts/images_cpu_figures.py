@@ -17,12 +17,10 @@ Both tables go to ``OUT/figures.md``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +28,7 @@ if __package__ in (None, ""):
 from minmax_envs.evaluation import get_suite  # noqa: E402
 from minmax_envs.evaluation.protocol import Unit, replay  # noqa: E402
 from minmax_envs.evaluation.stats import bootstrap_ci, final_value  # noqa: E402
-from minmax_envs.evaluation.store import ResultStore  # noqa: E402
+from scripts.figure_cli import figure_cli  # noqa: E402
 
 BATCHES = (("digits-dcgan-b16", 16), ("digits-dcgan", 64), ("digits-dcgan-b128", 128))
 
@@ -116,22 +114,11 @@ def figure3(records, plt, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", type=Path, help="the suite's results directory (minmax bench --out)")
-    p.add_argument("out", type=Path, help="where plots/ and figures.md go")
-    p.add_argument("--agents", default="sgdm,adam,nsgda", help="agents of Figure 1")
-    p.add_argument("--seeds", type=int, default=4, help="held-out seeds replayed for Figure 1")
-    p.add_argument("--every", type=int, default=20, help="iterations between Figure 1's points")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = list(ResultStore(args.runs).records())
-    (args.out / "plots").mkdir(parents=True, exist_ok=True)
+    def options(p):
+        p.add_argument("--agents", default="sgdm,adam,nsgda", help="agents of Figure 1")
+        p.add_argument("--seeds", type=int, default=4, help="held-out seeds replayed for Figure 1")
+        p.add_argument("--every", type=int, default=20, help="iterations between Figure 1's points")
+    args, plt, records = figure_cli(__doc__, argv, "figures.md", options)
     lines = ["# images-cpu: Figures 1 and 3", "",
              f"Made by `python scripts/images_cpu_figures.py {args.runs} {args.out} --agents {args.agents} --seeds "
              f"{args.seeds} --every {args.every}`.", ""]

@@ -14,19 +14,17 @@ whether its final coverage equals the stored record's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minmax_envs.evaluation import get_suite, run_one  # noqa: E402
-from minmax_envs.evaluation.store import ResultStore  # noqa: E402
 from minmax_envs.games.mog import mode_layout  # noqa: E402
+from scripts.figure_cli import figure_cli  # noqa: E402
 
 ARMS = (("ring", "Adam, no regularizer"), ("ring-nk", "Adam + NK regularizer (eta = 0.5)"))
 METRICS = (("modes_covered", "modes covered (of 8)"), ("high_quality_fraction", "high-quality fraction"))
@@ -48,21 +46,10 @@ def replay(suite, task_name: str, steps: int) -> tuple[np.ndarray, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", type=Path, help="the suite's results directory (minmax bench --out)")
-    p.add_argument("out", type=Path, help="where plots/ and nk_figures.md go")
-    p.add_argument("--at", default="500,2500,7500", help="iterations of the sample panels")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    def options(p):
+        p.add_argument("--at", default="500,2500,7500", help="iterations of the sample panels")
+    args, plt, records = figure_cli(__doc__, argv, "nk_figures.md", options)
     suite = get_suite("nk-mog")
-    records = list(ResultStore(args.runs).records())
-    (args.out / "plots").mkdir(parents=True, exist_ok=True)
     lines = ["# nk-mog: coverage over iterations and samples", "",
              f"Made by `python scripts/nk_mog_figures.py {args.runs} {args.out} --at {args.at}` from the stored "
              "records (held-out seeds 0..15).", "",
