@@ -6,7 +6,8 @@
 #   bash scripts/gpu_check.sh [OUT_FILE]
 #
 # 1. the CUDA-marked tests (tests/test_cuda.py: every game and named agent on device="cuda",
-#    checkpoint/resume there, records independent of how a sweep is split there, batched == single seed)
+#    checkpoint/resume there, records independent of how a sweep is split there, batched == single seed,
+#    the balance suite's balanced agents and learned balance controller)
 #    and the CUDA cases of the RNG tests;
 # 2. small-game throughput at N = 65,536 seeds (Dirac WGAN, bilinear) and the two-mode problem at N = 256
 #    against hand-written single-seed loops (benchmarks/bench_small_games.py);

@@ -96,3 +96,18 @@ def test_a_batched_cuda_env_matches_single_seed_envs_closely():
         for pl in PLAYERS:
             for k, v in one.params[pl].items():  # other batch sizes, other kernels: float64 rounding only
                 torch.testing.assert_close(batch.params[pl][k][i:i + 1], v, rtol=1e-9, atol=1e-9)
+
+
+def test_the_balance_suites_agents_play_on_cuda(tmp_path):
+    """Suite `balance` runs with --device cuda unchanged: its balanced agents (a torch: base in place too) and the
+    committed learned balance controller, on a short two-mode task."""
+    from minmax_envs.evaluation.suites import BALANCE_CONTROLLERS, get_suite
+
+    names = (*get_suite("balance").agents[:9], "balanced:torch:torch.optim.SGD?momentum=0.9&ratio=tuned",
+             BALANCE_CONTROLLERS["correlated-modes"])
+    suite = Suite("cuda-balance", 1, (TWO_MODE,), budget=2, tune_seeds=2, eval_seeds=4, agents=names)
+    summary = bench(suite, out=tmp_path, device="cuda", progress=False)
+    assert summary.failed == 0
+    records = list(ResultStore(tmp_path).records())
+    assert {r["device"] for r in records} == {"cuda"}
+    assert {r["agent"] for r in records if r["phase"] == "eval"} == set(names)
