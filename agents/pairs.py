@@ -141,8 +141,10 @@ def balanced(base, ratio: float = 1.0, anchor: str = "geometric", norm: float | 
     $\lVert u_D \rVert \lVert u_G \rVert$ (both rescaled by the square root of the correction); ``"fixed"`` sets
     the product to $c^2$, $c$ = ``norm`` ($\lVert u_D \rVert = c \sqrt r$, $\lVert u_G \rVert = c / \sqrt r$):
     the pace and the size both fixed, whatever the gradients' scale. With SGD as the base, ``"fixed"`` at
-    $r = \eta_D / \eta_G$ and $c = \sqrt{\eta_D \eta_G}$ is global nSGDA (eq. 4). Where either base update is zero
-    the ratio is undefined and both updates pass unchanged.
+    $r = \eta_D / \eta_G$ and $c = \sqrt{\eta_D \eta_G}$ is global nSGDA (eq. 4) at every step where both
+    gradients are non-zero. Where either base update is zero the ratio is undefined and both updates pass
+    unchanged: the other player then takes its raw base step, which nSGDA would still normalize (the two-mode
+    game's generator gradient can vanish exactly; docs/reproduction.md, the ``balance`` suite).
 
     The base may update in place (:func:`~agents.from_torch`, :mod:`agents.inplace`): its step is taken on the
     parameters, read back as the difference $u$ it made and rescaled like a pure agent's update, and the
