@@ -90,7 +90,7 @@ def test_shell_examples_in_readme_and_docs_are_valid_commands():
     checked = 0
     for path in DOC_FILES:
         for block in _blocks(path, "bash"):
-            for line in block.splitlines():
+            for line in block.replace("\\\n", " ").splitlines():  # a command continued over lines is one line
                 line = line.split("#", 1)[0].strip()
                 if not line or line.startswith(("pip ", "export ", "cd ")):
                     continue
