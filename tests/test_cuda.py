@@ -35,12 +35,17 @@ def test_every_game_plays_on_cuda(env_id):
 
 def test_every_named_agent_plays_on_cuda(tmp_path):
     names = tuple(list_agents()) + TORCH_AGENTS
-    suite = Suite("cuda-agents", 1, (DIRAC,), budget=2, tune_seeds=2, eval_seeds=4, agents=names)
-    summary = bench(suite, out=tmp_path, device="cuda", progress=False)
+    _bench_plays_every_agent_on_cuda(Suite("cuda-agents", 1, (DIRAC,), budget=2, tune_seeds=2, eval_seeds=4,
+                                           agents=names), tmp_path)
+
+
+def _bench_plays_every_agent_on_cuda(suite: Suite, out) -> None:
+    """bench ``suite`` on cuda: no failed episode, every record on cuda, every agent evaluated."""
+    summary = bench(suite, out=out, device="cuda", progress=False)
     assert summary.failed == 0
-    records = list(ResultStore(tmp_path).records())
+    records = list(ResultStore(out).records())
     assert {r["device"] for r in records} == {"cuda"}
-    assert {r["agent"] for r in records if r["phase"] == "eval"} == set(names)
+    assert {r["agent"] for r in records if r["phase"] == "eval"} == set(suite.agents)
 
 
 @pytest.mark.parametrize("in_place", [False, True])
@@ -105,9 +110,5 @@ def test_the_balance_suites_agents_play_on_cuda(tmp_path):
 
     names = (*get_suite("balance").agents[:9], "balanced:torch:torch.optim.SGD?momentum=0.9&ratio=tuned",
              BALANCE_CONTROLLERS["correlated-modes"])
-    suite = Suite("cuda-balance", 1, (TWO_MODE,), budget=2, tune_seeds=2, eval_seeds=4, agents=names)
-    summary = bench(suite, out=tmp_path, device="cuda", progress=False)
-    assert summary.failed == 0
-    records = list(ResultStore(tmp_path).records())
-    assert {r["device"] for r in records} == {"cuda"}
-    assert {r["agent"] for r in records if r["phase"] == "eval"} == set(names)
+    _bench_plays_every_agent_on_cuda(Suite("cuda-balance", 1, (TWO_MODE,), budget=2, tune_seeds=2, eval_seeds=4,
+                                           agents=names), tmp_path)
