@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, per_seed_sum
 
 
 def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
     """Orthogonal matrices from Gaussian ones, QR with the sign fix that makes them Haar-distributed."""
     q, r = torch.linalg.qr(g)
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+@dataclass(frozen=True)
+class BilinearConfig(GameSettings):
+    r"""The arguments of :class:`Bilinear` (its card's Arguments section).
+
+    Attributes:
+        n: dimension of each player (default 10).
+        sigma_min: smallest singular value of $A$ (default 0.5; > 0, so $A$ is invertible).
+        sigma_max: largest singular value of $A$ (default 1.0; at least ``sigma_min``).
+        offset_std: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
+        init_std: scale of the initial point.
+        noise_std: standard deviation of the gradient noise (default 0: exact gradients).
+    """
+
+    n: int = 10
+    sigma_min: float = 0.5
+    sigma_max: float = 1.0
+    offset_std: float = 1.0
+    init_std: float = 1.0
+    noise_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        n = check_int("n", self.n)
+        low = check_real("sigma_min", self.sigma_min, low=0, low_inclusive=False)
+        self._store(n=n, sigma_min=low, sigma_max=check_real("sigma_max", self.sigma_max, low=low),
+                    offset_std=check_real("offset_std", self.offset_std, low=0),
+                    init_std=check_real("init_std", self.init_std, low=0),
+                    noise_std=check_real("noise_std", self.noise_std, low=0))
 
 
 class Bilinear(Game):
@@ -52,11 +82,8 @@ class Bilinear(Game):
     quality metric, smaller is better), ``diverged``.
 
     ## Arguments
-    * ``n``: dimension of each player (default 10).
-    * ``sigma_min``, ``sigma_max``: range of the singular values of $A$ (default 0.5, 1.0).
-    * ``offset_std``: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
-    * ``init_std``: scale of the initial point.
-    * ``noise_std``: standard deviation of the gradient noise (default 0: exact gradients).
+    The fields of :class:`BilinearConfig` (``Bilinear.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule, simultaneous by default).
 
     ## Version history
     * v0: initial version.
@@ -71,17 +98,12 @@ class Bilinear(Game):
     quality_metric = "distance"
     quality_sign = -1.0
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 n: int = 10, sigma_min: float = 0.5, sigma_max: float = 1.0, offset_std: float = 1.0,
-                 init_std: float = 1.0, noise_std: float = 0.0):
-        super().__init__(num_seeds, device, dtype)
-        self.n = check_int("n", n)
-        self.sigma_min = check_real("sigma_min", sigma_min, low=0, low_inclusive=False)
-        self.sigma_max = check_real("sigma_max", sigma_max, low=self.sigma_min)
-        self.offset_std = check_real("offset_std", offset_std, low=0)
-        self.init_std = check_real("init_std", init_std, low=0)
-        self.noise_std = check_real("noise_std", noise_std, low=0)
-        self.zero_sum = self.noise_std == 0.0
+    Config = BilinearConfig
+
+    @property
+    def zero_sum(self) -> bool:
+        """Whether the discriminator's loss is minus the generator's: without gradient noise."""
+        return self.noise_std == 0.0
 
     def init(self, rng: SeedStreams):
         n, dt, dev = self.n, torch.float64, self.device

@@ -3,6 +3,7 @@ converge?", Section 2."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 
 from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, PlotSpec
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlotSpec
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
 PENALTIES = (None, "r1", "r2")
@@ -24,6 +25,44 @@ def _f(t: torch.Tensor) -> torch.Tensor:
 def _df(t: torch.Tensor) -> torch.Tensor:
     """``f'(t) = sigmoid(-t)``."""
     return torch.sigmoid(-t)
+
+
+@dataclass(frozen=True)
+class DiracGANConfig(GameSettings):
+    r"""The arguments of :class:`DiracGAN` (its card's Arguments section).
+
+    Attributes:
+        loss: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
+        clip: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
+        penalty: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the discriminator
+            (gan and nsgan losses only).
+        penalty_weight: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value $2 f'(0) = 1$).
+        gp_target: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
+        theta0: $\theta_0$, the initial generator parameter (before the per-seed spread).
+        psi0: $\psi_0$, the initial discriminator parameter (before the per-seed spread).
+        init_std: $s$, the standard deviation of the per-seed Gaussian spread around $(\theta_0, \psi_0)$.
+    """
+
+    loss: str = "gan"
+    clip: float | None = None
+    penalty: str | None = None
+    penalty_weight: float = 1.0
+    gp_target: float = 1.0
+    theta0: float = 1.0
+    psi0: float = 1.0
+    init_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("penalty", self.penalty, PENALTIES)
+        if self.penalty is not None and self.loss not in ("gan", "nsgan"):
+            raise ValueError(f"penalty={self.penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own "
+                             "penalty")
+        self._store(clip=None if self.clip is None else check_real("clip", self.clip, low=0, low_inclusive=False),
+                    penalty_weight=check_real("penalty_weight", self.penalty_weight, low=0),
+                    gp_target=check_real("gp_target", self.gp_target, low=0),
+                    theta0=check_real("theta0", self.theta0), psi0=check_real("psi0", self.psi0),
+                    init_std=check_real("init_std", self.init_std, low=0))
 
 
 class DiracGAN(Game):
@@ -72,15 +111,14 @@ class DiracGAN(Game):
     ``distance`` to the equilibrium, $\sqrt{\theta^2 + \psi^2}$ (the quality metric, smaller is better),
     ``theta``, ``psi``, ``diverged``.
 
+    ## Update schedule
+    Simultaneous by default: both players move at every step. ``make(..., update="alternating", n_critic=k)``:
+    $k$ discriminator steps, then one generator step, each at the parameters the other's last move left
+    (:class:`~minmax_envs.games._base.Schedule`); Mescheder et al. (2018) analyse both schedules on this game.
+
     ## Arguments
-    * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
-    * ``clip``: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
-    * ``penalty``: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the
-      discriminator (gan and nsgan losses only).
-    * ``penalty_weight``: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value
-      $2 f'(0) = 1$).
-    * ``gp_target``: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
-    * ``theta0``, ``psi0``, ``init_std``: initial point and per-seed Gaussian spread around it.
+    The fields of :class:`DiracGANConfig` (``DiracGAN.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule).
 
     ## Version history
     * v0: initial version.
@@ -99,22 +137,12 @@ class DiracGAN(Game):
         return (PlotSpec("trajectory", "trajectories", "trajectories in the (theta, psi) plane", x="theta", y="psi",
                          marks=((0.0, 0.0),), mark_label="equilibrium"),)
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 loss: str = "gan", clip: float | None = None, penalty: str | None = None,
-                 penalty_weight: float = 1.0, gp_target: float = 1.0, theta0: float = 1.0, psi0: float = 1.0,
-                 init_std: float = 0.0):
-        super().__init__(num_seeds, device, dtype)
-        check_choice("loss", loss, LOSSES)
-        check_choice("penalty", penalty, PENALTIES)
-        if penalty is not None and loss not in ("gan", "nsgan"):
-            raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
-        self.loss, self.penalty = loss, penalty
-        self.clip = None if clip is None else check_real("clip", clip, low=0, low_inclusive=False)
-        self.gamma = check_real("penalty_weight", penalty_weight, low=0)
-        self.g0 = check_real("gp_target", gp_target, low=0)
-        self.theta0, self.psi0 = check_real("theta0", theta0), check_real("psi0", psi0)
-        self.init_std = check_real("init_std", init_std, low=0)
-        self.zero_sum = loss in ("gan", "wgan") and penalty is None
+    Config = DiracGANConfig
+
+    @property
+    def zero_sum(self) -> bool:
+        """Whether the discriminator's loss is minus the generator's: gan and wgan without a penalty."""
+        return self.loss in ("gan", "wgan") and self.penalty is None
 
     def init(self, rng: SeedStreams):
         e = rng.normal((2,), self.dtype).to(self.device)
@@ -124,9 +152,9 @@ class DiracGAN(Game):
 
     def _penalty(self, psi: torch.Tensor) -> torch.Tensor:
         if self.loss == "wgan-gp":
-            return 0.5 * self.gamma * (psi.abs() - self.g0) ** 2
+            return 0.5 * self.penalty_weight * (psi.abs() - self.gp_target) ** 2
         if self.penalty is not None:
-            return 0.5 * self.gamma * psi**2
+            return 0.5 * self.penalty_weight * psi**2
         return torch.zeros_like(psi)
 
     def losses(self, params, instance, batch, players=PLAYERS):
@@ -147,12 +175,12 @@ class DiracGAN(Game):
         if self.loss in ("wgan", "wgan-gp"):
             g_theta, g_psi = psi, -theta
             if self.loss == "wgan-gp":
-                g_psi = g_psi + self.gamma * (psi.abs() - self.g0) * torch.sign(psi)
+                g_psi = g_psi + self.penalty_weight * (psi.abs() - self.gp_target) * torch.sign(psi)
         else:
             g_theta = psi * _df(t if self.loss == "gan" else -t)
             g_psi = -theta * _df(t)
             if self.penalty is not None:
-                g_psi = g_psi + self.gamma * psi
+                g_psi = g_psi + self.penalty_weight * psi
         return self.losses(params, instance, batch), {"generator": {"theta": g_theta},
                                                       "discriminator": {"psi": g_psi}}
 
