@@ -42,6 +42,7 @@ import torch
 
 import minmax_envs  # noqa: F401 - registers the minmax_envs/<id> Gymnasium ids
 from baselines._args import parse
+from minmax_envs.control import ControlConfig
 from minmax_envs.controllers import ControllerConfig, save_controller
 from minmax_envs.evaluation import bench, get_suite
 from minmax_envs.evaluation.report import report
@@ -87,11 +88,11 @@ def train(args: Args) -> Path:
 
     task = get_suite(args.suite).task(args.task)
     lr_d, lr_g = base_step_sizes(task)
-    control = {"base": args.base, "momentum": args.momentum, "log10_range": args.log10_range, "action": args.action}
+    control = ControlConfig(base=args.base, momentum=args.momentum, log10_range=args.log10_range, action=args.action,
+                            base_lr={"discriminator": lr_d, "generator": lr_g}, horizon=task.steps, split="train")
 
     def make_env():
-        return gymnasium.make(f"minmax_envs/{task.env_id}", max_episode_steps=task.steps, horizon=task.steps,
-                              split="train", base_lr={"discriminator": lr_d, "generator": lr_g}, **control,
+        return gymnasium.make(f"minmax_envs/{task.env_id}", max_episode_steps=task.steps, **asdict(control),
                               **task.env_kwargs)
 
     venv = DummyVecEnv([make_env] * args.num_envs)
@@ -101,9 +102,8 @@ def train(args: Args) -> Path:
     t0 = time.perf_counter()
     model.learn(total_timesteps=args.total_timesteps)
     seconds = time.perf_counter() - t0
-    config = ControllerConfig(algorithm="PPO", **control, trained_on={
+    config = ControllerConfig(algorithm="PPO", control=control, trained_on={
         "suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
-        "base_lr": {"discriminator": lr_d, "generator": lr_g}, "horizon": task.steps, "split": "train",
         "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
         "train_seconds": round(seconds, 1), "args": asdict(args)})
     path = save_controller(model, config, Path(args.out) / (args.name or task.name))

@@ -19,13 +19,12 @@ from minmax_envs.control import (
     QUALITY_COLOR,
     SEED_HIGH,
     VALUE_BOUND,
-    ControlConfig,
     ControlledGame,
-    GameConfig,
     actions_array,
     bounded,
     chart,
     check_render_mode,
+    configs,
     log10_norm,
 )
 from minmax_envs.env import BatchedEnv
@@ -128,9 +127,11 @@ class MinMaxParallelEnv(ParallelEnv):
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
-        self.game = GameConfig(s.id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs)
-        self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action=1,
-                                     horizon=self.max_cycles, divergence_penalty=divergence_penalty)
+        self.game, self.control = configs(
+            s.id, base=base, momentum=momentum, scope=scope, base_lr=base_lr, log10_range=log10_range,
+            divergence_penalty=divergence_penalty, steps_per_action=1, horizon=self.max_cycles, device=device,
+            dtype=dtype, regularizer=regularizer, reg_weight=reg_weight, divergence_threshold=divergence_threshold,
+            **game_kwargs)
         self.metadata = {**type(self).metadata, "name": f"{NAMESPACE}/{s.id}"}
         self._core = ControlledGame(self.game, self.control, 1)
         self.env: BatchedEnv = self._core.env
