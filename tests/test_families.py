@@ -11,7 +11,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs.control import ControlConfig, GameConfig, StepSizeCore
-from minmax_envs.evaluation import ResultStore, Suite, Task, bench, get_suite
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench, get_suite, report
 from minmax_envs.evaluation.protocol import Unit, run_unit
 from minmax_envs.evaluation.zoo import make_agent
 from minmax_envs.families import Family, Param, get_family, list_families
@@ -256,6 +256,9 @@ def test_the_protocol_tunes_on_train_instances_and_judges_every_agent_on_the_sam
                           "eval", (5,), 8))
     (stored,) = [r for r in evals if r["agent"] == evals[0]["agent"] and r["seed"] == 5]
     assert alone[0]["key"] == stored["key"] and alone[0]["final"] == stored["final"]
+    # the leaderboard says which family the task played
+    assert (f"Instance family `t-two-mode` (digest `{SMALL_TWO_MODE.digest}`): tuning on its train instances, "
+            "held-out seeds on its test instances.") in report(tmp_path, plots=False)
 
 
 def test_the_families_suite_plays_the_quick_suites_tasks_on_families():
