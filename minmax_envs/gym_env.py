@@ -102,6 +102,10 @@ class StepSizeEnv(gym.Env):
     * ``base``: ``"sgda"``, ``"nsgda"`` or ``"adam"``; ``momentum`` in ``[0, 1)`` (0 for adam); ``scope`` (nsgda):
       ``"global"`` or ``"layer"``.
     * ``split``: the seeds ``reset()`` draws from: ``None`` (any), ``"train"`` or ``"eval"`` (see Starting State).
+    * ``family``: an instance family of the game (``minmax_envs.families``: a ``Family`` or a registered family's
+      name, e.g. ``"dirac-r1"``): every reset plays its seed's instance, from the family's test set with
+      ``split="eval"`` and its train set otherwise (instance ``seed mod n``); the game is made again when an
+      argument drawn per batch (a width, a loss) changes. ``None`` (default): one game.
     * ``action``: ``"step_sizes"`` (default) or ``"balance"`` (see Action Space).
     * ``base_lr``: a positive number, or a dict ``{"generator": .., "discriminator": ..}`` (default 0.01).
     * ``log10_range``: decades of step size the action spans on each side (default 1.0).
@@ -138,9 +142,11 @@ class StepSizeEnv(gym.Env):
                  divergence_penalty: float = -1.0, split: str | None = None, action: str = "step_sizes",
                  device: Any = "cpu",
                  dtype: Any = torch.float32, regularizer: str | None = None, reg_weight: float | None = None,
-                 divergence_threshold: float = 1e6, render_mode: str | None = None, **game_kwargs: Any):
+                 divergence_threshold: float = 1e6, render_mode: str | None = None, family: Any = None,
+                 **game_kwargs: Any):
         self.render_mode = check_render_mode(render_mode, "StepSizeEnv")
-        self.game = GameConfig(env_id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs)
+        self.game = GameConfig(env_id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs,
+                               family)
         self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action, horizon,
                                      divergence_penalty, split, action)
         self._core = StepSizeCore(self.game, self.control, 1)

@@ -17,7 +17,7 @@ from minmax_envs.control import (
     GENERATOR_COLOR,
     LOG_BOUND,
     QUALITY_COLOR,
-    SEED_HIGH,
+    SPLITS,
     VALUE_BOUND,
     ControlConfig,
     ControlledGame,
@@ -88,7 +88,8 @@ class MinMaxParallelEnv(ParallelEnv):
 
     ## Starting State
     The game's own initialization: ``reset(seed=s)`` plays the batched env's seed ``s``; ``reset()``
-    draws the game seed from the env's ``np_random``.
+    draws the game seed from the env's ``np_random`` (within ``split``'s seeds, as ``StepSizeEnv``). With an instance
+    ``family``, every reset plays its seed's instance of the family's train set (test set with ``split="eval"``).
 
     ## Episode End
     * Termination (both agents): the seed diverges (see ``BatchedEnv``).
@@ -97,7 +98,10 @@ class MinMaxParallelEnv(ParallelEnv):
     ## Arguments
     ``env_id``, ``action_mode``, ``reward_mode``, ``max_cycles``, ``max_update`` (default 0.1), ``base``
     (``"sgda"`` | ``"nsgda"`` | ``"adam"``), ``momentum``, ``scope``, ``base_lr`` (number or per-player dict, default
-    0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``device``, ``dtype``, ``regularizer``,
+    0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``split`` (``None``, ``"train"``, ``"eval"``) and
+    ``family`` (an instance family: a ``minmax_envs.families.Family`` or a registered family's name; its per-batch
+    arguments may not change a player's parameter tensors' number, nor, with ``action_mode="update"``, their
+    shapes: the spaces are fixed); ``device``, ``dtype``, ``regularizer``,
     ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game;
     ``render_mode``: ``None`` (default) or ``"rgb_array"`` (see Rendering). They become a
     :class:`~minmax_envs.control.GameConfig` (``env.game``) and a :class:`~minmax_envs.control.ControlConfig`
@@ -120,7 +124,7 @@ class MinMaxParallelEnv(ParallelEnv):
                  scope: str = "layer", base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
                  divergence_penalty: float = -1.0, device: Any = "cpu", dtype: Any = torch.float32,
                  regularizer: str | None = None, reg_weight: float | None = None, divergence_threshold: float = 1e6,
-                 render_mode: str | None = None, **game_kwargs: Any):
+                 render_mode: str | None = None, split: str | None = None, family: Any = None, **game_kwargs: Any):
         s = spec(env_id)
         check_choice("action_mode", action_mode, ACTION_MODES)
         check_choice("reward_mode", reward_mode, REWARD_MODES)
@@ -128,9 +132,13 @@ class MinMaxParallelEnv(ParallelEnv):
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
-        self.game = GameConfig(s.id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs)
+        self.game = GameConfig(s.id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs, family)
         self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action=1,
-                                     horizon=self.max_cycles, divergence_penalty=divergence_penalty)
+                                     horizon=self.max_cycles, divergence_penalty=divergence_penalty, split=split)
+        if action_mode == "update" and self.game.family is not None and self.game.family.batch_params:
+            raise ValueError(f"action_mode='update' needs fixed parameter shapes; family {self.game.family.name!r} "
+                             f"draws {[p.name for p in self.game.family.batch_params]} per batch: use "
+                             "action_mode='step_size' or a family without per-batch parameters")
         self.metadata = {**type(self).metadata, "name": f"{NAMESPACE}/{s.id}"}
         self._core = ControlledGame(self.game, self.control, 1)
         self.env: BatchedEnv = self._core.env
@@ -183,7 +191,10 @@ class MinMaxParallelEnv(ParallelEnv):
         else:
             if self._np_random is None:
                 self._np_random, _ = seeding.np_random()
-            game_seed = int(self._np_random.integers(0, SEED_HIGH))
+            game_seed = int(self._np_random.integers(*SPLITS[self.control.split]))
+        self._core.play_instances([game_seed])
+        if self._core.env is not self.env:  # an instance family's per-batch arguments changed: a new game
+            self._adopt(self._core.env)
         obs, _ = self.env.reset(seed=game_seed)
         self._core.begin(obs)
         self._t = 0
@@ -192,6 +203,16 @@ class MinMaxParallelEnv(ParallelEnv):
         self._history = []
         observations, _, _ = self._emit(None)
         return observations, {pl: self._agent_info() for pl in PLAYERS}
+
+    def _adopt(self, env: BatchedEnv) -> None:
+        """Play the batched env ``env`` from now on, if its players have the tensors the spaces were made for."""
+        obs, _ = env.reset(seed=0)
+        names = {pl: list(obs[pl].params) for pl in PLAYERS}
+        shapes = {pl: {k: tuple(v.shape[1:]) for k, v in obs[pl].params.items()} for pl in PLAYERS}
+        if names != self.tensor_names or (self.action_mode == "update" and shapes != self._shapes):
+            raise ValueError(f"family {self.game.family.name!r} drew an instance whose players have other parameter "
+                             f"tensors ({names}) than the spaces were made for ({self.tensor_names})")
+        self.env, self._shapes = env, shapes
 
     @property
     def _tracks_quality(self) -> bool:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from minmax_envs.env import BatchedEnv
@@ -129,7 +130,8 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
 
 def _canonical(value: Any) -> Any:
     """A canonical, JSON-able form of an argument value: numbers as ``int`` / ``float``, dtypes and devices as
-    their names (``"float32"``, ``"cuda:0"``), paths as strings, tuples as lists; anything else as its ``repr``."""
+    their names (``"float32"``, ``"cuda:0"``), paths as strings, tuples, tensors and arrays as lists; anything else
+    as its ``repr``."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
@@ -144,6 +146,8 @@ def _canonical(value: Any) -> Any:
         return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, (torch.Tensor, np.ndarray)):  # a game argument given per seed: its values
+        return _canonical(value.tolist())
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if isinstance(value, dict):

@@ -803,3 +803,104 @@ def test_a_damaged_results_line_is_named_skipped_and_resumed(row, finished, tmp_
     assert aside["line"] == 2 and re.search(row.message, aside["problem"])
     assert main(["report", str(out), "--no-plots"]) == 0
     assert "minmax: warning" not in capsys.readouterr().err
+
+
+# === instance families (minmax_envs.families) ========================================================================
+# Rows for families, their specs in suite files and per-seed game arguments. pytest parametrizes a test when it is
+# defined, so these rows, appended after the table's tests, are run by the two tests below (which apply the table's
+# checks); they join ROWS, whose ids must stay unique.
+
+import gymnasium  # noqa: E402
+
+from minmax_envs.families import Family, get_family  # noqa: E402
+
+FAMILY = {"name": "f", "env_id": "Bilinear-v0", "train": 4, "test": 4, "group": 2,
+          "params": [{"name": "sigma_min", "distribution": "log_uniform", "low": 0.1, "high": 0.5, "per_seed": True}]}
+SIGMA = FAMILY["params"][0]
+
+
+def family(**fields: Any) -> Callable[[Path], Family]:
+    """``Family.from_dict`` of :data:`FAMILY` with ``fields`` replaced."""
+    return lambda tmp: Family.from_dict({**FAMILY, **fields})
+
+
+def param(**fields: Any) -> Callable[[Path], Family]:
+    """:data:`FAMILY` whose parameter has ``fields`` replaced (``None``: dropped)."""
+    p = {k: v for k, v in {**SIGMA, **fields}.items() if v is not None}
+    return family(params=[p])
+
+
+FAMILY_ROWS = [
+    api("family-unknown-name", task(family="nope"),
+        r"suite 's': task 't': unknown family 'nope'; registered families: .*bilinear-cond"),
+    api("family-not-a-family", task(family=3), r"task 't': a family is a Family, a registered family's name \(.*\) or "
+                                               r"a family object, got 3"),
+    api("family-of-another-game", task(family="dirac-r1"),
+        r"task 't': family 'dirac-r1' draws arguments of DiracGAN-v0, not of Bilinear-v0"),
+    api("family-argument-set-by-the-task", task(family=FAMILY, env_kwargs={"sigma_min": 0.2}),
+        r"task 't': \['sigma_min'\] are set by family 'f'; leave them out of the task's arguments"),
+    api("family-unknown-field", family(seeds=3),
+        r"family 'f': unknown family field\(s\) \['seeds'\]; allowed: name, env_id, params, kwargs, train, test, "
+        r"group, seed, description"),
+    api("family-missing-params", lambda tmp: Family.from_dict({k: v for k, v in FAMILY.items() if k != "params"}),
+        r"family 'f': missing family field\(s\) \['params'\]; required: name, env_id, params"),
+    api("family-no-params", family(params=[]), r"family 'f': params must be a non-empty list of parameters"),
+    api("family-unknown-env", family(env_id="Nope-v0"), r"family 'f': unknown environment id 'Nope-v0'"),
+    api("family-not-an-argument", param(name="gamma"),
+        r"family 'f': Bilinear-v0 has no argument 'gamma'; its arguments: n, sigma_min, sigma_max"),
+    api("family-shape-per-seed", param(name="n", distribution="choice", choices=[3, 4], low=None, high=None),
+        r"family 'f': 'n' cannot vary per seed in Bilinear-v0 \(it changes a tensor's shape or is discrete\): set "
+        r"per_seed false; arguments that can: sigma_min, sigma_max"),
+    api("family-unknown-distribution", param(distribution="normal"),
+        r"family 'f': parameter 'sigma_min': unknown distribution 'normal'; choose one of uniform, log_uniform, "
+        r"choice"),
+    api("family-empty-interval", param(high=0.1),
+        r"parameter 'sigma_min': high must be a finite number in \(0\.1, inf\), got 0\.1"),
+    api("family-log-uniform-from-zero", param(low=0.0),
+        r"parameter 'sigma_min': low must be a finite number in \(0\.0, inf\), got 0\.0"),
+    api("family-choices-and-interval", param(choices=[0.1, 0.2]),
+        r"parameter 'sigma_min': a log_uniform distribution has low / high, not choices"),
+    api("family-empty-choices", param(distribution="choice", choices=[], low=None, high=None),
+        r"parameter 'sigma_min': choices must be a non-empty list of values, got \[\]"),
+    api("family-text-choice-per-seed", param(distribution="choice", choices=[0.1, "x"], low=None, high=None),
+        r"parameter 'sigma_min': a parameter drawn per seed takes numbers, got choices\[1\] = 'x'"),
+    api("family-unknown-param-field", param(mean=0.2), r"params\[0\] 'sigma_min': unknown parameter field\(s\) "
+                                                       r"\['mean'\]"),
+    api("family-fixed-and-drawn", family(kwargs={"sigma_min": 0.2}),
+        r"family 'f': \['sigma_min'\] are both drawn \(params\) and fixed \(kwargs\)"),
+    api("family-group-does-not-divide", family(group=3, params=[
+        SIGMA, {"name": "n", "distribution": "choice", "choices": [3, 4]}]),
+        r"family 'f': group 3 must divide train 4 and test 4 \(instances of a group share n\)"),
+    api("family-value-outside-the-game", param(low=0.5, high=3.0),
+        r"family 'f': train instances 0\.\.3: sigma_max must be >= sigma_min for every seed; it is below for seed "
+        r"slots \[\d"),
+    api("family-too-few-values", family(params=[{"name": "n", "distribution": "choice", "choices": [3]}]),
+        r"family 'f': cannot draw 4 test instances that differ from every train instance in 100 attempts"),
+    api("family-unknown-split", lambda tmp: get_family("dirac-r1").instances("eval"),
+        r"unknown split 'eval'; a family has the splits 'train' and 'test'"),
+    api("family-gymnasium-unknown-name", lambda tmp: gymnasium.make("minmax_envs/DiracGAN-v0", family="nope"),
+        r"unknown family 'nope'; registered families:"),
+    api("family-gymnasium-argument-set-twice",
+        lambda tmp: gymnasium.make("minmax_envs/DiracGAN-v0", family="dirac-r1", penalty_weight=2.0),
+        r"\['penalty_weight'\] are set by family 'dirac-r1'; leave them out of the task's arguments"),
+    api("per-seed-argument-wrong-length", lambda tmp: minmax_envs.make("TwoMode-v0", num_seeds=3, gamma=[0.1, 0.2]),
+        r"gamma per seed must have one value per seed \(num_seeds=3\), got 2"),
+    api("per-seed-argument-out-of-range", lambda tmp: minmax_envs.make("TwoMode-v0", num_seeds=2, gamma=[0.1, 1.5]),
+        r"gamma\[1\] must be a finite number in \[0\.0, 1\.0\), got 1\.5"),
+    cli("bench-suite-file-bad-family", ["bench", "--suite", "{tmp}/s.json", "--out", "{tmp}/out", "--no-progress"],
+        r"suite file '.*s\.json' is not a valid suite: suite 's': task 't': family 'f': parameter 'sigma_min': "
+        r"unknown distribution 'normal'",
+        setup=write("s.json", {**SUITE, "tasks": [{**TASK, "env_kwargs": {}, "family": {
+            **FAMILY, "params": [{**SIGMA, "distribution": "normal"}]}}]})),
+]
+ROWS += FAMILY_ROWS
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in FAMILY_ROWS if _kind(r) == "api"])
+def test_bad_family_input_raises_a_value_error_with_a_clear_message(row, tmp_path):
+    test_bad_api_input_raises_a_value_error_with_a_clear_message(row, tmp_path)
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in FAMILY_ROWS if _kind(r) == "cli"])
+def test_bad_family_command_line_input_exits_2_with_a_one_line_error(row, tmp_path, capsys):
+    test_bad_command_line_input_exits_2_with_a_one_line_error(row, tmp_path, capsys)

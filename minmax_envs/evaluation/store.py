@@ -136,8 +136,13 @@ OPTIONAL_FIELDS: dict[str, FieldType] = {
         isinstance(p, list) and all(x is None or _is_number(x) for x in p) for p in v)),
     "plots": FieldType("a list of figure objects with a kind and a name", lambda v: isinstance(v, list) and all(
         isinstance(p, dict) and isinstance(p.get("kind"), str) and isinstance(p.get("name"), str) for p in v)),
+    "family": FieldType('an object {"name": string, "digest": string, "split": string}', lambda v: isinstance(v, dict)
+                        and all(isinstance(v.get(k), str) for k in ("name", "digest", "split"))),
+    "instance": OBJECT,
 }
-"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``)."""
+"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``; only
+tasks with an instance family store ``family``, the family's name, digest and split, and ``instance``, the drawn
+arguments the seed played)."""
 
 
 def _json_kind(v: Any) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
 
 from minmax_envs._checks import check_bool, check_choice, check_int, check_real, check_str
+from minmax_envs.families import Family, resolve_family
 from minmax_envs.registry import spec
 
 DEFAULT_AGENTS = ("sgda", "nsgda", "adam", "adalr", "adadir")
@@ -45,6 +46,12 @@ class Task:
         description: one line for reports.
         agents: the only agents that play this task (of those a run names), ``None`` (default) for all of them:
             a task added for a comparison between some agents (a batch-size trend) costs nothing for the others.
+        family: an instance family of the task's game (:mod:`minmax_envs.families`: a registered family's name, a
+            family object or a :class:`~minmax_envs.families.Family`; stored as the ``Family``), or ``None``
+            (default): one game. Tuning seeds play its train instances, held-out seeds its test instances (seed
+            ``s`` plays instance ``s mod n`` of its split, whatever the batching); the family's definition is part of
+            the suite's definition and its digest of every record key. ``env_kwargs`` may not set an argument the
+            family sets.
     """
 
     name: str
@@ -61,6 +68,7 @@ class Task:
     schedule: str = "constant"
     description: str = ""
     agents: tuple[str, ...] | None = None
+    family: Family | None = None
 
     def __post_init__(self) -> None:
         check_str("task name", self.name)
@@ -95,6 +103,13 @@ class Task:
         for i, r in enumerate(self.ratios):
             check_real(f"{where}: ratios[{i}]", r, low=0.0, low_inclusive=False)
         check_str(f"{where}: description", self.description, allow_empty=True)
+        if self.family is not None:
+            try:
+                family = resolve_family(self.family)
+                family.check_task(self.env_id, self.env_kwargs)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            object.__setattr__(self, "family", family)
         if self.agents is not None:
             if not isinstance(self.agents, (list, tuple)) or not self.agents:
                 raise ValueError(f"{where}: agents must be null (every agent) or a non-empty list of agent names, "
@@ -121,12 +136,16 @@ class Task:
         return self.agents is None or agent in self.agents
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(self) if self.family is None else asdict(replace(self, family=None))
         d["lr_range"], d["ratios"] = list(self.lr_range), list(self.ratios)
         if self.agents is None:
             del d["agents"]  # the layout of suite files written before the field existed
         else:
             d["agents"] = list(self.agents)
+        if self.family is None:
+            del d["family"]  # likewise
+        else:
+            d["family"] = self.family.to_dict()
         return d
 
 
@@ -308,10 +327,11 @@ _IMAGES_TINY = {"width": 8, "batch_size": 32, "eval_samples": 256, "classifier_e
 _NK = {"regularizer": "nk", "reg_weight": 0.5}  # the regularizer of Nagarajan & Kolter (2017) with their eta
 
 
-def _distance_task(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, description: str) -> Task:
+def _distance_task(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, description: str,
+                   **extra: Any) -> Task:
     """A task whose metric is the distance to the game's unique equilibrium, solved below 0.1."""
     return Task(name, env_id, steps, eval_every, "distance", False, 0.1, env_kwargs, lr_range=(1e-2, 1.0),
-                description=description)
+                description=description, **extra)
 
 
 register_suite(Suite(
@@ -358,6 +378,30 @@ register_suite(Suite(
 ))
 
 _QUICK = _SUITES["quick"]
+
+register_suite(Suite(
+    name="families", version=1, budget=3, tune_seeds=8, eval_seeds=16,
+    description="The quick suite's games as instance families (docs/families.md): every agent tunes on train "
+                "instances and is judged on 16 held-out seeds that play test instances, the same ones for every agent.",
+    tasks=(
+        _distance_task("dirac-wgan", "DiracGAN-v0", 300, 30, {}, "Dirac WGAN from a starting point drawn per seed",
+                       family="dirac-wgan"),
+        _distance_task("dirac-wgan-nk", "DiracGAN-v0", 300, 30, _NK,
+                       "Dirac WGAN with the NK regularizer, eta = 0.5, from a starting point drawn per seed",
+                       family="dirac-wgan"),
+        _distance_task("dirac-r1", "DiracGAN-v0", 300, 30, {},
+                       "Dirac GAN with the R1 penalty (Mescheder et al. 2018): weight per seed, loss per batch",
+                       family="dirac-r1"),
+        _distance_task("bilinear", "Bilinear-v0", 300, 30, {},
+                       "Bilinear games: size per batch, conditioning per seed", family="bilinear-cond"),
+        Task("two-mode-small", "TwoMode-v0", 500, 50, **_TWO_MODE_TARGET, lr_range=(1e-2, 1.0), ratios=(0.5,),
+             description="The two-mode problem at d = 100: gamma per seed, data case and widths per batch",
+             family="two-mode-small"),
+        Task("mog-ring-small", "MoG-Ring-v0", 1000, 100, "modes_covered", True, 6.0, lr_range=(3e-4, 3e-2),
+             description="Rings of 6, 8 or 10 Gaussians, radius and width per seed: cover at least 6 modes",
+             family="mog-ring-small"),
+    ),
+))
 register_suite(Suite(
     name="controllers", version=1, budget=3, tune_seeds=8, eval_seeds=32, agents=("sgda", "nsgda"),
     description="Learned step-size controllers (baselines/train_controller.py, agent learned:PATH) against SGDA "

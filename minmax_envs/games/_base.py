@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from minmax_envs._checks import check_int
+from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
+from minmax_envs.games._per_seed import is_per_seed, seed_values
 
 Params = dict[str, torch.Tensor]
 PlayerParams = dict[str, Params]
@@ -120,6 +121,9 @@ class Game:
     #: generator's steps see the regularized gradient, the discriminator's its plain one); if not, it needs
     #: both players to move at every step
     nk_alternates: ClassVar[bool] = False
+    #: the arguments that may be given one value per seed (:mod:`minmax_envs.games._per_seed`): none of them
+    #: changes a tensor's shape
+    per_seed_args: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         check_int("num_seeds", num_seeds)
@@ -128,6 +132,54 @@ class Game:
         self.num_seeds = num_seeds
         self.device = torch.device(device)
         self.dtype = dtype
+        #: the arguments given per seed, each a float64 tensor ``(N,)``: what the next :meth:`init` copies into
+        #: the instance of every slot it draws
+        self.seed_args: dict[str, torch.Tensor] = {}
+        self._seed_bounds: dict[str, dict[str, Any]] = {}
+
+    # --- arguments given per seed -------------------------------------------------------------------
+    def _seed_arg(self, name: str, value: Any, **bounds: Any) -> float | torch.Tensor:
+        """Argument ``name`` checked against ``bounds`` (:func:`~minmax_envs._checks.check_real`'s keywords): a
+        number as a float, or one value per seed as a float64 tensor ``(N,)`` kept in :attr:`seed_args`."""
+        if name not in self.per_seed_args:
+            raise AssertionError(f"{type(self).__name__}.per_seed_args does not list {name!r}")
+        if not is_per_seed(value):
+            return check_real(name, value, **bounds)
+        self._seed_bounds[name] = bounds
+        self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device, **bounds)
+        return self.seed_args[name]
+
+    def _check_seed_args(self) -> None:
+        """Checks across per-seed arguments (e.g. one bound below another), after :meth:`set_per_seed`."""
+
+    def set_per_seed(self, *, check: bool = True, **values: Any) -> None:
+        """New values of arguments given per seed when the game was made, for the slots the next :meth:`init` draws
+        (:meth:`~minmax_envs.env.BatchedEnv.reset`, :meth:`~minmax_envs.env.BatchedEnv.reset_where`: the slots
+        that are not restarted keep the values of their instance).
+
+        Args:
+            check: validate every value (one host transfer); ``False`` for values validated before, which then
+                stay on the device (``(N,)`` tensors).
+            **values: per argument, ``num_seeds`` values (a sequence, array or tensor).
+        """
+        for name, value in values.items():
+            if name not in self.seed_args:
+                given = ", ".join(self.seed_args) or "none"
+                raise ValueError(f"{type(self).__name__}: {name!r} was not given per seed when the game was made; "
+                                 f"arguments given per seed here: {given}")
+            if check:
+                self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device, **self._seed_bounds[name])
+            else:
+                t = torch.as_tensor(value, dtype=torch.float64, device=self.device)
+                if t.shape != (self.num_seeds,):
+                    raise ValueError(f"{name} per seed must have shape ({self.num_seeds},), got {tuple(t.shape)}")
+                self.seed_args[name] = t
+        if check:
+            self._check_seed_args()
+
+    def _seed_instance(self) -> dict[str, torch.Tensor]:
+        """The per-seed arguments as instance entries (copies), for :meth:`init`."""
+        return {name: t.clone() for name, t in self.seed_args.items()}
 
     # --- to implement -------------------------------------------------------------------------
     def init(self, rng: SeedStreams) -> tuple[PlayerParams, dict[str, torch.Tensor]]:

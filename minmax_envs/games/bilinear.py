@@ -9,6 +9,7 @@ import torch
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
+from minmax_envs.games._per_seed import column
 
 
 def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,9 @@ class Bilinear(Game):
 
     ## Arguments
     * ``n``: dimension of each player (default 10).
-    * ``sigma_min``, ``sigma_max``: range of the singular values of $A$ (default 0.5, 1.0).
+    * ``sigma_min``, ``sigma_max``: range of the singular values of $A$ (default 0.5, 1.0): the condition number
+      of $A$ is at most $\sigma_{\max} / \sigma_{\min}$. Numbers, or one per seed (sequences or tensors of
+      ``num_seeds`` values; :mod:`minmax_envs.families`).
     * ``offset_std``: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
     * ``init_std``: scale of the initial point.
     * ``noise_std``: standard deviation of the gradient noise (default 0: exact gradients).
@@ -70,24 +73,39 @@ class Bilinear(Game):
 
     quality_metric = "distance"
     quality_sign = -1.0
+    per_seed_args = ("sigma_min", "sigma_max")
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                  n: int = 10, sigma_min: float = 0.5, sigma_max: float = 1.0, offset_std: float = 1.0,
                  init_std: float = 1.0, noise_std: float = 0.0):
         super().__init__(num_seeds, device, dtype)
         self.n = check_int("n", n)
-        self.sigma_min = check_real("sigma_min", sigma_min, low=0, low_inclusive=False)
-        self.sigma_max = check_real("sigma_max", sigma_max, low=self.sigma_min)
+        self.sigma_min = self._seed_arg("sigma_min", sigma_min, low=0, low_inclusive=False)
+        if isinstance(self.sigma_min, float):
+            self.sigma_max = self._seed_arg("sigma_max", sigma_max, low=self.sigma_min)
+        else:
+            self.sigma_max = self._seed_arg("sigma_max", sigma_max, low=0, low_inclusive=False)
+        self._check_seed_args()
         self.offset_std = check_real("offset_std", offset_std, low=0)
         self.init_std = check_real("init_std", init_std, low=0)
         self.noise_std = check_real("noise_std", noise_std, low=0)
         self.zero_sum = self.noise_std == 0.0
 
+    def _check_seed_args(self) -> None:
+        lo, hi = (self.seed_args.get(k, v) for k, v in (("sigma_min", self.sigma_min), ("sigma_max", self.sigma_max)))
+        if isinstance(lo, float) and isinstance(hi, float):
+            return
+        below = torch.nonzero(torch.as_tensor(hi) < torch.as_tensor(lo)).flatten().tolist()
+        if below:
+            raise ValueError(f"sigma_max must be >= sigma_min for every seed; it is below for seed slots {below[:10]}")
+
     def init(self, rng: SeedStreams):
         n, dt, dev = self.n, torch.float64, self.device
         u = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
         v = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
-        s = self.sigma_min + (self.sigma_max - self.sigma_min) * rng.uniform((n,), dt).to(dev)
+        lo, hi = (column(self.seed_args.get(k, v), 2) for k, v in (("sigma_min", self.sigma_min),
+                                                                    ("sigma_max", self.sigma_max)))
+        s = lo + (hi - lo) * rng.uniform((n,), dt).to(dev)
         a = u @ (s[:, :, None] * v.transpose(1, 2))
         bc = self.offset_std * rng.normal((2, n), dt).to(dev)
         b, c = bc[:, 0], bc[:, 1]
@@ -99,7 +117,7 @@ class Bilinear(Game):
         cast = {k: t.to(self.dtype).contiguous() for k, t in
                 {"A": a, "A_T": a.transpose(1, 2), "b": b, "c": c, "x_star": x_star, "y_star": y_star}.items()}
         params = {"generator": {"x": xy[:, 0].to(self.dtype)}, "discriminator": {"y": xy[:, 1].to(self.dtype)}}
-        return params, cast
+        return params, {**cast, **self._seed_instance()}
 
     def sample(self, rng: SeedStreams, instance):
         """The gradient noise ``(N, 2, n)``; none is drawn when ``noise_std`` is 0 (nothing else is random)."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, PlotSpec
+from minmax_envs.games._per_seed import column
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
 PENALTIES = (None, "r1", "r2")
@@ -82,6 +83,9 @@ class DiracGAN(Game):
     * ``gp_target``: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
     * ``theta0``, ``psi0``, ``init_std``: initial point and per-seed Gaussian spread around it.
 
+    ``penalty_weight``, ``theta0`` and ``psi0`` are numbers, or one per seed (a sequence or tensor of ``num_seeds``
+    values; :mod:`minmax_envs.families`).
+
     ## Version history
     * v0: initial version.
     """
@@ -93,6 +97,7 @@ class DiracGAN(Game):
 
     quality_metric = "distance"
     quality_sign = -1.0
+    per_seed_args = ("penalty_weight", "theta0", "psi0")
 
     def plots(self) -> tuple[PlotSpec, ...]:
         """Trajectories in the ``(theta, psi)`` plane around the equilibrium ``(0, 0)``."""
@@ -110,23 +115,34 @@ class DiracGAN(Game):
             raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
         self.loss, self.penalty = loss, penalty
         self.clip = None if clip is None else check_real("clip", clip, low=0, low_inclusive=False)
-        self.gamma = check_real("penalty_weight", penalty_weight, low=0)
+        self.gamma = self._seed_arg("penalty_weight", penalty_weight, low=0)
         self.g0 = check_real("gp_target", gp_target, low=0)
-        self.theta0, self.psi0 = check_real("theta0", theta0), check_real("psi0", psi0)
+        self.theta0, self.psi0 = self._seed_arg("theta0", theta0), self._seed_arg("psi0", psi0)
         self.init_std = check_real("init_std", init_std, low=0)
         self.zero_sum = loss in ("gan", "wgan") and penalty is None
 
     def init(self, rng: SeedStreams):
         e = rng.normal((2,), self.dtype).to(self.device)
-        theta = self.theta0 + self.init_std * e[:, 0]
-        psi = self.psi0 + self.init_std * e[:, 1]
-        return {"generator": {"theta": theta}, "discriminator": {"psi": psi}}, {}
+        theta0, psi0 = (self._start(n, v) for n, v in (("theta0", self.theta0), ("psi0", self.psi0)))
+        theta = theta0 + self.init_std * e[:, 0]
+        psi = psi0 + self.init_std * e[:, 1]
+        return {"generator": {"theta": theta}, "discriminator": {"psi": psi}}, self._seed_instance()
 
-    def _penalty(self, psi: torch.Tensor) -> torch.Tensor:
+    def _start(self, name: str, value: float | torch.Tensor) -> float | torch.Tensor:
+        """An initial coordinate: the number, or the per-seed values of the next init in the game's dtype."""
+        return self.seed_args[name].to(self.dtype) if name in self.seed_args else value
+
+    def _weight(self, instance: dict[str, torch.Tensor]) -> float | torch.Tensor:
+        """$\\gamma$: the number, or the instance's per-seed values ``(N,)`` in the game's dtype."""
+        if "penalty_weight" in instance:
+            return column(instance["penalty_weight"].to(self.dtype), 1)
+        return self.gamma
+
+    def _penalty(self, psi: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
         if self.loss == "wgan-gp":
-            return 0.5 * self.gamma * (psi.abs() - self.g0) ** 2
+            return 0.5 * gamma * (psi.abs() - self.g0) ** 2
         if self.penalty is not None:
-            return 0.5 * self.gamma * psi**2
+            return 0.5 * gamma * psi**2
         return torch.zeros_like(psi)
 
     def losses(self, params, instance, batch, players=PLAYERS):
@@ -138,7 +154,7 @@ class DiracGAN(Game):
         else:
             payoff = _f(t) + _f(torch.zeros_like(t))
             gen = payoff if self.loss == "gan" else -_f(-t)
-        return {"generator": gen, "discriminator": -payoff + self._penalty(psi)}
+        return {"generator": gen, "discriminator": -payoff + self._penalty(psi, self._weight(instance))}
 
     def grads(self, params, instance, batch, players=PLAYERS):
         """Closed-form gradients of each player's loss (the vector fields above, negated)."""
@@ -147,12 +163,12 @@ class DiracGAN(Game):
         if self.loss in ("wgan", "wgan-gp"):
             g_theta, g_psi = psi, -theta
             if self.loss == "wgan-gp":
-                g_psi = g_psi + self.gamma * (psi.abs() - self.g0) * torch.sign(psi)
+                g_psi = g_psi + self._weight(instance) * (psi.abs() - self.g0) * torch.sign(psi)
         else:
             g_theta = psi * _df(t if self.loss == "gan" else -t)
             g_psi = -theta * _df(t)
             if self.penalty is not None:
-                g_psi = g_psi + self.gamma * psi
+                g_psi = g_psi + self._weight(instance) * psi
         return self.losses(params, instance, batch), {"generator": {"theta": g_theta},
                                                       "discriminator": {"psi": g_psi}}
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, PlotSpec, per_seed_sum
+from minmax_envs.games._per_seed import column, sqrt
 
 CASES = ("correlated_modes", "correlated_coefficients")
 RECOVERY_COSINE = 0.9
@@ -107,7 +108,8 @@ class TwoMode(Game):
     * ``m_d``, ``m_g``: discriminator and generator widths (default 5 and 5, Figure 5; Theorem 4.2 uses
       $m_d = \log d$, $m_g = \log d \cdot \log\log d$).
     * ``gamma``: $\gamma$, the mode correlation (case 1) or the probability of $s = (1, 1)$ (case 2), in
-      $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$).
+      $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$). A number, or one per seed
+      (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
     * ``batch_size``: samples per step (default 1, the paper's setting).
     * ``trunc``: $\Lambda$ of eq. (9), default $d^{0.2}$.
     * ``bias_scale``: $\lambda$ of eq. (9), default 1.0. The paper sets $\lambda$ in Parametrization
@@ -131,6 +133,7 @@ class TwoMode(Game):
     quality_metric = "mode_alignment"
     quality_sign = 1.0
     zero_sum = True
+    per_seed_args = ("gamma",)
 
     def plots(self) -> tuple[PlotSpec, ...]:
         """Every generator neuron's final cosines to the two modes, against the recovery threshold."""
@@ -161,7 +164,10 @@ class TwoMode(Game):
                     raise
                 raise ValueError(f"{e} (the default {formula} for d={d}); pass {name} explicitly") from None
 
-        self.gamma = resolved("gamma", gamma, 1.0 / log_d, "1/log(d)", high=1.0, high_inclusive=False)
+        if gamma is None:
+            self.gamma = resolved("gamma", gamma, 1.0 / log_d, "1/log(d)", high=1.0, high_inclusive=False)
+        else:  # a number, or one per seed
+            self.gamma = self._seed_arg("gamma", gamma, low=0.0, high=1.0, high_inclusive=False)
         self.trunc = resolved("trunc", trunc, d ** 0.2, "d**0.2", low_inclusive=False)
         self.bias_scale = check_real("bias_scale", bias_scale, low=0.0, low_inclusive=False)
         self.w_init_std = resolved("w_init_std", w_init_std, 1.0 / math.sqrt(d), "1/sqrt(d)")
@@ -177,7 +183,8 @@ class TwoMode(Game):
         r = g[:, 1] - (g[:, 1] * e1).sum(dim=1, keepdim=True) * e1
         e2 = r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
         if self.case == "correlated_modes":
-            u2 = self.gamma * e1 + math.sqrt(1.0 - self.gamma**2) * e2
+            gamma = column(self.seed_args.get("gamma", self.gamma), 2)  # a number, or (N, 1) per seed
+            u2 = gamma * e1 + sqrt(1.0 - gamma**2) * e2
         else:
             u2 = e2
         modes = torch.stack([e1, u2], dim=1).to(dt)  # (N, 2, d)
@@ -186,7 +193,7 @@ class TwoMode(Game):
         a = self.a_init_std * rng.normal((1,), dt).to(dev)[:, 0]
         params = {"generator": {"V": v},
                   "discriminator": {"W": w, "a": a, "b": torch.zeros_like(a)}}
-        return params, {"modes": modes}
+        return params, {"modes": modes, **self._seed_instance()}
 
     def sample(self, rng: SeedStreams, instance):
         r"""Real samples ``X`` ``(N, B, d)`` and latents ``z`` ``(N, B, m_g)``.
@@ -201,7 +208,7 @@ class TwoMode(Game):
             s1 = r < 0.5
             s2 = ~s1
         else:
-            g = self.gamma
+            g = column(instance.get("gamma", self.gamma), 2)  # a number, or (N, 1) per seed
             both = r < g
             s1 = r < g + 0.5 * (1.0 - g)  # (1, 1) below g, then (1, 0), then (0, 1)
             s2 = both | ~s1
