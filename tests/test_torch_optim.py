@@ -182,20 +182,28 @@ def test_a_class_and_its_dotted_name_are_the_same_agent():
 
 
 # --- errors, eagerly ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,message", [
-    ("no_such_package.Adam", r"no module to import \(tried 'no_such_package'\)"),
-    ("torch.no_such_module.Adam", r"'torch' has no attribute 'no_such_module'"),
-    ("torch.optim.Adamm", r"'torch.optim' has no attribute 'Adamm'.*did you mean 'torch.optim.Adam'"),
-    ("Adam", r"not a dotted name such as 'torch.optim.AdamW'"),
-    ("torch.optim.", r"not a dotted name"),
-    ("torch.nn.Linear", r"takes a torch.optim.Optimizer subclass .* is the class torch.nn.modules.linear.Linear"),
-    ("torch.optim.lr_scheduler.StepLR", r"is the class torch.optim.lr_scheduler.StepLR"),
-    ("torch.pi", r"'torch.pi' is a float"),
-    ("torch.optim.Optimizer", r"abstract base class"),
+NOT_ALLOWED = r"is not an optimizer package this program imports by name \(torch.optim, pytorch_optimizer"
+
+
+@pytest.mark.parametrize("name,allow,message", [
+    ("no_such_package.Adam", [], rf"the module 'no_such_package' {NOT_ALLOWED}"),
+    ("no_such_package.Adam", ["no_such_package"], r"no module to import \(tried 'no_such_package'\)"),
+    ("torch.no_such_module.Adam", [], rf"the module 'torch.no_such_module' {NOT_ALLOWED}.*--allow-module torch"),
+    ("torch.optim.no_such_module.Adam", [], r"'torch.optim' has no attribute 'no_such_module'"),
+    ("torch.optim.Adamm", [], r"'torch.optim' has no attribute 'Adamm'.*did you mean 'torch.optim.Adam'"),
+    ("Adam", [], r"not a dotted name such as 'torch.optim.AdamW'"),
+    ("torch.optim.", [], r"not a dotted name"),
+    ("torch.nn.Linear", [], rf"the module 'torch.nn' {NOT_ALLOWED}"),
+    ("torch.nn.Linear", ["torch.nn"], r"takes a torch.optim.Optimizer subclass .* is the class "
+                                      r"torch.nn.modules.linear.Linear"),
+    ("torch.optim.lr_scheduler.StepLR", [], r"is the class torch.optim.lr_scheduler.StepLR"),
+    ("torch.pi", ["torch"], r"'torch.pi' is a float"),
+    ("torch.optim.Optimizer", [], r"abstract base class"),
+    ("torch.optim.Adam", ["torch optim"], r"a module to allow optimizers from is a dotted module name"),
 ])
-def test_bad_optimizer_names_raise_a_clear_error(name, message):
+def test_bad_optimizer_names_raise_a_clear_error(name, allow, message):
     with pytest.raises(ValueError, match=message):
-        agents.from_torch(name)
+        agents.from_torch(name, allow_modules=allow)
 
 
 def test_an_optimizer_instance_or_a_non_optimizer_is_refused():

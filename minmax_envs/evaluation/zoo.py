@@ -239,18 +239,33 @@ def split_agent_names(text: str) -> list[str]:
     return [n.strip() for n in names if n.strip()]
 
 
+def _typed_torch_agent(arg: str) -> tuple[str, dict]:
+    """The optimizer's dotted name and its hyperparameters, each typed by the optimizer's own signature
+    (:func:`agents.torch_optim.check_hyperparameter_types`: ``amsgrad="false"`` is refused, not taken as true).
+    The class is imported only as :func:`agents.from_torch` allows (the installed optimizer packages, or modules
+    opted in to: ``minmax --allow-module``, :func:`agents.allow_optimizer_modules`)."""
+    from agents.torch_optim import check_hyperparameter_types, optimizer_class
+
+    dotted, hyper = parse_torch_agent(arg)
+    try:
+        check_hyperparameter_types(optimizer_class(dotted), dotted, hyper)
+    except ValueError as e:
+        raise ValueError(f"agent 'torch:{arg}': {e}") from None
+    return dotted, hyper
+
+
 def _torch_pair(arg: str, lr_d, lr_g):
     from agents import from_torch
 
-    dotted, hyper = parse_torch_agent(arg)
+    dotted, hyper = _typed_torch_agent(arg)
     return {"discriminator": from_torch(dotted, lr=lr_d, **hyper), "generator": from_torch(dotted, lr=lr_g, **hyper)}
 
 
 def _check_torch(arg: str) -> None:
-    """Import the class and build it once (torch's own eager errors for bad hyperparameters)."""
+    """Import the class (if allowed), type the hyperparameters and build it once (torch's own eager errors)."""
     from agents import from_torch
 
-    dotted, hyper = parse_torch_agent(arg)
+    dotted, hyper = _typed_torch_agent(arg)
     try:
         from_torch(dotted, lr=1e-3, **hyper)
     except (TypeError, ValueError) as e:
@@ -258,14 +273,11 @@ def _check_torch(arg: str) -> None:
 
 
 def _digest_torch(arg: str) -> str:
-    """The version of the package the optimizer comes from: records of another version are not reused."""
-    import importlib.metadata
+    """The version of the package the optimizer comes from (records of another version are not reused), or, for
+    a module of your own opted in to, a hash of its source files (an edited file gets new keys)."""
+    from agents.torch_optim import optimizer_digest
 
-    top = parse_torch_agent(arg)[0].split(".", 1)[0]
-    try:
-        return f"{top}=={importlib.metadata.version(top.replace('_', '-'))}"
-    except importlib.metadata.PackageNotFoundError:
-        return top
+    return optimizer_digest(parse_torch_agent(arg)[0])
 
 
 register_agent_prefix("torch", _torch_pair, _check_torch, _digest_torch,
