@@ -69,6 +69,7 @@ class Bilinear(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance",)
     quality_sign = -1.0
 
     def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,

@@ -92,6 +92,7 @@ class DiracGAN(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance", "theta", "psi")
     quality_sign = -1.0
 
     def plots(self) -> tuple[PlotSpec, ...]:
