@@ -203,6 +203,8 @@ def parse_torch_agent(arg: str) -> tuple[str, dict]:
     tuples, as torch.optim writes them). ``lr`` is the protocol's: it cannot be given."""
     import json
 
+    from minmax_envs._json import loads
+
     dotted, _, query = arg.partition("?")
     if not dotted or "." not in dotted:
         raise ValueError(f"agent 'torch:{arg}': name the optimizer class by its dotted path, {TORCH_SYNTAX}")
@@ -216,10 +218,12 @@ def parse_torch_agent(arg: str) -> tuple[str, dict]:
         if key == "lr":
             raise ValueError(f"agent 'torch:{arg}': lr is tuned by the protocol (lr_d, lr_g); do not give it")
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ValueError(f"agent 'torch:{arg}': the value of {key} must be JSON (numbers, true/false, "
-                             f"null, \"strings\", [lists]), got {raw!r}") from None
+            value = loads(raw)  # nesting bounded
+        except json.JSONDecodeError as e:
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            raise ValueError(f"agent 'torch:{arg if len(arg) <= 200 else arg[:197] + '...'}': the value of {key} "
+                             f"must be JSON (numbers, true/false, null, \"strings\", [lists]), got {shown!r} "
+                             f"({e.msg})") from None
         hyper[key] = tuple(value) if isinstance(value, list) else value
     return dotted, hyper
 
