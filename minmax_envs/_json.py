@@ -82,7 +82,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> str:
     with open_regular(path) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ValueError(f"{os.fspath(path)!r} is larger than {max_bytes // 2**20} MiB; it is not read")
+        raise ValueError(f"{os.fspath(path)!r} is larger than {_size(max_bytes)}; it is not read")
     return data.decode("utf-8")
 
 
@@ -103,19 +103,23 @@ def read_json(path: str | os.PathLike, what: str, max_bytes: int = MAX_FILE_BYTE
         raise ValueError(f"{what} {e}") from None
 
 
-def lines(f: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def lines(f: IO[bytes], max_bytes: int | None = None) -> Iterator[bytes]:
     """The lines of the binary file ``f`` (each with its newline, the last one perhaps without), as iterating
-    over ``f`` gives them, except that a line longer than ``max_bytes`` raises a ``ValueError`` naming the file and
-    the line instead of being read into memory whole."""
+    over ``f`` gives them, except that a line longer than ``max_bytes`` (:data:`MAX_LINE_BYTES`) raises a
+    ``ValueError`` naming the file and the line instead of being read into memory whole."""
+    limit = MAX_LINE_BYTES if max_bytes is None else max_bytes
     number = 0
     while True:
-        raw = f.readline(max_bytes + 1)
+        raw = f.readline(limit + 1)
         if not raw:
             return
         number += 1
-        if len(raw) > max_bytes and not (len(raw) == max_bytes + 1 and raw.endswith(b"\n")):
+        if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
             name = getattr(f, "name", "the file")
-            raise ValueError(f"{name!r}: line {number} is longer than {max_bytes // 2**20} MiB, which no record is; "
-                             "this is not a results file written by minmax_envs: move it away or use another "
-                             "results directory")
+            raise ValueError(f"{name!r}: line {number} is longer than {_size(limit)}, which no record is; this is not "
+                             "a results file written by minmax_envs: move it away or use another results directory")
         yield raw

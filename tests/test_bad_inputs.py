@@ -40,6 +40,7 @@ import pickle
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import warnings
 import zipfile
@@ -1141,3 +1142,83 @@ def test_a_damaged_results_line_is_named_skipped_and_resumed(row, finished, tmp_
     assert aside["line"] == 2 and re.search(row.message, aside["problem"])
     assert main(["report", str(out), "--no-plots"]) == 0
     assert "minmax: warning" not in capsys.readouterr().err
+
+
+# --- cases beyond the table: the documented `python -m` form, Ctrl-C, huge lines, a deep suite.json ----------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_python_dash_m_beside_a_planted_module_runs_no_code(tmp_path):
+    """``python -m minmax_envs`` (documented as the ``minmax`` command) puts the working directory first on
+    ``sys.path``: a suite file there naming ``torch:evil.Opt``, with ``evil.py`` beside it, is refused unimported."""
+    plant("evil")(tmp_path)
+    write("s.json", {**SUITE, "agents": ["torch:evil.Opt"]})(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "minmax_envs", "bench", "--suite", "s.json", "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(rf"agent 'torch:evil.Opt': .*the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}.*"
+                     + OPT_IN.format(m="evil"), proc.stderr.strip().splitlines()[-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.py", "s.json"]  # no MARKER, no __pycache__, no out
+
+
+def test_ctrl_c_stops_a_sweep_with_one_line_and_status_130_and_the_store_resumes(tmp_path, monkeypatch, capsys):
+    from minmax_envs.evaluation import protocol
+
+    write("s.json", {**SUITE, "budget": 2})(tmp_path)  # two tuning units, then the held-out one
+    argv = ["bench", "--suite", str(tmp_path / "s.json"), "--no-progress", "--no-report", "--out"]
+    run_unit, calls = protocol.run_unit, []
+
+    def interrupted_at_the_second(unit):
+        calls.append(unit)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_unit(unit)
+
+    monkeypatch.setattr(protocol, "run_unit", interrupted_at_the_second)
+    assert main(argv + [str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("minmax: interrupted (every episode finished is stored: the same command "
+                                            "resumes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DamagedRecordWarning)
+        kept = list(ResultStore(tmp_path / "out").records())
+    assert len(kept) == 8  # the first unit's tuning seeds, intact
+    monkeypatch.setattr(protocol, "run_unit", run_unit)
+    assert main(argv + [str(tmp_path / "out")]) == 0
+    assert main(argv + [str(tmp_path / "clean")]) == 0
+    resumed, clean = (list(ResultStore(tmp_path / d).records()) for d in ("out", "clean"))
+    assert {r["key"]: r["value"] for r in resumed} == {r["key"]: r["value"] for r in clean}
+    assert all(r in resumed for r in kept)
+
+
+def test_a_results_line_longer_than_any_record_is_refused_unread(finished, tmp_path, monkeypatch, capsys):
+    """A multi-gigabyte line (the cap lowered to 1000 bytes here) is refused in one line, never read whole."""
+    from minmax_envs import _json
+
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "out" / RESULTS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"[" + b" " * 5000 + b"]\n" + b"".join(lines[1:]))
+    monkeypatch.setattr(_json, "MAX_LINE_BYTES", 1000)
+    reads = []
+    monkeypatch.setattr(_json, "lines", lambda f, max_bytes=None, real=_json.lines: (
+        reads.append(f.name), real(f, max_bytes))[1])
+    for argv in (["report", str(tmp_path / "out"), "--no-plots"],
+                 ["bench", "--suite", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "out"), "--no-progress"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert re.search(rf"minmax: error: '.*/out/{RESULTS_FILE}': line 2 is longer than 1000 bytes, which no record "
+                         r"is; this is not a results file written by minmax_envs", err.strip().splitlines()[-1])
+    assert reads and path.read_bytes().startswith(lines[0] + b"[ ")  # refused, not moved or rewritten
+
+
+def test_a_deep_suite_json_warns_once_and_the_report_goes_on(finished, tmp_path, capsys):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "out" / "suite.json").write_bytes(deep_json())
+    assert main(["report", str(tmp_path / "out"), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(r"minmax: warning: .*/out/suite\.json: cannot be read \(nested deeper than 64 levels", err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 
 import pytest
 import torch
@@ -608,20 +609,6 @@ def test_a_schedule_keeps_each_groups_ratio_to_it():
         assert lrs == pytest.approx([0.01 * (1 - t / 4), 0.1 * (1 - t / 4)])
 
 
-@pytest.mark.parametrize("groups,message", [
-    (lambda names: [{"params": list(names)[1:]}], r"names in no group: \['g0.weight'\]"),
-    (lambda names: [{"params": list(names)}, {"params": ["g0.bias"]}], r"names in more than one group: \['g0.bias'\]"),
-    (lambda names: [{"params": [*names, "nope"]}], r"unknown names: \['nope'\]"),
-    (lambda names: {"params": list(names)}, r"must return a list of dicts \{'params': \[parameter names\]"),
-    (lambda names: [list(names)], r"must return a list of dicts"),
-])
-def test_bad_param_groups_are_refused_at_init(groups, message):
-    env = small_env("MoG-Ring-v0", 2)
-    obs, _ = env.reset(seed=0)
-    with pytest.raises(ValueError, match=message):
-        agents.from_torch("torch.optim.SGD", lr=0.1, param_groups=groups).init(obs["generator"].params)
-
-
 def test_an_optimizer_that_drops_a_tensor_is_refused_at_init():
     class DropsOne(torch.optim.SGD):
         def __init__(self, params, **kwargs):
@@ -633,3 +620,30 @@ def test_an_optimizer_that_drops_a_tensor_is_refused_at_init():
     with pytest.raises(ValueError, match=r"do not hold each tensor it was given exactly once .*not held: "
                                          r"\['g0.weight'\]"):
         agents.from_torch(DropsOne, lr=0.1).init(obs["generator"].params)
+
+
+# --- names: imported only from the installed optimizer packages, or from modules opted in to ---------------------
+MY_OPTIM = """
+import torch
+
+
+class Opt(torch.optim.SGD):
+    pass
+"""
+
+
+def test_a_module_of_your_own_is_imported_only_when_opted_in(tmp_path, monkeypatch):
+    (tmp_path / "my_optim.py").write_text(MY_OPTIM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_optim", raising=False)
+    with pytest.raises(ValueError, match=r"the module 'my_optim' is not an optimizer package"):
+        agents.from_torch("my_optim.Opt", lr=0.1)
+    assert "my_optim" not in sys.modules
+    env_a, _ = _play(agents.from_torch("my_optim.Opt", lr=0.1, allow_modules=["my_optim"]), "Bilinear-v0")
+    with agents.allow_optimizer_modules("my_optim"):
+        env_b, _ = _play(agents.from_torch("my_optim.Opt", lr=0.1), "Bilinear-v0")
+    with pytest.raises(ValueError, match=r"the module 'my_optim' is not an optimizer package"):
+        agents.from_torch("my_optim.Opt", lr=0.1)  # the opt-in ended with the block
+    env_c, _ = _play(agents.from_torch(torch.optim.SGD, lr=0.1), "Bilinear-v0")
+    _assert_equal_params(_params(env_a), _params(env_c))
+    _assert_equal_params(_params(env_b), _params(env_c))
