@@ -22,10 +22,11 @@ from minmax_envs.control import (
     step_size_chart,
 )
 from minmax_envs.env import BatchedEnv
+from minmax_envs.gym_env import RegisteredGame
 from minmax_envs.registry import spec
 
 
-class StepSizeVectorEnv(VectorEnv):
+class StepSizeVectorEnv(RegisteredGame, VectorEnv):
     """``N`` independent copies of :class:`~minmax_envs.gym_env.StepSizeEnv`, stepped as one batched game.
 
     ## Description
@@ -165,6 +166,8 @@ class StepSizeVectorEnv(VectorEnv):
         (see :meth:`StepSizeEnv.render <minmax_envs.gym_env.StepSizeEnv.render>`); with ``None``: ``None``."""
         if self.render_mode is None:
             return None
+        if not all(self._history):
+            raise RuntimeError("call reset() before render(): there is no episode to draw yet")
         return tuple(step_size_chart(h) for h in self._history)
 
     def _info(self, tr: Transition, lr_mask: np.ndarray) -> dict[str, Any]:

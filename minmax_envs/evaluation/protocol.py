@@ -44,6 +44,7 @@ import torch
 
 import minmax_envs
 from agents import as_pair, schedules
+from minmax_envs import _json
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
@@ -522,7 +523,7 @@ def _claim(directory: Path, suite: Suite) -> None:
     if not path.exists() and not (directory / RESULTS_FILE).exists():
         return
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
         old = {k: v for k, v in old.items() if k != "run"} if isinstance(old, dict) else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         old = None

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from minmax_envs import _json
 from minmax_envs.evaluation.stats import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -108,7 +109,7 @@ def _read_suite(d: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         problem = f"cannot be read ({e})"
     else:

@@ -55,6 +55,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from minmax_envs import _json
+
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
 LOCK_FILE = ".results.lock"
@@ -224,7 +226,7 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 def _lines(f: IO[bytes], start: int = 0, number: int = 1) -> Iterator[_Line]:
     """The lines of the binary file ``f`` from byte ``start`` (line ``number``), each parsed."""
-    for raw in f:
+    for raw in _json.lines(f):  # a line longer than any record is refused, not read whole
         yield _Line(number, start, raw, *_parse(raw))
         start, number = start + len(raw), number + 1
 
@@ -280,7 +282,7 @@ class ResultStore:
         read naming the file and the lines. Keys already seen are skipped too, so a record is never counted
         twice."""
         try:
-            f = open(self.path, "rb")
+            f = _json.open_regular(self.path)  # never a FIFO or a device
         except FileNotFoundError:
             return
         except OSError as e:

@@ -110,6 +110,9 @@ class Game:
     #: the papers the game comes from (shown on its environment card)
     citation: ClassVar[str] = ""
     quality_metric: ClassVar[str]
+    #: the metrics of :meth:`metrics` that are one number per seed (what a task may score and target; ``()``: not
+    #: declared); :meth:`metrics` may leave out some (an optional one) and return others of more dimensions
+    scalar_metrics: ClassVar[tuple[str, ...]] = ()
     quality_sign: ClassVar[float] = 1.0
     #: length of the update schedule: env steps in one iteration (1: both players move at every step)
     cycle: int = 1

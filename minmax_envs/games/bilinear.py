@@ -72,6 +72,7 @@ class Bilinear(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance",)
     quality_sign = -1.0
     per_seed_args = ("sigma_min", "sigma_max")
 

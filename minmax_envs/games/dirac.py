@@ -96,6 +96,7 @@ class DiracGAN(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance", "theta", "psi")
     quality_sign = -1.0
     per_seed_args = ("penalty_weight", "theta0", "psi0")
 

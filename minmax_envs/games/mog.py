@@ -203,6 +203,7 @@ class MixtureOfGaussians(Game):
     )
 
     quality_metric = "modes_covered"
+    scalar_metrics = ("modes_covered", "high_quality_fraction", "coverage_kl")
     quality_sign = 1.0
     has_samples = True
     nk_alternates = True

@@ -131,6 +131,7 @@ class TwoMode(Game):
     )
 
     quality_metric = "mode_alignment"
+    scalar_metrics = ("modes_recovered", "mode_alignment", "update_speed_ratio")
     quality_sign = 1.0
     zero_sum = True
     per_seed_args = ("gamma",)
