@@ -229,3 +229,42 @@ def test_sb3_vec_env_attributes_methods_and_seeds_as_sb3_expects():
         venv.env_method("reset")
     with pytest.raises(ValueError, match="do not pass autoreset_mode"):
         StepSizeSB3VecEnv(2, "DiracGAN-v0", autoreset_mode="SameStep")
+
+
+def test_train_controller_trains_on_the_batched_vec_env_as_it_did_on_single_envs(tmp_path, monkeypatch):
+    """baselines/train_controller.py steps its episodes as the seeds of one batched game (StepSizeSB3VecEnv); the
+    controller it trains is the one SB3's DummyVecEnv of single envs gives with the same seeds."""
+    import json
+
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import minmax_envs.sb3_vec_env as sb3_vec_env
+    from baselines import train_controller
+    from minmax_envs.evaluation import Suite, Task
+
+    task = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
+                {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2))
+    (tmp_path / "suite.json").write_text(json.dumps(Suite("ctl", 1, (task,), budget=1, agents=("sgda",)).to_dict()))
+    argv = ["--suite", str(tmp_path / "suite.json"), "--task", "dirac", "--total-timesteps", "256", "--num-envs", "4",
+            "--n-steps", "32", "--out", str(tmp_path), "--evaluate", "false"]
+    made = []
+    native_class = sb3_vec_env.StepSizeSB3VecEnv
+
+    def native(*args, **kwargs):
+        made.append(native_class(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(sb3_vec_env, "StepSizeSB3VecEnv", native)
+    train_controller.main(argv + ["--name", "native"])
+    assert len(made) == 1 and made[0].num_envs == 4
+
+    def singles(num_envs, env_id, **kwargs):
+        return DummyVecEnv([lambda: gymnasium.make(f"minmax_envs/{env_id}", **kwargs)] * num_envs)
+
+    monkeypatch.setattr(sb3_vec_env, "StepSizeSB3VecEnv", singles)
+    train_controller.main(argv + ["--name", "singles"])
+    a = torch.load(tmp_path / "native.pt", weights_only=True)
+    b = torch.load(tmp_path / "singles.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0)
