@@ -545,9 +545,9 @@ def step_size_chart(history: Sequence[tuple[float, float, float]]) -> np.ndarray
 RENDER_MODES: tuple[str, ...] = ("rgb_array",)
 
 
-def check_render_mode(render_mode: Any, owner: str) -> str | None:
-    """``render_mode`` if it is ``None`` or one of :data:`RENDER_MODES`, else a ``ValueError``."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"{owner} renders {', '.join(map(repr, RENDER_MODES))} (a chart of the episode so far); "
+def check_render_mode(render_mode: Any, owner: str, modes: tuple[str, ...] = RENDER_MODES) -> str | None:
+    """``render_mode`` if it is ``None`` or one of ``modes`` (default :data:`RENDER_MODES`), else a ``ValueError``."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"{owner} renders {', '.join(map(repr, modes))} (a chart of the episode so far); "
                          f"render_mode must be None or one of them, got {render_mode!r}")
     return render_mode
