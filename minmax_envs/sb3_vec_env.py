@@ -106,7 +106,7 @@ class StepSizeSB3VecEnv(VecEnv):
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         venv, idx = self.vector_env, list(self._get_indices(indices))
         if attr_name == "np_random":
-            return [venv._slot_rngs[i] for i in idx]
+            return [venv.sub_env_np_randoms[i] for i in idx]
         per_env = {"observation_space": venv.single_observation_space, "action_space": venv.single_action_space}
         value = per_env[attr_name] if attr_name in per_env else getattr(venv, attr_name)
         return [value for _ in idx]

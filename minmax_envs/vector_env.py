@@ -132,6 +132,12 @@ class StepSizeVectorEnv(VectorEnv):
         """The underlying torch-native env over ``N`` seeds."""
         return self._core.env
 
+    @property
+    def sub_env_np_randoms(self) -> tuple[np.random.Generator | None, ...]:
+        """Each sub-env's own generator, from which its unseeded resets draw game seeds (``None`` before its first
+        reset): the ``np_random`` of the ``StepSizeEnv`` it plays as."""
+        return tuple(self._slot_rngs)
+
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         n = self.num_envs
         mask = self._reset_mask(options)
