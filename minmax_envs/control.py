@@ -473,6 +473,23 @@ class StepSizeCore(ControlledGame):
         self._quality = quality
         return self._transition(reward, terminated, lr.to(torch.float64))
 
+    def restart(self, mask: torch.Tensor, seeds: torch.Tensor) -> Transition:
+        """Start new episodes now on the slots in ``mask``, with ``seeds``, without stepping the others
+        (:meth:`BatchedEnv.restart_where <minmax_envs.env.BatchedEnv.restart_where>`): the returned transition
+        holds, for the restarted slots, exactly what :meth:`reset` with those seeds gives (reward 0, step sizes
+        NaN); for the other slots, their observation as it was."""
+        env = self.env
+        self.obs = env.restart_where(mask, seeds)
+        self._remember()
+        fresh = {pl: self.tx.init(self.obs[pl].params) for pl in PLAYERS}
+        self.states = {pl: tree_where(mask, fresh[pl], self.states[pl]) for pl in PLAYERS}
+        nan = torch.full_like(self._quality, float("nan"))
+        self._update_logs = {pl: torch.where(mask, nan, u) for pl, u in self._update_logs.items()}
+        self._t = torch.where(mask, torch.zeros_like(self._t), self._t)
+        self._quality = torch.where(mask, env.quality().to(torch.float64), self._quality)
+        nan_lr = torch.full((self.num_seeds, 2), float("nan"), dtype=torch.float64, device=env.device)
+        return self._transition(torch.zeros_like(self._quality), torch.zeros_like(mask), nan_lr)
+
     def balance_rates(self, directions: dict[str, dict[str, torch.Tensor]], actions: torch.Tensor) -> torch.Tensor:
         r"""The step sizes ``(N, 2)`` (``PLAYERS`` order) of ``action="balance"``: with $b_p$ = ``base_lr`` and
         $n_p = \lVert d_p \rVert$ the norm of player $p$'s unit update, $a$ = ``actions`` and $R$ = ``log10_range``,
@@ -575,9 +592,9 @@ def step_size_chart(history: Sequence[tuple[float, float, float]]) -> np.ndarray
 RENDER_MODES: tuple[str, ...] = ("rgb_array",)
 
 
-def check_render_mode(render_mode: Any, owner: str) -> str | None:
-    """``render_mode`` if it is ``None`` or one of :data:`RENDER_MODES`, else a ``ValueError``."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"{owner} renders {', '.join(map(repr, RENDER_MODES))} (a chart of the episode so far); "
+def check_render_mode(render_mode: Any, owner: str, modes: tuple[str, ...] = RENDER_MODES) -> str | None:
+    """``render_mode`` if it is ``None`` or one of ``modes`` (default :data:`RENDER_MODES`), else a ``ValueError``."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"{owner} renders {', '.join(map(repr, modes))} (a chart of the episode so far); "
                          f"render_mode must be None or one of them, got {render_mode!r}")
     return render_mode

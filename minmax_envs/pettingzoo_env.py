@@ -1,4 +1,5 @@
-"""PettingZoo face of the games: the generator and the discriminator as two agents of a ParallelEnv."""
+"""PettingZoo face of the games: the generator and the discriminator as two agents of a ParallelEnv
+(:func:`parallel_env`), and the same game as an AEC env by PettingZoo's convention (:func:`env`, :func:`raw_env`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils import wrappers
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
 from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs.control import (
@@ -34,6 +37,8 @@ from minmax_envs.registry import NAMESPACE, spec
 
 ACTION_MODES: tuple[str, ...] = ("update", "step_size")
 REWARD_MODES: tuple[str, ...] = ("zero_sum", "quality")
+#: Render modes of the PettingZoo env: the chart as an array, or shown in a matplotlib window.
+PETTINGZOO_RENDER_MODES: tuple[str, ...] = ("human", "rgb_array")
 
 
 def _opponent(agent: str) -> str:
@@ -78,6 +83,11 @@ class MinMaxParallelEnv(ParallelEnv):
     | ``2T`` | own loss | -1e6 | 1e6 |
     | ``2T+1`` | opponent's loss | -1e6 | 1e6 |
 
+    ## State
+    :meth:`state` is both agents' observations concatenated, generator first (``state_space``: the
+    ``Box(float32, (2T_G + 2T_D + 4,))`` of their bounds): the global view a centralized critic (MAPPO, QMIX,
+    COMA) learns from while each agent acts on its own observation.
+
     ## Rewards
     * ``reward_mode="zero_sum"`` (default): each agent gets minus its own loss after the step (the game's
       payoff ``-f`` for the generator, ``f - penalty`` for the discriminator).
@@ -111,13 +121,21 @@ class MinMaxParallelEnv(ParallelEnv):
     ## Rendering
     With ``render_mode="rgb_array"``, :meth:`render` returns an ``(H, W, 3)`` uint8 chart of the episode so
     far: the game's quality (green, top) and both players' losses (bottom: generator blue, discriminator
-    red). The quality is then computed at every step, in the step's one device-to-host transfer.
+    red). With ``render_mode="human"`` the same chart is drawn in a matplotlib window at every reset and step
+    (and by :meth:`render`, which then returns ``None``); :meth:`close` closes it. The quality is then computed
+    at every step, in the step's one device-to-host transfer.
+
+    ## AEC
+    :func:`env` gives the same game as a PettingZoo ``AECEnv`` (the agents act in turn, generator first; the
+    game steps once both have acted), by PettingZoo's convention: :func:`raw_env` wrapped in
+    ``ClipOutOfBoundsWrapper`` and ``OrderEnforcingWrapper``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Before the first release: :meth:`state` / ``state_space``, ``render_mode="human"``
+      and the AEC :func:`env` were added.
     """
 
-    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": list(PETTINGZOO_RENDER_MODES), "render_fps": 30}
 
     def __init__(self, env_id: str, *, action_mode: str = "step_size", reward_mode: str = "zero_sum",
                  max_cycles: int | None = None, max_update: float = 0.1, base: str = "sgda", momentum: float = 0.0,
@@ -128,7 +146,7 @@ class MinMaxParallelEnv(ParallelEnv):
         s = spec(env_id)
         check_choice("action_mode", action_mode, ACTION_MODES)
         check_choice("reward_mode", reward_mode, REWARD_MODES)
-        self.render_mode = check_render_mode(render_mode, "MinMaxParallelEnv")
+        self.render_mode = check_render_mode(render_mode, "MinMaxParallelEnv", PETTINGZOO_RENDER_MODES)
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
@@ -154,7 +172,12 @@ class MinMaxParallelEnv(ParallelEnv):
         self._low = torch.as_tensor(np.concatenate([self.observation_spaces[pl].low for pl in PLAYERS]),
                                     dtype=torch.float64, device=self._dev)
         self._high = -self._low
+        self.state_space = spaces.Box(np.concatenate([self.observation_spaces[pl].low for pl in PLAYERS]),
+                                      np.concatenate([self.observation_spaces[pl].high for pl in PLAYERS]),
+                                      dtype=np.float32)
+        self._state: np.ndarray | None = None
         self._history: list[tuple[float, float, float]] = []  # (quality, loss_G, loss_D) per step, when rendering
+        self._window: Any = None  # render_mode="human": the matplotlib figure and its image
 
     # --- spaces -------------------------------------------------------------------------------
     def _make_observation_space(self, agent: str) -> spaces.Box:
@@ -202,6 +225,8 @@ class MinMaxParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._history = []
         observations, _, _ = self._emit(None)
+        if self.render_mode == "human":
+            self.render()
         return observations, {pl: self._agent_info() for pl in PLAYERS}
 
     def _adopt(self, env: BatchedEnv) -> None:
@@ -243,6 +268,8 @@ class MinMaxParallelEnv(ParallelEnv):
         infos = {pl: self._agent_info(diverged) for pl in PLAYERS}
         if diverged or truncated:
             self.agents = []
+        if self.render_mode == "human":
+            self.render()
         return observations, rewards, terminations, truncations, infos
 
     def _unflatten(self, agent: str, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -287,6 +314,7 @@ class MinMaxParallelEnv(ParallelEnv):
             size = self.observation_spaces[pl].shape[0]
             observations[pl] = packed[i:i + size].astype(np.float32)
             i += size
+        self._state = packed[:i].astype(np.float32)
         diverged = bool(packed[i + 2] > 0.5)
         if self.render_mode is not None:
             t = {pl: len(self.tensor_names[pl]) for pl in PLAYERS}
@@ -301,16 +329,45 @@ class MinMaxParallelEnv(ParallelEnv):
             info["quality"] = float(self._quality)
         return info
 
+    def state(self) -> np.ndarray:
+        """Both agents' current observations concatenated, generator first: a float32 array in
+        ``state_space`` (see State)."""
+        if self._state is None:
+            raise RuntimeError("call reset() before state()")
+        return self._state.copy()
+
     def render(self) -> np.ndarray | None:
         """With ``render_mode="rgb_array"``: an ``(H, W, 3)`` uint8 chart of the episode so far (see Rendering);
-        with ``render_mode=None``: nothing (``None``)."""
+        with ``"human"``: that chart drawn in a matplotlib window (returns ``None``); with ``None``: nothing."""
         if self.render_mode is None:
             return None
         h = np.asarray(self._history, dtype=np.float64).reshape(-1, 3)
-        return chart([(h[:, :1], [QUALITY_COLOR]), (h[:, 1:], [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
+        frame = chart([(h[:, :1], [QUALITY_COLOR]), (h[:, 1:], [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
+        if self.render_mode == "rgb_array":
+            return frame
+        self._show(frame)
+        return None
+
+    def _show(self, frame: np.ndarray) -> None:
+        """Draw ``frame`` in this env's matplotlib window (opened at the first call)."""
+        import matplotlib.pyplot as plt
+
+        if self._window is None:
+            figure, axes = plt.subplots(num=f"{self.metadata['name']} ({id(self):x})")
+            axes.set_axis_off()
+            self._window = (figure, axes.imshow(frame))
+            plt.show(block=False)
+        figure, image = self._window
+        image.set_data(frame)
+        figure.canvas.draw_idle()
+        figure.canvas.flush_events()
 
     def close(self) -> None:
-        pass
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window[0])
+            self._window = None
 
     def __repr__(self) -> str:
         return f"MinMaxParallelEnv({self.env_id}, action_mode={self.action_mode!r}, reward_mode={self.reward_mode!r})"
@@ -322,3 +379,17 @@ def parallel_env(env_id: str, **kwargs: Any) -> MinMaxParallelEnv:
     See :class:`MinMaxParallelEnv` for the arguments; unknown ids and bad mode names raise ``ValueError``.
     """
     return MinMaxParallelEnv(env_id, **kwargs)
+
+
+def raw_env(env_id: str, **kwargs: Any) -> AECEnv:
+    """The AEC env of :func:`parallel_env`'s game, unwrapped: PettingZoo's ``parallel_to_aec`` conversion (the
+    generator acts, then the discriminator; the game steps once both have acted). Prefer :func:`env`."""
+    return parallel_to_aec_wrapper(parallel_env(env_id, **kwargs))
+
+
+def env(env_id: str, **kwargs: Any) -> AECEnv:
+    """The PettingZoo AEC env of a registered id, by PettingZoo's convention for continuous actions:
+    :func:`raw_env` in ``ClipOutOfBoundsWrapper`` (an action outside its box is clipped, with a warning) and
+    ``OrderEnforcingWrapper`` (``step`` before ``reset`` raises). ``env("DiracGAN-v0", render_mode="rgb_array")``;
+    the arguments are :class:`MinMaxParallelEnv`'s, and ``env.state()`` / ``env.state_space`` its state."""
+    return wrappers.OrderEnforcingWrapper(wrappers.ClipOutOfBoundsWrapper(raw_env(env_id, **kwargs)))

@@ -37,6 +37,24 @@ class EnvSpec:
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
+class UnexpectedKeywordError(TypeError, ValueError):
+    """An env or game was given keyword arguments it does not take.
+
+    A ``TypeError`` worded as Python words its own (``... got an unexpected keyword argument 'x'``), so that
+    clients that probe a constructor with optional keywords recognize it (TorchRL's ``GymEnv`` passes
+    ``frameskip`` and drops it on exactly this error); and a ``ValueError``, as every other bad argument of the
+    suite, so that code catching those (the CLI, suite validation) reports it the same way.
+    """
+
+
+def unexpected_keywords(owner: str, unknown: list[str], allowed: list[str]) -> UnexpectedKeywordError:
+    """The error for ``unknown`` keywords given to ``owner``, which takes ``allowed``: ``"DiracGAN-v0 got an
+    unexpected keyword argument 'frameskip'; allowed: loss, ..."``."""
+    names = ", ".join(map(repr, unknown))
+    what = f"an unexpected keyword argument {names}" if len(unknown) == 1 else f"unexpected keyword arguments {names}"
+    return UnexpectedKeywordError(f"{owner} got {what}; allowed: {', '.join(allowed)}")
+
+
 def register(spec: EnvSpec) -> None:
     if spec.id in _REGISTRY:
         raise ValueError(f"environment id {spec.id!r} is already registered")
@@ -91,7 +109,7 @@ def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any =
     allowed = game_kwargs_allowed(cls)
     unknown = sorted(set(game_kwargs) - set(allowed))
     if unknown:
-        raise ValueError(f"{s.id} got unknown argument(s) {unknown}; allowed: {', '.join(allowed)}")
+        raise unexpected_keywords(s.id, unknown, allowed)
     return cls(num_seeds=num_seeds, device=parse_device(device), dtype=_parse_dtype(dtype),
                **{**s.kwargs, **game_kwargs})
 

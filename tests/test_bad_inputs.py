@@ -476,7 +476,8 @@ ROWS: list[Row] = [
         r"--arg loss given twice \('gan' and 'wgan'\)"),
     cli("run-arg-no-key", RUN + ["--arg", "=3"], r"--arg expects key=value with a non-empty key, got '=3'"),
     cli("run-arg-no-value", RUN + ["--arg", "loss"], r"--arg expects key=value, got 'loss'"),
-    cli("run-arg-unknown", RUN + ["--arg", "lossy=wgan"], r"DiracGAN-v0 got unknown argument\(s\) \['lossy'\]"),
+    cli("run-arg-unknown", RUN + ["--arg", "lossy=wgan"],
+        r"DiracGAN-v0 got an unexpected keyword argument 'lossy'; allowed: "),
     cli("run-seeds-0", RUN + ["--seeds", "0"], r"--seeds must be an integer >= 1, got 0"),
     cli("run-seeds-negative", RUN + ["--seeds", "-2"], r"--seeds must be an integer >= 1, got -2"),
     cli("run-seed-negative", RUN + ["--seed", "-1"], r"--seed must be an integer >= 0, got -1"),
@@ -951,7 +952,29 @@ ROWS: list[Row] = [
         error=RuntimeError),
     controller("controller-description-deep-json", replaced(".json", deep_json()),
                r"controller description '.*c\.json' is not valid JSON: nested deeper than 64 levels"),
+    # --- the RL faces: an unknown keyword is Python's TypeError (also a ValueError), worded as Python words it
+    api("gym-make-unknown-keyword", lambda tmp: _gym_make("minmax_envs/DiracGAN-v0", frameskip=4),
+        r"^DiracGAN-v0 got an unexpected keyword argument 'frameskip'; allowed: loss, "),
+    api("vector-env-unknown-keyword", lambda tmp: _vector_env(2, "Bilinear-v0", size=3),
+        r"^Bilinear-v0 got an unexpected keyword argument 'size'; allowed: n, "),
+    api("parallel-env-unknown-keywords", lambda tmp: minmax_envs.parallel_env("DiracGAN-v0", lr=1, seed=2),
+        r"^DiracGAN-v0 got unexpected keyword arguments 'lr', 'seed'; allowed: loss, "),
+    api("vector-env-autoreset_mode-unknown", lambda tmp: _vector_env(2, "DiracGAN-v0", autoreset_mode="SAME_STEP"),
+        r"unknown autoreset_mode 'SAME_STEP'; choose one of AutoresetMode\.NEXT_STEP \('NextStep'\), "
+        r"AutoresetMode\.SAME_STEP \('SameStep'\), AutoresetMode\.DISABLED \('Disabled'\)"),
 ]
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> Any:
+    import gymnasium
+
+    return gymnasium.make(env_id, **kwargs)
+
+
+def _vector_env(num_envs: int, env_id: str, **kwargs: Any) -> Any:
+    from minmax_envs.vector_env import StepSizeVectorEnv
+
+    return StepSizeVectorEnv(num_envs, env_id, **kwargs)
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
