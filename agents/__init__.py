@@ -28,7 +28,7 @@ from agents.inplace import in_place
 from agents.norms import per_seed_norms
 from agents.optimizers import adadir, adagrad, adalr, adam, nsgda, optimistic, optimistic_adam, rmsprop, sgda
 from agents.pairs import as_pair, balanced, pair
-from agents.torch_optim import from_torch
+from agents.torch_optim import allow_optimizer_modules, from_torch
 from agents.transforms import (
     extragradient,
     graft,
@@ -43,7 +43,8 @@ from agents.transforms import (
 
 __all__ = [
     "Agent", "EmptyState", "GradientTransformation", "InPlaceTransformation", "PairTransformation", "Schedule",
-    "adadir", "adagrad", "adalr", "adam", "as_pair", "balanced", "chain", "extragradient", "from_torch",
+    "adadir", "adagrad", "adalr", "adam", "allow_optimizer_modules", "as_pair", "balanced", "chain", "extragradient",
+    "from_torch",
     "gradient_ratio", "graft", "graft_magnitude_ratios", "in_place", "normalize", "nsgda", "optimism", "optimistic",
     "optimistic_adam", "pair", "per_seed_norms", "rmsprop", "scale", "scale_by_adagrad", "scale_by_adam",
     "scale_by_learning_rate", "scale_by_rms", "schedules", "sgda", "stateless", "sum_of_norms", "trace",

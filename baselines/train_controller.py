@@ -1,5 +1,9 @@
 """Train a learned step-size controller with PPO (stable-baselines3) and evaluate it on held-out seeds.
 
+PPO steps the ``--num-envs`` training episodes as the seeds of one batched game
+(``minmax_envs.sb3_vec_env.StepSizeSB3VecEnv``, stable-baselines3's ``VecEnv`` over the native vector env; a
+single-seed image game falls back to one env per episode).
+
 The controller acts on the step-size control env of a suite task (``StepSizeEnv``: the action sets the
 generator's and the discriminator's step sizes, in that order, on a log scale around a base direction agent; the
 observation holds gradient, parameter and update norms per player, their ratio, the losses, the fraction
@@ -40,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gymnasium
 import torch
 
-import minmax_envs  # noqa: F401 - registers the minmax_envs/<id> Gymnasium ids
+import minmax_envs
 from baselines._args import parse
 from minmax_envs.control import ControlConfig
 from minmax_envs.controllers import ControllerConfig, save_controller
@@ -61,7 +65,8 @@ class Args:
         "help": "what the action sets: step_sizes (one per player) or balance (pace ratio and scale)"})
     name: str | None = field(default=None, metadata={"help": "file name of the controller (default: the task's)"})
     total_timesteps: int = field(default=60_000, metadata={"help": "PPO environment steps (actions)"})
-    num_envs: int = field(default=8, metadata={"help": "parallel training episodes"})
+    num_envs: int = field(default=8, metadata={
+        "help": "parallel training episodes (the seeds of one batched game: StepSizeSB3VecEnv)"})
     n_steps: int = field(default=256, metadata={"help": "PPO rollout length per env"})
     learning_rate: float = field(default=3e-4, metadata={"help": "PPO learning rate"})
     seed: int = field(default=0, metadata={"help": "seed of PPO and of the training seed draws"})
@@ -86,16 +91,17 @@ def train(args: Args) -> Path:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from minmax_envs.sb3_vec_env import StepSizeSB3VecEnv
+
     task = get_suite(args.suite).task(args.task)
     lr_d, lr_g = base_step_sizes(task)
     control = ControlConfig(base=args.base, momentum=args.momentum, log10_range=args.log10_range, action=args.action,
                             base_lr={"discriminator": lr_d, "generator": lr_g}, horizon=task.steps, split="train")
-
-    def make_env():
-        return gymnasium.make(f"minmax_envs/{task.env_id}", max_episode_steps=task.steps, **asdict(control),
-                              **task.env_kwargs)
-
-    venv = DummyVecEnv([make_env] * args.num_envs)
+    env_kwargs = {"max_episode_steps": task.steps, **asdict(control), **task.env_kwargs}
+    if minmax_envs.spec(task.env_id).game_class().batched:  # all episodes in one batched game (SB3's VecEnv)
+        venv = StepSizeSB3VecEnv(args.num_envs, task.env_id, **env_kwargs)
+    else:  # a single-seed (image) game: one env per episode
+        venv = DummyVecEnv([lambda: gymnasium.make(f"minmax_envs/{task.env_id}", **env_kwargs)] * args.num_envs)
     venv.seed(args.seed)
     model = PPO("MlpPolicy", venv, n_steps=args.n_steps, batch_size=min(256, args.n_steps * args.num_envs),
                 learning_rate=args.learning_rate, seed=args.seed, device="cpu", verbose=0)
@@ -107,8 +113,8 @@ def train(args: Args) -> Path:
         "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
         "train_seconds": round(seconds, 1), "args": asdict(args)})
     path = save_controller(model, config, Path(args.out) / (args.name or task.name))
-    print(f"trained PPO on {task.env_id} ({task.name}) for {args.total_timesteps} steps in {seconds:.0f} s "
-          f"-> {path}", file=sys.stderr)
+    print(f"trained PPO on {task.env_id} ({task.name}) for {args.total_timesteps} steps in {seconds:.1f} s "
+          f"({model.num_timesteps / seconds:.0f} env-steps/s) -> {path}", file=sys.stderr)
     return path
 
 

@@ -8,7 +8,12 @@
     minmax report DIR
 
 Bad names and options print a one-line error naming what is allowed and exit with status 2
-(``minmax: error: ...``); a damaged line of a results file is a one-line ``minmax: warning: ...``.
+(``minmax: error: ...``); a damaged line of a results file is a one-line ``minmax: warning: ...``. Ctrl-C prints
+one line and exits with status 130 (what a sweep stored stays stored; the same command resumes it).
+
+Agent names import optimizers (``torch:MODULE.CLASS``) only from the installed optimizer packages
+(:data:`agents.torch_optim.OPTIMIZER_PACKAGES`); ``--allow-module NAME`` opts in to another module (your own
+``my_optim.py``), for this command only.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import argparse
 import json
 import math
 import os
+import socket
 import sys
 import warnings
 from typing import Any
 
 import torch
+
+from minmax_envs._json import loads
 
 
 class _Error(Exception):
@@ -35,6 +43,8 @@ RUN_OWN_ARGS = {
     "eval_every": None, "samples": None,
 }
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+RAY_CONNECT_TIMEOUT_S = 10.0  # how long --address may take to answer before bench gives up
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 
 def _parse_arg(text: str) -> tuple[str, Any]:
@@ -44,7 +54,7 @@ def _parse_arg(text: str) -> tuple[str, Any]:
     if not key:
         raise _Error(f"--arg expects key=value with a non-empty key, got {text!r}")
     try:
-        value = json.loads(raw)
+        value = loads(raw)  # nesting bounded
     except json.JSONDecodeError:
         value = raw  # a plain string such as loss=wgan
     return key, value
@@ -163,6 +173,23 @@ def _names(option: str, text: str | None) -> list[str] | None:
     return names
 
 
+def _check_ray_address(address: str | None, timeout: float) -> None:
+    """A Ray address ``host:port`` or ``ray://host:port`` that accepts a connection within ``timeout`` seconds
+    (``ray.init`` itself may wait far longer on an unreachable one); ``auto`` and ``local`` are Ray's own."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _Error(f"--address {address!r} is not a Ray cluster address: give host:port or ray://host:port "
+                     "(or auto, local)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, (socket.timeout, TimeoutError)) else (e.strerror or str(e))
+        raise _Error(f"--address {address!r}: no Ray cluster reachable there ({why} within {timeout:g} s); start "
+                     "one (ray start --head) or check the address") from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> None:
     from minmax_envs.evaluation import bench
 
@@ -170,6 +197,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     for option, value in (("--seeds", args.seeds), ("--tune-seeds", args.tune_seeds), ("--budget", args.budget)):
         _check_count(option, value)
     _check_device("--device", args.device)
+    if args.backend == "ray":
+        _check_ray_address(args.address, RAY_CONNECT_TIMEOUT_S)
     summary = bench(args.suite, agents, args.out, seeds=args.seeds, tune_seeds=args.tune_seeds,
                     budget=args.budget, search=args.search, tasks=tasks, device=args.device,
                     backend=args.backend, address=args.address, progress=not args.no_progress)
@@ -194,9 +223,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
     d = Path(args.dir)
     if not d.exists():
         raise _Error(f"no results in {args.dir!r}: the directory does not exist (minmax bench --out DIR writes one)")
+    from minmax_envs._json import open_regular
+
     store = ResultStore(d)  # a file given as DIR, or a results.jsonl that is a directory: a clear error
-    if not store.path.is_file():
-        raise _Error(f"no results in {args.dir!r}: expected {d / RESULTS_FILE} (written by minmax bench)")
+    try:
+        open_regular(store.path).close()  # a FIFO or a device named results.jsonl: refused, never read
+    except FileNotFoundError:
+        raise _Error(f"no results in {args.dir!r}: expected {d / RESULTS_FILE} (written by minmax bench)") from None
     print(report(d, plots=not args.no_plots))
     _tensorboard(d, args.tensorboard)
 
@@ -216,6 +249,9 @@ def _tensorboard(results: Any, logdir: str | None) -> None:
 
 TB_HELP = ("also write each held-out episode's curves and the summaries as TensorBoard scalars to DIR "
            "(needs the tensorboard extra)")
+ALLOW_HELP = ("let torch:NAME.CLASS agents import optimizers from the module NAME (your own, e.g. my_optim.py on the "
+              "path); without it only the installed optimizer packages (torch.optim, pytorch_optimizer, ...) are "
+              "imported. Repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -240,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu")
     run.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                      help="environment argument (JSON value or string), e.g. --arg loss=wgan --arg regularizer=nk")
+    run.add_argument("--allow-module", action="append", default=[], metavar="NAME", help=ALLOW_HELP)
     run.set_defaults(fn=_cmd_run)
 
     b = sub.add_parser("bench", help="tune and evaluate agents on a suite; results resume from --out")
@@ -258,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     b.add_argument("--no-plots", action="store_true", help="report without plots")
     b.add_argument("--tensorboard", default=None, metavar="DIR", help=TB_HELP)
+    b.add_argument("--allow-module", action="append", default=[], metavar="NAME", help=ALLOW_HELP)
     b.set_defaults(fn=_cmd_bench)
 
     r = sub.add_parser("report", help="leaderboard (markdown), CSV and plots of a results directory")
@@ -278,6 +316,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _python_show_warning(message, category, filename, lineno, file, line)
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text or \
+        "out of memory" in text
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line.split("DefaultCPUAllocator: ", 1)[-1]  # after torch's "[enforce fail at alloc_cpu.cpp:N] ..."
+
+
 _python_show_warning = warnings.showwarning
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -288,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     from minmax_envs import tune_cpu_allocator
 
     tune_cpu_allocator()  # functional steps allocate fresh tensors: keep freed memory (see its docstring)
+    from agents.torch_optim import allow_optimizer_modules
+
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
@@ -295,9 +347,20 @@ def main(argv: list[str] | None = None) -> int:
                 if args.threads < 1:
                     raise _Error(f"--threads must be >= 1, got {args.threads}")
                 torch.set_num_threads(args.threads)
-            args.fn(args)
+            with allow_optimizer_modules(*getattr(args, "allow_module", [])):  # this command only
+                args.fn(args)
+        except KeyboardInterrupt:
+            resume = " (every episode finished is stored: the same command resumes)" if args.command == "bench" else ""
+            print(f"minmax: interrupted{resume}", file=sys.stderr)
+            return INTERRUPTED
         except (_Error, ValueError) as e:
             print(f"minmax: error: {e}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as e:  # an allocation too large for this machine: one line, not a trace
+            if not _out_of_memory(e):
+                raise
+            print(f"minmax: error: out of memory: {_first_line(e)}; use smaller sizes (--seeds, --arg ...)",
+                  file=sys.stderr)
             return 2
         except BrokenPipeError:  # the reader went away (``minmax report DIR | head``): not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

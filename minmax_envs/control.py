@@ -144,7 +144,10 @@ class GameConfig:
     """Which game a control env plays, and how its batched env is made (:func:`minmax_envs.make`'s arguments).
 
     ``env_id`` is checked here and stored as its canonical id; the other arguments are checked by
-    :func:`~minmax_envs.make` when :meth:`make` builds the env (its messages name them).
+    :func:`~minmax_envs.make` when :meth:`make` builds the env (its messages name them). ``family``: an instance
+    family of the game (a :class:`~minmax_envs.families.Family`, a registered family's name or a family object),
+    stored as the :class:`~minmax_envs.families.Family`: every reset then plays the instances of its seeds
+    (:class:`ControlledGame`); ``game_kwargs`` may not set an argument the family sets.
     """
 
     env_id: str
@@ -154,10 +157,17 @@ class GameConfig:
     reg_weight: float | None = None
     divergence_threshold: float = 1e6
     game_kwargs: Mapping[str, Any] = field(default_factory=dict)  # the game's own arguments
+    family: Any = None  # an instance family (minmax_envs.families), or None: one game
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env_id", spec(self.env_id).id)
         object.__setattr__(self, "game_kwargs", dict(self.game_kwargs))
+        if self.family is not None:
+            from minmax_envs.families import resolve_family
+
+            family = resolve_family(self.family)
+            family.check_task(self.env_id, self.game_kwargs)
+            object.__setattr__(self, "family", family)
 
     @classmethod
     def from_kwargs(cls, env_id: str, **kwargs: Any) -> GameConfig:
@@ -167,10 +177,12 @@ class GameConfig:
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         return cls(env_id, **own, game_kwargs=kwargs)
 
-    def make(self, num_seeds: int) -> BatchedEnv:
-        """The batched env of this game over ``num_seeds`` seeds."""
+    def make(self, num_seeds: int, **instance: Any) -> BatchedEnv:
+        """The batched env of this game over ``num_seeds`` seeds (``instance``: more game arguments, those a
+        family draws)."""
         return make(self.env_id, num_seeds, self.device, self.dtype, regularizer=self.regularizer,
-                    reg_weight=self.reg_weight, divergence_threshold=self.divergence_threshold, **self.game_kwargs)
+                    reg_weight=self.reg_weight, divergence_threshold=self.divergence_threshold,
+                    **self.game_kwargs, **instance)
 
 
 @dataclass(frozen=True)
@@ -185,7 +197,8 @@ class ControlConfig:
       ``max_episode_steps``).
     * ``divergence_penalty``: the reward of the step on which a seed diverges.
     * ``split``: the game seeds a reset without a seed draws from (``None``, ``"train"``, ``"eval"``;
-      see :data:`SPLITS`).
+      see :data:`SPLITS`), and, with an instance family, the instances: its test set for ``"eval"``, its train
+      set otherwise (:func:`family_split`).
     * ``action``: ``"step_sizes"`` (default): action ``(a_G, a_D)`` sets each player's step size;
       ``"balance"``: action ``(a_pace, a_scale)`` holds the base agents' updates at the pace
       ``||u_D|| / ||u_G|| = (base_lr_D / base_lr_G) * 10 ** (a_pace * log10_range)`` and scales both by
@@ -224,6 +237,12 @@ class ControlConfig:
         return direction_agent(self.base, self.momentum, self.scope)
 
 
+def family_split(split: str | None) -> str:
+    """The split of an instance family that a control env of seed split ``split`` plays: ``"test"`` for
+    ``"eval"``, ``"train"`` for ``"train"`` and ``None``."""
+    return "test" if split == "eval" else "train"
+
+
 def configs(env_id: str, **kwargs: Any) -> tuple[GameConfig, ControlConfig]:
     """Both configurations from the flat keywords of the step-size envs: :class:`ControlConfig`'s fields by
     name, :class:`GameConfig`'s fields by name, any other keyword the game's."""
@@ -241,11 +260,24 @@ class ControlledGame:
     of the players whose turn it is) and :meth:`advance` (apply them). Between steps, ``last_move[player]`` is
     that player's latest ``(grads, loss)``: in an alternating game the player that waits keeps the ones of its
     last move (NaN, which :func:`bounded` shows as 0, before its first).
+
+    With an instance family (``game.family``), a face calls :meth:`play_instances` with the seeds of a reset
+    before resetting :attr:`env`: the slots then play their seeds' instances of the split of ``control.split``
+    (:func:`family_split`; the batch's group is that of the first seed, :meth:`~minmax_envs.families.Family.slots`),
+    and :attr:`env` is a new batched env when the arguments drawn per batch change: read it after the call.
     """
 
     def __init__(self, game: GameConfig, control: ControlConfig, num_seeds: int):
         self.game_config, self.control = game, control
-        self.env: BatchedEnv = game.make(num_seeds)
+        self.instances = None
+        instance: dict[str, Any] = {}
+        if game.family is not None:
+            from minmax_envs.families import FamilySlots
+
+            self.instances = FamilySlots(game.family, family_split(control.split), num_seeds)
+            instance = self.instances.arguments(range(num_seeds))
+        self.env: BatchedEnv = game.make(num_seeds, **instance)
+        self._batch = None if self.instances is None else self.instances.batch_arguments(instance)
         self.num_seeds = num_seeds
         self.tx = control.direction_agent()
         self.base_lr = torch.tensor([control.base_lr[pl] for pl in PLAYERS], dtype=self.env.dtype,
@@ -253,6 +285,18 @@ class ControlledGame:
         self.obs: Observation = {}
         self.states: dict[str, Any] = {}
         self.last_move: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+
+    def play_instances(self, seeds: Sequence[int]) -> None:
+        """With an instance family: give slot ``j`` the instance of seed ``seeds[j]`` for the next reset of
+        :attr:`env` (a new env when the per-batch arguments change). Nothing without a family."""
+        if self.instances is None:
+            return
+        instance = self.instances.arguments([int(s) for s in seeds])
+        batch = self.instances.batch_arguments(instance)
+        if batch != self._batch:
+            self.env, self._batch = self.game_config.make(self.num_seeds, **instance), batch
+        else:
+            self.env.game.set_per_seed(**self.instances.seed_arguments(instance))
 
     def begin(self, obs: Observation) -> None:
         """Start an episode at the observation ``obs`` of a reset: fresh base agent states, nothing seen yet."""
@@ -384,10 +428,11 @@ class StepSizeCore(ControlledGame):
     # --- episode ------------------------------------------------------------------------------
     def reset(self, seeds: Sequence[int]) -> Transition:
         """Start new episodes, slot ``i`` with game seed ``seeds[i]``."""
-        env, n = self.env, self.num_seeds
         seeds = [int(s) for s in seeds]
-        if len(seeds) != n:
-            raise ValueError(f"need {n} seeds, got {len(seeds)}")
+        if len(seeds) != self.num_seeds:
+            raise ValueError(f"need {self.num_seeds} seeds, got {len(seeds)}")
+        self.play_instances(seeds)
+        env, n = self.env, self.num_seeds
         obs, _ = env.reset(seed=seeds[0])
         if any(s != seeds[0] + i for i, s in enumerate(seeds)):
             # arbitrary per-slot seeds: restart every slot; the next step gives their first observation
@@ -418,6 +463,8 @@ class StepSizeCore(ControlledGame):
         lr = self.step_sizes(actions)  # (N, 2): the step sizes, or the pace and scale factors times base_lr
         for i in range(k):
             if reset_mask is not None and i == k - 1:
+                if self.instances is not None:  # the restarted slots' instances, in the batch's group
+                    self.instances.assign(env.game, reset_mask, reset_seeds)
                 env.reset_where(reset_mask, reset_seeds)
             directions = self.directions()
             rates = self.balance_rates(directions, actions) if balance else lr
@@ -444,6 +491,23 @@ class StepSizeCore(ControlledGame):
             lr = torch.where(reset_mask[:, None], torch.full_like(lr, float("nan")), lr)
         self._quality = quality
         return self._transition(reward, terminated, lr.to(torch.float64))
+
+    def restart(self, mask: torch.Tensor, seeds: torch.Tensor) -> Transition:
+        """Start new episodes now on the slots in ``mask``, with ``seeds``, without stepping the others
+        (:meth:`BatchedEnv.restart_where <minmax_envs.env.BatchedEnv.restart_where>`): the returned transition
+        holds, for the restarted slots, exactly what :meth:`reset` with those seeds gives (reward 0, step sizes
+        NaN); for the other slots, their observation as it was."""
+        env = self.env
+        self.obs = env.restart_where(mask, seeds)
+        self._remember()
+        fresh = {pl: self.tx.init(self.obs[pl].params) for pl in PLAYERS}
+        self.states = {pl: tree_where(mask, fresh[pl], self.states[pl]) for pl in PLAYERS}
+        nan = torch.full_like(self._quality, float("nan"))
+        self._update_logs = {pl: torch.where(mask, nan, u) for pl, u in self._update_logs.items()}
+        self._t = torch.where(mask, torch.zeros_like(self._t), self._t)
+        self._quality = torch.where(mask, env.quality().to(torch.float64), self._quality)
+        nan_lr = torch.full((self.num_seeds, 2), float("nan"), dtype=torch.float64, device=env.device)
+        return self._transition(torch.zeros_like(self._quality), torch.zeros_like(mask), nan_lr)
 
     def balance_rates(self, directions: dict[str, dict[str, torch.Tensor]], actions: torch.Tensor) -> torch.Tensor:
         r"""The step sizes ``(N, 2)`` (``PLAYERS`` order) of ``action="balance"``: with $b_p$ = ``base_lr`` and
@@ -555,9 +619,9 @@ def step_size_chart(history: Sequence[tuple[float, float, float]]) -> np.ndarray
 RENDER_MODES: tuple[str, ...] = ("rgb_array",)
 
 
-def check_render_mode(render_mode: Any, owner: str) -> str | None:
-    """``render_mode`` if it is ``None`` or one of :data:`RENDER_MODES`, else a ``ValueError``."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"{owner} renders {', '.join(map(repr, RENDER_MODES))} (a chart of the episode so far); "
+def check_render_mode(render_mode: Any, owner: str, modes: tuple[str, ...] = RENDER_MODES) -> str | None:
+    """``render_mode`` if it is ``None`` or one of ``modes`` (default :data:`RENDER_MODES`), else a ``ValueError``."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"{owner} renders {', '.join(map(repr, modes))} (a chart of the episode so far); "
                          f"render_mode must be None or one of them, got {render_mode!r}")
     return render_mode

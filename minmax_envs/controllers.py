@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from minmax_envs import _json
 from minmax_envs._checks import check_int, check_real
 from minmax_envs.control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore
 from minmax_envs.episode import EpisodeResult, check_samples, episode_result
@@ -433,7 +434,7 @@ def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Layout, Any]
         raise ValueError(f"controller {' and '.join(missing)} {'do' if len(missing) > 1 else 'does'} not exist; "
                          f"{_FILES}")
     try:
-        data = json.loads(description.read_text())
+        data = _json.loads(description.read_text())  # nesting bounded
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"controller description {str(description)!r} is not valid JSON: {e}") from None
     config, layout, policy_description = _parse_description(data, description)

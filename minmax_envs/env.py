@@ -276,6 +276,28 @@ class BatchedEnv:
         self._divergence_step = torch.where(mask, torch.full_like(self._divergence_step, -1), self._divergence_step)
         self._pending_reset = mask
 
+    def restart_where(self, mask: torch.Tensor, seeds: torch.Tensor) -> Observation:
+        """:meth:`reset_where`, carried out now instead of at the next :meth:`step`: the slots where ``mask`` is
+        true start new episodes with ``seeds`` and the returned observation holds their first observation, exactly
+        as a fresh ``reset``; the other slots do not move (same parameters, step counts and data streams, their
+        observation and flags kept as they were). What an autoreset in the same step needs (Gymnasium's
+        ``AutoresetMode.SAME_STEP``, stable-baselines3's ``VecEnv``)."""
+        before, flags = self._obs, (self._terminated, self._diverged, self._divergence_step)
+        self.reset_where(mask, seeds)
+        self._pending_reset = None
+        if self._last_updates is not None:  # a restarted slot has made no update yet
+            self._last_updates = {pl: {k: torch.where(_ndim_mask(mask, u), torch.zeros_like(u), u)
+                                       for k, u in upd.items()} for pl, upd in self._last_updates.items()}
+        self._evaluate(advance=mask)  # the other slots drew their next data here: their old observation stays
+        self._obs = {pl: o._replace(grads={k: torch.where(_ndim_mask(mask, g), g, before[pl].grads[k])
+                                           for k, g in o.grads.items()},
+                                    loss=torch.where(mask, o.loss, before[pl].loss))
+                     for pl, o in self._obs.items()}
+        now = (self._terminated, self._diverged, self._divergence_step)  # a restarted slot may diverge at once
+        self._terminated, self._diverged, self._divergence_step = (
+            torch.where(mask, new, old) for new, old in zip(now, flags))
+        return self._obs
+
     @property
     def needs_hold(self) -> bool:
         """Whether an in-place step must be preceded by :meth:`hold`: some seed is stopped (or restarting), so

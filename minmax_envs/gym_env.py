@@ -23,9 +23,34 @@ from minmax_envs.control import (
     step_size_chart,
 )
 from minmax_envs.env import BatchedEnv
+from minmax_envs.registry import NAMESPACE, list_envs, spec
 
 
-class StepSizeEnv(gym.Env):
+class RegisteredGame:
+    """The game of a Gymnasium id is the game it names: ``gymnasium.make("minmax_envs/DiracGAN-v0",
+    env_id="TwoMode-v0")`` would build the two-mode game under the Dirac id (Gymnasium merges ``make``'s arguments
+    into the id's own ``env_id``), so it is refused when Gymnasium attaches the id's spec to the env (the
+    ``spec`` property). Ids outside the ``minmax_envs/`` namespace (your own registrations) are not checked."""
+
+    env_id: str
+    _gym_spec: Any = None
+
+    @property
+    def spec(self) -> Any:
+        return self._gym_spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        gym_id = getattr(value, "id", None)
+        if isinstance(gym_id, str) and gym_id.startswith(NAMESPACE + "/") and gym_id.removeprefix(
+                NAMESPACE + "/") in list_envs() and spec(gym_id).id != self.env_id:
+            raise ValueError(f"gymnasium id {gym_id!r} is the game {spec(gym_id).id}; env_id={self.env_id!r} names "
+                             f"another game: make {NAMESPACE}/{self.env_id} instead (an id's env_id cannot be "
+                             "changed)")
+        self._gym_spec = value
+
+
+class StepSizeEnv(RegisteredGame, gym.Env):
     """Step-size control of simultaneous gradient play on a min-max game (one seed).
 
     ## Description
@@ -101,6 +126,10 @@ class StepSizeEnv(gym.Env):
     * ``base``: ``"sgda"``, ``"nsgda"`` or ``"adam"``; ``momentum`` in ``[0, 1)`` (0 for adam); ``scope`` (nsgda):
       ``"global"`` or ``"layer"``.
     * ``split``: the seeds ``reset()`` draws from: ``None`` (any), ``"train"`` or ``"eval"`` (see Starting State).
+    * ``family``: an instance family of the game (``minmax_envs.families``: a ``Family`` or a registered family's
+      name, e.g. ``"dirac-r1"``): every reset plays its seed's instance, from the family's test set with
+      ``split="eval"`` and its train set otherwise (instance ``seed mod n``); the game is made again when an
+      argument drawn per batch (a width, a loss) changes. ``None`` (default): one game.
     * ``action``: ``"step_sizes"`` (default) or ``"balance"`` (see Action Space).
     * ``base_lr``: a positive number, or a dict ``{"generator": .., "discriminator": ..}`` (default 0.01).
     * ``log10_range``: decades of step size the action spans on each side (default 1.0).
@@ -175,6 +204,8 @@ class StepSizeEnv(gym.Env):
         With ``render_mode=None``: nothing (``None``)."""
         if self.render_mode is None:
             return None
+        if not self._started:
+            raise RuntimeError("call reset() before render(): there is no episode to draw yet")
         return step_size_chart(self._history)
 
     @staticmethod

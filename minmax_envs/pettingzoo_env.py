@@ -1,4 +1,5 @@
-"""PettingZoo face of the games: the generator and the discriminator as two agents of a ParallelEnv."""
+"""PettingZoo face of the games: the generator and the discriminator as two agents of a ParallelEnv
+(:func:`parallel_env`), and the same game as an AEC env by PettingZoo's convention (:func:`env`, :func:`raw_env`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils import wrappers
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
 from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs.control import (
@@ -17,7 +20,7 @@ from minmax_envs.control import (
     GENERATOR_COLOR,
     LOG_BOUND,
     QUALITY_COLOR,
-    SEED_HIGH,
+    SPLITS,
     VALUE_BOUND,
     ControlledGame,
     actions_array,
@@ -33,6 +36,8 @@ from minmax_envs.registry import NAMESPACE, spec
 
 ACTION_MODES: tuple[str, ...] = ("update", "step_size")
 REWARD_MODES: tuple[str, ...] = ("zero_sum", "quality")
+#: Render modes of the PettingZoo env: the chart as an array, or shown in a matplotlib window.
+PETTINGZOO_RENDER_MODES: tuple[str, ...] = ("human", "rgb_array")
 
 
 def _opponent(agent: str) -> str:
@@ -77,6 +82,11 @@ class MinMaxParallelEnv(ParallelEnv):
     | ``2T`` | own loss | -1e6 | 1e6 |
     | ``2T+1`` | opponent's loss | -1e6 | 1e6 |
 
+    ## State
+    :meth:`state` is both agents' observations concatenated, generator first (``state_space``: the
+    ``Box(float32, (2T_G + 2T_D + 4,))`` of their bounds): the global view a centralized critic (MAPPO, QMIX,
+    COMA) learns from while each agent acts on its own observation.
+
     ## Rewards
     * ``reward_mode="zero_sum"`` (default): each agent gets minus its own loss after the step (the game's
       payoff ``-f`` for the generator, ``f - penalty`` for the discriminator).
@@ -87,7 +97,8 @@ class MinMaxParallelEnv(ParallelEnv):
 
     ## Starting State
     The game's own initialization: ``reset(seed=s)`` plays the batched env's seed ``s``; ``reset()``
-    draws the game seed from the env's ``np_random``.
+    draws the game seed from the env's ``np_random`` (within ``split``'s seeds, as ``StepSizeEnv``). With an instance
+    ``family``, every reset plays its seed's instance of the family's train set (test set with ``split="eval"``).
 
     ## Episode End
     * Termination (both agents): the seed diverges (see ``BatchedEnv``).
@@ -96,7 +107,10 @@ class MinMaxParallelEnv(ParallelEnv):
     ## Arguments
     ``env_id``, ``action_mode``, ``reward_mode``, ``max_cycles``, ``max_update`` (default 0.1), ``base``
     (``"sgda"`` | ``"nsgda"`` | ``"adam"``), ``momentum``, ``scope``, ``base_lr`` (number or per-player dict, default
-    0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``device``, ``dtype``, ``regularizer``,
+    0.01), ``log10_range`` (default 1.0), ``divergence_penalty``; ``split`` (``None``, ``"train"``, ``"eval"``) and
+    ``family`` (an instance family: a ``minmax_envs.families.Family`` or a registered family's name; its per-batch
+    arguments may not change a player's parameter tensors' number, nor, with ``action_mode="update"``, their
+    shapes: the spaces are fixed); ``device``, ``dtype``, ``regularizer``,
     ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game;
     ``render_mode``: ``None`` (default) or ``"rgb_array"`` (see Rendering). They become a
     :class:`~minmax_envs.control.GameConfig` (``env.game``) and a :class:`~minmax_envs.control.ControlConfig`
@@ -106,32 +120,44 @@ class MinMaxParallelEnv(ParallelEnv):
     ## Rendering
     With ``render_mode="rgb_array"``, :meth:`render` returns an ``(H, W, 3)`` uint8 chart of the episode so
     far: the game's quality (green, top) and both players' losses (bottom: generator blue, discriminator
-    red). The quality is then computed at every step, in the step's one device-to-host transfer.
+    red). With ``render_mode="human"`` the same chart is drawn in a matplotlib window at every reset and step
+    (and by :meth:`render`, which then returns ``None``); :meth:`close` closes it. The quality is then computed
+    at every step, in the step's one device-to-host transfer.
+
+    ## AEC
+    :func:`env` gives the same game as a PettingZoo ``AECEnv`` (the agents act in turn, generator first; the
+    game steps once both have acted), by PettingZoo's convention: :func:`raw_env` wrapped in
+    ``ClipOutOfBoundsWrapper`` and ``OrderEnforcingWrapper``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Before the first release: :meth:`state` / ``state_space``, ``render_mode="human"``
+      and the AEC :func:`env` were added.
     """
 
-    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: dict[str, Any] = {"name": "minmax_envs", "render_modes": list(PETTINGZOO_RENDER_MODES), "render_fps": 30}
 
     def __init__(self, env_id: str, *, action_mode: str = "step_size", reward_mode: str = "zero_sum",
                  max_cycles: int | None = None, max_update: float = 0.1, base: str = "sgda", momentum: float = 0.0,
                  scope: str = "layer", base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
                  divergence_penalty: float = -1.0, device: Any = "cpu", dtype: Any = torch.float32,
                  regularizer: str | None = None, reg_weight: float | None = None, divergence_threshold: float = 1e6,
-                 render_mode: str | None = None, **game_kwargs: Any):
+                 render_mode: str | None = None, split: str | None = None, family: Any = None, **game_kwargs: Any):
         s = spec(env_id)
         check_choice("action_mode", action_mode, ACTION_MODES)
         check_choice("reward_mode", reward_mode, REWARD_MODES)
-        self.render_mode = check_render_mode(render_mode, "MinMaxParallelEnv")
+        self.render_mode = check_render_mode(render_mode, "MinMaxParallelEnv", PETTINGZOO_RENDER_MODES)
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
         self.game, self.control = configs(
             s.id, base=base, momentum=momentum, scope=scope, base_lr=base_lr, log10_range=log10_range,
-            divergence_penalty=divergence_penalty, steps_per_action=1, horizon=self.max_cycles, device=device,
-            dtype=dtype, regularizer=regularizer, reg_weight=reg_weight, divergence_threshold=divergence_threshold,
-            **game_kwargs)
+            divergence_penalty=divergence_penalty, steps_per_action=1, horizon=self.max_cycles, split=split,
+            device=device, dtype=dtype, regularizer=regularizer, reg_weight=reg_weight,
+            divergence_threshold=divergence_threshold, family=family, **game_kwargs)
+        if action_mode == "update" and self.game.family is not None and self.game.family.batch_params:
+            raise ValueError(f"action_mode='update' needs fixed parameter shapes; family {self.game.family.name!r} "
+                             f"draws {[p.name for p in self.game.family.batch_params]} per batch: use "
+                             "action_mode='step_size' or a family without per-batch parameters")
         self.metadata = {**type(self).metadata, "name": f"{NAMESPACE}/{s.id}"}
         self._core = ControlledGame(self.game, self.control, 1)
         self.env: BatchedEnv = self._core.env
@@ -147,7 +173,12 @@ class MinMaxParallelEnv(ParallelEnv):
         self._low = torch.as_tensor(np.concatenate([self.observation_spaces[pl].low for pl in PLAYERS]),
                                     dtype=torch.float64, device=self._dev)
         self._high = -self._low
+        self.state_space = spaces.Box(np.concatenate([self.observation_spaces[pl].low for pl in PLAYERS]),
+                                      np.concatenate([self.observation_spaces[pl].high for pl in PLAYERS]),
+                                      dtype=np.float32)
+        self._state: np.ndarray | None = None
         self._history: list[tuple[float, float, float]] = []  # (quality, loss_G, loss_D) per step, when rendering
+        self._window: Any = None  # render_mode="human": the matplotlib figure and its image
 
     # --- spaces -------------------------------------------------------------------------------
     def _make_observation_space(self, agent: str) -> spaces.Box:
@@ -184,7 +215,10 @@ class MinMaxParallelEnv(ParallelEnv):
         else:
             if self._np_random is None:
                 self._np_random, _ = seeding.np_random()
-            game_seed = int(self._np_random.integers(0, SEED_HIGH))
+            game_seed = int(self._np_random.integers(*SPLITS[self.control.split]))
+        self._core.play_instances([game_seed])
+        if self._core.env is not self.env:  # an instance family's per-batch arguments changed: a new game
+            self._adopt(self._core.env)
         obs, _ = self.env.reset(seed=game_seed)
         self._core.begin(obs)
         self._t = 0
@@ -192,7 +226,19 @@ class MinMaxParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._history = []
         observations, _, _ = self._emit(None)
+        if self.render_mode == "human":
+            self.render()
         return observations, {pl: self._agent_info() for pl in PLAYERS}
+
+    def _adopt(self, env: BatchedEnv) -> None:
+        """Play the batched env ``env`` from now on, if its players have the tensors the spaces were made for."""
+        obs, _ = env.reset(seed=0)
+        names = {pl: list(obs[pl].params) for pl in PLAYERS}
+        shapes = {pl: {k: tuple(v.shape[1:]) for k, v in obs[pl].params.items()} for pl in PLAYERS}
+        if names != self.tensor_names or (self.action_mode == "update" and shapes != self._shapes):
+            raise ValueError(f"family {self.game.family.name!r} drew an instance whose players have other parameter "
+                             f"tensors ({names}) than the spaces were made for ({self.tensor_names})")
+        self.env, self._shapes = env, shapes
 
     @property
     def _tracks_quality(self) -> bool:
@@ -223,6 +269,8 @@ class MinMaxParallelEnv(ParallelEnv):
         infos = {pl: self._agent_info(diverged) for pl in PLAYERS}
         if diverged or truncated:
             self.agents = []
+        if self.render_mode == "human":
+            self.render()
         return observations, rewards, terminations, truncations, infos
 
     def _unflatten(self, agent: str, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -267,6 +315,7 @@ class MinMaxParallelEnv(ParallelEnv):
             size = self.observation_spaces[pl].shape[0]
             observations[pl] = packed[i:i + size].astype(np.float32)
             i += size
+        self._state = packed[:i].astype(np.float32)
         diverged = bool(packed[i + 2] > 0.5)
         if self.render_mode is not None:
             t = {pl: len(self.tensor_names[pl]) for pl in PLAYERS}
@@ -281,16 +330,45 @@ class MinMaxParallelEnv(ParallelEnv):
             info["quality"] = float(self._quality)
         return info
 
+    def state(self) -> np.ndarray:
+        """Both agents' current observations concatenated, generator first: a float32 array in
+        ``state_space`` (see State)."""
+        if self._state is None:
+            raise RuntimeError("call reset() before state()")
+        return self._state.copy()
+
     def render(self) -> np.ndarray | None:
         """With ``render_mode="rgb_array"``: an ``(H, W, 3)`` uint8 chart of the episode so far (see Rendering);
-        with ``render_mode=None``: nothing (``None``)."""
+        with ``"human"``: that chart drawn in a matplotlib window (returns ``None``); with ``None``: nothing."""
         if self.render_mode is None:
             return None
         h = np.asarray(self._history, dtype=np.float64).reshape(-1, 3)
-        return chart([(h[:, :1], [QUALITY_COLOR]), (h[:, 1:], [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
+        frame = chart([(h[:, :1], [QUALITY_COLOR]), (h[:, 1:], [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
+        if self.render_mode == "rgb_array":
+            return frame
+        self._show(frame)
+        return None
+
+    def _show(self, frame: np.ndarray) -> None:
+        """Draw ``frame`` in this env's matplotlib window (opened at the first call)."""
+        import matplotlib.pyplot as plt
+
+        if self._window is None:
+            figure, axes = plt.subplots(num=f"{self.metadata['name']} ({id(self):x})")
+            axes.set_axis_off()
+            self._window = (figure, axes.imshow(frame))
+            plt.show(block=False)
+        figure, image = self._window
+        image.set_data(frame)
+        figure.canvas.draw_idle()
+        figure.canvas.flush_events()
 
     def close(self) -> None:
-        pass
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window[0])
+            self._window = None
 
     def __repr__(self) -> str:
         return f"MinMaxParallelEnv({self.env_id}, action_mode={self.action_mode!r}, reward_mode={self.reward_mode!r})"
@@ -302,3 +380,17 @@ def parallel_env(env_id: str, **kwargs: Any) -> MinMaxParallelEnv:
     See :class:`MinMaxParallelEnv` for the arguments; unknown ids and bad mode names raise ``ValueError``.
     """
     return MinMaxParallelEnv(env_id, **kwargs)
+
+
+def raw_env(env_id: str, **kwargs: Any) -> AECEnv:
+    """The AEC env of :func:`parallel_env`'s game, unwrapped: PettingZoo's ``parallel_to_aec`` conversion (the
+    generator acts, then the discriminator; the game steps once both have acted). Prefer :func:`env`."""
+    return parallel_to_aec_wrapper(parallel_env(env_id, **kwargs))
+
+
+def env(env_id: str, **kwargs: Any) -> AECEnv:
+    """The PettingZoo AEC env of a registered id, by PettingZoo's convention for continuous actions:
+    :func:`raw_env` in ``ClipOutOfBoundsWrapper`` (an action outside its box is clipped, with a warning) and
+    ``OrderEnforcingWrapper`` (``step`` before ``reset`` raises). ``env("DiracGAN-v0", render_mode="rgb_array")``;
+    the arguments are :class:`MinMaxParallelEnv`'s, and ``env.state()`` / ``env.state_space`` its state."""
+    return wrappers.OrderEnforcingWrapper(wrappers.ClipOutOfBoundsWrapper(raw_env(env_id, **kwargs)))

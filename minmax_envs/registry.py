@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from minmax_envs.env import BatchedEnv
@@ -34,6 +35,17 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+
+
+class UnexpectedKeywordError(TypeError, ValueError):
+    """An env or game was given keyword arguments it does not take.
+
+    A ``TypeError`` worded as Python words its own (``... got an unexpected keyword argument 'x'``), so that
+    clients that probe a constructor with optional keywords recognize it (TorchRL's ``GymEnv`` passes
+    ``frameskip`` and drops it on exactly this error); and a ``ValueError``, as every other bad argument of the
+    suite, so that code catching those (the CLI, suite validation) reports it the same way. Raised by
+    :func:`check_known`.
+    """
 
 
 def register(spec: EnvSpec) -> None:
@@ -82,11 +94,15 @@ def game_kwargs_allowed(cls: type[Game]) -> list[str]:
 
 
 def check_known(owner: str, given: Iterable[str], allowed: Sequence[str]) -> None:
-    """Raise for the keywords of ``given`` that are not ``allowed``, naming them and listing the allowed ones
-    (every keyword a game, env or control face does not take is refused here)."""
+    """Raise :class:`UnexpectedKeywordError` for the keywords of ``given`` that are not ``allowed``, naming them
+    and listing the allowed ones: ``"DiracGAN-v0 got an unexpected keyword argument 'frameskip'; allowed: loss,
+    ..."`` (every keyword a game, env or control face does not take is refused here)."""
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ValueError(f"{owner} got unknown argument(s) {unknown}; allowed: {', '.join(allowed)}")
+        names = ", ".join(map(repr, unknown))
+        what = (f"an unexpected keyword argument {names}" if len(unknown) == 1
+                else f"unexpected keyword arguments {names}")
+        raise UnexpectedKeywordError(f"{owner} got {what}; allowed: {', '.join(allowed)}")
 
 
 def game_config(env_id: str, **game_kwargs: Any) -> GameSettings:
@@ -155,7 +171,8 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
 
 def _canonical(value: Any) -> Any:
     """A canonical, JSON-able form of an argument value: numbers as ``int`` / ``float``, dtypes and devices as
-    their names (``"float32"``, ``"cuda:0"``), paths as strings, tuples as lists; anything else as its ``repr``."""
+    their names (``"float32"``, ``"cuda:0"``), paths as strings, tuples, tensors and arrays as lists; anything else
+    as its ``repr``."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
@@ -170,6 +187,8 @@ def _canonical(value: Any) -> Any:
         return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, (torch.Tensor, np.ndarray)):  # a game argument given per seed: its values
+        return _canonical(value.tolist())
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if isinstance(value, dict):

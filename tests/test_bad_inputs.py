@@ -4,7 +4,7 @@ A row is ``(id, trigger, message regex)``, made by one of five helpers:
 
 * ``cli(id, argv, message, setup=None)``: ``minmax ARGV`` exits with status 2 and ``minmax: error: MESSAGE`` on
   stderr (``{tmp}`` in an argument is the test's temporary directory; ``setup(tmp)`` prepares files first);
-* ``api(id, fn, message)``: ``fn(tmp)`` raises a ``ValueError`` matching ``message``;
+* ``api(id, fn, message, error=ValueError, setup=None)``: ``fn(tmp)`` raises ``error`` matching ``message``;
 * ``damaged(id, transform, message)``: line 2 of a finished sweep's ``results.jsonl`` is replaced by
   ``transform(line)`` (bytes, without the newline). ``minmax report`` still works and warns once, naming the
   file, the line and ``message``; ``minmax bench`` then resumes: it runs the lost episode again, the damaged line
@@ -17,9 +17,15 @@ A row is ``(id, trigger, message regex)``, made by one of five helpers:
   ``LearnedController.load`` and ``check_agent("learned:PATH")`` each raise a ``ValueError`` matching ``message``
   and naming the file.
 
-No row may run code: crafted files (malicious pickles, a stable-baselines3 zip with a pickled payload) create the
-file :func:`marker` when their code runs, and every test checks it is not there. The controls, that these files do
-run code when loaded unsafely, are in tests/test_episode.py and tests/test_controllers.py.
+No row may run code: crafted files (malicious pickles, a stable-baselines3 zip with a pickled payload, planted
+Python modules) create the file :func:`marker` when their code runs, and every test checks it is not there. The
+controls, that these files do run code when loaded unsafely, are in tests/test_episode.py,
+tests/test_controllers.py and tests/test_cli.py (a planted module opted in to).
+
+The ``cli`` and ``api`` rows run as an attacker would want them to: in ``tmp`` as the working directory, with
+``tmp`` first on ``sys.path`` (what ``python -m minmax_envs`` does), beside a directory ``outside`` holding a file of
+the user's; and no row touches a file outside ``tmp`` or changes one inside it (new files only under
+``tmp/out``, the results directory the rows name; see :func:`untouched`).
 
 Append new rows to ``ROWS``; the tests at the end run them all.
 """
@@ -27,12 +33,18 @@ Append new rows to ``ROWS``; the tests at the end run them all.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import pickle
 import re
 import shutil
+import stat
+import subprocess
+import sys
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +73,7 @@ class Row:
     trigger: list[str] | Callable[[Path], Any] | Damage | Checkpoint | Controller
     message: str
     setup: Callable[[Path], None] | None = None
+    error: type[Exception] = ValueError
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,9 @@ def cli(id: str, argv: list[str], message: str, setup: Callable[[Path], None] | 
     return Row(id, argv, message, setup)
 
 
-def api(id: str, fn: Callable[[Path], Any], message: str) -> Row:
-    return Row(id, fn, message)
+def api(id: str, fn: Callable[[Path], Any], message: str, error: type[Exception] = ValueError,
+        setup: Callable[[Path], None] | None = None) -> Row:
+    return Row(id, fn, message, setup, error)
 
 
 def damaged(id: str, transform: Callable[[bytes], bytes], message: str) -> Row:
@@ -328,6 +342,119 @@ def crafted_zip(tmp: Path, good: Path | None = None) -> Path:
     return crafted_sb3_zip(tmp / "evil.zip", marker(tmp))
 
 
+# --- planted modules, torn and special files, crafted images -----------------------------------------------------
+
+PLANTED = """
+import pathlib
+import torch
+pathlib.Path(__file__).with_name("MARKER").write_text("code ran")  # the payload: importing the module runs it
+
+
+class Opt(torch.optim.SGD):
+    pass
+"""
+
+
+def plant(module: str) -> Callable[[Path], None]:
+    """A setup planting ``tmp/MODULE.py``, an optimizer module whose import creates the marker file."""
+    return write(f"{module}.py", PLANTED)
+
+
+def suite_naming(agent: str, module: str | None = None) -> Callable[[Path], None]:
+    """A setup writing ``tmp/s.json``, a suite whose agents are ``[agent]``, with ``module`` planted beside it."""
+    def setup(tmp: Path) -> None:
+        write("s.json", {**SUITE, "agents": [agent]})(tmp)
+        if module is not None:
+            plant(module)(tmp)
+    return setup
+
+
+def fifo(name: str) -> Callable[[Path], None]:
+    """A setup making ``tmp/name`` a FIFO (a named pipe: reading it blocks until someone writes)."""
+    def setup(tmp: Path) -> None:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(tmp / name)
+    return setup
+
+
+def results_dir_of(suite_name: str, results: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A setup writing ``tmp/out``, a results directory of the registered suite ``suite_name`` whose
+    ``results.jsonl`` is made by ``results(path)``."""
+    def setup(tmp: Path) -> None:
+        from minmax_envs.evaluation import get_suite
+
+        write("out/suite.json", get_suite(suite_name).to_dict())(tmp)
+        results(tmp / "out" / RESULTS_FILE)
+    return setup
+
+
+def deep_json(depth: int = 100_000) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def crafted_png(path: Path, width: int, height: int) -> Path:
+    """A PNG of a few dozen bytes declaring a ``width`` x ``height`` image (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])  # 1-bit grey
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def image_folder(width: int, height: int) -> Callable[[Path], None]:
+    """A setup writing ``tmp/images``, an image folder of one good image and one crafted PNG of ``width`` x
+    ``height``."""
+    def setup(tmp: Path) -> None:
+        from PIL import Image
+
+        (tmp / "images").mkdir(exist_ok=True)
+        if not (tmp / "images" / "a.png").exists():
+            Image.new("RGB", (8, 8)).save(tmp / "images" / "a.png")
+        crafted_png(tmp / "images" / "b.png", width, height)
+    return setup
+
+
+def load_image_folder(tmp: Path) -> Any:
+    from minmax_envs.images.data import load_images
+
+    return load_images("imagefolder", data_dir=tmp / "images", resolution=8)
+
+
+def bad_param_groups(groups: Callable[[tuple[str, ...]], Any]) -> Callable[[Path], Any]:
+    def init(tmp: Path) -> Any:
+        env = minmax_envs.make("Bilinear-v0", num_seeds=2, n=3)
+        obs, _ = env.reset(seed=0)
+        return agents.from_torch("torch.optim.SGD", lr=0.1, param_groups=groups).init(
+            {"x": obs["generator"].params["x"], "z": obs["generator"].params["x"].clone()})
+    return init
+
+
+def gym_make(gym_id: str, **kwargs: Any) -> Callable[[Path], Any]:
+    def make(tmp: Path) -> Any:
+        import gymnasium
+
+        return gymnasium.make(gym_id, **kwargs)
+    return make
+
+
+def rendered_before_reset(vector: bool) -> Callable[[Path], Any]:
+    def render(tmp: Path) -> Any:
+        from minmax_envs.gym_env import StepSizeEnv
+        from minmax_envs.vector_env import StepSizeVectorEnv
+
+        env = StepSizeVectorEnv(2, "DiracGAN-v0", render_mode="rgb_array") if vector else \
+            StepSizeEnv("DiracGAN-v0", render_mode="rgb_array")
+        return env.render()
+    return render
+
+
+NOT_AN_OPTIMIZER_PACKAGE = r"is not an optimizer package this program imports by name \(torch\.optim, pytorch_optimizer"
+OPT_IN = r"opt in: minmax --allow-module {m}; Python: from_torch\(\.\.\., allow_modules=\['{m}'\]\)"
+
+
 SB3_ZIP_REFUSED = r"is a stable-baselines3 \.zip, which is not loaded: reading it unpickles its ':serialized:' entries"
 
 
@@ -349,7 +476,8 @@ ROWS: list[Row] = [
         r"--arg loss given twice \('gan' and 'wgan'\)"),
     cli("run-arg-no-key", RUN + ["--arg", "=3"], r"--arg expects key=value with a non-empty key, got '=3'"),
     cli("run-arg-no-value", RUN + ["--arg", "loss"], r"--arg expects key=value, got 'loss'"),
-    cli("run-arg-unknown", RUN + ["--arg", "lossy=wgan"], r"DiracGAN-v0 got unknown argument\(s\) \['lossy'\]"),
+    cli("run-arg-unknown", RUN + ["--arg", "lossy=wgan"],
+        r"DiracGAN-v0 got an unexpected keyword argument 'lossy'; allowed: "),
     cli("run-seeds-0", RUN + ["--seeds", "0"], r"--seeds must be an integer >= 1, got 0"),
     cli("run-seeds-negative", RUN + ["--seeds", "-2"], r"--seeds must be an integer >= 1, got -2"),
     cli("run-seed-negative", RUN + ["--seed", "-1"], r"--seed must be an integer >= 0, got -1"),
@@ -360,7 +488,11 @@ ROWS: list[Row] = [
         r"lr is tuned by the protocol \(lr_d, lr_g\); do not give it"),
     cli("torch-agent-closure", _torch_run("torch:torch.optim.LBFGS"),
         r"torch.optim.LBFGS cannot play as an agent: it needs a closure"),
-    cli("torch-agent-no-module", _torch_run("torch:nope.Adam"), r"optimizer 'nope.Adam': no module to import"),
+    cli("torch-agent-no-module", _torch_run("torch:nope.Adam"),
+        rf"optimizer 'nope.Adam': the module 'nope' {NOT_AN_OPTIMIZER_PACKAGE}.*{OPT_IN.format(m='nope')}"),
+    cli("torch-agent-uninstalled-package", _torch_run("torch:heavyball.ForeachAdamW"),
+        r"optimizer 'heavyball.ForeachAdamW': no module to import, the package 'heavyball' is not installed \(pip "
+        r"install heavyball\)"),
     cli("torch-agent-no-class", _torch_run("torch:torch.optim.Adamm"), r"'torch.optim' has no attribute 'Adamm'"),
     cli("torch-agent-not-dotted", _torch_run("torch:Adam"), r"name the optimizer class by its dotted path"),
     cli("torch-agent-not-json", _torch_run("torch:torch.optim.Adam?betas=(0.5,0.9)"),
@@ -470,7 +602,7 @@ ROWS: list[Row] = [
         r"task 't': unknown schedule 'cosine'; choose one of constant, linear_decay"),
     api("suite-env_id-unknown", task(env_id="Nope-v0"), r"task 't': unknown environment id 'Nope-v0'"),
     api("suite-env_id-number", task(env_id=3), r"task 't': env_id must be a non-empty string, got 3"),
-    api("suite-device-unknown", suite(device="tpu"), r"suite 's': device 'tpu' is not a torch device"),
+    api("suite-device-unknown", suite(device="tpu"), r"suite 's': device 'tpu' is not a device episodes run on"),
     api("suite-name-number", suite(name=3), r"suite name must be a non-empty string, got 3"),
     api("suite-unknown-field", suite(budgets=3), r"suite 's': unknown suite field\(s\) \['budgets'\]; allowed: "),
     api("suite-task-unknown-field", task(step=3), r"suite 's': task 't': unknown task field\(s\) \['step'\]"),
@@ -492,8 +624,8 @@ ROWS: list[Row] = [
         setup=mkdir(f"out/{RESULTS_FILE}")),
 
     # --- the results store
-    api("store-results-is-a-dir", lambda tmp: (tmp / RESULTS_FILE).mkdir() or ResultStore(tmp),
-        rf"results file '.*/{RESULTS_FILE}' is a directory"),
+    api("store-results-is-a-dir", lambda tmp: ResultStore(tmp), rf"results file '.*/{RESULTS_FILE}' is a directory",
+        setup=mkdir(RESULTS_FILE)),
     api("store-append-not-a-record", lambda tmp: ResultStore(tmp).append([{"key": "abc"}]),
         r"not an episode record: missing field\(s\) suite, suite_version, "),
     api("store-append-nan", lambda tmp: ResultStore(tmp).append([{"key": "abc", "value": float("nan")}]),
@@ -658,15 +790,191 @@ ROWS: list[Row] = [
     controller("controller-crafted-sb3-zip", crafted_zip, SB3_ZIP_REFUSED),
     controller("controller-crafted-sb3-zip-by-stem", lambda tmp, good: crafted_zip(tmp).with_suffix(""),
                SB3_ZIP_REFUSED),  # learned:NAME with only NAME.zip there
-    api("convert-sb3-zip-without-opt-in", lambda tmp: convert_sb3_zip(crafted_zip(tmp)),
-        r"convert_sb3_zip unpickles .*evil\.zip.*pass allow_pickle=True only for a file you trust"),
+    api("convert-sb3-zip-without-opt-in", lambda tmp: convert_sb3_zip(tmp / "evil.zip"),
+        r"convert_sb3_zip unpickles .*evil\.zip.*pass allow_pickle=True only for a file you trust", setup=crafted_zip),
     cli("run-learned-crafted-sb3-zip", ["run", "DiracGAN-v0", "--agent", "learned:{tmp}/evil.zip", "--lr", "0.1",
                                         "--steps", "2"], SB3_ZIP_REFUSED, setup=crafted_zip),
     cli("bench-learned-crafted-sb3-zip", BENCH + ["--agents", "sgda,learned:{tmp}/evil.zip"], SB3_ZIP_REFUSED,
         setup=crafted_zip),
     cli("bench-learned-missing", BENCH + ["--agents", "sgda,learned:{tmp}/missing.pt"],
         r"controller weights file '.*/missing\.pt' and description file '.*/missing\.json' do not exist"),
+
+    # --- names never run code: torch:MODULE.CLASS imports only installed optimizer packages, or what is opted in to
+    cli("torch-agent-this", _torch_run("torch:this.X"),  # importing `this` prints the Zen of Python
+        rf"agent 'torch:this.X': optimizer 'this.X': the module 'this' {NOT_AN_OPTIMIZER_PACKAGE}.*"
+        + OPT_IN.format(m="this")),
+    cli("torch-agent-antigravity", _torch_run("torch:antigravity.X"),  # importing it opens a web browser
+        rf"the module 'antigravity' {NOT_AN_OPTIMIZER_PACKAGE}"),
+    cli("torch-agent-os", _torch_run("torch:os.system"), rf"the module 'os' {NOT_AN_OPTIMIZER_PACKAGE}"),
+    cli("torch-agent-torch-not-optim", _torch_run("torch:torch.nn.Linear"),
+        rf"the module 'torch.nn' {NOT_AN_OPTIMIZER_PACKAGE}.*{OPT_IN.format(m='torch')}"),
+    cli("torch-agent-planted-module", _torch_run("torch:evil.Opt"),
+        rf"the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}.*{OPT_IN.format(m='evil')}", setup=plant("evil")),
+    cli("torch-agent-planted-submodule", _torch_run("torch:evil.sub.Opt"), r"the module 'evil.sub' "
+        + NOT_AN_OPTIMIZER_PACKAGE, setup=plant("evil")),
+    cli("torch-agent-planted-module-in-a-suite", ["bench", "--suite", "{tmp}/s.json", "--out", "{tmp}/out"],
+        rf"agent 'torch:evil.Opt': .*the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}",
+        setup=suite_naming("torch:evil.Opt", "evil")),
+    cli("torch-agent-planted-module-balanced", _torch_run("balanced:torch:evil.Opt?ratio=2"),
+        rf"the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}", setup=plant("evil")),
+    cli("torch-agent-planted-package-name", _torch_run("torch:schedulefree.AdamWScheduleFree"),
+        r"optimizer 'schedulefree.AdamWScheduleFree': 'schedulefree' would be imported from '.*/work/schedulefree"
+        r"\.py', which is not an installed package \(not in site-packages.*" + OPT_IN.format(m="schedulefree"),
+        setup=plant("schedulefree")),  # a planted file named like an allowed package is not that package
+    cli("torch-agent-opt-in-not-a-module-name", _torch_run("torch:evil.Opt") + ["--allow-module", "evil;rm"],
+        r"a module to allow optimizers from is a dotted module name such as 'my_optim'", setup=plant("evil")),
+    cli("torch-agent-opt-in-another-module", _torch_run("torch:evil.Opt") + ["--allow-module", "good"],
+        rf"the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}", setup=plant("evil")),
+    api("from_torch-planted-module", lambda tmp: agents.from_torch("evil.Opt", lr=0.1),
+        rf"optimizer 'evil.Opt': the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}.*{OPT_IN.format(m='evil')}",
+        setup=plant("evil")),
+    api("check_agent-planted-module", lambda tmp: check_agent("torch:evil.Opt"),
+        rf"the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}", setup=plant("evil")),
+
+    # --- hyperparameters typed by the optimizer's own signature; options torch would refuse only at the first step
+    cli("torch-agent-bool-as-string", _torch_run('torch:torch.optim.Adam?amsgrad="false"'),
+        r"amsgrad of torch\.optim\.Adam takes true or false \(its default is false\), got \"false\""),
+    cli("torch-agent-bool-as-number", _torch_run("torch:torch.optim.Adam?amsgrad=1"),
+        r"amsgrad of torch\.optim\.Adam takes true or false \(its default is false\), got 1"),
+    cli("torch-agent-optional-bool-as-string", _torch_run('torch:torch.optim.SGD?foreach="no"'),
+        r"foreach of torch\.optim\.SGD takes true, false or null \(its default is null\), got \"no\""),
+    cli("torch-agent-number-as-string", _torch_run('torch:torch.optim.Adam?eps="1e-8"'),
+        r"eps of torch\.optim\.Adam takes a number \(its default is 1e-08\), got \"1e-8\""),
+    cli("torch-agent-number-as-bool", _torch_run("torch:torch.optim.SGD?momentum=true"),
+        r"momentum of torch\.optim\.SGD takes a number .*got true"),
+    cli("torch-agent-betas-one-number", _torch_run("torch:torch.optim.Adam?betas=[0.5]"),
+        r"betas of torch\.optim\.Adam takes a list of 2 numbers \(its default is \[0\.9, 0\.999\]\), got \[0\.5\]"),
+    cli("torch-agent-int-as-float", _torch_run("torch:pytorch_optimizer.Muon?ns_steps=2.5"),
+        r"ns_steps of pytorch_optimizer\.Muon takes an integer \(its default is 5\), got 2\.5"),
+    cli("torch-agent-unknown-hyperparameter", _torch_run("torch:torch.optim.Adam?amsgrd=true"),
+        r"torch\.optim\.Adam has no hyperparameter 'amsgrd'; it takes amsgrad, betas, capturable"),
+    cli("torch-agent-deep-json", _torch_run("torch:torch.optim.Adam?betas=" + "[" * 5000 + "]" * 5000),
+        r"the value of betas must be JSON .*nested deeper than 64 levels"),
+    cli("torch-agent-capturable", _torch_run("torch:torch.optim.Adam?capturable=true"),
+        r"torch\.optim\.Adam with capturable=True steps tensors on cuda.* only \(for CUDA graphs\)"),
+    cli("torch-agent-sparse-adam", _torch_run("torch:torch.optim.SparseAdam"),
+        r"torch\.optim\.SparseAdam steps sparse gradients only .*the env's gradients are dense"),
+    api("from_torch-param_groups-unknown-name", bad_param_groups(lambda names: [{"params": [*names, "w"]}]),
+        r"param_groups\(names\) must return a list of dicts .*unknown names: \['w'\]"),
+    api("from_torch-param_groups-name-left-out", bad_param_groups(lambda names: [{"params": ["x"]}]),
+        r"param_groups\(names\) must return .*names in no group: \['z'\]"),
+    api("from_torch-param_groups-name-twice",
+        bad_param_groups(lambda names: [{"params": list(names)}, {"params": ["x"], "lr": 1.0}]),
+        r"names in more than one group: \['x'\]"),
+    api("from_torch-param_groups-not-a-list", bad_param_groups(lambda names: {"params": list(names)}),
+        r"must return a list of dicts \{'params': \[parameter names\], \*\*options\}"),
+    api("from_torch-param_groups-not-callable",
+        lambda tmp: agents.from_torch("torch.optim.SGD", lr=0.1, param_groups=[{"params": ["x"]}]),
+        r"param_groups must be a callable names -> "),
+
+    # --- suites: what would fail only inside errors.jsonl is refused when the suite is read, naming the field
+    api("suite-env_kwargs-num_seeds", task(env_kwargs={"n": 3, "num_seeds": 64}),
+        r"suite 's': task 't': env_kwargs may not hold 'num_seeds': the protocol sets it"),
+    api("suite-env_kwargs-device", task(env_kwargs={"n": 3, "device": "cuda"}),
+        r"task 't': env_kwargs may not hold 'device': the suite's device field \(or --device\) sets it"),
+    api("suite-env_kwargs-seed", task(env_kwargs={"n": 3, "seed": 1}), r"env_kwargs may not hold 'seed'"),
+    api("suite-env_kwargs-unknown", task(env_kwargs={"n": 3, "nn": 4}),
+        r"task 't': env_kwargs: Bilinear-v0 got unknown argument\(s\) \['nn'\]; allowed: dtype, regularizer, .*, n, "),
+    api("suite-metric-unknown", task(metric="distnace"),
+        r"task 't': metric 'distnace' is not a metric of Bilinear-v0 \(one number per seed\); choose one of "
+        r"distance, diverged"),
+    api("suite-target_metric-unknown", task(env_id="TwoMode-v0", env_kwargs={}, metric="mode_alignment",
+                                            target_metric="cos_u1"),
+        r"task 't': target_metric 'cos_u1' is not a metric of TwoMode-v0 \(one number per seed\)"),
+    api("suite-device-meta", suite(device="meta"),
+        r"suite 's': device 'meta' is not a device episodes run on; use cpu, cuda, cuda:N or mps"),
+    api("suite-lr-times-ratio-overflows", task(lr_range=[1e-3, 1e300], ratios=[1.0, 1e10]),
+        r"task 't': lr_range\[1\] \* ratios\[1\] = 1e\+300 \* 10000000000\.0 = inf is not a finite positive "
+        r"step size"),
+    api("suite-lr-times-ratio-underflows", task(lr_range=[1e-300, 1e-3], ratios=[1e-30]),
+        r"task 't': lr_range\[0\] \* ratios\[0\] = 1e-300 \* 1e-30 = 0\.0 is not a finite positive step size"),
+    api("suite-seed_block-absurd", suite(seed_block=10**9),
+        r"suite 's': seed_block 1000000000 is more seeds than one batched env holds here \(at most 65536\)"),
+    api("suite-task-agent-not-in-suite", task(agents=["adam"]),
+        r"suite 's': task 't': agents names 'adam', which the suite's agents do not list \(sgda\)"),
+    cli("suite-file-deep-json", ["bench", "--suite", "{tmp}/s.json"],
+        r"suite file '.*/s\.json' is not valid JSON: nested deeper than 64 levels of arrays and objects at line 1 "
+        r"column 65", setup=write("s.json", deep_json())),
+    cli("suite-file-deep-json-in-a-field", ["bench", "--suite", "{tmp}/s.json"],
+        r"suite file '.*/s\.json' is not valid JSON: nested deeper than 64 levels",
+        setup=write("s.json", json.dumps({**SUITE, "description": "x"})[:-1] + ', "x": ' + "[" * 500 + "]" * 500
+                    + "}")),
+    cli("suite-file-fifo", ["bench", "--suite", "{tmp}/s.json"],
+        r"suite file '.*/s\.json' is a FIFO \(named pipe\), not a regular file; it is not read", setup=fifo("s.json")),
+    cli("suite-file-dev-zero", ["bench", "--suite", "{tmp}/s.json"],
+        r"suite file '.*/s\.json' is a character device, not a regular file",
+        setup=lambda tmp: os.symlink("/dev/zero", tmp / "s.json")),
+
+    # --- results directories: special files, torn and deep suite.json
+    cli("bench-suite.json-deep", BENCH + ["--agents", "sgda"],
+        r"results directory '.*/out' has results but no readable suite\.json",
+        setup=lambda tmp: write("out/suite.json", deep_json())(tmp) or write(f"out/{RESULTS_FILE}", "")(tmp)),
+    cli("bench-suite.json-fifo", BENCH + ["--agents", "sgda"],
+        r"'.*/out/suite\.json' is a FIFO \(named pipe\), not a regular file", setup=fifo("out/suite.json")),
+    cli("bench-results-fifo", BENCH + ["--agents", "sgda"],
+        rf"'.*/out/{RESULTS_FILE}' is a FIFO \(named pipe\), not a regular file; it is not read",
+        setup=results_dir_of("quick", os.mkfifo)),
+    cli("bench-results-dev-zero", BENCH + ["--agents", "sgda"],
+        rf"'.*/out/{RESULTS_FILE}' is a character device, not a regular file",
+        setup=results_dir_of("quick", lambda p: os.symlink("/dev/zero", p))),
+    cli("report-results-fifo", ["report", "{tmp}/out"],
+        rf"'.*/out/{RESULTS_FILE}' is a FIFO \(named pipe\), not a regular file", setup=fifo(f"out/{RESULTS_FILE}")),
+    cli("report-results-dev-zero", ["report", "{tmp}/out"], rf"'.*/out/{RESULTS_FILE}' is a character device",
+        setup=lambda tmp: mkdir("out")(tmp) or os.symlink("/dev/zero", tmp / "out" / RESULTS_FILE)),
+
+    # --- sizes, images, services, envs
+    cli("run-too-large-to-allocate", ["run", "Bilinear-v0", "--agent", "sgda", "--lr", "0.1", "--steps", "1", "--arg",
+                                      f"n={10**8}"],
+        r"out of memory: can't allocate memory: you tried to allocate \d+ bytes.*; use smaller sizes \(--seeds, "
+        r"--arg \.\.\.\)"),
+    api("imagefolder-decompression-bomb", load_image_folder,
+        r"cannot read image '.*/images/b\.png': it declares more than \d+ pixels \(PIL\.Image\.MAX_IMAGE_PIXELS\): "
+        r"a decompression bomb", setup=image_folder(10**5, 10**5)),
+    api("imagefolder-decompression-bomb-warned", load_image_folder,  # above PIL's limit, below twice it
+        r"cannot read image '.*/images/b\.png': it declares more than \d+ pixels", setup=image_folder(10**4, 10**4)),
+    api("imagefolder-fifo", load_image_folder,
+        r"cannot read image '.*/images/a\.png': '.*a\.png' is a FIFO \(named pipe\), not a regular file",
+        setup=lambda tmp: fifo("images/a.png")(tmp) or image_folder(8, 8)(tmp)),
+    cli("bench-ray-unreachable", BENCH + ["--agents", "sgda", "--backend", "ray", "--address", "127.0.0.1:1"],
+        r"--address '127\.0\.0\.1:1': no Ray cluster reachable there \(.* within 10 s\)"),
+    cli("bench-ray-address-malformed", BENCH + ["--agents", "sgda", "--backend", "ray", "--address", "headnode"],
+        r"--address 'headnode' is not a Ray cluster address: give host:port or ray://host:port"),
+    api("gym-make-env_id-of-another-game", gym_make("minmax_envs/DiracGAN-v0", env_id="TwoMode-v0"),
+        r"gymnasium id 'minmax_envs/DiracGAN-v0' is the game DiracGAN-v0; env_id='TwoMode-v0' names another game: "
+        r"make minmax_envs/TwoMode-v0 instead"),
+    api("gym-make_vec-env_id-of-another-game",
+        lambda tmp: __import__("gymnasium").make_vec("minmax_envs/DiracGAN-v0", num_envs=2, env_id="Bilinear-v0",
+                                                     vectorization_mode="vector_entry_point"),
+        r"gymnasium id 'minmax_envs/DiracGAN-v0' is the game DiracGAN-v0; env_id='Bilinear-v0' names another game"),
+    api("gym-render-before-reset", rendered_before_reset(vector=False), r"call reset\(\) before render\(\)",
+        error=RuntimeError),
+    api("gym-vector-render-before-reset", rendered_before_reset(vector=True), r"call reset\(\) before render\(\)",
+        error=RuntimeError),
+    controller("controller-description-deep-json", replaced(".json", deep_json()),
+               r"controller description '.*c\.json' is not valid JSON: nested deeper than 64 levels"),
+    # --- the RL faces: an unknown keyword is Python's TypeError (also a ValueError), worded as Python words it
+    api("gym-make-unknown-keyword", lambda tmp: _gym_make("minmax_envs/DiracGAN-v0", frameskip=4),
+        r"^DiracGAN-v0 got an unexpected keyword argument 'frameskip'; allowed: loss, "),
+    api("vector-env-unknown-keyword", lambda tmp: _vector_env(2, "Bilinear-v0", size=3),
+        r"^Bilinear-v0 got an unexpected keyword argument 'size'; allowed: n, "),
+    api("parallel-env-unknown-keywords", lambda tmp: minmax_envs.parallel_env("DiracGAN-v0", lr=1, seed=2),
+        r"^DiracGAN-v0 got unexpected keyword arguments 'lr', 'seed'; allowed: loss, "),
+    api("vector-env-autoreset_mode-unknown", lambda tmp: _vector_env(2, "DiracGAN-v0", autoreset_mode="SAME_STEP"),
+        r"unknown autoreset_mode 'SAME_STEP'; choose one of AutoresetMode\.NEXT_STEP \('NextStep'\), "
+        r"AutoresetMode\.SAME_STEP \('SameStep'\), AutoresetMode\.DISABLED \('Disabled'\)"),
 ]
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> Any:
+    import gymnasium
+
+    return gymnasium.make(env_id, **kwargs)
+
+
+def _vector_env(num_envs: int, env_id: str, **kwargs: Any) -> Any:
+    from minmax_envs.vector_env import StepSizeVectorEnv
+
+    return StepSizeVectorEnv(num_envs, env_id, **kwargs)
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
@@ -689,29 +997,83 @@ def test_row_ids_are_unique():
     assert all(re.fullmatch(r"[\w.-]+", i) for i in ids), [i for i in ids if not re.fullmatch(r"[\w.-]+", i)]
 
 
+@pytest.fixture
+def arena(tmp_path, monkeypatch) -> Path:
+    """``tmp_path/work``, the directory a row gets as ``tmp``: the working directory and first on ``sys.path`` (as
+    under ``python -m minmax_envs``), beside ``tmp_path/outside`` holding a file of the user's."""
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    (outside / "notes.txt").write_text("the user's own file\n")
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    return work
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` (links not followed): a file's sha1, a link's target, or its kind."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            mode = path.lstat().st_mode
+            rel = path.relative_to(root).as_posix()
+            if stat.S_ISREG(mode):
+                out[rel] = ("file", hashlib.sha1(path.read_bytes()).hexdigest())
+            elif stat.S_ISLNK(mode):
+                out[rel] = ("link", os.readlink(path))
+            else:
+                out[rel] = ("dir",) if stat.S_ISDIR(mode) else ("special", stat.S_IFMT(mode))
+    return out
+
+
+FOREIGN = ("this", "antigravity")  # modules whose import runs something (prints, opens a browser)
+
+
+def untouched(work: Path, before: dict[str, tuple], modules: set[str]) -> None:
+    """Nothing outside ``work`` changed (its sibling ``outside``, its parent), and in ``work`` only ``work/out``
+    (the results directory the rows name); no planted or foreign module was imported."""
+    assert sorted(os.listdir(work.parent)) == ["outside", "work"]
+    assert snapshot(work.parent / "outside") == {"notes.txt": ("file", hashlib.sha1(b"the user's own file\n")
+                                                                          .hexdigest())}
+    after = snapshot(work)
+    outside_out = [k for k in {*before, *after} if k != "out" and not k.startswith("out/")]
+    assert [k for k in outside_out if before.get(k) != after.get(k)] == [], "a file was made or changed"
+    imported = [m for m in set(sys.modules) - modules if m in FOREIGN or str(work) in str(
+        getattr(sys.modules[m], "__file__", None) or "")]
+    assert imported == [], f"imported {imported}"
+
+
 @pytest.mark.parametrize("row", _rows("cli"))
-def test_bad_command_line_input_exits_2_with_a_one_line_error(row, tmp_path, capsys):
+def test_bad_command_line_input_exits_2_with_a_one_line_error(row, arena, capsys):
     if row.setup is not None:
-        row.setup(tmp_path)
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in row.trigger]
+        row.setup(arena)
+    before, modules = snapshot(arena), set(sys.modules)
+    argv = [a.replace("{tmp}", str(arena)) for a in row.trigger]
     try:
         code = main(argv)
     except SystemExit as e:  # argparse's own errors (usage line, then the error)
         code = e.code
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("minmax") and "error: " in last, err
     assert re.search(row.message, last), (row.message, last)
-    assert not marker(tmp_path).exists(), "a crafted input ran code"
+    assert not marker(arena).exists(), "a crafted input ran code"
+    assert "The Zen of Python" not in out
+    untouched(arena, before, modules)
 
 
 @pytest.mark.parametrize("row", _rows("api"))
-def test_bad_api_input_raises_a_value_error_with_a_clear_message(row, tmp_path):
-    with pytest.raises(ValueError, match=row.message):
-        row.trigger(tmp_path)
-    assert not marker(tmp_path).exists(), "a crafted input ran code"
+def test_bad_api_input_raises_a_value_error_with_a_clear_message(row, arena):
+    if row.setup is not None:
+        row.setup(arena)
+    before, modules = snapshot(arena), set(sys.modules)
+    with pytest.raises(row.error, match=row.message):
+        row.trigger(arena)
+    assert not marker(arena).exists(), "a crafted input ran code"
+    untouched(arena, before, modules)
 
 
 @pytest.mark.parametrize("row", _rows("checkpoint"))
@@ -803,3 +1165,184 @@ def test_a_damaged_results_line_is_named_skipped_and_resumed(row, finished, tmp_
     assert aside["line"] == 2 and re.search(row.message, aside["problem"])
     assert main(["report", str(out), "--no-plots"]) == 0
     assert "minmax: warning" not in capsys.readouterr().err
+
+
+# === instance families (minmax_envs.families) ========================================================================
+# Rows for families, their specs in suite files and per-seed game arguments. pytest parametrizes a test when it is
+# defined, so these rows, appended after the table's tests, are run by the two tests below (which apply the table's
+# checks); they join ROWS, whose ids must stay unique.
+
+import gymnasium  # noqa: E402
+
+from minmax_envs.families import Family, get_family  # noqa: E402
+
+FAMILY = {"name": "f", "env_id": "Bilinear-v0", "train": 4, "test": 4, "group": 2,
+          "params": [{"name": "sigma_min", "distribution": "log_uniform", "low": 0.1, "high": 0.5, "per_seed": True}]}
+SIGMA = FAMILY["params"][0]
+
+
+def family(**fields: Any) -> Callable[[Path], Family]:
+    """``Family.from_dict`` of :data:`FAMILY` with ``fields`` replaced."""
+    return lambda tmp: Family.from_dict({**FAMILY, **fields})
+
+
+def param(**fields: Any) -> Callable[[Path], Family]:
+    """:data:`FAMILY` whose parameter has ``fields`` replaced (``None``: dropped)."""
+    p = {k: v for k, v in {**SIGMA, **fields}.items() if v is not None}
+    return family(params=[p])
+
+
+FAMILY_ROWS = [
+    api("family-unknown-name", task(family="nope"),
+        r"suite 's': task 't': unknown family 'nope'; registered families: .*bilinear-cond"),
+    api("family-not-a-family", task(family=3), r"task 't': a family is a Family, a registered family's name \(.*\) or "
+                                               r"a family object, got 3"),
+    api("family-of-another-game", task(family="dirac-r1"),
+        r"task 't': family 'dirac-r1' draws arguments of DiracGAN-v0, not of Bilinear-v0"),
+    api("family-argument-set-by-the-task", task(family=FAMILY, env_kwargs={"sigma_min": 0.2}),
+        r"task 't': \['sigma_min'\] are set by family 'f'; leave them out of the task's arguments"),
+    api("family-unknown-field", family(seeds=3),
+        r"family 'f': unknown family field\(s\) \['seeds'\]; allowed: name, env_id, params, kwargs, train, test, "
+        r"group, seed, description"),
+    api("family-missing-params", lambda tmp: Family.from_dict({k: v for k, v in FAMILY.items() if k != "params"}),
+        r"family 'f': missing family field\(s\) \['params'\]; required: name, env_id, params"),
+    api("family-no-params", family(params=[]), r"family 'f': params must be a non-empty list of parameters"),
+    api("family-unknown-env", family(env_id="Nope-v0"), r"family 'f': unknown environment id 'Nope-v0'"),
+    api("family-not-an-argument", param(name="gamma"),
+        r"family 'f': Bilinear-v0 has no argument 'gamma'; its arguments: n, sigma_min, sigma_max"),
+    api("family-shape-per-seed", param(name="n", distribution="choice", choices=[3, 4], low=None, high=None),
+        r"family 'f': 'n' cannot vary per seed in Bilinear-v0 \(it changes a tensor's shape or is discrete\): set "
+        r"per_seed false; arguments that can: sigma_min, sigma_max"),
+    api("family-unknown-distribution", param(distribution="normal"),
+        r"family 'f': parameter 'sigma_min': unknown distribution 'normal'; choose one of uniform, log_uniform, "
+        r"choice"),
+    api("family-empty-interval", param(high=0.1),
+        r"parameter 'sigma_min': high must be a finite number in \(0\.1, inf\), got 0\.1"),
+    api("family-log-uniform-from-zero", param(low=0.0),
+        r"parameter 'sigma_min': low must be a finite number in \(0\.0, inf\), got 0\.0"),
+    api("family-choices-and-interval", param(choices=[0.1, 0.2]),
+        r"parameter 'sigma_min': a log_uniform distribution has low / high, not choices"),
+    api("family-empty-choices", param(distribution="choice", choices=[], low=None, high=None),
+        r"parameter 'sigma_min': choices must be a non-empty list of values, got \[\]"),
+    api("family-text-choice-per-seed", param(distribution="choice", choices=[0.1, "x"], low=None, high=None),
+        r"parameter 'sigma_min': a parameter drawn per seed takes numbers, got choices\[1\] = 'x'"),
+    api("family-unknown-param-field", param(mean=0.2), r"params\[0\] 'sigma_min': unknown parameter field\(s\) "
+                                                       r"\['mean'\]"),
+    api("family-fixed-and-drawn", family(kwargs={"sigma_min": 0.2}),
+        r"family 'f': \['sigma_min'\] are both drawn \(params\) and fixed \(kwargs\)"),
+    api("family-group-does-not-divide", family(group=3, params=[
+        SIGMA, {"name": "n", "distribution": "choice", "choices": [3, 4]}]),
+        r"family 'f': group 3 must divide train 4 and test 4 \(instances of a group share n\)"),
+    api("family-value-outside-the-game", param(low=0.5, high=3.0),
+        r"family 'f': train instances 0\.\.3: sigma_max must be >= sigma_min for every seed; it is below for seed "
+        r"slots \[\d"),
+    api("family-too-few-values", family(params=[{"name": "n", "distribution": "choice", "choices": [3]}]),
+        r"family 'f': cannot draw 4 test instances that differ from every train instance in 100 attempts"),
+    api("family-unknown-split", lambda tmp: get_family("dirac-r1").instances("eval"),
+        r"unknown split 'eval'; a family has the splits 'train' and 'test'"),
+    api("family-gymnasium-unknown-name", lambda tmp: gymnasium.make("minmax_envs/DiracGAN-v0", family="nope"),
+        r"unknown family 'nope'; registered families:"),
+    api("family-gymnasium-argument-set-twice",
+        lambda tmp: gymnasium.make("minmax_envs/DiracGAN-v0", family="dirac-r1", penalty_weight=2.0),
+        r"\['penalty_weight'\] are set by family 'dirac-r1'; leave them out of the task's arguments"),
+    api("per-seed-argument-wrong-length", lambda tmp: minmax_envs.make("TwoMode-v0", num_seeds=3, gamma=[0.1, 0.2]),
+        r"gamma per seed must have one value per seed \(num_seeds=3\), got 2"),
+    api("per-seed-argument-out-of-range", lambda tmp: minmax_envs.make("TwoMode-v0", num_seeds=2, gamma=[0.1, 1.5]),
+        r"gamma\[1\] must be a finite number in \[0\.0, 1\.0\), got 1\.5"),
+    cli("bench-suite-file-bad-family", ["bench", "--suite", "{tmp}/s.json", "--out", "{tmp}/out", "--no-progress"],
+        r"suite file '.*s\.json' is not a valid suite: suite 's': task 't': family 'f': parameter 'sigma_min': "
+        r"unknown distribution 'normal'",
+        setup=write("s.json", {**SUITE, "tasks": [{**TASK, "env_kwargs": {}, "family": {
+            **FAMILY, "params": [{**SIGMA, "distribution": "normal"}]}}]})),
+]
+ROWS += FAMILY_ROWS
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in FAMILY_ROWS if _kind(r) == "api"])
+def test_bad_family_input_raises_a_value_error_with_a_clear_message(row, arena):
+    test_bad_api_input_raises_a_value_error_with_a_clear_message(row, arena)
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in FAMILY_ROWS if _kind(r) == "cli"])
+def test_bad_family_command_line_input_exits_2_with_a_one_line_error(row, arena, capsys):
+    test_bad_command_line_input_exits_2_with_a_one_line_error(row, arena, capsys)
+
+
+# --- cases beyond the table: the documented `python -m` form, Ctrl-C, huge lines, a deep suite.json ----------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_python_dash_m_beside_a_planted_module_runs_no_code(tmp_path):
+    """``python -m minmax_envs`` (documented as the ``minmax`` command) puts the working directory first on
+    ``sys.path``: a suite file there naming ``torch:evil.Opt``, with ``evil.py`` beside it, is refused unimported."""
+    plant("evil")(tmp_path)
+    write("s.json", {**SUITE, "agents": ["torch:evil.Opt"]})(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "minmax_envs", "bench", "--suite", "s.json", "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(rf"agent 'torch:evil.Opt': .*the module 'evil' {NOT_AN_OPTIMIZER_PACKAGE}.*"
+                     + OPT_IN.format(m="evil"), proc.stderr.strip().splitlines()[-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.py", "s.json"]  # no MARKER, no __pycache__, no out
+
+
+def test_ctrl_c_stops_a_sweep_with_one_line_and_status_130_and_the_store_resumes(tmp_path, monkeypatch, capsys):
+    from minmax_envs.evaluation import protocol
+
+    write("s.json", {**SUITE, "budget": 2})(tmp_path)  # two tuning units, then the held-out one
+    argv = ["bench", "--suite", str(tmp_path / "s.json"), "--no-progress", "--no-report", "--out"]
+    run_unit, calls = protocol.run_unit, []
+
+    def interrupted_at_the_second(unit):
+        calls.append(unit)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_unit(unit)
+
+    monkeypatch.setattr(protocol, "run_unit", interrupted_at_the_second)
+    assert main(argv + [str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("minmax: interrupted (every episode finished is stored: the same command "
+                                            "resumes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DamagedRecordWarning)
+        kept = list(ResultStore(tmp_path / "out").records())
+    assert len(kept) == 8  # the first unit's tuning seeds, intact
+    monkeypatch.setattr(protocol, "run_unit", run_unit)
+    assert main(argv + [str(tmp_path / "out")]) == 0
+    assert main(argv + [str(tmp_path / "clean")]) == 0
+    resumed, clean = (list(ResultStore(tmp_path / d).records()) for d in ("out", "clean"))
+    assert {r["key"]: r["value"] for r in resumed} == {r["key"]: r["value"] for r in clean}
+    assert all(r in resumed for r in kept)
+
+
+def test_a_results_line_longer_than_any_record_is_refused_unread(finished, tmp_path, monkeypatch, capsys):
+    """A multi-gigabyte line (the cap lowered to 1000 bytes here) is refused in one line, never read whole."""
+    from minmax_envs import _json
+
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "out" / RESULTS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"[" + b" " * 5000 + b"]\n" + b"".join(lines[1:]))
+    monkeypatch.setattr(_json, "MAX_LINE_BYTES", 1000)
+    reads = []
+    monkeypatch.setattr(_json, "lines", lambda f, max_bytes=None, real=_json.lines: (
+        reads.append(f.name), real(f, max_bytes))[1])
+    for argv in (["report", str(tmp_path / "out"), "--no-plots"],
+                 ["bench", "--suite", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "out"), "--no-progress"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert re.search(rf"minmax: error: '.*/out/{RESULTS_FILE}': line 2 is longer than 1000 bytes, which no record "
+                         r"is; this is not a results file written by minmax_envs", err.strip().splitlines()[-1])
+    assert reads and path.read_bytes().startswith(lines[0] + b"[ ")  # refused, not moved or rewritten
+
+
+def test_a_deep_suite_json_warns_once_and_the_report_goes_on(finished, tmp_path, capsys):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "out" / "suite.json").write_bytes(deep_json())
+    assert main(["report", str(tmp_path / "out"), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(r"minmax: warning: .*/out/suite\.json: cannot be read \(nested deeper than 64 levels", err)

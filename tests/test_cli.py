@@ -80,3 +80,40 @@ def test_the_console_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "minmax_envs", "bench", "--suite", "nope"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "unknown suite 'nope'" in proc.stderr
+
+
+MY_OPTIM = """
+import pathlib
+import torch
+pathlib.Path(__file__).with_name("IMPORTED").write_text("my_optim was imported")
+
+
+class Opt(torch.optim.SGD):
+    pass
+"""
+
+
+def test_allow_module_imports_your_optimizer_for_that_command_and_its_source_keys_the_records(
+        tmp_path, monkeypatch, capsys):
+    """The control of the bad-input table's planted modules: opted in to, a module of your own is imported (and
+    its import runs); without the opt-in, before or after, it is not. Its source is part of every record's key."""
+    import torch
+
+    from minmax_envs.evaluation.zoo import agent_digest
+
+    (tmp_path / "my_optim.py").write_text(MY_OPTIM)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_optim", raising=False)
+    argv = ["run", "Bilinear-v0", "--agent", "torch:my_optim.Opt?momentum=0.5", "--lr", "0.1", "--steps", "3"]
+    assert main(argv) == 2 and "--allow-module my_optim" in capsys.readouterr().err
+    assert not (tmp_path / "IMPORTED").exists()
+    assert main(argv + ["--allow-module", "my_optim"]) == 0 and "0/1 diverged" in capsys.readouterr().out
+    assert (tmp_path / "IMPORTED").exists()
+    assert main(argv) == 2  # the opt-in was for that command only
+
+    digest = agent_digest("torch:my_optim.Opt")
+    assert digest.startswith("my_optim@sha1:")
+    (tmp_path / "my_optim.py").write_text(MY_OPTIM + "\n# an edit changes what the records would hold\n")
+    assert agent_digest("torch:my_optim.Opt") not in (digest, None)
+    assert agent_digest("torch:torch.optim.Adam?betas=[0.5,0.9]") == f"torch=={torch.__version__}"  # as before

@@ -276,3 +276,32 @@ def test_public_counters_and_an_unvalidated_non_finite_update():
     *_, info = env.step(zero)
     assert env.t.tolist() == [2, 1, 2]  # the diverged slot stopped counting
     assert info["step"] is env.t and info["diverged"] is env.diverged and info["divergence_step"] is env.divergence_step
+
+
+def test_restart_where_restarts_now_and_leaves_the_other_slots_where_they_were():
+    kw = {"n": 3, "noise_std": 0.1, "dtype": torch.float64}  # noisy gradients: the data streams matter
+    env, twin = (minmax_envs.make("Bilinear-v0", num_seeds=3, **kw) for _ in range(2))
+    obs, _ = env.reset(seed=10)
+    tobs, _ = twin.reset(seed=10)
+    tx = agents.sgda(0.05)
+
+    def act(o):
+        return {pl: tx.update(o[pl].grads, tx.init({}), None)[0] for pl in PLAYERS}
+
+    for _ in range(3):
+        obs, *_ = env.step(act(obs))
+        tobs, *_ = twin.step(act(tobs))
+    obs = env.restart_where(torch.tensor([False, True, False]), torch.tensor([0, 99, 0]))
+    fresh = minmax_envs.make("Bilinear-v0", num_seeds=1, **kw)
+    fobs, _ = fresh.reset(seed=99)
+    assert torch.equal(obs["generator"].params["x"][1], fobs["generator"].params["x"][0])
+    assert torch.equal(obs["discriminator"].grads["y"][1], fobs["discriminator"].grads["y"][0])
+    assert env.t.tolist() == [3, 0, 3] and env.seeds.tolist() == [10, 99, 12]
+    for _ in range(4):  # the restarted slot plays the fresh episode; the others the twin's, bit for bit
+        obs, *_ = env.step(act(obs))
+        tobs, *_ = twin.step(act(tobs))
+        fobs, *_ = fresh.step(act(fobs))
+        keep = [0, 2]
+        assert torch.equal(obs["generator"].params["x"][keep], tobs["generator"].params["x"][keep])
+        assert torch.equal(obs["discriminator"].grads["y"][keep], tobs["discriminator"].grads["y"][keep])
+        assert torch.equal(obs["generator"].params["x"][1], fobs["generator"].params["x"][0])

@@ -214,7 +214,7 @@ def test_actions_outside_the_box_are_clipped():
     ({"env_id": "DiracGAN-v0", "steps_per_action": 0}, "steps_per_action"),
     ({"env_id": "DiracGAN-v0", "horizon": 2.5}, "horizon"),
     ({"env_id": "DiracGAN-v0", "divergence_penalty": float("-inf")}, "divergence_penalty"),
-    ({"env_id": "DiracGAN-v0", "not_a_game_arg": 1}, "unknown argument"),
+    ({"env_id": "DiracGAN-v0", "not_a_game_arg": 1}, "unexpected keyword argument 'not_a_game_arg'"),
     ({"env_id": "DiracGAN-v0", "render_mode": "human"}, "render"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, match):
@@ -371,3 +371,116 @@ def test_sb3_ppo_trains_briefly_and_predicts_valid_actions():
     assert action in env.action_space
     obs, reward, *_ = env.step(action)
     assert obs in env.observation_space and np.isfinite(reward)
+
+
+# --- autoreset modes ---------------------------------------------------------------------------------
+def _assert_infos_equal(native: dict, sync: dict, where: str = "info") -> None:
+    """Equal infos by gymnasium's convention: a key whose ``_key`` mask is all false is the same as no key (the
+    native env always reports the step sizes, masked out where a sub-env has none)."""
+    native = {k: v for k, v in native.items()
+              if not (f"_{k}" in native and not native[f"_{k}"].any()) and not (k[1:] in native
+                                                                                 and not v.any())}
+    assert set(native) == set(sync), (where, sorted(native), sorted(sync))
+    for k, v in sync.items():
+        if isinstance(v, dict):
+            _assert_infos_equal(native[k], v, f"{where}[{k!r}]")
+        elif v.dtype == object:  # final_obs: one observation per sub-env that ended, None elsewhere
+            assert [x is None for x in native[k]] == [x is None for x in v], (where, k)
+            for a, b in zip(native[k], v):
+                if b is not None:
+                    np.testing.assert_allclose(a, b, atol=1e-6)
+        else:
+            assert native[k].dtype == v.dtype, (where, k, native[k].dtype, v.dtype)
+            np.testing.assert_allclose(native[k], v, atol=1e-9, equal_nan=True, err_msg=f"{where}[{k!r}]")
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_vector_env_matches_gymnasiums_sync_vector_env_in_every_autoreset_mode(mode):
+    """Observations, rewards, flags and infos (``final_obs`` / ``final_info`` in SAME_STEP) equal those of
+    gymnasium's own SyncVectorEnv of StepSizeEnv, through truncations and divergences; with DISABLED both are
+    restarted by ``reset(options={"reset_mask": ...})`` whenever a sub-env ended."""
+    kw = {"max_episode_steps": 4, "horizon": 4, "loss": "wgan", "base_lr": 0.2, "divergence_threshold": 3.0,
+          "init_std": 0.5, "dtype": torch.float64, "base": "sgda", "momentum": 0.5}
+    sync = gymnasium.make_vec("minmax_envs/DiracGAN-v0", num_envs=3, vectorization_mode="sync",
+                              vector_kwargs={"autoreset_mode": mode}, **kw)
+    native = gymnasium.make_vec("minmax_envs/DiracGAN-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                                autoreset_mode=mode, **kw)
+    assert native.autoreset_mode is mode and native.metadata["autoreset_mode"] is mode
+    assert sync.metadata["autoreset_mode"] is mode
+    o_s, i_s = sync.reset(seed=7)
+    o_n, i_n = native.reset(seed=7)
+    np.testing.assert_allclose(o_n, o_s, atol=1e-6)
+    _assert_infos_equal(i_n, i_s)
+    rng = np.random.default_rng(1)
+    saw_term = saw_trunc = restarted = False
+    for _ in range(14):
+        a = rng.uniform(-1, 1, (3, 2)).astype(np.float32)
+        o_s, r_s, te_s, tr_s, i_s = sync.step(a)
+        o_n, r_n, te_n, tr_n, i_n = native.step(a)
+        np.testing.assert_allclose(o_n, o_s, atol=1e-6)
+        np.testing.assert_allclose(r_n, r_s, atol=1e-9)
+        np.testing.assert_array_equal(te_n, te_s)
+        np.testing.assert_array_equal(tr_n, tr_s)
+        _assert_infos_equal(i_n, i_s)
+        assert ("final_obs" in i_n) == (mode is AutoresetMode.SAME_STEP and (te_n | tr_n).any())
+        saw_term |= te_n.any()
+        saw_trunc |= (tr_n & ~te_n).any()
+        if mode is AutoresetMode.DISABLED and (te_n | tr_n).any():
+            ended = te_n | tr_n
+            o_s, i_s = sync.reset(options={"reset_mask": ended.copy()})
+            o_n, i_n = native.reset(options={"reset_mask": ended.copy()})
+            np.testing.assert_allclose(o_n, o_s, atol=1e-6)
+            _assert_infos_equal(i_n, i_s)
+            restarted = True
+    assert saw_term and saw_trunc
+    assert restarted == (mode is AutoresetMode.DISABLED)
+
+
+def test_disabled_autoreset_refuses_to_step_an_ended_sub_env():
+    vec = StepSizeVectorEnv(2, "DiracGAN-v0", max_episode_steps=2, autoreset_mode="Disabled", init_std=0.5)
+    vec.reset(seed=0)
+    for _ in range(2):
+        *_, trunc, _ = vec.step(np.zeros((2, 2), dtype=np.float32))
+    assert trunc.all()
+    with pytest.raises(RuntimeError, match=r"sub-env\(s\) \[0, 1\] ended and autoreset_mode is DISABLED: restart "
+                                           r"them with reset\(options=\{'reset_mask': mask\}\)"):
+        vec.step(np.zeros((2, 2), dtype=np.float32))
+    obs, info = vec.reset(seed=[None, 5], options={"reset_mask": np.array([False, True])})
+    assert info["_quality"].tolist() == [False, True]
+    np.testing.assert_allclose(obs[1], StepSizeEnv("DiracGAN-v0", init_std=0.5).reset(seed=5)[0], atol=1e-6)
+    with pytest.raises(RuntimeError, match=r"sub-env\(s\) \[0\] ended"):
+        vec.step(np.zeros((2, 2), dtype=np.float32))
+
+
+def test_reset_mask_restarts_only_the_masked_sub_envs_in_next_step_mode():
+    vec = StepSizeVectorEnv(3, "Bilinear-v0", n=3, dtype=torch.float64)
+    twin = StepSizeVectorEnv(3, "Bilinear-v0", n=3, dtype=torch.float64)
+    vec.reset(seed=0)
+    twin.reset(seed=0)
+    a = np.full((3, 2), 0.3, dtype=np.float32)
+    for _ in range(2):
+        before, *_ = vec.step(a)
+        twin.step(a)
+    obs, info = vec.reset(seed=40, options={"reset_mask": np.array([False, True, False])})
+    np.testing.assert_array_equal(obs[[0, 2]], before[[0, 2]])  # the others are where they were
+    np.testing.assert_allclose(obs[1], StepSizeEnv("Bilinear-v0", n=3, dtype=torch.float64).reset(seed=41)[0],
+                               atol=1e-6)
+    assert info["game_step"].tolist() == [0, 0, 0] and info["_game_step"].tolist() == [False, True, False]
+    o_v, *_ = vec.step(a)
+    o_t, *_ = twin.step(a)
+    np.testing.assert_array_equal(o_v[[0, 2]], o_t[[0, 2]])
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"reset_mask": [True, False]}, TypeError, "must be a numpy array of dtype bool"),
+    ({"reset_mask": np.array([1, 0])}, TypeError, "must be a numpy array of dtype bool"),
+    ({"reset_mask": np.array([True])}, ValueError, r"must have shape \(2,\) and at least one True entry"),
+    ({"reset_mask": np.array([False, False])}, ValueError, "at least one True entry"),
+])
+def test_bad_reset_masks_raise_clear_errors(options, error, match):
+    vec = StepSizeVectorEnv(2, "DiracGAN-v0")
+    with pytest.raises(RuntimeError, match="call reset"):
+        vec.reset(options={"reset_mask": np.array([True, False])})
+    vec.reset(seed=0)
+    with pytest.raises(error, match=match):
+        vec.reset(options=options)

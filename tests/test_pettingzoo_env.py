@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pettingzoo import AECEnv
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test, seed_test
+from pettingzoo.test.state_test import state_test
 
 import minmax_envs
 from minmax_envs.pettingzoo_env import MinMaxParallelEnv, parallel_env
+from minmax_envs.pettingzoo_env import env as aec_env
 from tests.conftest import SMALL_KWARGS
 from tests.test_gym_env import IDS, no_warnings  # noqa: F401  (no_warnings: the fixture, used by name)
 
@@ -35,7 +40,7 @@ def test_exported_and_metadata():
     env = minmax_envs.parallel_env("DiracGAN-v0")
     assert isinstance(env, MinMaxParallelEnv)
     assert env.possible_agents == ["generator", "discriminator"]
-    assert env.metadata["name"] == "minmax_envs/DiracGAN-v0" and env.metadata["render_modes"] == ["rgb_array"]
+    assert env.metadata["name"] == "minmax_envs/DiracGAN-v0" and env.metadata["render_modes"] == ["human", "rgb_array"]
     assert env.max_cycles == minmax_envs.spec("DiracGAN-v0").max_episode_steps
 
 
@@ -162,3 +167,86 @@ def test_bad_actions_raise_clear_errors():
         env.step({"generator": ok, "discriminator": np.array([0.0, np.inf, 0.0])})
     with pytest.raises(ValueError, match="unknown agent"):
         env.action_space("critic")
+
+
+# --- state, the AEC env, rendering ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", IDS)
+def test_aec_env_passes_api_test(env_id):
+    aec = aec_env(env_id, **SMALL_KWARGS[env_id])
+    assert isinstance(aec, AECEnv) and aec.possible_agents == ["generator", "discriminator"]
+    # api_test's advice (it warns, never fails): name agents "<descriptor>_<number>" (these are the game's two
+    # players) and, where the players have different numbers of tensors, that their observations differ in size
+    advice = ["We recommend agents to be named"]
+    if aec.observation_space("generator") != aec.observation_space("discriminator"):
+        advice += ["Agents have different observation space sizes", "Observations are different shapes"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api_test(aec, num_cycles=8)
+    assert [str(w.message) for w in caught if not any(a in str(w.message) for a in advice)] == []
+
+
+def test_aec_env_seed_test_and_state_test():
+    seed_test(lambda: aec_env("Bilinear-v0", reward_mode="quality", max_cycles=6, n=3), num_cycles=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # state_test only warns
+        state_test(aec_env("Bilinear-v0", n=3, max_cycles=6), parallel_env("Bilinear-v0", n=3), num_cycles=6)
+
+
+def test_aec_env_plays_the_parallel_game_and_clips_out_of_box_actions(caplog):
+    """The generator acts, then the discriminator; the game steps when both have acted, exactly as the parallel
+    env does with the same actions (an out-of-box action clipped, with PettingZoo's logged warning)."""
+    par = parallel_env("DiracGAN-v0", dtype=torch.float64, init_std=0.5)
+    aec = aec_env("DiracGAN-v0", dtype=torch.float64, init_std=0.5)
+    par.reset(seed=2)
+    aec.reset(seed=2)
+    actions = [{"generator": np.array([0.5]), "discriminator": np.array([-0.25])},
+               {"generator": np.array([1.0]), "discriminator": np.array([1.0])}]
+    for a in actions:
+        obs, rewards, *_ = par.step(a)
+        for agent in aec.agents:
+            assert aec.agent_selection == agent
+            aec.step(a[agent])
+        for agent in par.possible_agents:
+            np.testing.assert_array_equal(aec.observe(agent), obs[agent])
+            assert aec.rewards[agent] == rewards[agent]
+        np.testing.assert_array_equal(aec.state(), par.state())
+    aec.step(np.array([7.0], dtype=np.float32))
+    assert "Received an action [7.] that was outside action space" in caplog.text  # PettingZoo's EnvLogger
+    aec.step(np.array([0.0], dtype=np.float32))
+    par.step({"generator": np.array([1.0]), "discriminator": np.array([0.0])})
+    np.testing.assert_array_equal(aec.state(), par.state())
+    with pytest.raises(AssertionError, match=r"reset\(\) needs to be called before step"):  # OrderEnforcingWrapper
+        aec_env("DiracGAN-v0").step(np.zeros(1))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_state_is_both_observations_for_a_centralized_critic(env_id):
+    par = parallel_env(env_id, **SMALL_KWARGS[env_id])
+    with pytest.raises(RuntimeError, match="call reset"):
+        par.state()
+    obs, _ = par.reset(seed=0)
+    spaces_ = [par.observation_space(a) for a in par.possible_agents]
+    assert par.state_space.shape == (sum(s.shape[0] for s in spaces_),) and par.state_space.dtype == np.float32
+    np.testing.assert_array_equal(par.state_space.low, np.concatenate([s.low for s in spaces_]))
+    for _ in range(3):
+        state = par.state()
+        assert state in par.state_space
+        np.testing.assert_array_equal(state, np.concatenate([obs["generator"], obs["discriminator"]]))
+        obs, *_ = par.step({a: par.action_space(a).sample() for a in par.agents})
+
+
+def test_render_test_passes_on_the_aec_and_parallel_envs():
+    """PettingZoo's render_test (it makes the env with render_mode="human", then plays every mode of the
+    metadata): rgb_array charts, and the human window (matplotlib, headless here) with render() -> None."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    render_test(lambda render_mode=None: aec_env("DiracGAN-v0", init_std=0.5, render_mode=render_mode))
+    shown, drawn = (parallel_env("Bilinear-v0", render_mode=mode, n=3) for mode in ("human", "rgb_array"))
+    for e in (shown, drawn):
+        e.reset(seed=0)
+        e.step({a: np.full(e.action_space(a).shape, 0.5, dtype=np.float32) for a in e.agents})
+    assert shown.render() is None
+    np.testing.assert_array_equal(np.asarray(shown._window[1].get_array()), drawn.render())  # the same chart
+    shown.close()
+    assert shown._window is None

@@ -32,8 +32,20 @@ def test_namespace_prefix_is_accepted():
 
 
 def test_unknown_game_argument_lists_the_allowed_ones():
-    with pytest.raises(ValueError, match="unknown argument.*'lr'.*allowed: loss"):
+    with pytest.raises(ValueError, match="unexpected keyword argument 'lr'; allowed: loss"):
         minmax_envs.make("DiracGAN-v0", lr=0.1)
+
+
+def test_unknown_keywords_are_a_type_error_worded_as_pythons():
+    """Python's wording for an unknown keyword (what TorchRL's GymEnv recognizes to drop an optional one), as a
+    TypeError that is also the suite's ValueError for a bad argument."""
+    with pytest.raises(TypeError, match=r"^DiracGAN-v0 got an unexpected keyword argument 'frameskip'; allowed: "):
+        minmax_envs.make("DiracGAN-v0", frameskip=4)
+    with pytest.raises(TypeError, match=r"got unexpected keyword arguments 'a', 'b'; allowed: loss"):
+        minmax_envs.make("DiracGAN-v0", b=1, a=2)
+    with pytest.raises(ValueError, match=r"dtype") as bad_value:  # a bad value stays a plain ValueError
+        minmax_envs.make("DiracGAN-v0", dtype="float16")
+    assert not isinstance(bad_value.value, TypeError)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 
 import pytest
 import torch
@@ -182,20 +183,28 @@ def test_a_class_and_its_dotted_name_are_the_same_agent():
 
 
 # --- errors, eagerly ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,message", [
-    ("no_such_package.Adam", r"no module to import \(tried 'no_such_package'\)"),
-    ("torch.no_such_module.Adam", r"'torch' has no attribute 'no_such_module'"),
-    ("torch.optim.Adamm", r"'torch.optim' has no attribute 'Adamm'.*did you mean 'torch.optim.Adam'"),
-    ("Adam", r"not a dotted name such as 'torch.optim.AdamW'"),
-    ("torch.optim.", r"not a dotted name"),
-    ("torch.nn.Linear", r"takes a torch.optim.Optimizer subclass .* is the class torch.nn.modules.linear.Linear"),
-    ("torch.optim.lr_scheduler.StepLR", r"is the class torch.optim.lr_scheduler.StepLR"),
-    ("torch.pi", r"'torch.pi' is a float"),
-    ("torch.optim.Optimizer", r"abstract base class"),
+NOT_ALLOWED = r"is not an optimizer package this program imports by name \(torch.optim, pytorch_optimizer"
+
+
+@pytest.mark.parametrize("name,allow,message", [
+    ("no_such_package.Adam", [], rf"the module 'no_such_package' {NOT_ALLOWED}"),
+    ("no_such_package.Adam", ["no_such_package"], r"no module to import \(tried 'no_such_package'\)"),
+    ("torch.no_such_module.Adam", [], rf"the module 'torch.no_such_module' {NOT_ALLOWED}.*--allow-module torch"),
+    ("torch.optim.no_such_module.Adam", [], r"'torch.optim' has no attribute 'no_such_module'"),
+    ("torch.optim.Adamm", [], r"'torch.optim' has no attribute 'Adamm'.*did you mean 'torch.optim.Adam'"),
+    ("Adam", [], r"not a dotted name such as 'torch.optim.AdamW'"),
+    ("torch.optim.", [], r"not a dotted name"),
+    ("torch.nn.Linear", [], rf"the module 'torch.nn' {NOT_ALLOWED}"),
+    ("torch.nn.Linear", ["torch.nn"], r"takes a torch.optim.Optimizer subclass .* is the class "
+                                      r"torch.nn.modules.linear.Linear"),
+    ("torch.optim.lr_scheduler.StepLR", [], r"is the class torch.optim.lr_scheduler.StepLR"),
+    ("torch.pi", ["torch"], r"'torch.pi' is a float"),
+    ("torch.optim.Optimizer", [], r"abstract base class"),
+    ("torch.optim.Adam", ["torch optim"], r"a module to allow optimizers from is a dotted module name"),
 ])
-def test_bad_optimizer_names_raise_a_clear_error(name, message):
+def test_bad_optimizer_names_raise_a_clear_error(name, allow, message):
     with pytest.raises(ValueError, match=message):
-        agents.from_torch(name)
+        agents.from_torch(name, allow_modules=allow)
 
 
 def test_an_optimizer_instance_or_a_non_optimizer_is_refused():
@@ -467,20 +476,40 @@ def test_the_observed_gradients_are_not_written_by_the_optimizer(per_seed):
 @pytest.mark.parametrize("name", ["Lion", "Adan", "Prodigy", "ScheduleFreeAdamW", "Lamb", "SOAP", "AdaBelief", "Muon"])
 @pytest.mark.parametrize("env_id", ["MoG-Ring-v0", "TwoMode-v0"])
 def test_pytorch_optimizer_optimizers_play(name, env_id):
-    if name == "Muon":
-        pytest.skip("pytorch_optimizer.Muon takes parameter-group dicts flagged use_muon (matrices to Muon, the "
-                    "rest to AdamW); from_torch builds one group of plain tensors per player, so it cannot be "
-                    "built (torch.optim.Muon takes 2-D tensors only, and every game has biases)")
     env = small_env(env_id, 3)
     env.reset(seed=5)
     start = _params(env)
-    tx = agents.from_torch(f"pytorch_optimizer.{name}", lr=1e-3) if name != "Prodigy" else \
-        agents.from_torch("pytorch_optimizer.Prodigy")
+    if name == "Muon":  # matrices to Muon, the rest to its AdamW: flagged groups, by name
+        tx = agents.from_torch("pytorch_optimizer.Muon", lr=1e-3, param_groups=_muon_groups)
+    elif name == "Prodigy":
+        tx = agents.from_torch("pytorch_optimizer.Prodigy")
+    else:
+        tx = agents.from_torch(f"pytorch_optimizer.{name}", lr=1e-3)
     result = minmax_envs.run_episode(env, tx, steps=20, seed=5)
     assert not result.diverged.any()
     for pl in PLAYERS:
         assert any(not torch.equal(env.params[pl][k], v) for k, v in start[pl].items()), pl
         assert all(torch.isfinite(v).all() for v in env.params[pl].values())
+
+
+def _muon_groups(names: tuple[str, ...]) -> list[dict]:
+    """pytorch-optimizer's Muon groups: the weight matrices (per seed) flagged use_muon, the rest not."""
+    matrices = [n for n in names if n.endswith("weight") or n in ("V", "W")]
+    groups = [{"params": matrices, "use_muon": True},
+              {"params": [n for n in names if n not in matrices], "use_muon": False}]
+    return [g for g in groups if g["params"]]
+
+
+def test_muon_needs_its_flagged_groups_and_gets_them_by_name():
+    env = small_env("MoG-Ring-v0", 2)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="use_muon"):  # one plain group: Muon's own refusal, at init
+        agents.from_torch("pytorch_optimizer.Muon", lr=1e-3, param_groups=lambda names: [{"params": list(names)}]
+                          ).init(obs["generator"].params)
+    state = agents.from_torch("pytorch_optimizer.Muon", lr=1e-3, param_groups=_muon_groups).init(
+        obs["generator"].params)
+    assert [[g["use_muon"], len(g["params"])] for g in state.optimizers[0].param_groups] == [[True, 3], [False, 3]]
+    assert state.index[0] == (("g0.weight", "g1.weight", "g2.weight"), ("g0.bias", "g1.bias", "g2.bias"))
 
 
 def test_the_agent_pickles_and_plays_the_same():
@@ -509,3 +538,112 @@ def test_fused_adam_reads_the_env_gradients_without_copies_and_leaves_them_uncha
     for k, g in before.items():
         assert torch.equal(grads[k], g)
         torch.testing.assert_close(obs[0]["generator"].params[k], obs[1]["generator"].params[k], rtol=1e-6, atol=1e-7)
+
+
+# --- parameter groups: every group's tensors get their gradients ----------------------------------------------
+class _BiasesApartSGD(torch.optim.SGD):
+    """SGD that puts the 1-D tensors (per seed: the biases) first, in a group of their own at a tenth of the step
+    size (no weight decay on biases, per-layer step sizes: a common pattern)."""
+
+    def __init__(self, params, lr=0.1, **kwargs):
+        params = list(params)
+        super().__init__([{"params": [p for p in params if p.ndim == 1], "lr": lr / 10},
+                          {"params": [p for p in params if p.ndim != 1]}], lr=lr, **kwargs)
+
+
+class _ReversedAdam(torch.optim.Adam):
+    """torch's Adam on its parameters in reverse order (one group)."""
+
+    def __init__(self, params, **kwargs):
+        super().__init__(list(params)[::-1], **kwargs)
+
+
+def _one_step(tx, env_id: str = "MoG-Ring-v0", n: int = 3) -> tuple[dict, dict, dict]:
+    """The generator's parameters before and after one step of ``tx`` on a fresh env, and its gradients."""
+    env = small_env(env_id, n)
+    obs, _ = env.reset(seed=1)
+    params, grads = obs["generator"].params, obs["generator"].grads
+    before = {k: v.clone() for k, v in params.items()}
+    tx.step(grads, tx.init(params), params)
+    return before, {k: v.clone() for k, v in params.items()}, grads
+
+
+@pytest.mark.parametrize("per_seed", [None, True])
+def test_every_parameter_group_of_the_optimizer_moves_with_its_own_step_size(per_seed):
+    before, after, grads = _one_step(agents.from_torch(_BiasesApartSGD, lr=0.1, per_seed=per_seed))
+    for k, g in grads.items():
+        lr = 0.01 if k.endswith("bias") else 0.1
+        torch.testing.assert_close(after[k], before[k] - lr * g, rtol=0, atol=1e-7)
+
+
+def test_an_optimizer_holding_its_tensors_in_another_order_gets_each_its_own_gradient():
+    env_a, _ = _play(agents.from_torch(_ReversedAdam, lr=1e-2, betas=(0.5, 0.9)))
+    env_b, _ = _play(agents.from_torch(torch.optim.Adam, lr=1e-2, betas=(0.5, 0.9), per_seed=True))
+    _assert_equal_params(_params(env_a), _params(env_b))
+
+
+def _biases_apart(names: tuple[str, ...]) -> list[dict]:
+    return [{"params": [n for n in names if n.endswith("bias")], "lr": 0.01, "weight_decay": 0.0},
+            {"params": [n for n in names if not n.endswith("bias")]}]
+
+
+@pytest.mark.parametrize("per_seed", [None, True])
+def test_param_groups_by_name_give_each_group_its_options(per_seed):
+    tx = agents.from_torch("torch.optim.SGD", lr=0.1, weight_decay=0.5, param_groups=_biases_apart,
+                           per_seed=per_seed)
+    before, after, grads = _one_step(tx)
+    for k, g in grads.items():
+        expected = before[k] - 0.01 * g if k.endswith("bias") else before[k] - 0.1 * (g + 0.5 * before[k])
+        torch.testing.assert_close(after[k], expected, rtol=0, atol=1e-6)
+
+
+def test_a_schedule_keeps_each_groups_ratio_to_it():
+    tx = agents.from_torch("torch.optim.SGD", lr=agents.schedules.linear_decay(0.1, 4), param_groups=_biases_apart)
+    env = small_env("MoG-Ring-v0", 2)
+    obs, _ = env.reset(seed=0)
+    params = obs["generator"].params
+    state = tx.init(params)
+    for t in range(3):
+        state = tx.step(obs["generator"].grads, state, params)
+        lrs = [g["lr"] for g in state.optimizers[0].param_groups]
+        assert lrs == pytest.approx([0.01 * (1 - t / 4), 0.1 * (1 - t / 4)])
+
+
+def test_an_optimizer_that_drops_a_tensor_is_refused_at_init():
+    class DropsOne(torch.optim.SGD):
+        def __init__(self, params, **kwargs):
+            params = list(params)
+            super().__init__(params[1:] if len(params) > 1 else params, **kwargs)
+
+    env = small_env("MoG-Ring-v0", 2)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"do not hold each tensor it was given exactly once .*not held: "
+                                         r"\['g0.weight'\]"):
+        agents.from_torch(DropsOne, lr=0.1).init(obs["generator"].params)
+
+
+# --- names: imported only from the installed optimizer packages, or from modules opted in to ---------------------
+MY_OPTIM = """
+import torch
+
+
+class Opt(torch.optim.SGD):
+    pass
+"""
+
+
+def test_a_module_of_your_own_is_imported_only_when_opted_in(tmp_path, monkeypatch):
+    (tmp_path / "my_optim.py").write_text(MY_OPTIM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_optim", raising=False)
+    with pytest.raises(ValueError, match=r"the module 'my_optim' is not an optimizer package"):
+        agents.from_torch("my_optim.Opt", lr=0.1)
+    assert "my_optim" not in sys.modules
+    env_a, _ = _play(agents.from_torch("my_optim.Opt", lr=0.1, allow_modules=["my_optim"]), "Bilinear-v0")
+    with agents.allow_optimizer_modules("my_optim"):
+        env_b, _ = _play(agents.from_torch("my_optim.Opt", lr=0.1), "Bilinear-v0")
+    with pytest.raises(ValueError, match=r"the module 'my_optim' is not an optimizer package"):
+        agents.from_torch("my_optim.Opt", lr=0.1)  # the opt-in ended with the block
+    env_c, _ = _play(agents.from_torch(torch.optim.SGD, lr=0.1), "Bilinear-v0")
+    _assert_equal_params(_params(env_a), _params(env_c))
+    _assert_equal_params(_params(env_b), _params(env_c))

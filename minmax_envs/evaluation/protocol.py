@@ -17,6 +17,11 @@ results store (:mod:`.store`) the moment it finishes; a re-run skips what is sto
 every input that can change them, :meth:`Unit.identity`), so an interrupted sweep resumes where it stopped.
 A unit that raises is logged to ``errors.jsonl`` and the sweep goes on; divergence is not an error (it is
 recorded per seed).
+
+A task with an instance family (:mod:`minmax_envs.families`) plays its train instances in tuning and its test
+instances in evaluation: seed ``s`` plays instance ``s mod n`` of the phase's split, for every agent; a block whose
+seeds play instances of several groups (arguments drawn per batch) runs as one batched env per run of seeds of one
+group (:meth:`Unit.runs`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import torch
 
 import minmax_envs
 from agents import as_pair, schedules
+from minmax_envs import _json
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
@@ -136,6 +142,26 @@ class Unit:
         b = self.block
         return sorted({self.base + b * ((s - self.base) // b) for s in self.seeds})
 
+    @property
+    def split(self) -> str:
+        """The split of the task's instance family the unit's seeds play: ``"train"`` in tuning, ``"test"`` in
+        evaluation."""
+        return "train" if self.phase == "tune" else "test"
+
+    def runs(self, start: int) -> list[tuple[int, int]]:
+        """The batched envs ``(first seed, seeds)`` of the block that begins at ``start``: the block itself, or, with
+        an instance family, its runs of seeds whose instances share the arguments drawn per batch."""
+        if self.task.family is None:
+            return [(start, self.block)]
+        return self.task.family.runs(self.split, start, self.block)
+
+    def env_kwargs(self, start: int, count: int) -> dict[str, Any]:
+        """The arguments of the batched env of seeds ``start .. start + count - 1`` (one of :meth:`runs`): the
+        task's, and its family's for these seeds (per-seed arguments as lists)."""
+        family = self.task.family
+        extra = {} if family is None else family.arguments(self.split, range(start, start + count))
+        return {**self.task.env_kwargs, **extra}
+
     @cached_property
     def agent_digest(self) -> str | None:
         """:func:`~minmax_envs.evaluation.zoo.agent_digest` of the agent, read once per unit (a controller's
@@ -145,14 +171,18 @@ class Unit:
     def identity(self, seed: int) -> dict[str, Any]:
         """Every input that can change the record of ``seed``: the suite (name, version), the task's episode
         and scoring (env id and arguments, steps, evaluation points, metric, direction, target, schedule), the
-        agent and its configuration, the phase, the seed, its block (the seed layout) and the device type."""
+        agent and its configuration, the phase, the seed, its block (the seed layout), the device type and, for a
+        task with an instance family, the family's name, digest and split."""
         t = self.task
-        return {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, "env_id": t.env_id,
-                "env_kwargs": t.env_kwargs, "steps": t.steps, "eval_every": t.eval_every, "metric": t.metric,
-                "higher_is_better": t.higher_is_better, "target": t.target, "target_metric": t.success_metric,
-                "schedule": t.schedule, "agent": self.agent, "agent_digest": self.agent_digest,
-                "config": self.config, "phase": self.phase, "seed": seed, "seed_block": self.block,
-                "device": torch.device(self.device).type}
+        identity = {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, "env_id": t.env_id,
+                    "env_kwargs": t.env_kwargs, "steps": t.steps, "eval_every": t.eval_every, "metric": t.metric,
+                    "higher_is_better": t.higher_is_better, "target": t.target, "target_metric": t.success_metric,
+                    "schedule": t.schedule, "agent": self.agent, "agent_digest": self.agent_digest,
+                    "config": self.config, "phase": self.phase, "seed": seed, "seed_block": self.block,
+                    "device": torch.device(self.device).type}
+        if t.family is not None:  # only then: the keys of tasks without a family stay what they were
+            identity["family"] = t.family.key(self.split)
+        return identity
 
     def key(self, seed: int) -> str:
         return episode_key(self.identity(seed))
@@ -207,12 +237,18 @@ def episode_agents(unit: Unit, game) -> Any:
 
 
 def replay(unit: Unit, start: int, **options: Any) -> minmax_envs.EpisodeResult:
-    """The block of ``unit`` that begins at seed ``start`` (one of :attr:`Unit.starts`) played again by
+    """The block of ``unit`` that begins at seed ``start`` (one of :attr:`Unit.starts`; with an instance family, the
+    batched env of the block that begins there, one of :meth:`Unit.runs`) played again by
     :func:`~minmax_envs.run_episode` with its other ``options`` (``diagnostics_every``, ``samples``): the batched
     env and the agents of :func:`run_unit`, so its metrics are the block's stored ones. A learned controller plays
     its own episodes and has no replay here."""
     task = unit.task
-    env = minmax_envs.make(task.env_id, num_seeds=unit.block, device=unit.device, **task.env_kwargs)
+    runs = dict(unit.runs(start - (start - unit.base) % unit.block))
+    if start not in runs:
+        raise ValueError(f"seed {start} begins no batched env of {unit.describe()}; they begin at "
+                         f"{sorted(runs)} (Unit.starts, Unit.runs)")
+    env = minmax_envs.make(task.env_id, num_seeds=runs[start], device=unit.device,
+                           **unit.env_kwargs(start, runs[start]))
     agents = episode_agents(unit, env.game)
     if isinstance(agents, Runner):
         raise ValueError(f"{unit.agent!r} plays its own episodes (a learned controller): replay takes pairs of agents")
@@ -223,22 +259,25 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
     batched env of ``unit.block`` seeds per block (see :class:`Unit`), played by the agent's
     :class:`~minmax_envs.evaluation.zoo.Runner`."""
-    task, width = unit.task, unit.block
+    task = unit.task
     schedule = None if task.schedule == "constant" else (
         lambda game, agents: _lrs(unit, game, as_pair(agents).evaluations))
     runner = make_runner(unit.agent, unit.config["lr_d"], unit.config["lr_g"], schedule)
     draws = spec(task.env_id).game_class().has_samples
     wanted = set(unit.seeds)
     records: list[dict[str, Any]] = []
-    for start in unit.starts:
-        t0 = time.perf_counter()
-        # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
-        first = draws and unit.phase == "eval" and start == unit.base and start in wanted
-        result = runner.run(task.env_id, task.steps, start, width, task.eval_every, unit.device,
-                            samples=SAMPLES if first else 0, **task.env_kwargs)
-        sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
-        wall = (time.perf_counter() - t0) / width
-        records += [r for r in _records(unit, start, width, result, sample, wall) if r["seed"] in wanted]
+    for block in unit.starts:
+        for start, count in unit.runs(block):
+            if not wanted.intersection(range(start, start + count)):
+                continue  # a run of a family's block that holds no requested seed
+            t0 = time.perf_counter()
+            # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
+            first = draws and unit.phase == "eval" and start == unit.base and start in wanted
+            result = runner.run(task.env_id, task.steps, start, count, task.eval_every, unit.device,
+                                samples=SAMPLES if first else 0, **unit.env_kwargs(start, count))
+            sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
+            wall = (time.perf_counter() - t0) / count
+            records += [r for r in _records(unit, start, count, result, sample, wall) if r["seed"] in wanted]
     return records
 
 
@@ -277,6 +316,9 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
             "curve": {"steps": steps, **{k: _json_value(c[:, i]) for k, c in curves.items()}},
             "time_to_target": held if success else None, "wall_time_s": wall, "versions": versions, "time": stamp,
         }
+        if task.family is not None:
+            rec["family"] = task.family.key(unit.split)
+            rec["instance"] = task.family.instance(unit.split, seed)
         if result.plots:
             rec["plots"] = [dict(p) for p in result.plots]
         if sample is not None and i == 0:
@@ -481,7 +523,7 @@ def _claim(directory: Path, suite: Suite) -> None:
     if not path.exists() and not (directory / RESULTS_FILE).exists():
         return
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
         old = {k: v for k, v in old.items() if k != "run"} if isinstance(old, dict) else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         old = None

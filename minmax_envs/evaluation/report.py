@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from minmax_envs import _json
 from minmax_envs.evaluation.stats import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -47,7 +48,7 @@ LEADERBOARD = "leaderboard.md"
 SUMMARY_CSV = "summary.csv"
 CONFIGS_CSV = "configs.csv"
 _TASK_FIELDS = ("env_id", "env_kwargs", "steps", "eval_every", "metric", "higher_is_better", "target",
-                "target_metric", "description")
+                "target_metric", "description", "family")
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _read_suite(d: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         problem = f"cannot be read ({e})"
     else:
@@ -274,6 +275,11 @@ def _task_line(task: ReportTask) -> str:
     line = (f"`{i.get('env_id', '?')}` `{kwargs}`, {i.get('steps', '?')} iterations, evaluated every "
             f"{i.get('eval_every', '?')}. Metric `{task.metric}` ({direction} is better); success: "
             f"`{i.get('target_metric')}` {op} {num(i.get('target'))} at the end.")
+    family = i.get("family")
+    if isinstance(family, dict):  # records hold its name, digest and split; suite.json its definition
+        digest = f" (digest `{family['digest']}`)" if "digest" in family else ""
+        line += (f" Instance family `{family.get('name', '?')}`{digest}: tuning on its train instances, held-out "
+                 "seeds on its test instances.")
     return f"{i['description']}. {line}" if i.get("description") else line
 
 

@@ -55,6 +55,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from minmax_envs import _json
+
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
 LOCK_FILE = ".results.lock"
@@ -136,8 +138,13 @@ OPTIONAL_FIELDS: dict[str, FieldType] = {
         isinstance(p, list) and all(x is None or _is_number(x) for x in p) for p in v)),
     "plots": FieldType("a list of figure objects with a kind and a name", lambda v: isinstance(v, list) and all(
         isinstance(p, dict) and isinstance(p.get("kind"), str) and isinstance(p.get("name"), str) for p in v)),
+    "family": FieldType('an object {"name": string, "digest": string, "split": string}', lambda v: isinstance(v, dict)
+                        and all(isinstance(v.get(k), str) for k in ("name", "digest", "split"))),
+    "instance": OBJECT,
 }
-"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``)."""
+"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``; only
+tasks with an instance family store ``family``, the family's name, digest and split, and ``instance``, the drawn
+arguments the seed played)."""
 
 
 def _json_kind(v: Any) -> str:
@@ -219,7 +226,7 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 def _lines(f: IO[bytes], start: int = 0, number: int = 1) -> Iterator[_Line]:
     """The lines of the binary file ``f`` from byte ``start`` (line ``number``), each parsed."""
-    for raw in f:
+    for raw in _json.lines(f):  # a line longer than any record is refused, not read whole
         yield _Line(number, start, raw, *_parse(raw))
         start, number = start + len(raw), number + 1
 
@@ -275,7 +282,7 @@ class ResultStore:
         read naming the file and the lines. Keys already seen are skipped too, so a record is never counted
         twice."""
         try:
-            f = open(self.path, "rb")
+            f = _json.open_regular(self.path)  # never a FIFO or a device
         except FileNotFoundError:
             return
         except OSError as e:

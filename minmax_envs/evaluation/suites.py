@@ -7,19 +7,32 @@ results of different versions are never mixed.
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
 
 from minmax_envs._checks import check_bool, check_choice, check_int, check_real, check_str
-from minmax_envs.registry import spec
+from minmax_envs._json import read_json
+from minmax_envs.families import Family, resolve_family
+from minmax_envs.registry import game_kwargs_allowed, make, spec
 
 DEFAULT_AGENTS = ("sgda", "nsgda", "adam", "adalr", "adadir")
 SCHEDULES = ("constant", "linear_decay")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+MAX_SEED_BLOCK = 2**16  # seeds in one batched env: beyond, a block is an allocation no machine makes
+
+#: env_kwargs a task may not hold: what the protocol passes to make() and to a Runner itself, and where it comes from
+RESERVED_ENV_KWARGS = {
+    "num_seeds": "the protocol sets it (the seeds of a block: the suite's seed_block, tune_seeds or eval_seeds)",
+    "count": "the protocol sets it (the seeds of a block: the suite's seed_block, tune_seeds or eval_seeds)",
+    "device": "the suite's device field (or --device) sets it", "env_id": "the task's env_id field sets it",
+    "steps": "the task's steps field sets it", "eval_every": "the task's eval_every field sets it",
+    "seed": "the protocol sets it (tuning and held-out seeds)", "samples": "the protocol sets it",
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,12 @@ class Task:
         description: one line for reports.
         agents: the only agents that play this task (of those a run names), ``None`` (default) for all of them:
             a task added for a comparison between some agents (a batch-size trend) costs nothing for the others.
+        family: an instance family of the task's game (:mod:`minmax_envs.families`: a registered family's name, a
+            family object or a :class:`~minmax_envs.families.Family`; stored as the ``Family``), or ``None``
+            (default): one game. Tuning seeds play its train instances, held-out seeds its test instances (seed
+            ``s`` plays instance ``s mod n`` of its split, whatever the batching); the family's definition is part of
+            the suite's definition and its digest of every record key. ``env_kwargs`` may not set an argument the
+            family sets.
     """
 
     name: str
@@ -61,6 +80,7 @@ class Task:
     schedule: str = "constant"
     description: str = ""
     agents: tuple[str, ...] | None = None
+    family: Family | None = None
 
     def __post_init__(self) -> None:
         check_str("task name", self.name)
@@ -80,9 +100,11 @@ class Task:
         check_bool(f"{where}: higher_is_better", self.higher_is_better)
         check_real(f"{where}: target", self.target)
         check_str(f"{where}: target_metric", self.target_metric, allow_none=True)
+        _check_metrics(where, self.env_id, self.metric, self.target_metric)
         if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
             raise ValueError(f"{where}: env_kwargs must be an object (a dict of make() arguments by name), "
                              f"got {self.env_kwargs!r}")
+        _check_env_kwargs(where, self.env_id, self.env_kwargs)
         if not isinstance(self.lr_range, (list, tuple)) or len(self.lr_range) != 2:
             raise ValueError(f"{where}: lr_range must be [low, high], two numbers with 0 < low <= high, "
                              f"got {self.lr_range!r}")
@@ -94,7 +116,19 @@ class Task:
                              f"got {self.ratios!r}")
         for i, r in enumerate(self.ratios):
             check_real(f"{where}: ratios[{i}]", r, low=0.0, low_inclusive=False)
+            for j, lr in enumerate((lo, hi)):
+                product = float(lr) * float(r)
+                if not (math.isfinite(product) and product > 0):
+                    raise ValueError(f"{where}: lr_range[{j}] * ratios[{i}] = {lr!r} * {r!r} = {product!r} is not a "
+                                     "finite positive step size (lr_g = lr_d * ratio); narrow lr_range or the ratios")
         check_str(f"{where}: description", self.description, allow_empty=True)
+        if self.family is not None:
+            try:
+                family = resolve_family(self.family)
+                family.check_task(self.env_id, self.env_kwargs)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            object.__setattr__(self, "family", family)
         if self.agents is not None:
             if not isinstance(self.agents, (list, tuple)) or not self.agents:
                 raise ValueError(f"{where}: agents must be null (every agent) or a non-empty list of agent names, "
@@ -121,12 +155,16 @@ class Task:
         return self.agents is None or agent in self.agents
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(self) if self.family is None else asdict(replace(self, family=None))
         d["lr_range"], d["ratios"] = list(self.lr_range), list(self.ratios)
         if self.agents is None:
             del d["agents"]  # the layout of suite files written before the field existed
         else:
             d["agents"] = list(self.agents)
+        if self.family is None:
+            del d["family"]  # likewise
+        else:
+            d["family"] = self.family.to_dict()
         return d
 
 
@@ -164,7 +202,10 @@ class Suite:
         check_str("suite name", self.name)
         where = f"suite {self.name!r}"
         check_int(f"{where}: version", self.version)
-        check_int(f"suite {self.name!r}: seed_block", self.seed_block, allow_none=True)
+        check_int(f"{where}: seed_block", self.seed_block, allow_none=True)
+        if self.seed_block is not None and self.seed_block > MAX_SEED_BLOCK:
+            raise ValueError(f"{where}: seed_block {self.seed_block} is more seeds than one batched env holds here "
+                             f"(at most {MAX_SEED_BLOCK}); a block is one allocation of every seed's tensors")
         check_int(f"{where}: budget", self.budget)
         check_int(f"{where}: tune_seeds", self.tune_seeds)
         check_int(f"{where}: eval_seeds", self.eval_seeds)
@@ -185,11 +226,19 @@ class Suite:
             check_str(f"{where}: agents[{i}]", a)
         check_str(f"{where}: device", self.device)
         try:
-            torch.device(self.device)
+            device_type = torch.device(self.device).type
         except (RuntimeError, TypeError):
-            raise ValueError(f"{where}: device {self.device!r} is not a torch device; use cpu, cuda, cuda:N "
-                             "or mps") from None
+            device_type = None
+        if device_type not in DEVICE_TYPES:
+            raise ValueError(f"{where}: device {self.device!r} is not a device episodes run on; use cpu, cuda, "
+                             "cuda:N or mps")
         check_str(f"{where}: description", self.description, allow_empty=True)
+        for t in self.tasks:
+            lacking = [a for a in t.agents or () if a not in self.agents]
+            if lacking:
+                raise ValueError(f"{where}: task {t.name!r}: agents names {', '.join(map(repr, lacking))}, which the "
+                                 f"suite's agents do not list ({', '.join(self.agents)}); a task's agents are some of "
+                                 "the suite's")
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "agents", tuple(self.agents))
 
@@ -235,6 +284,31 @@ class Suite:
         return cls(**{**d, "tasks": tuple(tasks)})
 
 
+def _check_metrics(where: str, env_id: str, metric: str, target_metric: str | None) -> None:
+    """``metric`` and ``target_metric`` among the scalar metrics the game declares (``Game.scalar_metrics``)."""
+    declared = spec(env_id).game_class().scalar_metrics
+    if not declared:
+        return
+    names = (*declared, "diverged")
+    for field_name, value in (("metric", metric), ("target_metric", target_metric)):
+        if value is not None and value not in names:
+            raise ValueError(f"{where}: {field_name} {value!r} is not a metric of {spec(env_id).id} (one number per "
+                             f"seed); choose one of {', '.join(names)}")
+
+
+def _check_env_kwargs(where: str, env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """No argument the protocol sets itself, and only arguments of :func:`minmax_envs.make` and of the game."""
+    for key in env_kwargs:
+        if key in RESERVED_ENV_KWARGS:
+            raise ValueError(f"{where}: env_kwargs may not hold {key!r}: {RESERVED_ENV_KWARGS[key]}")
+    allowed = [n for n, p in inspect.signature(make).parameters.items()
+               if p.kind == p.KEYWORD_ONLY or n == "dtype"] + game_kwargs_allowed(spec(env_id).game_class())
+    unknown = sorted(set(env_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: env_kwargs: {spec(env_id).id} got unknown argument(s) {unknown}; allowed: "
+                         f"{', '.join(allowed)}")
+
+
 def _required(cls: type) -> list[str]:
     return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
 
@@ -276,18 +350,9 @@ def get_suite(name: str | os.PathLike) -> Suite:
     if key.endswith(".json"):
         if os.path.isdir(key):
             raise ValueError(f"suite file {key!r} is a directory, not a .json suite file")
-        if not os.path.isfile(key):
+        if not os.path.exists(key):
             raise ValueError(f"suite file {key!r} does not exist")
-        try:
-            with open(key, encoding="utf-8") as f:
-                data = json.load(f)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"suite file {key!r} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"suite file {key!r} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-                             ) from None
-        except OSError as e:
-            raise ValueError(f"cannot read suite file {key!r}: {e.strerror}") from None
+        data = read_json(key, "suite file")  # regular files only, size and nesting bounded
         try:
             return Suite.from_dict(data)
         except ValueError as e:
@@ -308,10 +373,11 @@ _IMAGES_TINY = {"width": 8, "batch_size": 32, "eval_samples": 256, "classifier_e
 _NK = {"regularizer": "nk", "reg_weight": 0.5}  # the regularizer of Nagarajan & Kolter (2017) with their eta
 
 
-def _distance_task(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, description: str) -> Task:
+def _distance_task(name: str, env_id: str, steps: int, eval_every: int, env_kwargs: dict, description: str,
+                   **extra: Any) -> Task:
     """A task whose metric is the distance to the game's unique equilibrium, solved below 0.1."""
     return Task(name, env_id, steps, eval_every, "distance", False, 0.1, env_kwargs, lr_range=(1e-2, 1.0),
-                description=description)
+                description=description, **extra)
 
 
 register_suite(Suite(
@@ -358,6 +424,30 @@ register_suite(Suite(
 ))
 
 _QUICK = _SUITES["quick"]
+
+register_suite(Suite(
+    name="families", version=1, budget=3, tune_seeds=8, eval_seeds=16,
+    description="The quick suite's games as instance families (docs/families.md): every agent tunes on train "
+                "instances and is judged on 16 held-out seeds that play test instances, the same ones for every agent.",
+    tasks=(
+        _distance_task("dirac-wgan", "DiracGAN-v0", 300, 30, {}, "Dirac WGAN from a starting point drawn per seed",
+                       family="dirac-wgan"),
+        _distance_task("dirac-wgan-nk", "DiracGAN-v0", 300, 30, _NK,
+                       "Dirac WGAN with the NK regularizer, eta = 0.5, from a starting point drawn per seed",
+                       family="dirac-wgan"),
+        _distance_task("dirac-r1", "DiracGAN-v0", 300, 30, {},
+                       "Dirac GAN with the R1 penalty (Mescheder et al. 2018): weight per seed, loss per batch",
+                       family="dirac-r1"),
+        _distance_task("bilinear", "Bilinear-v0", 300, 30, {},
+                       "Bilinear games: size per batch, conditioning per seed", family="bilinear-cond"),
+        Task("two-mode-small", "TwoMode-v0", 500, 50, **_TWO_MODE_TARGET, lr_range=(1e-2, 1.0), ratios=(0.5,),
+             description="The two-mode problem at d = 100: gamma per seed, data case and widths per batch",
+             family="two-mode-small"),
+        Task("mog-ring-small", "MoG-Ring-v0", 1000, 100, "modes_covered", True, 6.0, lr_range=(3e-4, 3e-2),
+             description="Rings of 6, 8 or 10 Gaussians, radius and width per seed: cover at least 6 modes",
+             family="mog-ring-small"),
+    ),
+))
 register_suite(Suite(
     name="controllers", version=1, budget=3, tune_seeds=8, eval_seeds=32, agents=("sgda", "nsgda"),
     description="Learned step-size controllers (baselines/train_controller.py, agent learned:PATH) against SGDA "

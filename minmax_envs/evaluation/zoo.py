@@ -203,6 +203,8 @@ def parse_torch_agent(arg: str) -> tuple[str, dict]:
     tuples, as torch.optim writes them). ``lr`` is the protocol's: it cannot be given."""
     import json
 
+    from minmax_envs._json import loads
+
     dotted, _, query = arg.partition("?")
     if not dotted or "." not in dotted:
         raise ValueError(f"agent 'torch:{arg}': name the optimizer class by its dotted path, {TORCH_SYNTAX}")
@@ -216,10 +218,12 @@ def parse_torch_agent(arg: str) -> tuple[str, dict]:
         if key == "lr":
             raise ValueError(f"agent 'torch:{arg}': lr is tuned by the protocol (lr_d, lr_g); do not give it")
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ValueError(f"agent 'torch:{arg}': the value of {key} must be JSON (numbers, true/false, "
-                             f"null, \"strings\", [lists]), got {raw!r}") from None
+            value = loads(raw)  # nesting bounded
+        except json.JSONDecodeError as e:
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            raise ValueError(f"agent 'torch:{arg if len(arg) <= 200 else arg[:197] + '...'}': the value of {key} "
+                             f"must be JSON (numbers, true/false, null, \"strings\", [lists]), got {shown!r} "
+                             f"({e.msg})") from None
         hyper[key] = tuple(value) if isinstance(value, list) else value
     return dotted, hyper
 
@@ -239,18 +243,33 @@ def split_agent_names(text: str) -> list[str]:
     return [n.strip() for n in names if n.strip()]
 
 
+def _typed_torch_agent(arg: str) -> tuple[str, dict]:
+    """The optimizer's dotted name and its hyperparameters, each typed by the optimizer's own signature
+    (:func:`agents.torch_optim.check_hyperparameter_types`: ``amsgrad="false"`` is refused, not taken as true).
+    The class is imported only as :func:`agents.from_torch` allows (the installed optimizer packages, or modules
+    opted in to: ``minmax --allow-module``, :func:`agents.allow_optimizer_modules`)."""
+    from agents.torch_optim import check_hyperparameter_types, optimizer_class
+
+    dotted, hyper = parse_torch_agent(arg)
+    try:
+        check_hyperparameter_types(optimizer_class(dotted), dotted, hyper)
+    except ValueError as e:
+        raise ValueError(f"agent 'torch:{arg}': {e}") from None
+    return dotted, hyper
+
+
 def _torch_pair(arg: str, lr_d, lr_g):
     from agents import from_torch
 
-    dotted, hyper = parse_torch_agent(arg)
+    dotted, hyper = _typed_torch_agent(arg)
     return {"discriminator": from_torch(dotted, lr=lr_d, **hyper), "generator": from_torch(dotted, lr=lr_g, **hyper)}
 
 
 def _check_torch(arg: str) -> None:
-    """Import the class and build it once (torch's own eager errors for bad hyperparameters)."""
+    """Import the class (if allowed), type the hyperparameters and build it once (torch's own eager errors)."""
     from agents import from_torch
 
-    dotted, hyper = parse_torch_agent(arg)
+    dotted, hyper = _typed_torch_agent(arg)
     try:
         from_torch(dotted, lr=1e-3, **hyper)
     except (TypeError, ValueError) as e:
@@ -258,14 +277,11 @@ def _check_torch(arg: str) -> None:
 
 
 def _digest_torch(arg: str) -> str:
-    """The version of the package the optimizer comes from: records of another version are not reused."""
-    import importlib.metadata
+    """The version of the package the optimizer comes from (records of another version are not reused), or, for
+    a module of your own opted in to, a hash of its source files (an edited file gets new keys)."""
+    from agents.torch_optim import optimizer_digest
 
-    top = parse_torch_agent(arg)[0].split(".", 1)[0]
-    try:
-        return f"{top}=={importlib.metadata.version(top.replace('_', '-'))}"
-    except importlib.metadata.PackageNotFoundError:
-        return top
+    return optimizer_digest(parse_torch_agent(arg)[0])
 
 
 register_agent_prefix("torch", _torch_pair, _check_torch, _digest_torch,

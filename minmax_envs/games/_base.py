@@ -15,6 +15,7 @@ import torch
 
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs._rng import SeedStreams
+from minmax_envs.games._per_seed import is_per_seed, number_or_per_seed, seed_values
 
 Params = dict[str, torch.Tensor]
 PlayerParams = dict[str, Params]
@@ -83,13 +84,30 @@ class Schedule:
 class GameSettings:
     """Base of the games' frozen ``Config`` dataclasses (gymnax's ``EnvParams``): the arguments of a game, passed
     whole, validated in ``__post_init__``. A field may default to ``None`` for a default computed from the others
-    (``1/log(d)``, the architecture's width...): :meth:`resolved` fills those in."""
+    (``1/log(d)``, the architecture's width...): :meth:`resolved` fills those in.
+
+    The fields of :attr:`per_seed_args` may hold one value per seed (:mod:`minmax_envs.games._per_seed`): a
+    sequence, array or 1-D tensor of ``num_seeds`` numbers, kept as a tuple of floats (the game made from the
+    config checks the length)."""
+
+    #: the fields that may hold one value per seed (none of them changes a tensor's shape), each with the interval
+    #: of its values (:func:`~minmax_envs._checks.check_real`'s keywords)
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def _store(self, **values: Any) -> None:
         """Set fields to their checked, canonical values (``float`` for a real, ``int`` for an integer), in
         ``__post_init__`` (the dataclass is frozen)."""
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def _store_per_seed(self, *names: str) -> None:
+        """Check and store fields of :attr:`per_seed_args` (all of them if no name is given; a ``None`` is left for
+        :meth:`resolved`): a number as a float, one value per seed as a tuple of floats, each within the field's
+        interval."""
+        for name in names or tuple(self.per_seed_args):
+            value = getattr(self, name)
+            if value is not None:
+                self._store(**{name: number_or_per_seed(name, value, **self.per_seed_args[name])})
 
     def resolved(self) -> GameSettings:
         """This config with every ``None`` that stands for a computed default replaced by that default (itself
@@ -154,7 +172,9 @@ class Game:
     ``TwoMode(TwoMode.Config(d=100), num_seeds=8)``; :func:`minmax_envs.make` builds the config from the
     registry's defaults and its keywords. The game keeps the config as given (:attr:`config`) and each of its
     fields, defaults resolved (:meth:`GameSettings.resolved`), as an attribute of the same name (``game.std``),
-    unless the class defines that name itself (a method).
+    unless the class defines that name itself (a method); a field given one value per seed
+    (:attr:`GameSettings.per_seed_args`) is checked to hold ``num_seeds`` values and kept, as its attribute, as
+    the float64 tensor ``(N,)`` of :attr:`seed_args`.
 
     Subclasses set the class attributes and implement :meth:`init`, :meth:`sample`, :meth:`losses` and
     :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd),
@@ -177,6 +197,9 @@ class Game:
     #: the papers the game comes from (shown on its environment card)
     citation: ClassVar[str] = ""
     quality_metric: ClassVar[str]
+    #: the metrics of :meth:`metrics` that are one number per seed (what a task may score and target; ``()``: not
+    #: declared); :meth:`metrics` may leave out some (an optional one) and return others of more dimensions
+    scalar_metrics: ClassVar[tuple[str, ...]] = ()
     quality_sign: ClassVar[float] = 1.0
     #: whether slots can be batched (``num_seeds > 1``) and restarted individually
     batched: ClassVar[bool] = True
@@ -200,14 +223,57 @@ class Game:
         if dtype not in _FLOAT_DTYPES:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.config = config
-        resolved = config.resolved()
-        for f in fields(resolved):
-            if not hasattr(cls, f.name):
-                setattr(self, f.name, getattr(resolved, f.name))
         self.schedule = cls.default_schedule(config) if schedule is None else schedule
         self.num_seeds = num_seeds
         self.device = torch.device(device)
         self.dtype = dtype
+        #: the arguments given per seed, each a float64 tensor ``(N,)``: what the next :meth:`init` copies into
+        #: the instance of every slot it draws
+        self.seed_args: dict[str, torch.Tensor] = {}
+        resolved = config.resolved()
+        for f in fields(resolved):
+            value = getattr(resolved, f.name)
+            if f.name in config.per_seed_args and is_per_seed(value):
+                value = self.seed_args[f.name] = seed_values(f.name, value, num_seeds, self.device,
+                                                             **config.per_seed_args[f.name])
+            if not hasattr(cls, f.name):
+                setattr(self, f.name, value)
+        self._check_seed_args()
+
+    # --- arguments given per seed -------------------------------------------------------------------
+    def _check_seed_args(self) -> None:
+        """Checks across the arguments given per seed (e.g. one bound below another), when the game is made and
+        after :meth:`set_per_seed`."""
+
+    def set_per_seed(self, *, check: bool = True, **values: Any) -> None:
+        """New values of arguments given per seed when the game was made, for the slots the next :meth:`init` draws
+        (:meth:`~minmax_envs.env.BatchedEnv.reset`, :meth:`~minmax_envs.env.BatchedEnv.reset_where`: the slots
+        that are not restarted keep the values of their instance).
+
+        Args:
+            check: validate every value (one host transfer); ``False`` for values validated before, which then
+                stay on the device (``(N,)`` tensors).
+            **values: per argument, ``num_seeds`` values (a sequence, array or tensor).
+        """
+        for name, value in values.items():
+            if name not in self.seed_args:
+                given = ", ".join(self.seed_args) or "none"
+                raise ValueError(f"{type(self).__name__}: {name!r} was not given per seed when the game was made; "
+                                 f"arguments given per seed here: {given}")
+            if check:
+                self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device,
+                                                   **self.config.per_seed_args[name])
+            else:
+                t = torch.as_tensor(value, dtype=torch.float64, device=self.device)
+                if t.shape != (self.num_seeds,):
+                    raise ValueError(f"{name} per seed must have shape ({self.num_seeds},), got {tuple(t.shape)}")
+                self.seed_args[name] = t
+        if check:
+            self._check_seed_args()
+
+    def _seed_instance(self) -> dict[str, torch.Tensor]:
+        """The per-seed arguments as instance entries (copies), for :meth:`init`."""
+        return {name: t.clone() for name, t in self.seed_args.items()}
 
     @classmethod
     def default_schedule(cls, config: GameSettings) -> Schedule:

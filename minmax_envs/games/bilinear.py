@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, GameSettings, per_seed_sum
+from minmax_envs.games._per_seed import column, is_per_seed, number_or_per_seed
 
 
 def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
@@ -24,25 +25,33 @@ class BilinearConfig(GameSettings):
 
     Attributes:
         n: dimension of each player (default 10).
-        sigma_min: smallest singular value of $A$ (default 0.5; > 0, so $A$ is invertible).
-        sigma_max: largest singular value of $A$ (default 1.0; at least ``sigma_min``).
+        sigma_min: smallest singular value of $A$ (default 0.5; > 0, so $A$ is invertible). A number, or one per
+            seed (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
+        sigma_max: largest singular value of $A$ (default 1.0; at least ``sigma_min``): the condition number of $A$
+            is at most $\sigma_{\max} / \sigma_{\min}$. A number, or one per seed, as ``sigma_min``.
         offset_std: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
         init_std: scale of the initial point.
         noise_std: standard deviation of the gradient noise (default 0: exact gradients).
     """
 
     n: int = 10
-    sigma_min: float = 0.5
-    sigma_max: float = 1.0
+    sigma_min: float | tuple[float, ...] = 0.5
+    sigma_max: float | tuple[float, ...] = 1.0
     offset_std: float = 1.0
     init_std: float = 1.0
     noise_std: float = 0.0
 
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"sigma_min": {"low": 0, "low_inclusive": False},
+                                                           "sigma_max": {"low": 0, "low_inclusive": False}}
+
     def __post_init__(self) -> None:
         n = check_int("n", self.n)
-        low = check_real("sigma_min", self.sigma_min, low=0, low_inclusive=False)
-        self._store(n=n, sigma_min=low, sigma_max=check_real("sigma_max", self.sigma_max, low=low),
-                    offset_std=check_real("offset_std", self.offset_std, low=0),
+        self._store_per_seed("sigma_min")
+        if is_per_seed(self.sigma_min):  # sigma_max >= sigma_min seed by seed: Bilinear._check_seed_args
+            self._store_per_seed("sigma_max")
+        else:
+            self._store(sigma_max=number_or_per_seed("sigma_max", self.sigma_max, low=self.sigma_min))
+        self._store(n=n, offset_std=check_real("offset_std", self.offset_std, low=0),
                     init_std=check_real("init_std", self.init_std, low=0),
                     noise_std=check_real("noise_std", self.noise_std, low=0))
 
@@ -96,6 +105,7 @@ class Bilinear(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance",)
     quality_sign = -1.0
 
     Config = BilinearConfig
@@ -105,11 +115,21 @@ class Bilinear(Game):
         """Whether the discriminator's loss is minus the generator's: without gradient noise."""
         return self.noise_std == 0.0
 
+    def _check_seed_args(self) -> None:
+        lo, hi = (self.seed_args.get(k, v) for k, v in (("sigma_min", self.sigma_min), ("sigma_max", self.sigma_max)))
+        if isinstance(lo, float) and isinstance(hi, float):
+            return
+        below = torch.nonzero(torch.as_tensor(hi) < torch.as_tensor(lo)).flatten().tolist()
+        if below:
+            raise ValueError(f"sigma_max must be >= sigma_min for every seed; it is below for seed slots {below[:10]}")
+
     def init(self, rng: SeedStreams):
         n, dt, dev = self.n, torch.float64, self.device
         u = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
         v = _haar_orthogonal(rng.normal((n, n), dt).to(dev))
-        s = self.sigma_min + (self.sigma_max - self.sigma_min) * rng.uniform((n,), dt).to(dev)
+        lo, hi = (column(self.seed_args.get(k, v), 2) for k, v in (("sigma_min", self.sigma_min),
+                                                                    ("sigma_max", self.sigma_max)))
+        s = lo + (hi - lo) * rng.uniform((n,), dt).to(dev)
         a = u @ (s[:, :, None] * v.transpose(1, 2))
         bc = self.offset_std * rng.normal((2, n), dt).to(dev)
         b, c = bc[:, 0], bc[:, 1]
@@ -121,7 +141,7 @@ class Bilinear(Game):
         cast = {k: t.to(self.dtype).contiguous() for k, t in
                 {"A": a, "A_T": a.transpose(1, 2), "b": b, "c": c, "x_star": x_star, "y_star": y_star}.items()}
         params = {"generator": {"x": xy[:, 0].to(self.dtype)}, "discriminator": {"y": xy[:, 1].to(self.dtype)}}
-        return params, cast
+        return params, {**cast, **self._seed_instance()}
 
     def sample(self, rng: SeedStreams, instance):
         """The gradient noise ``(N, 2, n)``; none is drawn when ``noise_std`` is 0 (nothing else is random)."""

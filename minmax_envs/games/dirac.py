@@ -4,7 +4,7 @@ converge?", Section 2."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlotSpec
+from minmax_envs.games._per_seed import column
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
 PENALTIES = (None, "r1", "r2")
@@ -36,21 +37,26 @@ class DiracGANConfig(GameSettings):
         clip: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
         penalty: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the discriminator
             (gan and nsgan losses only).
-        penalty_weight: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value $2 f'(0) = 1$).
+        penalty_weight: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value $2 f'(0) = 1$). A
+            number, or one per seed (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
         gp_target: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
-        theta0: $\theta_0$, the initial generator parameter (before the per-seed spread).
-        psi0: $\psi_0$, the initial discriminator parameter (before the per-seed spread).
+        theta0: $\theta_0$, the initial generator parameter (before the per-seed spread). A number, or one per
+            seed.
+        psi0: $\psi_0$, the initial discriminator parameter (before the per-seed spread). A number, or one per
+            seed.
         init_std: $s$, the standard deviation of the per-seed Gaussian spread around $(\theta_0, \psi_0)$.
     """
 
     loss: str = "gan"
     clip: float | None = None
     penalty: str | None = None
-    penalty_weight: float = 1.0
+    penalty_weight: float | tuple[float, ...] = 1.0
     gp_target: float = 1.0
-    theta0: float = 1.0
-    psi0: float = 1.0
+    theta0: float | tuple[float, ...] = 1.0
+    psi0: float | tuple[float, ...] = 1.0
     init_std: float = 0.0
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"penalty_weight": {"low": 0}, "theta0": {}, "psi0": {}}
 
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
@@ -59,10 +65,9 @@ class DiracGANConfig(GameSettings):
             raise ValueError(f"penalty={self.penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own "
                              "penalty")
         self._store(clip=None if self.clip is None else check_real("clip", self.clip, low=0, low_inclusive=False),
-                    penalty_weight=check_real("penalty_weight", self.penalty_weight, low=0),
                     gp_target=check_real("gp_target", self.gp_target, low=0),
-                    theta0=check_real("theta0", self.theta0), psi0=check_real("psi0", self.psi0),
                     init_std=check_real("init_std", self.init_std, low=0))
+        self._store_per_seed()
 
 
 class DiracGAN(Game):
@@ -130,6 +135,7 @@ class DiracGAN(Game):
     )
 
     quality_metric = "distance"
+    scalar_metrics = ("distance", "theta", "psi")
     quality_sign = -1.0
 
     def plots(self) -> tuple[PlotSpec, ...]:
@@ -146,15 +152,26 @@ class DiracGAN(Game):
 
     def init(self, rng: SeedStreams):
         e = rng.normal((2,), self.dtype).to(self.device)
-        theta = self.theta0 + self.init_std * e[:, 0]
-        psi = self.psi0 + self.init_std * e[:, 1]
-        return {"generator": {"theta": theta}, "discriminator": {"psi": psi}}, {}
+        theta0, psi0 = (self._start(n, v) for n, v in (("theta0", self.theta0), ("psi0", self.psi0)))
+        theta = theta0 + self.init_std * e[:, 0]
+        psi = psi0 + self.init_std * e[:, 1]
+        return {"generator": {"theta": theta}, "discriminator": {"psi": psi}}, self._seed_instance()
 
-    def _penalty(self, psi: torch.Tensor) -> torch.Tensor:
+    def _start(self, name: str, value: float | torch.Tensor) -> float | torch.Tensor:
+        """An initial coordinate: the number, or the per-seed values of the next init in the game's dtype."""
+        return self.seed_args[name].to(self.dtype) if name in self.seed_args else value
+
+    def _weight(self, instance: dict[str, torch.Tensor]) -> float | torch.Tensor:
+        """$\\gamma$: the number, or the instance's per-seed values ``(N,)`` in the game's dtype."""
+        if "penalty_weight" in instance:
+            return column(instance["penalty_weight"].to(self.dtype), 1)
+        return self.penalty_weight
+
+    def _penalty(self, psi: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
         if self.loss == "wgan-gp":
-            return 0.5 * self.penalty_weight * (psi.abs() - self.gp_target) ** 2
+            return 0.5 * gamma * (psi.abs() - self.gp_target) ** 2
         if self.penalty is not None:
-            return 0.5 * self.penalty_weight * psi**2
+            return 0.5 * gamma * psi**2
         return torch.zeros_like(psi)
 
     def losses(self, params, instance, batch, players=PLAYERS):
@@ -166,7 +183,7 @@ class DiracGAN(Game):
         else:
             payoff = _f(t) + _f(torch.zeros_like(t))
             gen = payoff if self.loss == "gan" else -_f(-t)
-        return {"generator": gen, "discriminator": -payoff + self._penalty(psi)}
+        return {"generator": gen, "discriminator": -payoff + self._penalty(psi, self._weight(instance))}
 
     def grads(self, params, instance, batch, players=PLAYERS):
         """Closed-form gradients of each player's loss (the vector fields above, negated)."""
@@ -175,12 +192,12 @@ class DiracGAN(Game):
         if self.loss in ("wgan", "wgan-gp"):
             g_theta, g_psi = psi, -theta
             if self.loss == "wgan-gp":
-                g_psi = g_psi + self.penalty_weight * (psi.abs() - self.gp_target) * torch.sign(psi)
+                g_psi = g_psi + self._weight(instance) * (psi.abs() - self.gp_target) * torch.sign(psi)
         else:
             g_theta = psi * _df(t if self.loss == "gan" else -t)
             g_psi = -theta * _df(t)
             if self.penalty is not None:
-                g_psi = g_psi + self.penalty_weight * psi
+                g_psi = g_psi + self._weight(instance) * psi
         return self.losses(params, instance, batch), {"generator": {"theta": g_theta},
                                                       "discriminator": {"psi": g_psi}}
 

@@ -218,6 +218,7 @@ class ImageGAN(Game):
     )
 
     quality_metric = "classifier_fd"
+    scalar_metrics = ("classifier_fd", "inception_fid")
     quality_sign = -1.0
     zero_sum = False
     batched = False

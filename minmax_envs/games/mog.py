@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, GameSettings, Params, PlotSpec, Schedule
+from minmax_envs.games._per_seed import column
 
 LAYOUTS = ("ring", "grid")
 LOSSES = ("gan", "nsgan", "wgan-gp")
@@ -26,15 +27,16 @@ DEFAULT_GP_WEIGHT = 0.1
 HIGH_QUALITY_STDS = 3.0
 
 
-def mode_layout(layout: str, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
+def mode_layout(layout: str, radius: float = DEFAULT_RADIUS, count: int = RING_MODES) -> torch.Tensor:
     r"""The modes of a layout in float64, shape ``(K, 2)``.
 
-    ``"ring"``: $r\, (\cos(2\pi k / 8), \sin(2\pi k / 8))$ for $k = 0, \dots, 7$, with $r$ = ``radius``.
+    ``"ring"``: $r\, (\cos(2\pi k / K), \sin(2\pi k / K))$ for $k = 0, \dots, K - 1$, with $r$ = ``radius`` and
+    $K$ = ``count`` (8 by default).
     ``"grid"``: the 25 points of $\{-4, -2, 0, 2, 4\}^2$, row-major in $(x, y)$.
     """
     check_choice("layout", layout, LAYOUTS)
     if layout == "ring":
-        angle = 2.0 * math.pi * torch.arange(RING_MODES, dtype=torch.float64) / RING_MODES
+        angle = 2.0 * math.pi * torch.arange(count, dtype=torch.float64) / count
         return radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
     axis = GRID_SPACING * (torch.arange(GRID_SIDE, dtype=torch.float64) - (GRID_SIDE - 1) / 2)
     gx, gy = torch.meshgrid(axis, axis, indexing="ij")
@@ -50,11 +52,12 @@ def coverage_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> 
     $\mathrm{KL}(p \,\Vert\, \mathrm{uniform}_K) = \sum_k p_k \log(K p_k)$ with $p$ the histogram of the
     high-quality samples over their nearest modes ($\log K$ when there is no high-quality sample, the value of a
     total collapse), each of shape ``(N,)`` in the samples' dtype. Non-finite samples are never high quality.
+    ``std`` is a number, or a tensor ``(N,)`` of one per seed.
     """
     k = modes.shape[1]
     dist = torch.linalg.vector_norm(samples[:, :, None, :] - modes[:, None, :, :], dim=-1)  # (N, M, K)
     nearest_dist, nearest = dist.min(dim=2)
-    hq = nearest_dist < HIGH_QUALITY_STDS * std  # NaN compares false
+    hq = nearest_dist < HIGH_QUALITY_STDS * column(std, 2)  # NaN compares false
     counts = (F.one_hot(nearest, k) * hq[..., None]).sum(dim=1).to(samples.dtype)  # (N, K)
     total = counts.sum(dim=1)
     p = counts / total.clamp_min(1.0)[:, None]
@@ -91,9 +94,12 @@ class MixtureOfGaussiansConfig(GameSettings):
     Attributes:
         layout: ``"ring"`` (8 modes) or ``"grid"`` (25 modes); set by the registered id.
         radius: ring radius, default 2.0 (Unrolled GAN; PacGAN uses 1). Ring only: passing it with
-            ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2).
+            ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2). A number, or one per seed
+            (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`); the figure of the samples
+            then marks no modes.
         std: standard deviation of each mode, default 0.02 on the ring (Unrolled GAN) and 0.05 on the grid
-            (VEEGAN, PacGAN); it also sets the high-quality radius $3 s$ ($s$ = ``std``).
+            (VEEGAN, PacGAN); it also sets the high-quality radius $3 s$ ($s$ = ``std``). A number, or one per
+            seed.
         loss: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"``.
         gp_weight: $\lambda$ of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data setting); wgan-gp
             only, passing it with another loss raises ``ValueError``.
@@ -112,11 +118,13 @@ class MixtureOfGaussiansConfig(GameSettings):
         init: ``"torch"`` (default) | ``"orthogonal"``, the initial parameters (see Starting state).
         init_gain: $g > 0$, the gain of the orthogonal initialisation, default 1.0; ``init="orthogonal"`` only,
             passing it with ``init="torch"`` raises ``ValueError``.
+        num_modes: $K$, the number of modes of the ring, default ``None`` (8). Ring only: passing it with
+            ``layout="grid"`` raises ``ValueError``.
     """
 
     layout: str = "ring"
-    radius: float | None = None
-    std: float | None = None
+    radius: float | tuple[float, ...] | None = None
+    std: float | tuple[float, ...] | None = None
     loss: str = "gan"
     gp_weight: float | None = None
     z_dim: int = 2
@@ -128,6 +136,10 @@ class MixtureOfGaussiansConfig(GameSettings):
     input_scale: float = 1.0
     init: str = "torch"
     init_gain: float | None = None
+    num_modes: int | None = None
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"radius": {"low": 0, "low_inclusive": False},
+                                                           "std": {"low": 0, "low_inclusive": False}}
 
     def __post_init__(self) -> None:
         check_choice("layout", self.layout, LAYOUTS)
@@ -136,6 +148,9 @@ class MixtureOfGaussiansConfig(GameSettings):
         if self.radius is not None and self.layout != "ring":
             raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
                              f"got radius={self.radius!r}")
+        if self.num_modes is not None and self.layout != "ring":
+            raise ValueError(f"num_modes applies to layout='ring' only (the grid has {GRID_SIDE**2} modes), "
+                             f"got num_modes={self.num_modes!r}")
         if self.gp_weight is not None and self.loss != "wgan-gp":
             raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={self.gp_weight!r} "
                              f"with loss={self.loss!r}")
@@ -143,9 +158,12 @@ class MixtureOfGaussiansConfig(GameSettings):
             raise ValueError(f"init_gain applies to init='orthogonal' only, got init_gain={self.init_gain!r} "
                              f"with init={self.init!r}")
         positive = {"low": 0, "low_inclusive": False}
-        optional = {"radius": positive, "std": positive, "gp_weight": {"low": 0}, "init_gain": positive}
+        optional = {"gp_weight": {"low": 0}, "init_gain": positive}
         self._store(**{name: check_real(name, getattr(self, name), **interval) for name, interval in optional.items()
                        if getattr(self, name) is not None})
+        self._store_per_seed()
+        if self.num_modes is not None:
+            self._store(num_modes=check_int("num_modes", self.num_modes, low=2))
         self._store(z_dim=check_int("z_dim", self.z_dim), hidden=check_int("hidden", self.hidden),
                     layers=check_int("layers", self.layers),
                     d_layers=None if self.d_layers is None else check_int("d_layers", self.d_layers),
@@ -167,7 +185,7 @@ class MixtureOfGaussians(Game):
 
     ## Game
     Data: $x = \mu_c + s\,e$ with $s$ = ``std``, $c$ uniform over the $K$ modes, $e \sim \mathcal{N}(0, I_2)$;
-    ring ($K = 8$, $\mu_k = r\,(\cos 2\pi k/8, \sin 2\pi k/8)$ with $r$ = ``radius``; Metz et al. 2017,
+    ring ($K = 8$ by default, $\mu_k = r\,(\cos 2\pi k/K, \sin 2\pi k/K)$ with $r$ = ``radius``; Metz et al. 2017,
     "Unrolled generative adversarial networks"; Srivastava et al. 2017, "VEEGAN") or grid ($K = 25$,
     $\mu \in \{-4, -2, 0, 2, 4\}^2$; VEEGAN; Lin et al. 2018, "PacGAN"). Generator $G(z)$,
     $z \sim \mathcal{N}(0, I_{z_{dim}})$, and discriminator logit $d(x) = m(a x)$ ($D = \sigma(d)$; $m$ the
@@ -255,6 +273,7 @@ class MixtureOfGaussians(Game):
     )
 
     quality_metric = "modes_covered"
+    scalar_metrics = ("modes_covered", "high_quality_fraction", "coverage_kl")
     quality_sign = 1.0
     has_samples = True
     nk_alternates = True
@@ -265,7 +284,10 @@ class MixtureOfGaussians(Game):
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  schedule: Schedule | None = None):
         super().__init__(config, num_seeds, device, dtype, schedule)
-        self.modes = mode_layout(self.layout, self.radius).to(device=self.device, dtype=dtype)  # (K, 2)
+        self.ring_modes = RING_MODES if self.config.num_modes is None else self.config.num_modes
+        # (K, 2); with a radius per seed, the modes at radius 1, which init scales per seed
+        unit = 1.0 if "radius" in self.seed_args else self.radius
+        self.modes = mode_layout(self.layout, unit, self.ring_modes).to(device=self.device, dtype=dtype)
 
     @property
     def zero_sum(self) -> bool:
@@ -301,8 +323,12 @@ class MixtureOfGaussians(Game):
                     u = rng.uniform(shape, torch.float64).to(self.device)
                     ps[f"{prefix}{i}.{name}"] = (bound * (2.0 * u - 1.0)).to(self.dtype)
             params[player] = ps
-        modes = self.modes.expand(self.num_seeds, -1, -1).clone()
-        return params, {"modes": modes}
+        if "radius" in self.seed_args:
+            unit = mode_layout(self.layout, 1.0, self.ring_modes).to(self.device)
+            modes = (self.seed_args["radius"][:, None, None] * unit).to(self.dtype)
+        else:
+            modes = self.modes.expand(self.num_seeds, -1, -1).clone()
+        return params, {"modes": modes, **self._seed_instance()}
 
     def sample(self, rng: SeedStreams, instance):
         """Real samples ``x`` ``(N, B, 2)``, latents ``z`` ``(N, B, z_dim)`` and interpolation weights
@@ -314,7 +340,14 @@ class MixtureOfGaussians(Game):
         eps = rng.uniform((bs, 1), dt).to(dev)
         modes = instance["modes"]
         centers = torch.gather(modes, 1, idx[..., None].expand(-1, -1, 2))
-        return {"x": centers + self.std * noise, "z": z, "eps": eps}
+        return {"x": centers + self._std(instance, 3) * noise, "z": z, "eps": eps}
+
+    def _std(self, instance: dict[str, torch.Tensor], ndim: int) -> float | torch.Tensor:
+        """The modes' standard deviation: the number, or the instance's per-seed values shaped to broadcast
+        against ``ndim``-dimensional per-seed tensors, in the game's dtype."""
+        if "std" in instance:
+            return column(instance["std"].to(self.dtype), ndim)
+        return self.std
 
     # --- networks and losses --------------------------------------------------------------------
     def _mlp(self, params: Params, prefix: str, h: torch.Tensor) -> torch.Tensor:
@@ -339,7 +372,9 @@ class MixtureOfGaussians(Game):
 
     def plots(self) -> tuple[PlotSpec, ...]:
         """The generator's samples over the modes of the mixture."""
-        modes = tuple((float(x), float(y)) for x, y in mode_layout(self.layout, self.radius).tolist())
+        if "radius" in self.seed_args:  # the modes differ from seed to seed: none is marked
+            return (PlotSpec("samples", "samples", "generator samples"),)
+        modes = tuple((float(x), float(y)) for x, y in mode_layout(self.layout, self.radius, self.ring_modes).tolist())
         return (PlotSpec("samples", "samples", "generator samples over the modes", marks=modes, mark_label="modes"),)
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
@@ -380,4 +415,4 @@ class MixtureOfGaussians(Game):
         z = eval_rng.normal((self.eval_samples, self.z_dim), self.dtype).to(self.device)
         with torch.no_grad():
             samples = self.generate(params["generator"], z)
-        return coverage_metrics(samples, instance["modes"], self.std)
+        return coverage_metrics(samples, instance["modes"], self._std(instance, 1))

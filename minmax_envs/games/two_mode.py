@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlotSpec, per_seed_sum
+from minmax_envs.games._per_seed import column, sqrt
 
 CASES = ("correlated_modes", "correlated_coefficients")
 RECOVERY_COSINE = 0.9
@@ -59,7 +60,8 @@ class TwoModeConfig(GameSettings):
         m_d: discriminator width (default 5, Figure 5; Theorem 4.2 uses $m_d = \log d$).
         m_g: generator width (default 5, Figure 5; Theorem 4.2 uses $m_g = \log d \cdot \log\log d$).
         gamma: $\gamma$, the mode correlation (case 1) or the probability of $s = (1, 1)$ (case 2), in
-            $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$).
+            $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$). A number, or one per seed (a
+            sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
         batch_size: samples per step (default 1, the paper's setting).
         trunc: $\Lambda$ of eq. (9), default $d^{0.2}$.
         bias_scale: $\lambda$ of eq. (9), default 1.0. The paper sets $\lambda$ in Parametrization 4.1 "to ensure
@@ -77,7 +79,7 @@ class TwoModeConfig(GameSettings):
     d: int = 1000
     m_d: int = 5
     m_g: int = 5
-    gamma: float | None = None
+    gamma: float | tuple[float, ...] | None = None
     batch_size: int = 1
     trunc: float | None = None
     bias_scale: float = 1.0
@@ -85,6 +87,8 @@ class TwoModeConfig(GameSettings):
     v_init_std: float | None = None
     a_init_std: float | None = None
     z_pair_prob: float | None = None
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"gamma": {"low": 0.0, **_COMPUTED["gamma"][2]}}
 
     def __post_init__(self) -> None:
         if self.case not in CASES:
@@ -94,6 +98,9 @@ class TwoModeConfig(GameSettings):
                     bias_scale=check_real("bias_scale", self.bias_scale, low=0.0, low_inclusive=False))
         for name, (formula, default, interval) in _COMPUTED.items():
             value = getattr(self, name)
+            if name in self.per_seed_args and value is not None:  # a number, or one per seed
+                self._store_per_seed(name)
+                continue
             try:
                 checked = check_real(name, default(self) if value is None else value, **{"low": 0.0, **interval})
             except ValueError as e:
@@ -190,6 +197,7 @@ class TwoMode(Game):
     )
 
     quality_metric = "mode_alignment"
+    scalar_metrics = ("modes_recovered", "mode_alignment", "update_speed_ratio")
     quality_sign = 1.0
     zero_sum = True
 
@@ -208,7 +216,8 @@ class TwoMode(Game):
         r = g[:, 1] - (g[:, 1] * e1).sum(dim=1, keepdim=True) * e1
         e2 = r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
         if self.case == "correlated_modes":
-            u2 = self.gamma * e1 + math.sqrt(1.0 - self.gamma**2) * e2
+            gamma = column(self.seed_args.get("gamma", self.gamma), 2)  # a number, or (N, 1) per seed
+            u2 = gamma * e1 + sqrt(1.0 - gamma**2) * e2
         else:
             u2 = e2
         modes = torch.stack([e1, u2], dim=1).to(dt)  # (N, 2, d)
@@ -217,7 +226,7 @@ class TwoMode(Game):
         a = self.a_init_std * rng.normal((1,), dt).to(dev)[:, 0]
         params = {"generator": {"V": v},
                   "discriminator": {"W": w, "a": a, "b": torch.zeros_like(a)}}
-        return params, {"modes": modes}
+        return params, {"modes": modes, **self._seed_instance()}
 
     def sample(self, rng: SeedStreams, instance):
         r"""Real samples ``X`` ``(N, B, d)`` and latents ``z`` ``(N, B, m_g)``.
@@ -232,7 +241,7 @@ class TwoMode(Game):
             s1 = r < 0.5
             s2 = ~s1
         else:
-            g = self.gamma
+            g = column(instance.get("gamma", self.gamma), 2)  # a number, or (N, 1) per seed
             both = r < g
             s1 = r < g + 0.5 * (1.0 - g)  # (1, 1) below g, then (1, 0), then (0, 1)
             s2 = both | ~s1

@@ -22,6 +22,7 @@ import codecs
 import importlib.util
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from minmax_envs._checks import check_int
+from minmax_envs._json import open_regular
 
 __all__ = ["CIFAR10_ENV_VAR", "DATASETS", "IMAGEFOLDER_ENV_VAR", "IMAGE_EXTENSIONS", "ImageData", "load_images"]
 
@@ -356,15 +358,24 @@ def _imagefolder_raw(data_dir: str | os.PathLike | None, resolution: int, mode: 
     for i, rel in enumerate(files):
         path = root / rel
         try:
-            with Image.open(path) as img:
-                img = img.convert(mode)
-                w, h = img.size
-                side = min(w, h)
-                left, top = (w - side) // 2, (h - side) // 2
-                img = img.crop((left, top, left + side, top + side))  # crop first: resizing with a box
-                if side != resolution:  # would let pixels outside the square bleed in through the filter
-                    img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
-                out[i] = np.asarray(img, dtype=np.uint8).reshape(resolution, resolution, -1)
+            with open_regular(path) as f:  # a FIFO or a device named like an image is not read
+                with warnings.catch_warnings():
+                    # a decompression bomb (a small file declaring a huge image) is refused, not decoded: PIL
+                    # warns above Image.MAX_IMAGE_PIXELS pixels and raises above twice that; both are errors here
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    img = Image.open(f)
+                with img:
+                    img = img.convert(mode)
+                    w, h = img.size
+                    side = min(w, h)
+                    left, top = (w - side) // 2, (h - side) // 2
+                    img = img.crop((left, top, left + side, top + side))  # crop first: resizing with a box
+                    if side != resolution:  # would let pixels outside the square bleed in through the filter
+                        img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
+                    out[i] = np.asarray(img, dtype=np.uint8).reshape(resolution, resolution, -1)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ValueError(f"cannot read image {str(path)!r}: it declares more than {Image.MAX_IMAGE_PIXELS} pixels "
+                             "(PIL.Image.MAX_IMAGE_PIXELS): a decompression bomb, not a training image") from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise ValueError(f"cannot read image {str(path)!r}: {e}") from e
     return out.transpose(0, 3, 1, 2), labels

@@ -121,7 +121,7 @@ def test_the_key_holds_every_input_that_changes_an_episode():
     variants = {
         "env_kwargs": key(task=replace(task, env_kwargs={**task.env_kwargs, "n": 2})),
         "target": key(task=replace(task, target=0.5)),
-        "metric": key(task=replace(task, metric="loss")),
+        "metric": key(task=replace(task, metric="diverged")),
         "eval_every": key(task=replace(task, eval_every=20)),
         "steps": key(task=replace(task, steps=80)),
         "schedule": key(task=replace(task, schedule="linear_decay")),

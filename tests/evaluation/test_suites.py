@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+import minmax_envs
 from minmax_envs.evaluation import Suite, Task, get_suite, list_suites
+from tests.conftest import ENV_IDS, small_env
 
 
 @pytest.mark.parametrize("name", list_suites())
@@ -36,3 +38,20 @@ def test_lists_from_json_become_tuples_and_integers_numbers():
     assert t.lr_range == (1.0, 2.0) and t.ratios == (1.0, 0.5)
     assert isinstance(t.target, float) and isinstance(t.lr_range[0], float)  # one record key for 1 and 1.0
     assert Suite("s", 1, [t], agents=["sgda"]).tasks == (t,)
+
+
+# one env id per game class: what each game's metrics() returns against what it declares
+_ONE_PER_GAME = {minmax_envs.spec(i).entry_point: i for i in reversed(ENV_IDS)}
+
+
+@pytest.mark.parametrize("env_id", sorted(_ONE_PER_GAME.values()))
+def test_every_game_declares_the_scalar_metrics_its_tasks_may_score(env_id):
+    """Suites check a task's metric and target_metric against ``Game.scalar_metrics`` when they are read, so the
+    declaration must be what ``metrics()`` returns as one number per seed (``inception_fid`` is optional)."""
+    env = small_env(env_id, 2)
+    env.reset(seed=0)
+    scalar = {k for k, v in env.metrics().items() if v.ndim == 1} - {"diverged"}
+    game = minmax_envs.spec(env_id).game_class()
+    assert scalar <= set(game.scalar_metrics) and game.quality_metric in game.scalar_metrics
+    assert set(game.scalar_metrics) - scalar <= {"inception_fid"}
+

@@ -370,7 +370,7 @@ def test_bad_arguments(kw, match):
 def test_bad_arguments_through_make_name_the_argument():
     with pytest.raises(ValueError, match="radius"):
         minmax_envs.make("MoG-Grid-v0", radius=1.0)
-    with pytest.raises(ValueError, match="unknown argument"):
+    with pytest.raises(ValueError, match="unexpected keyword argument 'width'"):
         minmax_envs.make("MoG-Ring-v0", width=3)
 
 
