@@ -105,3 +105,18 @@ def test_a_game_takes_its_config_whole_and_the_config_is_frozen_and_validated():
     with pytest.raises(ValueError, match=r"gamma must be .* \(the default 1/log\(d\) for d=2\); pass gamma"):
         TwoModeConfig(d=2)
     assert DiracGAN.Config is DiracGANConfig and TwoModeConfig(d=100, gamma=0.1).resolved().trunc == 100 ** 0.2
+
+
+def test_a_config_holds_per_seed_values_as_floats_and_the_game_checks_their_count():
+    config = DiracGANConfig(penalty="r1", penalty_weight=torch.tensor([0.5, 2.0]), theta0=[1, 3])
+    assert config.penalty_weight == (0.5, 2.0) and config.theta0 == (1.0, 3.0) and config.psi0 == 1.0
+    assert hash(config) == hash(DiracGANConfig(penalty="r1", penalty_weight=(0.5, 2.0), theta0=(1.0, 3.0)))
+    game = DiracGAN(config, num_seeds=2)
+    assert game.seed_args["theta0"].tolist() == [1.0, 3.0] and game.theta0 is game.seed_args["theta0"]
+    with pytest.raises(ValueError, match=r"penalty_weight\[1\] must be a finite number in \[0, inf\), got -1"):
+        DiracGANConfig(penalty_weight=[1.0, -1])
+    with pytest.raises(ValueError, match=r"penalty_weight per seed must have one value per seed \(num_seeds=3\)"):
+        DiracGAN(config, num_seeds=3)
+    with pytest.raises(ValueError, match=r"num_modes applies to layout='ring' only .* got num_modes=5"):
+        MixtureOfGaussiansConfig(layout="grid", num_modes=5)
+    assert minmax_envs.make("MoG-Ring-v0", num_modes=5, **SMALL_KWARGS["MoG-Ring-v0"]).game.num_modes == 5
