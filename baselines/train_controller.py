@@ -46,6 +46,7 @@ import torch
 
 import minmax_envs
 from baselines._args import parse
+from minmax_envs.control import ControlConfig
 from minmax_envs.controllers import ControllerConfig, save_controller
 from minmax_envs.evaluation import bench, get_suite
 from minmax_envs.evaluation.report import report
@@ -94,9 +95,9 @@ def train(args: Args) -> Path:
 
     task = get_suite(args.suite).task(args.task)
     lr_d, lr_g = base_step_sizes(task)
-    control = {"base": args.base, "momentum": args.momentum, "log10_range": args.log10_range, "action": args.action}
-    env_kwargs = {"max_episode_steps": task.steps, "horizon": task.steps, "split": "train",
-                  "base_lr": {"discriminator": lr_d, "generator": lr_g}, **control, **task.env_kwargs}
+    control = ControlConfig(base=args.base, momentum=args.momentum, log10_range=args.log10_range, action=args.action,
+                            base_lr={"discriminator": lr_d, "generator": lr_g}, horizon=task.steps, split="train")
+    env_kwargs = {"max_episode_steps": task.steps, **asdict(control), **task.env_kwargs}
     if minmax_envs.spec(task.env_id).game_class().batched:  # all episodes in one batched game (SB3's VecEnv)
         venv = StepSizeSB3VecEnv(args.num_envs, task.env_id, **env_kwargs)
     else:  # a single-seed (image) game: one env per episode
@@ -107,9 +108,8 @@ def train(args: Args) -> Path:
     t0 = time.perf_counter()
     model.learn(total_timesteps=args.total_timesteps)
     seconds = time.perf_counter() - t0
-    config = ControllerConfig(algorithm="PPO", **control, trained_on={
+    config = ControllerConfig(algorithm="PPO", control=control, trained_on={
         "suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
-        "base_lr": {"discriminator": lr_d, "generator": lr_g}, "horizon": task.steps, "split": "train",
         "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
         "train_seconds": round(seconds, 1), "args": asdict(args)})
     path = save_controller(model, config, Path(args.out) / (args.name or task.name))

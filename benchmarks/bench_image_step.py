@@ -113,7 +113,7 @@ class HandLoop:
     def iteration(self) -> None:
         game, dev = self.game, self.data.device
         b, m = game.batch_size, self.data.shape[0]
-        for _ in range(game.n_critic):
+        for _ in range(game.schedule.n_critic):
             real = self.data[torch.randint(m, (b,), device=dev)]
             z = torch.randn(b, game.z_dim, device=dev, dtype=game.dtype)
             eps = torch.rand(b, 1, 1, 1, device=dev, dtype=game.dtype) if game.loss == "wgan-gp" else None
@@ -235,7 +235,7 @@ def bench(args, arch: str) -> dict:
         print(f"[{arch}] hand-written loop ({args.iters} iterations):")
         _profile(lambda: loop.run(args.iters), device, args.profile_rows)
     g = env.game
-    return {"arch": arch, "loss": g.loss, "n_critic": g.n_critic, "width": g.width, "z_dim": g.z_dim,
+    return {"arch": arch, "loss": g.loss, "n_critic": g.schedule.n_critic, "width": g.width, "z_dim": g.z_dim,
             "env": [1e3 * x for x in env_s], "loop": [1e3 * x for x in loop_s], "ratio": ratios,
             "params": (sum(p.numel() for p in g.G.parameters()), sum(p.numel() for p in g.D.parameters()))}
 

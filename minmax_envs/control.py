@@ -44,14 +44,24 @@ ACTIONS: dict[str, tuple[str, str]] = {"step_sizes": PLAYERS, "balance": ("pace"
 LOG_BOUND = 30.0
 #: Bound of every loss / quality / reward entry (the default divergence threshold of the batched env).
 VALUE_BOUND = 1e6
-#: Names of the observation entries of the step-size control problem (:class:`StepSizeCore`), in order: the
-#: per-player blocks follow ``PLAYERS`` (generator first).
-OBS_NAMES: tuple[str, ...] = (
-    "generator/log10_grad_norm", "generator/log10_param_norm", "generator/loss",
-    "discriminator/log10_grad_norm", "discriminator/log10_param_norm", "discriminator/loss",
-    "log10_grad_ratio", "progress", "quality",
-    "generator/log10_update_norm", "discriminator/log10_update_norm",
+#: The observation of the step-size control problem (:class:`StepSizeCore`), declared once: its entries in order,
+#: each ``(name, low, high)``; the per-player blocks follow ``PLAYERS`` (generator first). Every entry is clipped
+#: into its bounds (:func:`bounded`).
+OBSERVATION: tuple[tuple[str, float, float], ...] = (
+    ("generator/log10_grad_norm", -LOG_BOUND, LOG_BOUND),
+    ("generator/log10_param_norm", -LOG_BOUND, LOG_BOUND),
+    ("generator/loss", -VALUE_BOUND, VALUE_BOUND),
+    ("discriminator/log10_grad_norm", -LOG_BOUND, LOG_BOUND),
+    ("discriminator/log10_param_norm", -LOG_BOUND, LOG_BOUND),
+    ("discriminator/loss", -VALUE_BOUND, VALUE_BOUND),
+    ("log10_grad_ratio", -LOG_BOUND, LOG_BOUND),
+    ("progress", 0.0, 1.0),
+    ("quality", -VALUE_BOUND, VALUE_BOUND),
+    ("generator/log10_update_norm", -LOG_BOUND, LOG_BOUND),
+    ("discriminator/log10_update_norm", -LOG_BOUND, LOG_BOUND),
 )
+#: The names of the :data:`OBSERVATION` entries, in order.
+OBS_NAMES: tuple[str, ...] = tuple(name for name, _, _ in OBSERVATION)
 #: Game seeds are drawn below this bound (``[0, SEED_HIGH)``).
 SEED_HIGH = 2**62
 #: Game seeds drawn by a reset without a seed, by ``split``: learned controllers train on ``"train"``
@@ -357,9 +367,10 @@ class ControlledGame:
 
 
 class Transition(NamedTuple):
-    """One step of :class:`StepSizeCore`, as numpy arrays over the ``N`` slots."""
+    """One step of :class:`StepSizeCore`, as numpy arrays over the ``N`` slots (packed into one transfer from the
+    device in the order of these fields, :data:`TRANSITION_WIDTHS` columns each)."""
 
-    obs: np.ndarray  # (N, 11) float32, entries named by OBS_NAMES
+    obs: np.ndarray  # (N, len(OBSERVATION)) float32, the entries of OBSERVATION
     reward: np.ndarray  # (N,) float64
     terminated: np.ndarray  # (N,) bool
     quality: np.ndarray  # (N,) float64 (nan where not finite)
@@ -367,6 +378,15 @@ class Transition(NamedTuple):
     game_step: np.ndarray  # (N,) int64, game steps run in the episode
     env_steps: np.ndarray  # (N,) int64, env steps (actions) since reset
     diverged: np.ndarray  # (N,) bool
+
+
+#: Columns of each :class:`Transition` field in the packed transfer (1 if not listed): the observation's entries
+#: and the players' step sizes.
+TRANSITION_WIDTHS: dict[str, int] = {"obs": len(OBSERVATION), "lr": len(PLAYERS)}
+#: The numpy dtype of each :class:`Transition` field (``bool``: the packed value is above 0.5).
+_TRANSITION_DTYPES: dict[str, type] = {"obs": np.float32, "reward": np.float64, "terminated": np.bool_,
+                                       "quality": np.float64, "lr": np.float64, "game_step": np.int64,
+                                       "env_steps": np.int64, "diverged": np.bool_}
 
 
 class StepSizeCore(ControlledGame):
@@ -384,9 +404,8 @@ class StepSizeCore(ControlledGame):
         self.horizon = control.horizon or spec(game.env_id).max_episode_steps
         # default: one update cycle of the game (1 step; n_critic + 1 for an alternating image game)
         self.steps_per_action = control.steps_per_action or self.env.game.cycle
-        log_b, val_b = LOG_BOUND, VALUE_BOUND
-        self.obs_low = np.array([-log_b, -log_b, -val_b] * 2 + [-log_b, 0.0, -val_b] + [-log_b] * 2, dtype=np.float32)
-        self.obs_high = np.array([log_b, log_b, val_b] * 2 + [log_b, 1.0, val_b] + [log_b] * 2, dtype=np.float32)
+        self.obs_low = np.array([low for _, low, _ in OBSERVATION], dtype=np.float32)
+        self.obs_high = np.array([high for _, _, high in OBSERVATION], dtype=np.float32)
         self._low_t = torch.as_tensor(self.obs_low, dtype=torch.float64, device=self.env.device)
         self._high_t = torch.as_tensor(self.obs_high, dtype=torch.float64, device=self.env.device)
         if control.action == "balance" and self.env.game.cycle != 1:
@@ -514,28 +533,36 @@ class StepSizeCore(ControlledGame):
 
     # --- observation --------------------------------------------------------------------------
     def _observe(self) -> torch.Tensor:
-        cols, grad_logs = [], {}
+        """The entries of :data:`OBSERVATION`, by name, bounded: ``(N, len(OBSERVATION))`` float64."""
+        entries = {}
         for pl in PLAYERS:
             grads, loss = self.last_move[pl]
-            grad_logs[pl] = log10_norm(grads)
-            cols += [grad_logs[pl], log10_norm(self.obs[pl].params), loss.double()]
-        cols += [grad_logs["generator"] - grad_logs["discriminator"], self._t.double() / self.horizon, self._quality]
-        cols += [self._update_logs[pl] for pl in PLAYERS]
-        return bounded(torch.stack(cols, dim=1), self._low_t, self._high_t)
+            entries[f"{pl}/log10_grad_norm"] = log10_norm(grads)
+            entries[f"{pl}/log10_param_norm"] = log10_norm(self.obs[pl].params)
+            entries[f"{pl}/loss"] = loss.double()
+            entries[f"{pl}/log10_update_norm"] = self._update_logs[pl]
+        entries["log10_grad_ratio"] = entries["generator/log10_grad_norm"] - entries["discriminator/log10_grad_norm"]
+        entries["progress"] = self._t.double() / self.horizon
+        entries["quality"] = self._quality
+        return bounded(torch.stack([entries[name] for name in OBS_NAMES], dim=1), self._low_t, self._high_t)
 
     def _transition(self, reward: torch.Tensor, terminated: torch.Tensor, lr: torch.Tensor) -> Transition:
-        """Pack everything into one float64 tensor: a single device-to-host transfer per step."""
+        """Pack the fields of a :class:`Transition` into one float64 tensor: a single device-to-host transfer per
+        step."""
         env = self.env
-        packed = torch.cat([self._observe(), reward[:, None], terminated.double()[:, None], self._quality[:, None],
-                            lr, env.t.double()[:, None], self._t.double()[:, None],
-                            env.diverged.double()[:, None]], dim=1)
+        columns = {"obs": self._observe(), "reward": reward, "terminated": terminated, "quality": self._quality,
+                   "lr": lr, "game_step": env.t, "env_steps": self._t, "diverged": env.diverged}
+        packed = torch.cat([columns[name].double().reshape(self.num_seeds, -1) for name in Transition._fields], dim=1)
         a = packed.cpu().numpy()
-        k = len(OBS_NAMES)
-        quality = a[:, k + 2].copy()
-        quality[~np.isfinite(quality)] = np.nan
-        return Transition(obs=a[:, :k].astype(np.float32), reward=a[:, k].copy(), terminated=a[:, k + 1] > 0.5,
-                          quality=quality, lr=a[:, k + 3:k + 5].copy(), game_step=a[:, k + 5].astype(np.int64),
-                          env_steps=a[:, k + 6].astype(np.int64), diverged=a[:, k + 7] > 0.5)
+        fields, start = {}, 0
+        for name in Transition._fields:
+            width = TRANSITION_WIDTHS.get(name, 1)
+            part = a[:, start:start + width] if name in TRANSITION_WIDTHS else a[:, start]
+            start += width
+            dtype = _TRANSITION_DTYPES[name]
+            fields[name] = part > 0.5 if dtype is np.bool_ else part.astype(dtype)  # astype copies
+        fields["quality"][~np.isfinite(fields["quality"])] = np.nan
+        return Transition(**fields)
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ acts, and its episode runs every seed of a batch at once through :class:`~minmax
 - ``NAME.pt``, its weights: the policy's ``state_dict`` (a dict ``{parameter name: tensor}``) written by
   ``torch.save`` and read back with ``torch.load(..., weights_only=True)``, torch's restricted unpickler that
   builds tensors, numbers, strings, lists and dicts and refuses every other object;
-- ``NAME.json``, its description (``"format": "minmax_envs.controller"``, ``"format_version": 1``): the
-  control settings it was trained with (:class:`ControllerConfig`: algorithm, base direction agent,
-  momentum, scope, ``log10_range``, ``steps_per_action``, the game it was trained on) and its ``"policy"``:
+- ``NAME.json``, its description (``"format": "minmax_envs.controller"``, ``"format_version": 1``): how it
+  acts (:class:`ControllerConfig`: the ``"algorithm"``, the ``"control"`` settings it was trained with, a
+  :class:`~minmax_envs.control.ControlConfig` as a JSON object, and what it was ``"trained_on"``; descriptions
+  written before hold six of those settings, ``base``, ``momentum``, ``scope``, ``log10_range``,
+  ``steps_per_action`` and ``action``, at the top level instead, and still load) and its ``"policy"``:
   the class (``MlpPolicy``), its constructor arguments (``net_arch``, the activation function by name, ...:
   each from an allow-list, see :data:`POLICY_KWARGS`) and its observation and action spaces (``Box``: shape,
   dtype, bounds);
@@ -38,7 +40,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ from gymnasium import spaces
 
 from minmax_envs import _json
 from minmax_envs._checks import check_int, check_real
-from minmax_envs.control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore, direction_agent
+from minmax_envs.control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore
 from minmax_envs.episode import EpisodeResult, check_samples, episode_result
 from minmax_envs.games._base import PLAYERS
 
@@ -77,16 +79,18 @@ _FILES = "a controller is NAME.pt (its weights) with NAME.json (its description)
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """How a controller acts: the step-size control settings it was trained with (see ``StepSizeEnv``)."""
+    """How a controller acts: the ``algorithm`` that trained it, the step-size ``control`` settings it was trained
+    with (:class:`~minmax_envs.control.ControlConfig`, see ``StepSizeEnv``; it plays with them, around the base
+    step sizes and for the horizon of its episode) and what it was ``trained_on`` (suite, task, env id and
+    arguments, timesteps...)."""
 
     algorithm: str = "PPO"
-    base: str = "sgda"
-    momentum: float = 0.0
-    scope: str = "global"
-    log10_range: float = 1.0
-    steps_per_action: int | None = None
-    trained_on: dict[str, Any] = field(default_factory=dict)  # env id, arguments, base_lr, horizon, timesteps
-    action: str = "step_sizes"  # what the action sets (ACTIONS); descriptions written before it have none
+    control: ControlConfig = field(default_factory=ControlConfig)
+    trained_on: dict[str, Any] = field(default_factory=dict)
+
+
+#: The control settings a description written before ``"control"`` holds at its top level (``action`` optional).
+LEGACY_CONTROL_KEYS = ("base", "momentum", "scope", "log10_range", "steps_per_action", "action")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ LEGACY_LAYOUT = Layout(action=("discriminator", "generator"), observation=(
     "discriminator/log10_update_norm", "generator/log10_update_norm"))
 
 _CONFIG_KEYS = tuple(f.name for f in fields(ControllerConfig))
+_CONTROL_KEYS = tuple(f.name for f in fields(ControlConfig))
 _DESCRIPTION_KEYS = ("format", "format_version", *_CONFIG_KEYS, "layout", "policy", "saved_with")
 _POLICY_KEYS = ("class", "kwargs", "observation_space", "action_space")
 _SPACE_KEYS = ("type", "shape", "dtype", "low", "high")
@@ -293,32 +298,36 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
     if data.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{where} has format_version {data.get('format_version')!r}; this minmax_envs reads "
                          f"{FORMAT_VERSION}")
-    unknown = sorted(set(data) - set(_DESCRIPTION_KEYS))
-    missing = [k for k in (*_CONFIG_KEYS, "policy") if k not in data and k != "action"]
+    legacy = {k: data[k] for k in LEGACY_CONTROL_KEYS if k in data}
+    unknown = sorted(set(data) - set(_DESCRIPTION_KEYS) - set(legacy))
+    form = () if "control" in data else LEGACY_CONTROL_KEYS[:-1] if legacy else ("control",)
+    required = ("algorithm", "trained_on", "policy", *form)
+    missing = [k for k in required if k not in data]
     if unknown or missing:
         raise ValueError(f"{where}: " + "; ".join(
             ([f"unknown key(s) {', '.join(map(repr, unknown))}"] if unknown else [])
             + ([f"missing key(s) {', '.join(map(repr, missing))}"] if missing else []))
             + f"; a description has the keys {', '.join(_DESCRIPTION_KEYS)}")
-    config = ControllerConfig(**{k: data[k] for k in _CONFIG_KEYS if k in data})
-    if config.action not in ACTIONS:
-        raise ValueError(f"{where}: unknown action {config.action!r}; choose one of {', '.join(ACTIONS)}")
+    if "control" in data:
+        if legacy:  # each value named wherever it is wrong, then the mix of the two forms
+            _control(legacy, where)
+            raise ValueError(f"{where}: the control settings are in 'control'; the top-level "
+                             f"{', '.join(map(repr, legacy))} of descriptions written before it cannot be given too")
+        control = _control(data["control"], where)
+    else:  # a description written before "control"
+        control = _control(legacy, where)
+    config = ControllerConfig(algorithm=data["algorithm"], control=control, trained_on=data["trained_on"])
     if config.algorithm not in SB3_ALGORITHMS:
         raise ValueError(f"{where}: unknown algorithm {config.algorithm!r}; choose one of {', '.join(SB3_ALGORITHMS)}")
-    try:
-        direction_agent(config.base, config.momentum, config.scope)
-        check_real("log10_range", config.log10_range, low=0.0)
-        check_int("steps_per_action", config.steps_per_action, allow_none=True)
-    except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
     if not isinstance(config.trained_on, dict):
         raise ValueError(f"{where}: trained_on must be a JSON object, got {config.trained_on!r}")
+    action = config.control.action
     if "layout" in data:
-        layout = Layout.from_json(data["layout"], where, ACTIONS[config.action])
-    elif config.action == "step_sizes":
+        layout = Layout.from_json(data["layout"], where, ACTIONS[action])
+    elif action == "step_sizes":
         layout = LEGACY_LAYOUT
     else:
-        raise ValueError(f"{where}: a controller with action {config.action!r} needs its layout")
+        raise ValueError(f"{where}: a controller with action {action!r} needs its layout")
     policy = data["policy"]
     if not isinstance(policy, dict) or set(policy) != set(_POLICY_KEYS):
         raise ValueError(f"{where}: policy must be an object with exactly the keys {', '.join(_POLICY_KEYS)}")
@@ -329,6 +338,21 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
               "observation_space": _space_from_json(policy["observation_space"], "observation_space", where),
               "action_space": _space_from_json(policy["action_space"], "action_space", where)}
     return config, layout, parsed
+
+
+def _control(d: Any, where: str) -> ControlConfig:
+    """The :class:`~minmax_envs.control.ControlConfig` of a description's control settings, validated (a
+    ``ValueError`` naming the file)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: control must be a JSON object of control settings, got {d!r}")
+    unknown = sorted(set(d) - set(_CONTROL_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: control: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: "
+                         f"{', '.join(_CONTROL_KEYS)}")
+    try:
+        return ControlConfig(**d)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _no_schedule(_progress_remaining: float) -> float:
@@ -440,7 +464,7 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
     import stable_baselines3
 
     if layout is None:
-        layout = Layout(action=ACTIONS.get(config.action, PLAYERS))
+        layout = Layout(action=ACTIONS.get(config.control.action, PLAYERS))
     algorithm = type(model).__name__
     if algorithm not in SB3_ALGORITHMS or not hasattr(model, "policy"):
         raise ValueError(f"save_controller needs a stable-baselines3 {', '.join(SB3_ALGORITHMS)} model, got "
@@ -490,7 +514,9 @@ def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None
             raise ValueError(f"{str(src)!r} has no settings file {str(settings)!r}; pass config=ControllerConfig(...)")
         try:
             data = json.loads(settings.read_text())
-            config = ControllerConfig(**{k: v for k, v in data.items() if k in _CONFIG_KEYS})
+            control = _control({k: data[k] for k in LEGACY_CONTROL_KEYS if k in data}, f"settings {str(settings)!r}")
+            config = ControllerConfig(algorithm=data.get("algorithm", "PPO"), control=control,
+                                      trained_on=data.get("trained_on", {}))
         except (json.JSONDecodeError, TypeError, AttributeError) as e:
             raise ValueError(f"settings {str(settings)!r} are not valid: {e}") from None
     if config.algorithm not in SB3_ALGORITHMS:
@@ -528,9 +554,9 @@ class LearnedController:
         policy acting deterministically; metrics every ``eval_every`` actions and ``samples`` generator samples
         per seed at the end, as :func:`run_episode` records them (an action is one update cycle of the game
         unless the controller says otherwise): the :class:`~minmax_envs.evaluation.zoo.Runner` interface."""
-        c = self.config
-        control = ControlConfig(c.base, c.momentum, c.scope, {"discriminator": self.lr_d, "generator": self.lr_g},
-                                c.log10_range, c.steps_per_action, horizon=steps, action=c.action)
+        action = self.config.control.action
+        control = replace(self.config.control, base_lr={"discriminator": self.lr_d, "generator": self.lr_g},
+                          horizon=steps)
         core = StepSizeCore(GameConfig.from_kwargs(env_id, device=device, **env_kwargs), control, count)
         for name, mine, env_space in (("observations", self.policy.observation_space, core.observation_space()),
                                       ("actions", self.policy.action_space, core.action_space())):
@@ -538,7 +564,7 @@ class LearnedController:
                 raise ValueError(f"controller {str(self.path)!r} expects {name} of shape {mine.shape}, the "
                                  f"step-size env has {env_space.shape}")
         observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
-        acted = [self.layout.action.index(name) for name in ACTIONS[c.action]]  # env column j <- policy entry
+        acted = [self.layout.action.index(name) for name in ACTIONS[action]]  # env column j <- policy entry
         env = core.env
         check_samples(env, samples)  # before the episode, as run_episode
         tr = core.reset(range(seed, seed + count))

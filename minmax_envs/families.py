@@ -68,7 +68,7 @@ class Param:
         low, high: the interval (``uniform``, ``log_uniform``).
         choices: the values (``choice``): numbers, strings, booleans or null.
         per_seed: draw one value per seed (the argument changes no tensor's shape and the game accepts one value
-            per seed: its ``per_seed_args``); ``False``: one value per batch (group of instances).
+            per seed: its ``Config.per_seed_args``); ``False``: one value per batch (group of instances).
     """
 
     name: str
@@ -207,8 +207,8 @@ class Family:
         for p in params:
             if p.name not in allowed:
                 raise ValueError(f"{self.env_id} has no argument {p.name!r}; its arguments: {', '.join(allowed)}")
-            if p.per_seed and p.name not in cls.per_seed_args:
-                can = ", ".join(cls.per_seed_args) or "none"
+            if p.per_seed and p.name not in cls.Config.per_seed_args:
+                can = ", ".join(cls.Config.per_seed_args) or "none"
                 raise ValueError(f"{p.name!r} cannot vary per seed in {self.env_id} (it changes a tensor's shape or "
                                  f"is discrete): set per_seed false; arguments that can: {can}")
         if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):

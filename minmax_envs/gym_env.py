@@ -15,12 +15,11 @@ import numpy as np
 import torch
 
 from minmax_envs.control import (
-    ControlConfig,
-    GameConfig,
     StepSizeCore,
     Transition,
     actions_array,
     check_render_mode,
+    configs,
     step_size_chart,
 )
 from minmax_envs.env import BatchedEnv
@@ -144,8 +143,9 @@ class StepSizeEnv(RegisteredGame, gym.Env):
     * ``render_mode``: ``None`` (default) or ``"rgb_array"``: :meth:`render` then returns an ``(H, W, 3)``
       uint8 chart of the episode so far (the quality, and ``log10`` of both step sizes).
 
-    The control settings become a :class:`~minmax_envs.control.ControlConfig` and the game settings a
-    :class:`~minmax_envs.control.GameConfig` (``env.control``, ``env.game``), both validated eagerly.
+    The keywords become a :class:`~minmax_envs.control.ControlConfig` (the control settings, defaults as above)
+    and a :class:`~minmax_envs.control.GameConfig` (the rest) by :func:`~minmax_envs.control.configs`
+    (``env.control``, ``env.game``), both validated eagerly.
 
     ``info`` holds ``quality`` (the unclipped quality), ``diverged``, ``game_step`` and, after a step,
     ``lr_generator`` / ``lr_discriminator``.
@@ -161,19 +161,9 @@ class StepSizeEnv(RegisteredGame, gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, env_id: str, *, base: str = "sgda", momentum: float = 0.0, scope: str = "global",
-                 base_lr: float | dict[str, float] = 0.01, log10_range: float = 1.0,
-                 steps_per_action: int | None = None, horizon: int | None = None,
-                 divergence_penalty: float = -1.0, split: str | None = None, action: str = "step_sizes",
-                 device: Any = "cpu",
-                 dtype: Any = torch.float32, regularizer: str | None = None, reg_weight: float | None = None,
-                 divergence_threshold: float = 1e6, render_mode: str | None = None, family: Any = None,
-                 **game_kwargs: Any):
+    def __init__(self, env_id: str, *, render_mode: str | None = None, **kwargs: Any):
         self.render_mode = check_render_mode(render_mode, "StepSizeEnv")
-        self.game = GameConfig(env_id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs,
-                               family)
-        self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action, horizon,
-                                     divergence_penalty, split, action)
+        self.game, self.control = configs(env_id, **kwargs)
         self._core = StepSizeCore(self.game, self.control, 1)
         self.env_id = self._core.env_id
         self.horizon = self._core.horizon

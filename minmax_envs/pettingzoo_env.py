@@ -22,13 +22,12 @@ from minmax_envs.control import (
     QUALITY_COLOR,
     SPLITS,
     VALUE_BOUND,
-    ControlConfig,
     ControlledGame,
-    GameConfig,
     actions_array,
     bounded,
     chart,
     check_render_mode,
+    configs,
     log10_norm,
 )
 from minmax_envs.env import BatchedEnv
@@ -150,9 +149,11 @@ class MinMaxParallelEnv(ParallelEnv):
         self.env_id, self.action_mode, self.reward_mode = s.id, action_mode, reward_mode
         self.max_cycles = check_int("max_cycles", max_cycles, allow_none=True) or s.max_episode_steps
         self.max_update = check_real("max_update", max_update, low=0.0, low_inclusive=False)
-        self.game = GameConfig(s.id, device, dtype, regularizer, reg_weight, divergence_threshold, game_kwargs, family)
-        self.control = ControlConfig(base, momentum, scope, base_lr, log10_range, steps_per_action=1,
-                                     horizon=self.max_cycles, divergence_penalty=divergence_penalty, split=split)
+        self.game, self.control = configs(
+            s.id, base=base, momentum=momentum, scope=scope, base_lr=base_lr, log10_range=log10_range,
+            divergence_penalty=divergence_penalty, steps_per_action=1, horizon=self.max_cycles, split=split,
+            device=device, dtype=dtype, regularizer=regularizer, reg_weight=reg_weight,
+            divergence_threshold=divergence_threshold, family=family, **game_kwargs)
         if action_mode == "update" and self.game.family is not None and self.game.family.batch_params:
             raise ValueError(f"action_mode='update' needs fixed parameter shapes; family {self.game.family.name!r} "
                              f"draws {[p.name for p in self.game.family.batch_params]} per batch: use "

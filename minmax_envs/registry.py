@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import numbers
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
 from minmax_envs.env import BatchedEnv
-from minmax_envs.games._base import Game
+from minmax_envs.games._base import Game, GameSettings, Schedule
 
 NAMESPACE = "minmax_envs"
 
@@ -43,16 +43,9 @@ class UnexpectedKeywordError(TypeError, ValueError):
     A ``TypeError`` worded as Python words its own (``... got an unexpected keyword argument 'x'``), so that
     clients that probe a constructor with optional keywords recognize it (TorchRL's ``GymEnv`` passes
     ``frameskip`` and drops it on exactly this error); and a ``ValueError``, as every other bad argument of the
-    suite, so that code catching those (the CLI, suite validation) reports it the same way.
+    suite, so that code catching those (the CLI, suite validation) reports it the same way. Raised by
+    :func:`check_known`.
     """
-
-
-def unexpected_keywords(owner: str, unknown: list[str], allowed: list[str]) -> UnexpectedKeywordError:
-    """The error for ``unknown`` keywords given to ``owner``, which takes ``allowed``: ``"DiracGAN-v0 got an
-    unexpected keyword argument 'frameskip'; allowed: loss, ..."``."""
-    names = ", ".join(map(repr, unknown))
-    what = f"an unexpected keyword argument {names}" if len(unknown) == 1 else f"unexpected keyword arguments {names}"
-    return UnexpectedKeywordError(f"{owner} got {what}; allowed: {', '.join(allowed)}")
 
 
 def register(spec: EnvSpec) -> None:
@@ -96,27 +89,49 @@ def parse_device(device: Any) -> torch.device:
 
 
 def game_kwargs_allowed(cls: type[Game]) -> list[str]:
-    sig = inspect.signature(cls.__init__)
-    return [n for n, p in sig.parameters.items()
-            if p.kind == p.KEYWORD_ONLY and n not in ("num_seeds", "device", "dtype")]
+    """The game arguments of a game class: the fields of its ``Config``, in order."""
+    return [f.name for f in fields(cls.Config)]
 
 
-def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32,
-              **game_kwargs: Any) -> Game:
-    """Instantiate the game of a registered id with its default arguments overridden by ``game_kwargs``."""
+def check_known(owner: str, given: Iterable[str], allowed: Sequence[str]) -> None:
+    """Raise :class:`UnexpectedKeywordError` for the keywords of ``given`` that are not ``allowed``, naming them
+    and listing the allowed ones: ``"DiracGAN-v0 got an unexpected keyword argument 'frameskip'; allowed: loss,
+    ..."`` (every keyword a game, env or control face does not take is refused here)."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        what = (f"an unexpected keyword argument {names}" if len(unknown) == 1
+                else f"unexpected keyword arguments {names}")
+        raise UnexpectedKeywordError(f"{owner} got {what}; allowed: {', '.join(allowed)}")
+
+
+def game_config(env_id: str, **game_kwargs: Any) -> GameSettings:
+    """The ``Config`` of the game of a registered id: the registry's defaults of that id overridden by
+    ``game_kwargs`` (unknown names raise, listing the allowed ones; bad values raise from the config)."""
     s = spec(env_id)
     cls = s.game_class()
-    allowed = game_kwargs_allowed(cls)
-    unknown = sorted(set(game_kwargs) - set(allowed))
-    if unknown:
-        raise unexpected_keywords(s.id, unknown, allowed)
-    return cls(num_seeds=num_seeds, device=parse_device(device), dtype=_parse_dtype(dtype),
-               **{**s.kwargs, **game_kwargs})
+    check_known(s.id, game_kwargs, game_kwargs_allowed(cls))
+    return cls.Config(**{**s.kwargs, **game_kwargs})
+
+
+def make_game(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32, *,
+              update: str | None = None, n_critic: int | None = None, **game_kwargs: Any) -> Game:
+    """Instantiate the game of a registered id with its default arguments overridden by ``game_kwargs`` (its
+    ``Config``, :func:`game_config`) and the update schedule ``update`` / ``n_critic`` (``None``: the game's
+    default, :meth:`~minmax_envs.Game.default_schedule`)."""
+    s = spec(env_id)
+    cls = s.game_class()
+    config = game_config(s.id, **game_kwargs)
+    default = cls.default_schedule(config)
+    schedule = Schedule(default.update if update is None else update,
+                        default.n_critic if n_critic is None else n_critic)
+    return cls(config, num_seeds, parse_device(device), _parse_dtype(dtype), schedule)
 
 
 def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torch.float32, *,
          regularizer: str | None = None, reg_weight: float | None = None, max_steps: int | None = None,
-         divergence_threshold: float = 1e6, compile: bool = False, **game_kwargs: Any) -> BatchedEnv:
+         divergence_threshold: float = 1e6, compile: bool = False, update: str | None = None,
+         n_critic: int | None = None, **game_kwargs: Any) -> BatchedEnv:
     """Make the torch-native batched env of a registered id.
 
     Args:
@@ -129,20 +144,28 @@ def make(env_id: str, num_seeds: int = 1, device: Any = "cpu", dtype: Any = torc
         max_steps: truncate every seed after this many steps (``None``: never).
         divergence_threshold: a seed whose parameters or losses exceed this in absolute value diverges.
         compile: run the gradient field through ``torch.compile`` (batched games; see :class:`BatchedEnv`).
-        **game_kwargs: the game's own arguments (see its docstring).
+        update: the update schedule of every game, ``"simultaneous"`` or ``"alternating"``
+            (:class:`~minmax_envs.games._base.Schedule`); ``None``: the game's default (alternating for the
+            image GANs, simultaneous for the others).
+        n_critic: discriminator steps per generator step of an alternating schedule (``None``: the game's
+            default, 1 but for the ResNet image GANs' 5).
+        **game_kwargs: the game's own arguments, the fields of its ``Config`` (see its card).
 
-    The env records the arguments it was made with as ``env.make_kwargs``: every argument above, the game's
-    defaults filled in, in a canonical JSON-able form (dtype and device as strings), so that
-    ``make(**env.make_kwargs)`` makes the same env again; :func:`~minmax_envs.run_episode` puts them in the
-    fingerprint of its checkpoints.
+    The env records the arguments it was made with as ``env.make_kwargs``: every argument above, the schedule
+    resolved, then the game's config as a dict (``dataclasses.asdict``), in a canonical JSON-able form (dtype
+    and device as strings), so that ``make(**env.make_kwargs)`` makes the same env again;
+    :func:`~minmax_envs.run_episode` puts them in the fingerprint of its checkpoints.
     """
     s = spec(env_id)
-    game = make_game(s.id, num_seeds, device, dtype, **game_kwargs)
+    game = make_game(s.id, num_seeds, device, dtype, update=update, n_critic=n_critic, **game_kwargs)
     env = BatchedEnv(game, regularizer=regularizer, reg_weight=reg_weight, max_steps=max_steps,
                      divergence_threshold=divergence_threshold, env_id=s.id, compile=compile)
-    env.make_kwargs = _make_kwargs(s, num_seeds, game.device, game.dtype,
-                                   {"regularizer": regularizer, "reg_weight": reg_weight, "max_steps": max_steps,
-                                    "divergence_threshold": divergence_threshold, "compile": compile}, game_kwargs)
+    config = asdict(game.config)
+    env.make_kwargs = _canonical({
+        "env_id": s.id, "num_seeds": num_seeds, "device": game.device, "dtype": game.dtype,
+        "regularizer": regularizer, "reg_weight": reg_weight, "max_steps": max_steps,
+        "divergence_threshold": divergence_threshold, "compile": compile,
+        "update": game.schedule.update, "n_critic": game.schedule.n_critic, **{k: config[k] for k in sorted(config)}})
     return env
 
 
@@ -171,18 +194,6 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
     return repr(value)
-
-
-def _make_kwargs(s: EnvSpec, num_seeds: int, device: torch.device, dtype: torch.dtype, env_kwargs: dict[str, Any],
-                 game_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Every argument of :func:`make` in canonical form (:func:`_canonical`), the game's defaults filled in: the
-    registered id, ``num_seeds``, ``device``, ``dtype``, the env's own arguments, then the game's, sorted."""
-    cls = s.game_class()
-    params = inspect.signature(cls.__init__).parameters
-    defaults = {n: params[n].default for n in game_kwargs_allowed(cls) if params[n].default is not params[n].empty}
-    game = {**defaults, **s.kwargs, **game_kwargs}
-    out = {"env_id": s.id, "num_seeds": num_seeds, "device": device, "dtype": dtype, **env_kwargs}
-    return _canonical({**out, **{k: game[k] for k in sorted(game)}})
 
 
 _IMAGE = "minmax_envs.games.image_gan:ImageGAN"

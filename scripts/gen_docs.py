@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from docstring_markdown import to_markdown  # scripts/ (this file's folder) is on sys.path
@@ -20,7 +22,6 @@ import agents
 import minmax_envs
 from minmax_envs.control import OBS_NAMES
 from minmax_envs.evaluation.zoo import AGENTS
-from minmax_envs.registry import game_kwargs_allowed
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -38,15 +39,38 @@ tensors and `P` its parameter count (table above).
 """
 
 
+def config_fields(config: type) -> str:
+    """The ``Attributes:`` section of a game's ``Config`` docstring as a list, one ``* ``name``: text`` per field
+    (the card's Arguments); every field must be documented."""
+    doc = inspect.cleandoc(config.__doc__ or "")
+    section = doc.partition("\nAttributes:\n")[2]
+    entries: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        m = re.match(r"^    (\w+): (.*)$", line)
+        if m:
+            entries[m.group(1)] = [m.group(2)]
+        elif line.startswith("        ") and entries:
+            entries[list(entries)[-1]].append(line.strip())
+        elif line.strip():
+            break
+    names = [f.name for f in fields(config)]
+    if list(entries) != names:
+        raise SystemExit(f"{config.__name__}'s Attributes section documents {list(entries)}, its fields are {names}")
+    return "\n".join(f"* ``{name}``: " + "\n  ".join(text) for name, text in entries.items())
+
+
 def card(env_id: str) -> str:
     s = minmax_envs.spec(env_id)
     cls = s.game_class()
     doc = inspect.cleandoc(cls.__doc__ or "")
     title, _, body = doc.partition("\n")
-    body = to_markdown(body)
-    sig = inspect.signature(cls.__init__)
-    defaults = {n: sig.parameters[n].default for n in game_kwargs_allowed(cls)}
+    before, heading, after = body.partition("## Arguments\n")  # its first paragraph, then the Config's fields
+    first, _, rest = after.partition("\n\n")
+    body = to_markdown(f"{before}{heading}{first}\n\n{config_fields(cls.Config)}\n\n{rest}")
+    defaults = {f.name: f.default for f in fields(cls.Config)}
     defaults.update(s.kwargs)
+    schedule = cls.default_schedule(cls.Config(**s.kwargs))
+    defaults.update(update=schedule.update, n_critic=schedule.n_critic)
     args = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in defaults.items())
     citation = f"\n## Citation\n{cls.citation}\n" if cls.citation else ""
     return (f"# {env_id}\n\n{s.summary}.\n\n"

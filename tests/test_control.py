@@ -4,6 +4,7 @@ memory of the waiting player in an alternating game, and the chart the faces ren
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -12,15 +13,18 @@ import torch
 import minmax_envs
 from minmax_envs.control import (
     OBS_NAMES,
+    OBSERVATION,
     ControlConfig,
     ControlledGame,
     GameConfig,
     StepSizeCore,
+    Transition,
     chart,
     configs,
 )
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.vector_env import StepSizeVectorEnv
 from tests.conftest import SMALL_KWARGS
 
 ALTERNATING = "Digits-ResNetWGANGP-v0"  # n_critic = 2 in SMALL_KWARGS: D, D, G, D, D, G, ...
@@ -42,6 +46,41 @@ def test_configs_are_frozen_validated_and_split_the_flat_keywords():
             ControlConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown environment id"):
         GameConfig("Nope-v0")
+
+
+def test_every_face_builds_its_configs_from_its_keywords_in_one_place():
+    kw = {"base": "nsgda", "base_lr": 0.2, "log10_range": 2.0, "dtype": torch.float64, "regularizer": "nk",
+          "init_std": 0.5}
+    game, control = configs("DiracGAN-v0", horizon=7, **kw)
+    single = StepSizeEnv("DiracGAN-v0", horizon=7, **kw)
+    vector = StepSizeVectorEnv(2, "DiracGAN-v0", max_episode_steps=7, **kw)
+    assert (single.game, single.control) == (vector.game, vector.control) == (game, control)
+    parallel = minmax_envs.parallel_env("DiracGAN-v0", max_cycles=7, **kw)
+    assert parallel.game == game  # one game step per env step, nSGDA per tensor by default
+    assert parallel.control == dataclasses.replace(control, scope="layer", steps_per_action=1)
+
+
+def test_the_observation_is_declared_once_and_names_bounds_and_transitions_follow_it():
+    assert OBS_NAMES == tuple(name for name, _, _ in OBSERVATION) and len(set(OBS_NAMES)) == len(OBSERVATION)
+    core = StepSizeCore(*configs("TwoMode-v0", base_lr=0.3, horizon=4, **SMALL_KWARGS["TwoMode-v0"]), 3)
+    space = core.observation_space()
+    assert space.shape == (len(OBSERVATION),)
+    assert space.low.tolist() == [low for _, low, _ in OBSERVATION]
+    assert space.high.tolist() == [high for _, _, high in OBSERVATION]
+    first = dict(zip(OBS_NAMES, core.reset([0, 1, 2]).obs[0]))
+    tr = core.step(torch.tensor([[0.5, -0.5]] * 3))
+    assert isinstance(tr, Transition) and tr.obs.shape == (3, len(OBSERVATION)) and tr.obs.dtype == np.float32
+    assert tr.lr.shape == (3, len(PLAYERS)) and tr.game_step.tolist() == [1, 1, 1] and tr.env_steps.tolist() == [1] * 3
+    assert tr.terminated.dtype == tr.diverged.dtype == np.bool_ and tr.reward.shape == tr.quality.shape == (3,)
+    entry = dict(zip(OBS_NAMES, tr.obs[0]))
+    assert entry["progress"] == pytest.approx(0.25)
+    assert entry["quality"] == pytest.approx(tr.quality[0], rel=1e-6)
+    assert entry["log10_grad_ratio"] == pytest.approx(
+        entry["generator/log10_grad_norm"] - entry["discriminator/log10_grad_norm"], abs=1e-5)
+    for pl, a in zip(PLAYERS, (0.5, -0.5)):  # sgda: the update is the step size times the gradient observed before
+        np.testing.assert_allclose(tr.lr[:, PLAYERS.index(pl)], 0.3 * 10**a)
+        assert entry[f"{pl}/log10_update_norm"] == pytest.approx(math.log10(0.3) + a + first[f"{pl}/log10_grad_norm"],
+                                                                 abs=1e-5)
 
 
 def test_the_gymnasium_and_pettingzoo_faces_step_by_the_same_rule():

@@ -5,6 +5,7 @@ loaded unsafely."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -19,8 +20,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from baselines import train_controller
 from minmax_envs import controllers
 from minmax_envs.cli import main as minmax
-from minmax_envs.control import OBS_NAMES
+from minmax_envs.control import OBS_NAMES, ControlConfig
 from minmax_envs.controllers import (
+    LEGACY_CONTROL_KEYS,
     LEGACY_LAYOUT,
     ControllerConfig,
     Layout,
@@ -76,7 +78,7 @@ def test_a_tiny_ppo_run_yields_a_loadable_agent_evaluated_on_held_out_seeds(cont
     assert path.is_file() and (controller / "dirac.json").is_file() and not (controller / "dirac.zip").exists()
     settings = json.loads((controller / "dirac.json").read_text())
     assert settings["format"] == "minmax_envs.controller" and settings["format_version"] == 1
-    assert settings["algorithm"] == "PPO" and settings["trained_on"]["split"] == "train"
+    assert settings["algorithm"] == "PPO" and settings["control"]["split"] == "train"
     assert settings["policy"]["class"] == "MlpPolicy" and settings["policy"]["kwargs"]["activation_fn"] == "Tanh"
     assert settings["layout"] == {"action": ["generator", "discriminator"], "observation": list(OBS_NAMES)}
     agent = LearnedController.load(path, 0.1, 0.1)
@@ -127,10 +129,11 @@ def _model(algorithm: str, **policy_kwargs):
 ])
 def test_save_then_load_gives_identical_weights_and_actions(tmp_path, algorithm, policy_kwargs):
     model = _model(algorithm, **policy_kwargs)
-    path = save_controller(model, ControllerConfig(algorithm=algorithm, base="nsgda", log10_range=2.0), tmp_path / "c")
+    config = ControllerConfig(algorithm=algorithm, control=ControlConfig(base="nsgda", log10_range=2.0))
+    path = save_controller(model, config, tmp_path / "c")
     assert path == tmp_path / "c.pt" and (tmp_path / "c.json").is_file()
     loaded = LearnedController.load(path, 0.1, 0.2)
-    assert type(loaded.policy) is type(model.policy) and loaded.config.base == "nsgda" and loaded.lr_g == 0.2
+    assert type(loaded.policy) is type(model.policy) and loaded.config.control.base == "nsgda" and loaded.lr_g == 0.2
     for key, value in model.policy.state_dict().items():
         assert torch.equal(loaded.policy.state_dict()[key], value), key
     obs = _observations()
@@ -175,7 +178,7 @@ COMMITTED = {
 def test_the_committed_controllers_act_as_their_sb3_originals(task):
     assert not (DOCS / task / "controller.zip").exists()
     path, config = check_controller(DOCS / task / "controller.pt")
-    assert config.trained_on["task"] == task and config.log10_range == 2.0
+    assert config.trained_on["task"] == task and config.control.log10_range == 2.0
     policy = LearnedController.load(path).policy
     obs, actions = (np.array(x, dtype=np.float32) for x in zip(*COMMITTED[task]))
     np.testing.assert_allclose(policy.predict(obs, deterministic=True)[0], actions, rtol=1e-6, atol=1e-7)
@@ -247,7 +250,7 @@ def _legacy_and_todays_twin(tmp_path):
     for key in ("action_net.weight", "action_net.bias", "log_std"):
         permuted[key] = state[key][rows].contiguous()
     twin.policy.load_state_dict(permuted)
-    config = ControllerConfig(log10_range=2.0)
+    config = ControllerConfig(control=ControlConfig(log10_range=2.0))
     return (save_controller(legacy, config, tmp_path / "legacy", layout=LEGACY_LAYOUT),
             save_controller(twin, config, tmp_path / "today"))
 
@@ -272,6 +275,30 @@ def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical
     agent = LearnedController.load(today_path, 0.1, 0.03)
     agent.layout = Layout(action=("discriminator", "generator"))
     assert _played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, loss="wgan", init_std=0.5)[1] != b_sums
+
+
+def test_a_description_holds_the_control_config_and_the_form_before_it_still_loads(tmp_path):
+    control = ControlConfig(base="nsgda", scope="layer", log10_range=2.0, base_lr={"generator": 0.1,
+                            "discriminator": 0.3}, horizon=9, split="train")
+    path = save_controller(_model("PPO", net_arch=[8]), ControllerConfig(control=control), tmp_path / "c")
+    description = json.loads((tmp_path / "c.json").read_text())
+    assert description["control"] == json.loads(json.dumps(dataclasses.asdict(control)))
+    assert not set(LEGACY_CONTROL_KEYS) & set(description)
+    assert check_controller(path)[1].control == control
+    # the form before "control": six of its settings at the top level, the others at their defaults
+    old = {k: v for k, v in description.items() if k != "control"}
+    old.update({k: description["control"][k] for k in LEGACY_CONTROL_KEYS})
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    assert check_controller(path)[1].control == ControlConfig(base="nsgda", scope="layer", log10_range=2.0)
+    del old["action"]  # the oldest descriptions have no action
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    assert check_controller(path)[1].control.action == "step_sizes"
+    (tmp_path / "c.json").write_text(json.dumps({**description, "base": "nsgda"}))
+    with pytest.raises(ValueError, match=r"c\.json': the control settings are in 'control'; the top-level 'base'"):
+        check_controller(path)
+    (tmp_path / "c.json").write_text(json.dumps({**description, "control": {**description["control"], "lr": 1}}))
+    with pytest.raises(ValueError, match=r"c\.json': control: unknown setting\(s\) 'lr'; allowed: base, momentum"):
+        check_controller(path)
 
 
 @pytest.mark.parametrize("layout, match", [
@@ -305,7 +332,7 @@ def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_pat
     path = convert_sb3_zip(tmp_path / "old.zip", allow_pickle=True)
     assert path == tmp_path / "old.pt"
     loaded = LearnedController.load(path)
-    assert loaded.config.base == "adam" and loaded.config.log10_range == 0.5
+    assert loaded.config.control.base == "adam" and loaded.config.control.log10_range == 0.5
     assert loaded.layout == Layout()  # a zip trained on today's env, unless told otherwise
     old = convert_sb3_zip(tmp_path / "old.zip", tmp_path / "older", allow_pickle=True, layout=LEGACY_LAYOUT)
     assert LearnedController.load(old).layout == LEGACY_LAYOUT
@@ -386,11 +413,11 @@ def test_a_balance_controller_trains_saves_loads_and_plays_its_gymnasium_episode
                            "--out", str(tmp_path), "--threads", "1"])
     torch.set_num_threads(1)
     description = json.loads((tmp_path / "pace.json").read_text())
-    assert description["action"] == "balance" and description["layout"]["action"] == ["pace", "scale"]
+    assert description["control"]["action"] == "balance" and description["layout"]["action"] == ["pace", "scale"]
     agents = {r["agent"] for r in ResultStore(tmp_path / "pace-eval").records()}
     assert agents == {"sgda", "nsgda", "balanced:sgda?ratio=tuned", f"learned:{tmp_path / 'pace.pt'}"}
     agent = LearnedController.load(tmp_path / "pace.pt", 0.1, 0.05)
-    assert agent.config.action == "balance"
+    assert agent.config.control.action == "balance"
     batched = agent.run("DiracGAN-v0", TASK.steps, 0, 2, **TASK.env_kwargs)
     env = StepSizeEnv("DiracGAN-v0", action="balance", base_lr={"discriminator": 0.1, "generator": 0.05},
                       horizon=TASK.steps, **TASK.env_kwargs)

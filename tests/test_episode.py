@@ -11,6 +11,7 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs.env import BatchedEnv
+from minmax_envs.games._base import Schedule
 from minmax_envs.games.dirac import DiracGAN
 from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
 from tests.test_bad_inputs import CallPickle, ExecPickle, marker, standard_env, standard_run
@@ -55,17 +56,13 @@ def test_checkpoint_of_another_episode_is_refused(tmp_path):
         minmax_envs.run_episode(env, agents.sgda(0.1), steps=4, checkpoint_every=2)
 
 
-class _AlternatingDirac(DiracGAN):
-    """Dirac GAN with two discriminator steps per generator step (a test double for n_critic schedules)."""
-
-    cycle = 3
-
-    def movers(self, step):
-        return ("discriminator",) if step % 3 < 2 else ("generator",)
+def _alternating_dirac(dtype=torch.float32):
+    """Dirac WGAN with two discriminator steps per generator step."""
+    return DiracGAN(DiracGAN.Config(loss="wgan"), 2, dtype=dtype, schedule=Schedule("alternating", n_critic=2))
 
 
 def test_alternating_schedule_moves_one_player_at_a_time():
-    env = BatchedEnv(_AlternatingDirac(2, dtype=torch.float64, loss="wgan"), env_id="alt")
+    env = BatchedEnv(_alternating_dirac(torch.float64), env_id="alt")
     obs, _ = env.reset(seed=0)
     assert env.movers == ("discriminator",)
     assert obs["generator"].grads is None and not obs["generator"].moving and obs["discriminator"].moving
@@ -93,7 +90,7 @@ def test_run_episode_calls_each_agent_only_when_its_player_moves():
 
         return agents.GradientTransformation(tx.init, update)
 
-    env = BatchedEnv(_AlternatingDirac(2, loss="wgan"), env_id="alt")
+    env = BatchedEnv(_alternating_dirac(), env_id="alt")
     result = minmax_envs.run_episode(env, {pl: counting(pl) for pl in PLAYERS}, steps=4, seed=0,
                                      diagnostics_every=1)
     assert counts == {"generator": 4, "discriminator": 8}

@@ -8,14 +8,14 @@ discriminator maximizes) the generator's loss is $f$ and the discriminator's is 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import torch
 
-from minmax_envs._checks import check_int, check_real
+from minmax_envs._checks import check_choice, check_int
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._per_seed import is_per_seed, seed_values
+from minmax_envs.games._per_seed import is_per_seed, number_or_per_seed, seed_values
 
 Params = dict[str, torch.Tensor]
 PlayerParams = dict[str, Params]
@@ -38,6 +38,81 @@ def per_seed_sum(x: torch.Tensor) -> torch.Tensor:
 def per_seed_sq_norm(tensors: Params) -> torch.Tensor:
     """Squared Euclidean norm per seed over all tensors of a dict: ``(N,)``."""
     return sum(per_seed_sum(t * t) for t in tensors.values())
+
+
+UPDATES = ("simultaneous", "alternating")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    r"""The update schedule: which players move at each env step. An env-level setting, the same for every game
+    (``make(id, update=..., n_critic=...)``); each game only has a default (:meth:`Game.default_schedule`).
+
+    * ``update="simultaneous"``: both players move at every step (simultaneous gradient play); ``n_critic``
+      must be 1.
+    * ``update="alternating"``: ``n_critic`` discriminator steps, then one generator step, each on a fresh batch
+      and each observing its gradient at the parameters the other player's last move left (only the moving
+      player observes a gradient); the cycle repeats every ``n_critic + 1`` env steps.
+
+    Mescheder, Geiger & Nowozin (2018), "Which training methods for GANs do actually converge?", analyse both
+    schedules on the Dirac GAN.
+    """
+
+    update: str = "simultaneous"
+    n_critic: int = 1
+
+    def __post_init__(self) -> None:
+        check_choice("update", self.update, UPDATES)
+        check_int("n_critic", self.n_critic)
+        if self.update == "simultaneous" and self.n_critic != 1:
+            raise ValueError(f"update='simultaneous' moves both players at every step: n_critic must be 1, "
+                             f"got {self.n_critic}")
+
+    @property
+    def cycle(self) -> int:
+        """Env steps of one update cycle (one iteration of ``run_episode``): 1, or ``n_critic + 1``."""
+        return 1 if self.update == "simultaneous" else self.n_critic + 1
+
+    def movers(self, step: int) -> tuple[str, ...]:
+        """The players whose updates the env applies at env step ``step`` (0 first)."""
+        if self.update == "simultaneous":
+            return PLAYERS
+        return ("discriminator",) if step % self.cycle < self.n_critic else ("generator",)
+
+
+@dataclass(frozen=True)
+class GameSettings:
+    """Base of the games' frozen ``Config`` dataclasses (gymnax's ``EnvParams``): the arguments of a game, passed
+    whole, validated in ``__post_init__``. A field may default to ``None`` for a default computed from the others
+    (``1/log(d)``, the architecture's width...): :meth:`resolved` fills those in.
+
+    The fields of :attr:`per_seed_args` may hold one value per seed (:mod:`minmax_envs.games._per_seed`): a
+    sequence, array or 1-D tensor of ``num_seeds`` numbers, kept as a tuple of floats (the game made from the
+    config checks the length)."""
+
+    #: the fields that may hold one value per seed (none of them changes a tensor's shape), each with the interval
+    #: of its values (:func:`~minmax_envs._checks.check_real`'s keywords)
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def _store(self, **values: Any) -> None:
+        """Set fields to their checked, canonical values (``float`` for a real, ``int`` for an integer), in
+        ``__post_init__`` (the dataclass is frozen)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _store_per_seed(self, *names: str) -> None:
+        """Check and store fields of :attr:`per_seed_args` (all of them if no name is given; a ``None`` is left for
+        :meth:`resolved`): a number as a float, one value per seed as a tuple of floats, each within the field's
+        interval."""
+        for name in names or tuple(self.per_seed_args):
+            value = getattr(self, name)
+            if value is not None:
+                self._store(**{name: number_or_per_seed(name, value, **self.per_seed_args[name])})
+
+    def resolved(self) -> GameSettings:
+        """This config with every ``None`` that stands for a computed default replaced by that default (itself
+        when it has none)."""
+        return self
 
 
 PLOT_KINDS = ("points", "trajectory", "samples")
@@ -92,20 +167,32 @@ class PlotSpec:
 class Game:
     """Base class of a batched two-player game.
 
+    A game is made from its ``Config`` (a frozen :class:`GameSettings` dataclass, :attr:`Config`) passed whole,
+    the number of seeds, the device, the dtype and the update :class:`Schedule` (the game's default if ``None``):
+    ``TwoMode(TwoMode.Config(d=100), num_seeds=8)``; :func:`minmax_envs.make` builds the config from the
+    registry's defaults and its keywords. The game keeps the config as given (:attr:`config`) and each of its
+    fields, defaults resolved (:meth:`GameSettings.resolved`), as an attribute of the same name (``game.std``),
+    unless the class defines that name itself (a method); a field given one value per seed
+    (:attr:`GameSettings.per_seed_args`) is checked to hold ``num_seeds`` values and kept, as its attribute, as
+    the float64 tensor ``(N,)`` of :attr:`seed_args`.
+
     Subclasses set the class attributes and implement :meth:`init`, :meth:`sample`, :meth:`losses` and
     :meth:`metrics`; they may override :meth:`grads` with closed forms (tested against autograd),
     :meth:`project` with a projection applied after every update (weight clipping, for instance),
-    :meth:`movers` with an update schedule (alternating updates, ``n_critic`` discriminator steps per
-    generator step) and :meth:`apply_updates` to update parameters in place (module-backed games). For reports,
-    a game may draw generator samples (:attr:`has_samples`, :meth:`generator_samples`) and describe figures of
-    its episodes (:meth:`plots`).
+    :meth:`default_schedule` and :meth:`apply_updates` to update parameters in place (module-backed games). For
+    reports, a game may draw generator samples (:attr:`has_samples`, :meth:`generator_samples`) and describe
+    figures of its episodes (:meth:`plots`).
 
     Attributes:
+        config: the game's arguments, as given.
+        schedule: the update schedule (:class:`Schedule`): which players move at each env step.
         zero_sum: the discriminator's loss is exactly minus the generator's, so one backward pass serves both.
         quality_metric: name of the metric (in :meth:`metrics`) that measures how well the game is solved.
         quality_sign: ``+1`` if a larger quality metric is better, ``-1`` if smaller is better.
     """
 
+    #: the frozen dataclass of the game's arguments
+    Config: ClassVar[type[GameSettings]] = GameSettings
     zero_sum: ClassVar[bool] = True
     #: the papers the game comes from (shown on its environment card)
     citation: ClassVar[str] = ""
@@ -114,8 +201,6 @@ class Game:
     #: declared); :meth:`metrics` may leave out some (an optional one) and return others of more dimensions
     scalar_metrics: ClassVar[tuple[str, ...]] = ()
     quality_sign: ClassVar[float] = 1.0
-    #: length of the update schedule: env steps in one iteration (1: both players move at every step)
-    cycle: int = 1
     #: whether slots can be batched (``num_seeds > 1``) and restarted individually
     batched: ClassVar[bool] = True
     #: whether :meth:`generator_samples` draws samples of the generator (``run_episode(..., samples=K)``)
@@ -124,36 +209,41 @@ class Game:
     #: generator's steps see the regularized gradient, the discriminator's its plain one); if not, it needs
     #: both players to move at every step
     nk_alternates: ClassVar[bool] = False
-    #: the arguments that may be given one value per seed (:mod:`minmax_envs.games._per_seed`): none of them
-    #: changes a tensor's shape
-    per_seed_args: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, config: GameSettings | None = None, num_seeds: int = 1, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, schedule: Schedule | None = None):
+        cls = type(self)
+        config = cls.Config() if config is None else config
+        if not isinstance(config, cls.Config):
+            raise TypeError(f"{cls.__name__} takes its settings as a {cls.Config.__name__} "
+                            f"({cls.__name__}.Config(...)), got {type(config).__name__}")
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a Schedule or None, got {type(schedule).__name__}")
         check_int("num_seeds", num_seeds)
         if dtype not in _FLOAT_DTYPES:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.config = config
+        self.schedule = cls.default_schedule(config) if schedule is None else schedule
         self.num_seeds = num_seeds
         self.device = torch.device(device)
         self.dtype = dtype
         #: the arguments given per seed, each a float64 tensor ``(N,)``: what the next :meth:`init` copies into
         #: the instance of every slot it draws
         self.seed_args: dict[str, torch.Tensor] = {}
-        self._seed_bounds: dict[str, dict[str, Any]] = {}
+        resolved = config.resolved()
+        for f in fields(resolved):
+            value = getattr(resolved, f.name)
+            if f.name in config.per_seed_args and is_per_seed(value):
+                value = self.seed_args[f.name] = seed_values(f.name, value, num_seeds, self.device,
+                                                             **config.per_seed_args[f.name])
+            if not hasattr(cls, f.name):
+                setattr(self, f.name, value)
+        self._check_seed_args()
 
     # --- arguments given per seed -------------------------------------------------------------------
-    def _seed_arg(self, name: str, value: Any, **bounds: Any) -> float | torch.Tensor:
-        """Argument ``name`` checked against ``bounds`` (:func:`~minmax_envs._checks.check_real`'s keywords): a
-        number as a float, or one value per seed as a float64 tensor ``(N,)`` kept in :attr:`seed_args`."""
-        if name not in self.per_seed_args:
-            raise AssertionError(f"{type(self).__name__}.per_seed_args does not list {name!r}")
-        if not is_per_seed(value):
-            return check_real(name, value, **bounds)
-        self._seed_bounds[name] = bounds
-        self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device, **bounds)
-        return self.seed_args[name]
-
     def _check_seed_args(self) -> None:
-        """Checks across per-seed arguments (e.g. one bound below another), after :meth:`set_per_seed`."""
+        """Checks across the arguments given per seed (e.g. one bound below another), when the game is made and
+        after :meth:`set_per_seed`."""
 
     def set_per_seed(self, *, check: bool = True, **values: Any) -> None:
         """New values of arguments given per seed when the game was made, for the slots the next :meth:`init` draws
@@ -171,7 +261,8 @@ class Game:
                 raise ValueError(f"{type(self).__name__}: {name!r} was not given per seed when the game was made; "
                                  f"arguments given per seed here: {given}")
             if check:
-                self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device, **self._seed_bounds[name])
+                self.seed_args[name] = seed_values(name, value, self.num_seeds, self.device,
+                                                   **self.config.per_seed_args[name])
             else:
                 t = torch.as_tensor(value, dtype=torch.float64, device=self.device)
                 if t.shape != (self.num_seeds,):
@@ -183,6 +274,20 @@ class Game:
     def _seed_instance(self) -> dict[str, torch.Tensor]:
         """The per-seed arguments as instance entries (copies), for :meth:`init`."""
         return {name: t.clone() for name, t in self.seed_args.items()}
+
+    @classmethod
+    def default_schedule(cls, config: GameSettings) -> Schedule:
+        """The update schedule of a game made with ``config`` when none is chosen: simultaneous by default."""
+        return Schedule()
+
+    @property
+    def cycle(self) -> int:
+        """Env steps in one iteration of the update schedule (1: both players move at every step)."""
+        return self.schedule.cycle
+
+    def movers(self, step: int) -> tuple[str, ...]:
+        """The players whose updates the env applies at env step ``step`` (0 first), by :attr:`schedule`."""
+        return self.schedule.movers(step)
 
     # --- to implement -------------------------------------------------------------------------
     def init(self, rng: SeedStreams) -> tuple[PlayerParams, dict[str, torch.Tensor]]:
@@ -218,11 +323,6 @@ class Game:
     def project(self, params: PlayerParams) -> PlayerParams:
         """Map parameters back to the feasible set after an update (identity by default)."""
         return params
-
-    def movers(self, step: int) -> tuple[str, ...]:
-        """The players whose updates the env applies at env step ``step`` (0 first): both by default
-        (simultaneous gradient play)."""
-        return PLAYERS
 
     def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor,
                       in_place: tuple[str, ...] = ()) -> PlayerParams:

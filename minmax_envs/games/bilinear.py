@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, per_seed_sum
-from minmax_envs.games._per_seed import column
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, per_seed_sum
+from minmax_envs.games._per_seed import column, is_per_seed, number_or_per_seed
 
 
 def _haar_orthogonal(g: torch.Tensor) -> torch.Tensor:
     """Orthogonal matrices from Gaussian ones, QR with the sign fix that makes them Haar-distributed."""
     q, r = torch.linalg.qr(g)
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+@dataclass(frozen=True)
+class BilinearConfig(GameSettings):
+    r"""The arguments of :class:`Bilinear` (its card's Arguments section).
+
+    Attributes:
+        n: dimension of each player (default 10).
+        sigma_min: smallest singular value of $A$ (default 0.5; > 0, so $A$ is invertible). A number, or one per
+            seed (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
+        sigma_max: largest singular value of $A$ (default 1.0; at least ``sigma_min``): the condition number of $A$
+            is at most $\sigma_{\max} / \sigma_{\min}$. A number, or one per seed, as ``sigma_min``.
+        offset_std: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
+        init_std: scale of the initial point.
+        noise_std: standard deviation of the gradient noise (default 0: exact gradients).
+    """
+
+    n: int = 10
+    sigma_min: float | tuple[float, ...] = 0.5
+    sigma_max: float | tuple[float, ...] = 1.0
+    offset_std: float = 1.0
+    init_std: float = 1.0
+    noise_std: float = 0.0
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"sigma_min": {"low": 0, "low_inclusive": False},
+                                                           "sigma_max": {"low": 0, "low_inclusive": False}}
+
+    def __post_init__(self) -> None:
+        n = check_int("n", self.n)
+        self._store_per_seed("sigma_min")
+        if is_per_seed(self.sigma_min):  # sigma_max >= sigma_min seed by seed: Bilinear._check_seed_args
+            self._store_per_seed("sigma_max")
+        else:
+            self._store(sigma_max=number_or_per_seed("sigma_max", self.sigma_max, low=self.sigma_min))
+        self._store(n=n, offset_std=check_real("offset_std", self.offset_std, low=0),
+                    init_std=check_real("init_std", self.init_std, low=0),
+                    noise_std=check_real("noise_std", self.noise_std, low=0))
 
 
 class Bilinear(Game):
@@ -53,13 +91,8 @@ class Bilinear(Game):
     quality metric, smaller is better), ``diverged``.
 
     ## Arguments
-    * ``n``: dimension of each player (default 10).
-    * ``sigma_min``, ``sigma_max``: range of the singular values of $A$ (default 0.5, 1.0): the condition number
-      of $A$ is at most $\sigma_{\max} / \sigma_{\min}$. Numbers, or one per seed (sequences or tensors of
-      ``num_seeds`` values; :mod:`minmax_envs.families`).
-    * ``offset_std``: scale of $b$ and $c$ (0 puts the equilibrium at the origin).
-    * ``init_std``: scale of the initial point.
-    * ``noise_std``: standard deviation of the gradient noise (default 0: exact gradients).
+    The fields of :class:`BilinearConfig` (``Bilinear.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule, simultaneous by default).
 
     ## Version history
     * v0: initial version.
@@ -74,23 +107,13 @@ class Bilinear(Game):
     quality_metric = "distance"
     scalar_metrics = ("distance",)
     quality_sign = -1.0
-    per_seed_args = ("sigma_min", "sigma_max")
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 n: int = 10, sigma_min: float = 0.5, sigma_max: float = 1.0, offset_std: float = 1.0,
-                 init_std: float = 1.0, noise_std: float = 0.0):
-        super().__init__(num_seeds, device, dtype)
-        self.n = check_int("n", n)
-        self.sigma_min = self._seed_arg("sigma_min", sigma_min, low=0, low_inclusive=False)
-        if isinstance(self.sigma_min, float):
-            self.sigma_max = self._seed_arg("sigma_max", sigma_max, low=self.sigma_min)
-        else:
-            self.sigma_max = self._seed_arg("sigma_max", sigma_max, low=0, low_inclusive=False)
-        self._check_seed_args()
-        self.offset_std = check_real("offset_std", offset_std, low=0)
-        self.init_std = check_real("init_std", init_std, low=0)
-        self.noise_std = check_real("noise_std", noise_std, low=0)
-        self.zero_sum = self.noise_std == 0.0
+    Config = BilinearConfig
+
+    @property
+    def zero_sum(self) -> bool:
+        """Whether the discriminator's loss is minus the generator's: without gradient noise."""
+        return self.noise_std == 0.0
 
     def _check_seed_args(self) -> None:
         lo, hi = (self.seed_args.get(k, v) for k, v in (("sigma_min", self.sigma_min), ("sigma_max", self.sigma_max)))

@@ -3,14 +3,15 @@ converge?", Section 2."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from minmax_envs._checks import check_choice, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, PlotSpec
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlotSpec
 from minmax_envs.games._per_seed import column
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp")
@@ -25,6 +26,48 @@ def _f(t: torch.Tensor) -> torch.Tensor:
 def _df(t: torch.Tensor) -> torch.Tensor:
     """``f'(t) = sigmoid(-t)``."""
     return torch.sigmoid(-t)
+
+
+@dataclass(frozen=True)
+class DiracGANConfig(GameSettings):
+    r"""The arguments of :class:`DiracGAN` (its card's Arguments section).
+
+    Attributes:
+        loss: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
+        clip: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
+        penalty: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the discriminator
+            (gan and nsgan losses only).
+        penalty_weight: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value $2 f'(0) = 1$). A
+            number, or one per seed (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
+        gp_target: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
+        theta0: $\theta_0$, the initial generator parameter (before the per-seed spread). A number, or one per
+            seed.
+        psi0: $\psi_0$, the initial discriminator parameter (before the per-seed spread). A number, or one per
+            seed.
+        init_std: $s$, the standard deviation of the per-seed Gaussian spread around $(\theta_0, \psi_0)$.
+    """
+
+    loss: str = "gan"
+    clip: float | None = None
+    penalty: str | None = None
+    penalty_weight: float | tuple[float, ...] = 1.0
+    gp_target: float = 1.0
+    theta0: float | tuple[float, ...] = 1.0
+    psi0: float | tuple[float, ...] = 1.0
+    init_std: float = 0.0
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"penalty_weight": {"low": 0}, "theta0": {}, "psi0": {}}
+
+    def __post_init__(self) -> None:
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("penalty", self.penalty, PENALTIES)
+        if self.penalty is not None and self.loss not in ("gan", "nsgan"):
+            raise ValueError(f"penalty={self.penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own "
+                             "penalty")
+        self._store(clip=None if self.clip is None else check_real("clip", self.clip, low=0, low_inclusive=False),
+                    gp_target=check_real("gp_target", self.gp_target, low=0),
+                    init_std=check_real("init_std", self.init_std, low=0))
+        self._store_per_seed()
 
 
 class DiracGAN(Game):
@@ -73,18 +116,14 @@ class DiracGAN(Game):
     ``distance`` to the equilibrium, $\sqrt{\theta^2 + \psi^2}$ (the quality metric, smaller is better),
     ``theta``, ``psi``, ``diverged``.
 
-    ## Arguments
-    * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan"`` | ``"wgan-gp"``.
-    * ``clip``: clip $\psi$ to ``[-clip, clip]`` after every update (WGAN weight clipping), or ``None``.
-    * ``penalty``: ``None`` | ``"r1"`` | ``"r2"``, gradient penalty $\frac{\gamma}{2} \psi^2$ on the
-      discriminator (gan and nsgan losses only).
-    * ``penalty_weight``: $\gamma$ of the r1/r2 penalty and of the wgan-gp penalty (critical value
-      $2 f'(0) = 1$).
-    * ``gp_target``: $g_0$ of the wgan-gp penalty $\frac{\gamma}{2} (\lvert \psi \rvert - g_0)^2$.
-    * ``theta0``, ``psi0``, ``init_std``: initial point and per-seed Gaussian spread around it.
+    ## Update schedule
+    Simultaneous by default: both players move at every step. ``make(..., update="alternating", n_critic=k)``:
+    $k$ discriminator steps, then one generator step, each at the parameters the other's last move left
+    (:class:`~minmax_envs.games._base.Schedule`); Mescheder et al. (2018) analyse both schedules on this game.
 
-    ``penalty_weight``, ``theta0`` and ``psi0`` are numbers, or one per seed (a sequence or tensor of ``num_seeds``
-    values; :mod:`minmax_envs.families`).
+    ## Arguments
+    The fields of :class:`DiracGANConfig` (``DiracGAN.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule).
 
     ## Version history
     * v0: initial version.
@@ -98,29 +137,18 @@ class DiracGAN(Game):
     quality_metric = "distance"
     scalar_metrics = ("distance", "theta", "psi")
     quality_sign = -1.0
-    per_seed_args = ("penalty_weight", "theta0", "psi0")
 
     def plots(self) -> tuple[PlotSpec, ...]:
         """Trajectories in the ``(theta, psi)`` plane around the equilibrium ``(0, 0)``."""
         return (PlotSpec("trajectory", "trajectories", "trajectories in the (theta, psi) plane", x="theta", y="psi",
                          marks=((0.0, 0.0),), mark_label="equilibrium"),)
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 loss: str = "gan", clip: float | None = None, penalty: str | None = None,
-                 penalty_weight: float = 1.0, gp_target: float = 1.0, theta0: float = 1.0, psi0: float = 1.0,
-                 init_std: float = 0.0):
-        super().__init__(num_seeds, device, dtype)
-        check_choice("loss", loss, LOSSES)
-        check_choice("penalty", penalty, PENALTIES)
-        if penalty is not None and loss not in ("gan", "nsgan"):
-            raise ValueError(f"penalty={penalty!r} applies to loss 'gan' or 'nsgan'; wgan-gp has its own penalty")
-        self.loss, self.penalty = loss, penalty
-        self.clip = None if clip is None else check_real("clip", clip, low=0, low_inclusive=False)
-        self.gamma = self._seed_arg("penalty_weight", penalty_weight, low=0)
-        self.g0 = check_real("gp_target", gp_target, low=0)
-        self.theta0, self.psi0 = self._seed_arg("theta0", theta0), self._seed_arg("psi0", psi0)
-        self.init_std = check_real("init_std", init_std, low=0)
-        self.zero_sum = loss in ("gan", "wgan") and penalty is None
+    Config = DiracGANConfig
+
+    @property
+    def zero_sum(self) -> bool:
+        """Whether the discriminator's loss is minus the generator's: gan and wgan without a penalty."""
+        return self.loss in ("gan", "wgan") and self.penalty is None
 
     def init(self, rng: SeedStreams):
         e = rng.normal((2,), self.dtype).to(self.device)
@@ -137,11 +165,11 @@ class DiracGAN(Game):
         """$\\gamma$: the number, or the instance's per-seed values ``(N,)`` in the game's dtype."""
         if "penalty_weight" in instance:
             return column(instance["penalty_weight"].to(self.dtype), 1)
-        return self.gamma
+        return self.penalty_weight
 
     def _penalty(self, psi: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
         if self.loss == "wgan-gp":
-            return 0.5 * gamma * (psi.abs() - self.g0) ** 2
+            return 0.5 * gamma * (psi.abs() - self.gp_target) ** 2
         if self.penalty is not None:
             return 0.5 * gamma * psi**2
         return torch.zeros_like(psi)
@@ -164,7 +192,7 @@ class DiracGAN(Game):
         if self.loss in ("wgan", "wgan-gp"):
             g_theta, g_psi = psi, -theta
             if self.loss == "wgan-gp":
-                g_psi = g_psi + self._weight(instance) * (psi.abs() - self.g0) * torch.sign(psi)
+                g_psi = g_psi + self._weight(instance) * (psi.abs() - self.gp_target) * torch.sign(psi)
         else:
             g_theta = psi * _df(t if self.loss == "gan" else -t)
             g_psi = -theta * _df(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
@@ -14,15 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from minmax_envs._checks import check_choice, check_int, check_real
+from minmax_envs._checks import check_bool, check_choice, check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, PlayerParams, all_true, autograd_grads
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlayerParams, Schedule, all_true, autograd_grads
 from minmax_envs.images import nets
 from minmax_envs.images.data import CIFAR10_ENV_VAR, DATASETS, IMAGEFOLDER_ENV_VAR, load_images
 
 ARCHITECTURES = ("dcgan", "resnet")
 LOSSES = ("gan", "nsgan", "wgan-gp")
-UPDATES = ("alternating", "simultaneous")
 _DEFAULTS = {"dcgan": {"width": 64, "z_dim": 100, "loss": "nsgan", "n_critic": 1},
              "resnet": {"width": 128, "z_dim": 128, "loss": "wgan-gp", "n_critic": 5}}
 
@@ -68,6 +68,78 @@ def _player_losses(gen, dis, batch: dict[str, torch.Tensor], players, loss: str,
     return out
 
 
+@dataclass(frozen=True)
+class ImageGANConfig(GameSettings):
+    r"""The arguments of :class:`ImageGAN` (its card's Arguments section). ``None`` stands for the architecture's
+    default (:meth:`resolved` fills it in).
+
+    Attributes:
+        dataset: ``"digits"`` | ``"mnist"`` | ``"cifar10"`` | ``"imagefolder"``.
+        data_dir: where ``"cifar10"`` or ``"imagefolder"`` live (default: the environment variables
+            ``MINMAX_ENVS_CIFAR10`` / ``MINMAX_ENVS_IMAGEFOLDER``).
+        architecture: ``"dcgan"`` (defaults: width 64, z 100, nsgan, 1 critic step) or ``"resnet"`` (width 128,
+            z 128, wgan-gp, 5 critic steps: ``make``'s ``n_critic``).
+        loss: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"`` (default: the architecture's).
+        gp_weight: $\lambda$ of the wgan-gp penalty (10).
+        width: the networks' width (default: the architecture's).
+        z_dim: latent dimension (default: the architecture's).
+        batch_size: images and latents per step (64).
+        resolution: side of the square images (32; at least 4).
+        channels: 1, 3 or ``None`` (the data set's own).
+        max_images: keep that many images, evenly spaced over the data set (``None``: all).
+        ema_decay: decay of the generator's exponential moving average used for evaluation (0.999; ``None``
+            evaluates the raw generator).
+        eval_samples: images per Frechet distance (1,000; the papers use 50,000).
+        classifier_epochs: training epochs of the feature classifier (5).
+        cache_dir: cache of the feature classifier (default: ``MINMAX_ENVS_CACHE`` or the user's cache).
+        mixed_precision: run the forward passes under bfloat16 autocast (parameters and updates stay float32).
+        inception: also compute ``inception_fid``.
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    architecture: str = "dcgan"
+    loss: str | None = None
+    gp_weight: float = 10.0
+    width: int | None = None
+    z_dim: int | None = None
+    batch_size: int = 64
+    resolution: int = 32
+    channels: int | None = None
+    max_images: int | None = None
+    ema_decay: float | None = 0.999
+    eval_samples: int = 1000
+    classifier_epochs: int = 5
+    cache_dir: str | None = None
+    mixed_precision: bool = False
+    inception: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        if self.loss is not None:
+            check_choice("loss", self.loss, LOSSES)
+        if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
+            raise ValueError(f"channels must be 1, 3 or None (the data set's own), got {self.channels!r}")
+        optional_ints = {"width": 1, "z_dim": 1, "max_images": 1}
+        self._store(**{name: check_int(name, getattr(self, name), low=low) for name, low in optional_ints.items()
+                       if getattr(self, name) is not None})
+        self._store(gp_weight=check_real("gp_weight", self.gp_weight, low=0),
+                    batch_size=check_int("batch_size", self.batch_size),
+                    resolution=check_int("resolution", self.resolution, low=4),
+                    eval_samples=check_int("eval_samples", self.eval_samples, low=2),
+                    classifier_epochs=check_int("classifier_epochs", self.classifier_epochs),
+                    ema_decay=None if self.ema_decay is None else check_real("ema_decay", self.ema_decay, low=0,
+                                                                             high=1, high_inclusive=False),
+                    mixed_precision=check_bool("mixed_precision", self.mixed_precision),
+                    inception=check_bool("inception", self.inception))
+
+    def resolved(self) -> ImageGANConfig:
+        """This config with the architecture's ``loss``, ``width`` and ``z_dim`` where they are ``None``."""
+        d = _DEFAULTS[self.architecture]
+        return replace(self, **{k: d[k] for k in ("loss", "width", "z_dim") if getattr(self, k) is None})
+
+
 class ImageGAN(Game):
     r"""An image GAN (DCGAN or ResNet WGAN-GP) on an image data set, as a two-player game over one seed.
 
@@ -92,10 +164,12 @@ class ImageGAN(Game):
     :mod:`minmax_envs.images.nets`, data sets in :mod:`minmax_envs.images.data`.
 
     ## Update schedule
-    ``update="alternating"`` (default): ``n_critic`` discriminator steps, then one generator step, each
-    on a fresh batch; only the moving player observes a gradient (the other's ``grads`` is ``None``).
-    One iteration of ``run_episode`` is one such cycle. ``update="simultaneous"``: both players move at
-    every step (``n_critic`` must be 1), which extragradient and the gradient-field regularizers need.
+    ``make``'s ``update`` and ``n_critic`` (:class:`~minmax_envs.games._base.Schedule`).
+    ``update="alternating"`` (default): ``n_critic`` discriminator steps (default: the architecture's, 1 for dcgan
+    and 5 for resnet), then one generator step, each on a fresh batch; only the moving player observes a gradient
+    (the other's ``grads`` is ``None``). One iteration of ``run_episode`` is one such cycle.
+    ``update="simultaneous"``: both players move at every step (``n_critic`` must be 1), which extragradient and
+    the gradient-field regularizers need.
 
     ## Parameters
     The modules' parameters, named as in ``named_parameters()``, seen by the agents with a leading seed
@@ -129,20 +203,8 @@ class ImageGAN(Game):
     :func:`minmax_envs.run_episode`.
 
     ## Arguments
-    * ``dataset``: ``"digits"`` | ``"mnist"`` | ``"cifar10"`` | ``"imagefolder"``; ``data_dir`` for the last two
-      (or the env vars ``MINMAX_ENVS_CIFAR10`` / ``MINMAX_ENVS_IMAGEFOLDER``); ``max_images`` to keep that many, evenly
-      spaced over the data set.
-    * ``architecture``: ``"dcgan"`` (defaults: width 64, z 100, nsgan, n_critic 1) or ``"resnet"``
-      (width 128, z 128, wgan-gp, n_critic 5).
-    * ``loss``, ``gp_weight`` (10), ``n_critic``, ``update``.
-    * ``width``, ``z_dim``, ``batch_size`` (64), ``resolution`` (32), ``channels`` (the data set's).
-    * ``ema_decay``: decay of the generator's exponential moving average used for evaluation (0.999;
-      ``None`` evaluates the raw generator).
-    * ``eval_samples``: images per Frechet distance (1,000; the papers use 50,000).
-    * ``classifier_epochs``, ``cache_dir``: training epochs and cache of the feature classifier.
-    * ``mixed_precision``: run the forward passes under bfloat16 autocast (parameters and updates stay
-      float32).
-    * ``inception``: also compute ``inception_fid``.
+    The fields of :class:`ImageGANConfig` (``ImageGAN.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule, see above).
 
     ## Version history
     * v0: initial version.
@@ -161,51 +223,31 @@ class ImageGAN(Game):
     zero_sum = False
     batched = False
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 *, dataset: str = "digits", data_dir: str | None = None, architecture: str = "dcgan",
-                 loss: str | None = None, gp_weight: float = 10.0, n_critic: int | None = None,
-                 update: str = "alternating", width: int | None = None, z_dim: int | None = None,
-                 batch_size: int = 64, resolution: int = 32, channels: int | None = None,
-                 max_images: int | None = None, ema_decay: float | None = 0.999, eval_samples: int = 1000,
-                 classifier_epochs: int = 5, cache_dir: str | None = None, mixed_precision: bool = False,
-                 inception: bool = False):
-        super().__init__(num_seeds, device, dtype)
+    Config = ImageGANConfig
+
+    @classmethod
+    def default_schedule(cls, config: ImageGANConfig) -> Schedule:
+        """Alternating, with the architecture's critic steps (1 for dcgan, 5 for resnet)."""
+        return Schedule("alternating", _DEFAULTS[config.architecture]["n_critic"])
+
+    def __init__(self, config: ImageGANConfig | None = None, num_seeds: int = 1, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, schedule: Schedule | None = None):
+        super().__init__(config, num_seeds, device, dtype, schedule)
         if num_seeds != 1:
             raise ValueError(f"image games run one seed per env (num_seeds=1), got num_seeds={num_seeds}; "
                              "run one env per seed")
-        check_choice("dataset", dataset, DATASETS)
-        check_choice("architecture", architecture, ARCHITECTURES)
-        check_choice("update", update, UPDATES)
-        d = _DEFAULTS[architecture]
-        self.loss = d["loss"] if loss is None else loss
-        check_choice("loss", self.loss, LOSSES)
-        self.architecture, self.update = architecture, update
-        self.gp_weight = check_real("gp_weight", gp_weight, low=0)
-        self.n_critic = check_int("n_critic", d["n_critic"] if n_critic is None else n_critic)
-        if update == "simultaneous" and self.n_critic != 1:
-            raise ValueError(f"update='simultaneous' moves both players at every step: n_critic must be 1, "
-                             f"got {self.n_critic}")
-        self.cycle = self.n_critic + 1 if update == "alternating" else 1
-        self.width = check_int("width", d["width"] if width is None else width)
-        self.z_dim = check_int("z_dim", d["z_dim"] if z_dim is None else z_dim)
-        self.batch_size = check_int("batch_size", batch_size)
-        self.eval_samples = check_int("eval_samples", eval_samples, low=2)
-        self.classifier_epochs = check_int("classifier_epochs", classifier_epochs)
-        self.ema_decay = None if ema_decay is None else check_real("ema_decay", ema_decay, low=0, high=1,
-                                                                   high_inclusive=False)
-        self.mixed_precision, self.inception = bool(mixed_precision), bool(inception)
-        self.cache_dir = cache_dir
+        data_dir, dataset = self.data_dir, self.dataset
         if data_dir is None:  # resolve the environment variable now, so the data cache is keyed by the real path
             data_dir = os.environ.get({"cifar10": CIFAR10_ENV_VAR, "imagefolder": IMAGEFOLDER_ENV_VAR}.get(dataset, ""))
-        data = _dataset(dataset, str(data_dir) if data_dir else None,
-                        check_int("resolution", resolution, low=4), channels, max_images)
-        self.dataset, self.resolution, self.channels = dataset, resolution, data.images.shape[1]
+        data = _dataset(dataset, str(data_dir) if data_dir else None, self.resolution, self.channels,
+                        self.max_images)
+        self.channels = data.images.shape[1]
         self.data = data.images.to(device=self.device, dtype=dtype)
         self.labels = data.labels
         build = {"dcgan": (nets.dcgan_generator, nets.dcgan_discriminator),
-                 "resnet": (nets.resnet_generator, nets.resnet_discriminator)}[architecture]
-        self.G = build[0](self.z_dim, self.width, self.channels, resolution).to(self.device, dtype)
-        self.D = build[1](self.width, self.channels, resolution).to(self.device, dtype)
+                 "resnet": (nets.resnet_generator, nets.resnet_discriminator)}[self.architecture]
+        self.G = build[0](self.z_dim, self.width, self.channels, self.resolution).to(self.device, dtype)
+        self.D = build[1](self.width, self.channels, self.resolution).to(self.device, dtype)
         self.modules = {"generator": self.G, "discriminator": self.D}
         # (names, parameters) per player: the modules' parameter sets never change after construction
         self._named = {pl: tuple(zip(*m.named_parameters())) for pl, m in self.modules.items()}
@@ -239,7 +281,7 @@ class ImageGAN(Game):
     def _config(self) -> dict:
         return {"dataset": self.dataset, "architecture": self.architecture, "loss": self.loss,
                 "width": self.width, "z_dim": self.z_dim, "resolution": self.resolution, "channels": self.channels,
-                "n_critic": self.n_critic, "update": self.update, "ema": self.ema_decay is not None}
+                "n_critic": self.schedule.n_critic, "update": self.schedule.update, "ema": self.ema_decay is not None}
 
     def state_dict(self) -> dict:
         return {"config": self._config(), "G": self.G.state_dict(), "D": self.D.state_dict(),
@@ -256,11 +298,6 @@ class ImageGAN(Game):
         if state["ema"] is not None:
             self.ema = copy.deepcopy(self.G).requires_grad_(False)
             self.ema.load_state_dict(state["ema"])
-
-    def movers(self, step: int) -> tuple[str, ...]:
-        if self.update == "simultaneous":
-            return PLAYERS
-        return ("discriminator",) if step % self.cycle < self.n_critic else ("generator",)
 
     def apply_updates(self, params: PlayerParams, updates: PlayerParams, active: torch.Tensor,
                       in_place: tuple[str, ...] = ()) -> PlayerParams:

@@ -4,20 +4,20 @@ PacGAN, with MLP players batched over seeds."""
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from minmax_envs._checks import check_choice, check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, Params, PlotSpec
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, Params, PlotSpec, Schedule
 from minmax_envs.games._per_seed import column
 
 LAYOUTS = ("ring", "grid")
 LOSSES = ("gan", "nsgan", "wgan-gp")
 INITS = ("torch", "orthogonal")
-UPDATES = ("simultaneous", "alternating")
 RING_MODES = 8
 GRID_SIDE = 5
 GRID_SPACING = 2.0
@@ -86,6 +86,100 @@ def orthogonal_weights(rng: SeedStreams, fan_in: int, fan_out: int, gain: float 
     return w if fan_in >= fan_out else w.transpose(1, 2)
 
 
+@dataclass(frozen=True)
+class MixtureOfGaussiansConfig(GameSettings):
+    r"""The arguments of :class:`MixtureOfGaussians` (its card's Arguments section). ``None`` stands for the default
+    given (:meth:`resolved` fills it in where it applies).
+
+    Attributes:
+        layout: ``"ring"`` (8 modes) or ``"grid"`` (25 modes); set by the registered id.
+        radius: ring radius, default 2.0 (Unrolled GAN; PacGAN uses 1). Ring only: passing it with
+            ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2). A number, or one per seed
+            (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`); the figure of the samples
+            then marks no modes.
+        std: standard deviation of each mode, default 0.02 on the ring (Unrolled GAN) and 0.05 on the grid
+            (VEEGAN, PacGAN); it also sets the high-quality radius $3 s$ ($s$ = ``std``). A number, or one per
+            seed.
+        loss: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"``.
+        gp_weight: $\lambda$ of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data setting); wgan-gp
+            only, passing it with another loss raises ``ValueError``.
+        z_dim: latent dimension, default 2 (the toy code of Gulrajani et al. 2017); Unrolled GAN used 256. Latents
+            come from the counter-based seed streams, whose CPU cost grows with ``batch_size`` $\times$ ``z_dim``:
+            at 256 drawing them dominates a CPU step.
+        hidden: width of every hidden layer, default 128 (Unrolled GAN).
+        layers: number of hidden layers of the generator (and of the discriminator unless ``d_layers`` is given),
+            default 2.
+        batch_size: real samples and latents per step, default 256 (Gulrajani et al.'s toy code).
+        eval_samples: generator samples per evaluation, default 2500 (VEEGAN, PacGAN).
+        d_layers: number of hidden layers of the discriminator, default ``None`` (the same as ``layers``).
+        input_scale: $a > 0$, the factor the discriminator applies to its input, $d(x) = m(a x)$: to real and
+            generated samples alike and to the wgan-gp interpolates (whose penalty is on $\nabla_x d$, so it
+            includes $a$); default 1.0 (no scaling).
+        init: ``"torch"`` (default) | ``"orthogonal"``, the initial parameters (see Starting state).
+        init_gain: $g > 0$, the gain of the orthogonal initialisation, default 1.0; ``init="orthogonal"`` only,
+            passing it with ``init="torch"`` raises ``ValueError``.
+        num_modes: $K$, the number of modes of the ring, default ``None`` (8). Ring only: passing it with
+            ``layout="grid"`` raises ``ValueError``.
+    """
+
+    layout: str = "ring"
+    radius: float | tuple[float, ...] | None = None
+    std: float | tuple[float, ...] | None = None
+    loss: str = "gan"
+    gp_weight: float | None = None
+    z_dim: int = 2
+    hidden: int = 128
+    layers: int = 2
+    batch_size: int = 256
+    eval_samples: int = 2500
+    d_layers: int | None = None
+    input_scale: float = 1.0
+    init: str = "torch"
+    init_gain: float | None = None
+    num_modes: int | None = None
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"radius": {"low": 0, "low_inclusive": False},
+                                                           "std": {"low": 0, "low_inclusive": False}}
+
+    def __post_init__(self) -> None:
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("init", self.init, INITS)
+        if self.radius is not None and self.layout != "ring":
+            raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
+                             f"got radius={self.radius!r}")
+        if self.num_modes is not None and self.layout != "ring":
+            raise ValueError(f"num_modes applies to layout='ring' only (the grid has {GRID_SIDE**2} modes), "
+                             f"got num_modes={self.num_modes!r}")
+        if self.gp_weight is not None and self.loss != "wgan-gp":
+            raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={self.gp_weight!r} "
+                             f"with loss={self.loss!r}")
+        if self.init_gain is not None and self.init != "orthogonal":
+            raise ValueError(f"init_gain applies to init='orthogonal' only, got init_gain={self.init_gain!r} "
+                             f"with init={self.init!r}")
+        positive = {"low": 0, "low_inclusive": False}
+        optional = {"gp_weight": {"low": 0}, "init_gain": positive}
+        self._store(**{name: check_real(name, getattr(self, name), **interval) for name, interval in optional.items()
+                       if getattr(self, name) is not None})
+        self._store_per_seed()
+        if self.num_modes is not None:
+            self._store(num_modes=check_int("num_modes", self.num_modes, low=2))
+        self._store(z_dim=check_int("z_dim", self.z_dim), hidden=check_int("hidden", self.hidden),
+                    layers=check_int("layers", self.layers),
+                    d_layers=None if self.d_layers is None else check_int("d_layers", self.d_layers),
+                    input_scale=check_real("input_scale", self.input_scale, **positive),
+                    batch_size=check_int("batch_size", self.batch_size),
+                    eval_samples=check_int("eval_samples", self.eval_samples))
+
+    def resolved(self) -> MixtureOfGaussiansConfig:
+        """This config with the defaults that apply filled in: ``radius`` (ring), ``std`` (the layout's),
+        ``gp_weight`` (wgan-gp), ``d_layers`` (``layers``) and ``init_gain`` (orthogonal)."""
+        fills = {"radius": DEFAULT_RADIUS if self.layout == "ring" else None, "std": DEFAULT_STD[self.layout],
+                 "gp_weight": DEFAULT_GP_WEIGHT if self.loss == "wgan-gp" else None, "d_layers": self.layers,
+                 "init_gain": 1.0 if self.init == "orthogonal" else None}
+        return replace(self, **{k: v for k, v in fills.items() if getattr(self, k) is None})
+
+
 class MixtureOfGaussians(Game):
     r"""Mixture of 2-D Gaussians: an MLP generator against an MLP discriminator, scored by mode coverage.
 
@@ -112,11 +206,13 @@ class MixtureOfGaussians(Game):
     optimum of the gan game is $p_G = p_{\text{data}}$: every mode covered with the right weight.
 
     ## Update schedule
+    ``make``'s ``update`` and ``n_critic`` (:class:`~minmax_envs.games._base.Schedule`).
     ``update="simultaneous"`` (default): both players move at every env step. ``update="alternating"``: the
-    discriminator moves at even env steps, the generator at odd ones, each on a fresh batch and each observing
-    its gradient at the parameters the other's last move left; one iteration of ``run_episode`` is one such
-    cycle of 2 steps. With ``regularizer="nk"`` the generator's step sees the regularized gradient, computed at
-    that step, and the discriminator's step its plain gradient.
+    discriminator moves at even env steps, the generator at odd ones (with ``n_critic = k``: $k$ discriminator
+    steps, then one generator step), each on a fresh batch and each observing its gradient at the parameters the
+    other's last move left; one iteration of ``run_episode`` is one such cycle. With ``regularizer="nk"`` the
+    generator's step sees the regularized gradient, computed at that step, and the discriminator's step its plain
+    gradient.
 
     ## Parameters (per seed)
     $L$ = ``layers`` hidden layers in the generator and $L_D$ = ``d_layers`` (default $L$) in the discriminator,
@@ -156,35 +252,9 @@ class MixtureOfGaussians(Game):
       coverage, $\log K$ for a single mode); defined as $\log K$ when there is no high-quality sample.
 
     ## Arguments
-    * ``layout``: ``"ring"`` (8 modes) or ``"grid"`` (25 modes); set by the registered id.
-    * ``num_modes``: $K$, the number of modes of the ring, default 8. Ring only: passing it with ``layout="grid"``
-      raises ``ValueError``.
-    * ``radius``: ring radius, default 2.0 (Unrolled GAN; PacGAN uses 1). Ring only: passing it with
-      ``layout="grid"`` raises ``ValueError`` (the grid's spacing is fixed at 2).
-    * ``std``: standard deviation of each mode, default 0.02 on the ring (Unrolled GAN) and 0.05 on the
-      grid (VEEGAN, PacGAN); it also sets the high-quality radius $3 s$ ($s$ = ``std``).
-
-    ``radius`` and ``std`` are numbers, or one per seed (sequences or tensors of ``num_seeds`` values;
-    :mod:`minmax_envs.families`); the figure of the samples then marks no modes.
-    * ``loss``: ``"gan"`` | ``"nsgan"`` | ``"wgan-gp"``.
-    * ``gp_weight``: $\lambda$ of the wgan-gp penalty, default 0.1 (Gulrajani et al.'s toy-data
-      setting); wgan-gp only, passing it with another loss raises ``ValueError``.
-    * ``z_dim``: latent dimension, default 2 (the toy code of Gulrajani et al. 2017); Unrolled GAN used
-      256. Latents come from the counter-based seed streams, whose CPU cost grows with
-      ``batch_size`` $\times$ ``z_dim``: at 256 drawing them dominates a CPU step.
-    * ``hidden``: width of every hidden layer, default 128 (Unrolled GAN).
-    * ``layers``: number of hidden layers of the generator (and of the discriminator unless ``d_layers`` is
-      given), default 2.
-    * ``d_layers``: number of hidden layers of the discriminator, default ``None`` (the same as ``layers``).
-    * ``input_scale``: $a > 0$, the factor the discriminator applies to its input, $d(x) = m(a x)$: to real and
-      generated samples alike and to the wgan-gp interpolates (whose penalty is on $\nabla_x d$, so it includes
-      $a$); default 1.0 (no scaling).
-    * ``init``: ``"torch"`` (default) | ``"orthogonal"``, the initial parameters (see Starting state).
-    * ``init_gain``: $g > 0$, the gain of the orthogonal initialisation, default 1.0; ``init="orthogonal"``
-      only, passing it with ``init="torch"`` raises ``ValueError``.
-    * ``update``: ``"simultaneous"`` (default) | ``"alternating"`` (see Update schedule).
-    * ``batch_size``: real samples and latents per step, default 256 (Gulrajani et al.'s toy code).
-    * ``eval_samples``: generator samples per evaluation, default 2500 (VEEGAN, PacGAN).
+    The fields of :class:`MixtureOfGaussiansConfig` (``MixtureOfGaussians.Config``), passed whole;
+    :func:`~minmax_envs.make` takes them as keywords, beside its own (``update``, ``n_critic``: the update
+    schedule, simultaneous by default).
 
     Nagarajan & Kolter's setting ("Gradient descent GAN optimization is locally stable", NeurIPS 2017; their
     public code): ``make("MoG-Ring-v0", regularizer="nk", reg_weight=0.5, z_dim=256, hidden=128, layers=2,
@@ -207,49 +277,22 @@ class MixtureOfGaussians(Game):
     quality_sign = 1.0
     has_samples = True
     nk_alternates = True
-    per_seed_args = ("radius", "std")
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 layout: str = "ring", radius: float | None = None, std: float | None = None, loss: str = "gan",
-                 gp_weight: float | None = None, z_dim: int = 2, hidden: int = 128, layers: int = 2,
-                 batch_size: int = 256, eval_samples: int = 2500, d_layers: int | None = None,
-                 input_scale: float = 1.0, init: str = "torch", init_gain: float | None = None,
-                 update: str = "simultaneous", num_modes: int | None = None):
-        super().__init__(num_seeds, device, dtype)
-        check_choice("layout", layout, LAYOUTS)
-        check_choice("loss", loss, LOSSES)
-        check_choice("init", init, INITS)
-        check_choice("update", update, UPDATES)
-        if radius is not None and layout != "ring":
-            raise ValueError(f"radius applies to layout='ring' only (the grid's spacing is fixed), "
-                             f"got radius={radius!r}")
-        if num_modes is not None and layout != "ring":
-            raise ValueError(f"num_modes applies to layout='ring' only (the grid has {GRID_SIDE**2} modes), "
-                             f"got num_modes={num_modes!r}")
-        if gp_weight is not None and loss != "wgan-gp":
-            raise ValueError(f"gp_weight applies to loss='wgan-gp' only, got gp_weight={gp_weight!r} "
-                             f"with loss={loss!r}")
-        if init_gain is not None and init != "orthogonal":
-            raise ValueError(f"init_gain applies to init='orthogonal' only, got init_gain={init_gain!r} "
-                             f"with init={init!r}")
-        self.layout, self.loss, self.init_scheme, self.update = layout, loss, init, update
-        self.radius = self._seed_arg("radius", DEFAULT_RADIUS if radius is None else radius, low=0, low_inclusive=False)
-        self.std = self._seed_arg("std", DEFAULT_STD[layout] if std is None else std, low=0, low_inclusive=False)
-        self.ring_modes = RING_MODES if num_modes is None else check_int("num_modes", num_modes, low=2)
-        self.gp_weight = check_real("gp_weight", DEFAULT_GP_WEIGHT if gp_weight is None else gp_weight, low=0)
-        self.z_dim = check_int("z_dim", z_dim)
-        self.hidden = check_int("hidden", hidden)
-        self.layers = check_int("layers", layers)
-        self.d_layers = self.layers if d_layers is None else check_int("d_layers", d_layers)
-        self.input_scale = check_real("input_scale", input_scale, low=0, low_inclusive=False)
-        self.init_gain = check_real("init_gain", 1.0 if init_gain is None else init_gain, low=0, low_inclusive=False)
-        self.cycle = 2 if update == "alternating" else 1
-        self.batch_size = check_int("batch_size", batch_size)
-        self.eval_samples = check_int("eval_samples", eval_samples)
-        self.zero_sum = loss == "gan"
+    Config = MixtureOfGaussiansConfig
+
+    def __init__(self, config: MixtureOfGaussiansConfig | None = None, num_seeds: int = 1,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 schedule: Schedule | None = None):
+        super().__init__(config, num_seeds, device, dtype, schedule)
+        self.ring_modes = RING_MODES if self.config.num_modes is None else self.config.num_modes
         # (K, 2); with a radius per seed, the modes at radius 1, which init scales per seed
         unit = 1.0 if "radius" in self.seed_args else self.radius
-        self.modes = mode_layout(layout, unit, self.ring_modes).to(device=self.device, dtype=dtype)
+        self.modes = mode_layout(self.layout, unit, self.ring_modes).to(device=self.device, dtype=dtype)
+
+    @property
+    def zero_sum(self) -> bool:
+        """Whether the discriminator's loss is minus the generator's: the gan loss."""
+        return self.loss == "gan"
 
     @property
     def num_modes(self) -> int:
@@ -262,12 +305,6 @@ class MixtureOfGaussians(Game):
         first, last = (self.z_dim, 2) if prefix == "g" else (2, 1)
         return [first] + [self.hidden] * self._depth(prefix) + [last]
 
-    def movers(self, step: int) -> tuple[str, ...]:
-        """Both players (simultaneous), or the discriminator at even steps and the generator at odd ones."""
-        if self.update == "simultaneous":
-            return PLAYERS
-        return ("discriminator",) if step % 2 == 0 else ("generator",)
-
     # --- episode ------------------------------------------------------------------------------
     def init(self, rng: SeedStreams):
         params: dict[str, Params] = {}
@@ -275,7 +312,7 @@ class MixtureOfGaussians(Game):
             widths = self._widths(prefix)
             ps: Params = {}
             for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-                if self.init_scheme == "orthogonal":
+                if self.config.init == "orthogonal":
                     w = orthogonal_weights(rng, fan_in, fan_out, self.init_gain).to(self.device)
                     ps[f"{prefix}{i}.weight"] = w.to(self.dtype)
                     ps[f"{prefix}{i}.bias"] = torch.zeros((w.shape[0], fan_out), device=self.device,

@@ -4,14 +4,15 @@ linear generator against a truncated-cubic discriminator, on data made of two sl
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, PlotSpec, per_seed_sum
+from minmax_envs.games._base import PLAYERS, Game, GameSettings, PlotSpec, per_seed_sum
 from minmax_envs.games._per_seed import column, sqrt
 
 CASES = ("correlated_modes", "correlated_coefficients")
@@ -34,6 +35,85 @@ def truncated_cubic_grad(x: torch.Tensor, trunc: float) -> torch.Tensor:
     $[-\Lambda, \Lambda]$, $3 \Lambda^2$ outside."""
     c = x.clamp(-trunc, trunc)
     return 3.0 * c * c
+
+
+#: The arguments whose ``None`` stands for a default computed from ``d`` and ``m_d``, each with the formula as
+#: messages spell it, the default as a function of the config, and the interval of its values (beyond ``>= 0``)
+_COMPUTED: dict[str, tuple[str, Any, dict[str, Any]]] = {
+    "gamma": ("1/log(d)", lambda c: 1.0 / math.log(c.d), {"high": 1.0, "high_inclusive": False}),
+    "trunc": ("d**0.2", lambda c: c.d ** 0.2, {"low_inclusive": False}),
+    "w_init_std": ("1/sqrt(d)", lambda c: 1.0 / math.sqrt(c.d), {}),
+    "v_init_std": ("1/d", lambda c: 1.0 / c.d, {}),
+    "a_init_std": ("1/sqrt(m_d*log(d))", lambda c: 1.0 / math.sqrt(c.m_d * math.log(c.d)), {}),
+    "z_pair_prob": ("1/log(d)**2", lambda c: 1.0 / math.log(c.d) ** 2, {"high": 1.0}),
+}
+
+
+@dataclass(frozen=True)
+class TwoModeConfig(GameSettings):
+    r"""The arguments of :class:`TwoMode` (its card's Arguments section). ``None`` stands for the default formula
+    given (:meth:`resolved` computes it).
+
+    Attributes:
+        case: ``"correlated_modes"`` (default) or ``"correlated_coefficients"`` (Assumption 1).
+        d: data dimension (default 1000, as in Figure 5).
+        m_d: discriminator width (default 5, Figure 5; Theorem 4.2 uses $m_d = \log d$).
+        m_g: generator width (default 5, Figure 5; Theorem 4.2 uses $m_g = \log d \cdot \log\log d$).
+        gamma: $\gamma$, the mode correlation (case 1) or the probability of $s = (1, 1)$ (case 2), in
+            $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$). A number, or one per seed (a
+            sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
+        batch_size: samples per step (default 1, the paper's setting).
+        trunc: $\Lambda$ of eq. (9), default $d^{0.2}$.
+        bias_scale: $\lambda$ of eq. (9), default 1.0. The paper sets $\lambda$ in Parametrization 4.1 "to ensure
+            that the weights and the bias in the discriminator learn at the same speed", but its value is
+            illegible in our copy of the text: 1.0 is our choice, not the paper's.
+        w_init_std: initial scale of the discriminator's neurons, default $1/\sqrt{d}$.
+        v_init_std: initial scale of the generator's neurons, default $1/d$.
+        a_init_std: initial scale of the discriminator's output weight, default $1/\sqrt{m_d \log d}$ (the
+            paper's "small Gaussian" $\mathcal{N}(0, 1/(m_d \operatorname{polylog} d))$).
+        z_pair_prob: probability that $z$ has a second active coordinate, default $1/\log(d)^2$ (ignored when
+            $m_g = 1$).
+    """
+
+    case: str = "correlated_modes"
+    d: int = 1000
+    m_d: int = 5
+    m_g: int = 5
+    gamma: float | tuple[float, ...] | None = None
+    batch_size: int = 1
+    trunc: float | None = None
+    bias_scale: float = 1.0
+    w_init_std: float | None = None
+    v_init_std: float | None = None
+    a_init_std: float | None = None
+    z_pair_prob: float | None = None
+
+    per_seed_args: ClassVar[dict[str, dict[str, Any]]] = {"gamma": {"low": 0.0, **_COMPUTED["gamma"][2]}}
+
+    def __post_init__(self) -> None:
+        if self.case not in CASES:
+            raise ValueError(f"unknown case {self.case!r}; choose 'correlated_modes' or 'correlated_coefficients'")
+        self._store(d=check_int("d", self.d, low=2), m_d=check_int("m_d", self.m_d),
+                    m_g=check_int("m_g", self.m_g), batch_size=check_int("batch_size", self.batch_size),
+                    bias_scale=check_real("bias_scale", self.bias_scale, low=0.0, low_inclusive=False))
+        for name, (formula, default, interval) in _COMPUTED.items():
+            value = getattr(self, name)
+            if name in self.per_seed_args and value is not None:  # a number, or one per seed
+                self._store_per_seed(name)
+                continue
+            try:
+                checked = check_real(name, default(self) if value is None else value, **{"low": 0.0, **interval})
+            except ValueError as e:
+                if value is not None:
+                    raise
+                raise ValueError(f"{e} (the default {formula} for d={self.d}); pass {name} explicitly") from None
+            if value is not None:
+                self._store(**{name: checked})
+
+    def resolved(self) -> TwoModeConfig:
+        """This config with the default formulas computed (``gamma = 1/log(d)``...)."""
+        return replace(self, **{name: default(self) for name, (_, default, _) in _COMPUTED.items()
+                                if getattr(self, name) is None})
 
 
 class TwoMode(Game):
@@ -103,22 +183,8 @@ class TwoMode(Game):
     Metrics use no randomness.
 
     ## Arguments
-    * ``case``: ``"correlated_modes"`` (default) or ``"correlated_coefficients"`` (Assumption 1).
-    * ``d``: data dimension (default 1000, as in Figure 5).
-    * ``m_d``, ``m_g``: discriminator and generator widths (default 5 and 5, Figure 5; Theorem 4.2 uses
-      $m_d = \log d$, $m_g = \log d \cdot \log\log d$).
-    * ``gamma``: $\gamma$, the mode correlation (case 1) or the probability of $s = (1, 1)$ (case 2), in
-      $[0, 1)$; default $1/\log d$ (the paper's $1/\operatorname{polylog} d$). A number, or one per seed
-      (a sequence or tensor of ``num_seeds`` values; :mod:`minmax_envs.families`).
-    * ``batch_size``: samples per step (default 1, the paper's setting).
-    * ``trunc``: $\Lambda$ of eq. (9), default $d^{0.2}$.
-    * ``bias_scale``: $\lambda$ of eq. (9), default 1.0. The paper sets $\lambda$ in Parametrization
-      4.1 "to ensure that the weights and the bias in the discriminator learn at the same speed", but its
-      value is illegible in our copy of the text: 1.0 is our choice, not the paper's.
-    * ``w_init_std``, ``v_init_std``, ``a_init_std``: initial scales, default $1/\sqrt{d}$, $1/d$ and
-      $1/\sqrt{m_d \log d}$ (the paper's "small Gaussian" $\mathcal{N}(0, 1/(m_d \operatorname{polylog} d))$ for $a$).
-    * ``z_pair_prob``: probability that $z$ has a second active coordinate, default $1/\log(d)^2$
-      (ignored when $m_g = 1$).
+    The fields of :class:`TwoModeConfig` (``TwoMode.Config``), passed whole; :func:`~minmax_envs.make` takes
+    them as keywords, beside its own (``update``, ``n_critic``: the update schedule, simultaneous by default).
 
     ## Version history
     * v0: initial version.
@@ -134,47 +200,13 @@ class TwoMode(Game):
     scalar_metrics = ("modes_recovered", "mode_alignment", "update_speed_ratio")
     quality_sign = 1.0
     zero_sum = True
-    per_seed_args = ("gamma",)
 
     def plots(self) -> tuple[PlotSpec, ...]:
         """Every generator neuron's final cosines to the two modes, against the recovery threshold."""
         return (PlotSpec("points", "neuron_cosines", "generator neurons' cosines to the modes", x="cos_u1",
                          y="cos_u2", lines=(RECOVERY_COSINE,), limit=1.05),)
 
-    def __init__(self, num_seeds: int = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
-                 case: str = "correlated_modes", d: int = 1000, m_d: int = 5, m_g: int = 5,
-                 gamma: float | None = None, batch_size: int = 1, trunc: float | None = None,
-                 bias_scale: float = 1.0, w_init_std: float | None = None, v_init_std: float | None = None,
-                 a_init_std: float | None = None, z_pair_prob: float | None = None):
-        super().__init__(num_seeds, device, dtype)
-        if case not in CASES:
-            raise ValueError(f"unknown case {case!r}; choose 'correlated_modes' or 'correlated_coefficients'")
-        self.case = case
-        self.d = check_int("d", d, low=2)
-        self.m_d = check_int("m_d", m_d)
-        self.m_g = check_int("m_g", m_g)
-        self.batch_size = check_int("batch_size", batch_size)
-        log_d = math.log(d)
-
-        def resolved(name: str, value: float | None, default: float, formula: str, **kw) -> float:
-            kw.setdefault("low", 0.0)
-            try:
-                return check_real(name, default if value is None else value, **kw)
-            except ValueError as e:
-                if value is not None:
-                    raise
-                raise ValueError(f"{e} (the default {formula} for d={d}); pass {name} explicitly") from None
-
-        if gamma is None:
-            self.gamma = resolved("gamma", gamma, 1.0 / log_d, "1/log(d)", high=1.0, high_inclusive=False)
-        else:  # a number, or one per seed
-            self.gamma = self._seed_arg("gamma", gamma, low=0.0, high=1.0, high_inclusive=False)
-        self.trunc = resolved("trunc", trunc, d ** 0.2, "d**0.2", low_inclusive=False)
-        self.bias_scale = check_real("bias_scale", bias_scale, low=0.0, low_inclusive=False)
-        self.w_init_std = resolved("w_init_std", w_init_std, 1.0 / math.sqrt(d), "1/sqrt(d)")
-        self.v_init_std = resolved("v_init_std", v_init_std, 1.0 / d, "1/d")
-        self.a_init_std = resolved("a_init_std", a_init_std, 1.0 / math.sqrt(m_d * log_d), "1/sqrt(m_d*log(d))")
-        self.z_pair_prob = resolved("z_pair_prob", z_pair_prob, 1.0 / log_d**2, "1/log(d)**2", high=1.0)
+    Config = TwoModeConfig
 
     # --- episode ------------------------------------------------------------------------------
     def init(self, rng: SeedStreams):

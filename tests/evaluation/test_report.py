@@ -19,8 +19,8 @@ from minmax_envs.games.two_mode import TwoMode
 
 # the figure descriptions the protocol stores with each record of these games (Game.plots)
 DIRAC_PLOTS = [p.as_dict() for p in DiracGAN().plots()]
-TWO_MODE_PLOTS = [p.as_dict() for p in TwoMode(d=4).plots()]
-MOG_PLOTS = [p.as_dict() for p in MixtureOfGaussians(layout="ring", hidden=8).plots()]
+TWO_MODE_PLOTS = [p.as_dict() for p in TwoMode(TwoMode.Config(d=4)).plots()]
+MOG_PLOTS = [p.as_dict() for p in MixtureOfGaussians(MixtureOfGaussians.Config(layout="ring", hidden=8)).plots()]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 STEPS = [0, 10, 20, 30]

@@ -115,3 +115,54 @@ def test_clipping_keeps_psi_in_range():
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         minmax_envs.make("DiracGAN-v0", **kw)
+
+
+def _alternating_by_hand(loss, theta, psi, lr_g, lr_d, n_critic, iterations, clip=None):
+    """Mescheder et al.'s alternating gradient descent written out: per iteration ``n_critic`` discriminator
+    steps along $v_\\psi$, then one generator step along $v_\\theta$ at the discriminator's new parameter."""
+    v = {"gan": lambda t, p: (-p * fprime(p * t), t * fprime(p * t)),
+         "nsgan": lambda t, p: (-p * fprime(-p * t), t * fprime(p * t)),
+         "wgan": lambda t, p: (-p, t)}[loss]
+    for _ in range(iterations):
+        for _ in range(n_critic):
+            psi = psi + lr_d * v(theta, psi)[1]
+            if clip is not None:
+                psi = min(max(psi, -clip), clip)
+        theta = theta + lr_g * v(theta, psi)[0]
+    return theta, psi
+
+
+@pytest.mark.parametrize("loss, n_critic, clip", [("gan", 1, None), ("nsgan", 3, None), ("wgan", 2, 0.8)])
+def test_alternating_updates_match_a_hand_written_alternating_loop(loss, n_critic, clip):
+    lr_g, lr_d, iterations = 0.3, 0.2, 40
+    env = minmax_envs.make("DiracGAN-v0", num_seeds=3, dtype=torch.float64, loss=loss, clip=clip, init_std=0.5,
+                           update="alternating", n_critic=n_critic)
+    assert env.game.cycle == n_critic + 1
+    result = minmax_envs.run_episode(env, agents.pair(agents.sgda(lr_g), agents.sgda(lr_d)), steps=iterations,
+                                     seed=0)
+    assert result.metrics["theta"].shape == (3,) and env.t.tolist() == [iterations * (n_critic + 1)] * 3
+    start, _ = minmax_envs.make("DiracGAN-v0", num_seeds=3, dtype=torch.float64, init_std=0.5).reset(seed=0)
+    simultaneous = minmax_envs.run_episode(
+        minmax_envs.make("DiracGAN-v0", num_seeds=3, dtype=torch.float64, loss=loss, clip=clip, init_std=0.5),
+        agents.pair(agents.sgda(lr_g), agents.sgda(lr_d)), steps=iterations, seed=0)
+    for i in range(3):
+        theta0, psi0 = start["generator"].params["theta"][i].item(), start["discriminator"].params["psi"][i].item()
+        want = _alternating_by_hand(loss, theta0, psi0, lr_g, lr_d, n_critic, iterations, clip)
+        got = (result.metrics["theta"][i].item(), result.metrics["psi"][i].item())
+        assert got == pytest.approx(want, abs=1e-12)
+        # the schedule matters: simultaneous play from the same start ends elsewhere
+        other = (simultaneous.metrics["theta"][i].item(), simultaneous.metrics["psi"][i].item())
+        assert abs(other[0] - got[0]) + abs(other[1] - got[1]) > 1e-3
+
+
+def test_the_schedule_is_an_env_argument_recorded_in_make_kwargs():
+    env = minmax_envs.make("DiracGAN-v0", update="alternating", n_critic=2)
+    assert env.make_kwargs["update"] == "alternating" and env.make_kwargs["n_critic"] == 2
+    assert minmax_envs.make(**env.make_kwargs).game.schedule == env.game.schedule
+    assert [env.game.movers(s) for s in range(3)] == [("discriminator",), ("discriminator",), ("generator",)]
+    plain = minmax_envs.make("DiracGAN-v0")
+    assert (plain.make_kwargs["update"], plain.make_kwargs["n_critic"], plain.game.cycle) == ("simultaneous", 1, 1)
+    with pytest.raises(ValueError, match="n_critic must be 1"):
+        minmax_envs.make("DiracGAN-v0", n_critic=2)
+    with pytest.raises(ValueError, match="unknown update 'unrolled'; choose one of simultaneous, alternating"):
+        minmax_envs.make("DiracGAN-v0", update="unrolled")

@@ -75,10 +75,10 @@ def test_params_are_views_of_the_modules_and_grads_have_their_shapes(env_id, kw)
     # updates land in the modules in place, and the held observation sees them
     name, p = next(iter(game.D.named_parameters()))
     before = p.detach().clone()
-    for _ in range(game.n_critic):
+    for _ in range(game.schedule.n_critic):
         obs, rewards, _, _, info = env.step(_zero_updates(env, 0.01))
     assert not info["diverged"].any()
-    torch.testing.assert_close(p.detach(), before + 0.01 * game.n_critic)
+    torch.testing.assert_close(p.detach(), before + 0.01 * game.schedule.n_critic)
     assert torch.equal(obs["discriminator"].params[name][0], p.detach())
     # rewards are -loss of the observed (next-moving) player; the other player gets None
     assert env.movers == ("generator",) and rewards["discriminator"] is None
@@ -395,7 +395,7 @@ def test_argument_errors():
     for arg, value, choices in [("dataset", "svhn", "digits, mnist, cifar10, imagefolder"),
                                 ("architecture", "vit", "dcgan, resnet"),
                                 ("loss", "hinge", "gan, nsgan, wgan-gp"),
-                                ("update", "unrolled", "alternating, simultaneous")]:
+                                ("update", "unrolled", "simultaneous, alternating")]:
         with pytest.raises(ValueError, match=f"unknown {arg} '{value}'; choose one of {choices}"):
             _env(**{arg: value})
     with pytest.raises(ValueError, match="n_critic"):

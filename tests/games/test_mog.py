@@ -11,6 +11,7 @@ import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
 from minmax_envs.episode import run_episode
+from minmax_envs.games._base import Schedule
 from minmax_envs.games._fields import gradient_field
 from minmax_envs.games.mog import LOSSES, MixtureOfGaussians, coverage_metrics, orthogonal_weights
 
@@ -19,8 +20,13 @@ TINY = {"z_dim": 3, "hidden": 4, "batch_size": 6, "eval_samples": 50}
 F64 = torch.float64
 
 
+def _mog(num_seeds=1, dtype=torch.float32, update="simultaneous", **kw):
+    """A game made by hand from its config, as ``make_game`` makes it."""
+    return MixtureOfGaussians(MixtureOfGaussians.Config(**kw), num_seeds, dtype=dtype, schedule=Schedule(update))
+
+
 def _tiny_game(num_seeds=2, seeds=(3, 4), **kw):
-    game = MixtureOfGaussians(num_seeds, dtype=F64, **{**TINY, **kw})
+    game = _mog(num_seeds, dtype=F64, **{**TINY, **kw})
     rng = SeedStreams(torch.tensor(seeds[:num_seeds]))
     params, inst = game.init(rng)
     return game, params, inst, game.sample(rng, inst)
@@ -94,7 +100,7 @@ def test_data_batches_have_the_right_statistics(env_id):
 
 
 def test_init_matches_torch_linear_bounds_and_shapes():
-    game = MixtureOfGaussians(3, dtype=F64, z_dim=5, hidden=7, layers=3, batch_size=4, eval_samples=10)
+    game = _mog(3, dtype=F64, z_dim=5, hidden=7, layers=3, batch_size=4, eval_samples=10)
     params, _ = game.init(SeedStreams(torch.tensor([0, 1, 2])))
     g_widths, d_widths = [5, 7, 7, 7, 2], [2, 7, 7, 7, 1]
     for pl, prefix, widths in (("generator", "g", g_widths), ("discriminator", "d", d_widths)):
@@ -104,7 +110,7 @@ def test_init_matches_torch_linear_bounds_and_shapes():
             assert w.shape == (3, fi, fo) and b.shape == (3, fo)
             for t in (w, b):
                 assert t.abs().max() <= 1 / math.sqrt(fi) and t.abs().max() > 0.5 / math.sqrt(fi)
-    p32, _ = MixtureOfGaussians(3, z_dim=5, hidden=7, layers=3).init(SeedStreams(torch.tensor([0, 1, 2])))
+    p32, _ = _mog(3, z_dim=5, hidden=7, layers=3).init(SeedStreams(torch.tensor([0, 1, 2])))
     for pl in PLAYERS:
         for k, v in params[pl].items():
             assert p32[pl][k].dtype == torch.float32
@@ -149,7 +155,7 @@ def _constant_generator(game, params, points):
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_metrics_of_a_constant_generator(dtype):
-    game = MixtureOfGaussians(3, dtype=dtype, **SMALL)
+    game = _mog(3, dtype=dtype, **SMALL)
     params, inst = game.init(SeedStreams(torch.tensor([0, 1, 2])))
     points = torch.stack([game.modes[3].double(), game.modes[5].double() + torch.tensor([0.0, 10 * game.std]),
                           torch.tensor([100.0, -100.0])])
@@ -163,7 +169,7 @@ def test_metrics_of_a_constant_generator(dtype):
 def test_a_generator_that_is_one_mode_gaussian_is_high_quality_with_the_chi2_probability():
     """G(z) = mu + std * z exactly (z_dim=2, relu(z) - relu(-z) through two hidden layers): samples are
     high quality with probability P(|N(0, I_2)| < 3) = 1 - exp(-9/2) and all near mode mu."""
-    game = MixtureOfGaussians(1, dtype=F64, z_dim=2, hidden=4, eval_samples=4000)
+    game = _mog(1, dtype=F64, z_dim=2, hidden=4, eval_samples=4000)
     params, inst = game.init(SeedStreams(torch.tensor([0])))
     split = torch.tensor([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]], dtype=F64)
     merge = game.std * torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=F64)
@@ -212,7 +218,8 @@ def test_calling_metrics_between_steps_keeps_the_trajectory():
 
 # --- losses and gradients -------------------------------------------------------------------------------
 def _by_hand(game, params, batch, n):
-    """Seed ``n``'s losses with plain matmuls, the critic's input gradient by the chain rule."""
+    """Seed ``n``'s losses ``(generator, discriminator)`` with plain matmuls, the critic's input gradient by the
+    chain rule, and the penalty."""
     g = {k: v[n] for k, v in params["generator"].items()}
     d = {k: v[n] for k, v in params["discriminator"].items()}
 
@@ -235,8 +242,9 @@ def _by_hand(game, params, batch, n):
         v = (v * masks[i - 1]) @ d[f"d{i - 1}.weight"].T
     penalty = ((v.norm(dim=1) - 1) ** 2).mean()
     f = torch.log(torch.sigmoid(d_real)).mean() + torch.log(1 - torch.sigmoid(d_fake)).mean()
-    return {"gan": (f, -f), "nsgan": (-torch.log(torch.sigmoid(d_fake)).mean(), -f),
-            "wgan-gp": (-d_fake.mean(), d_fake.mean() - d_real.mean() + game.gp_weight * penalty)}, penalty
+    if game.loss == "wgan-gp":
+        return (-d_fake.mean(), d_fake.mean() - d_real.mean() + game.gp_weight * penalty), penalty
+    return {"gan": (f, -f), "nsgan": (-torch.log(torch.sigmoid(d_fake)).mean(), -f)}[game.loss], penalty
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -249,13 +257,13 @@ def test_losses_match_a_hand_computation(loss, layers):
     for n in range(2):
         want, penalty = _by_hand(game, params, batch, n)
         assert penalty > 1e-3  # the penalty is not negligible, so leaving it out would fail
-        torch.testing.assert_close(got["generator"][n], want[loss][0], atol=1e-12, rtol=0)
-        torch.testing.assert_close(got["discriminator"][n], want[loss][1], atol=1e-12, rtol=0)
+        torch.testing.assert_close(got["generator"][n], want[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(got["discriminator"][n], want[1], atol=1e-12, rtol=0)
 
 
 def test_wgan_gp_penalty_is_the_penalty_weight_times_the_hand_penalty():
     game, params, inst, batch = _tiny_game(loss="wgan-gp", gp_weight=0.7)
-    zero = MixtureOfGaussians(2, dtype=F64, loss="wgan-gp", gp_weight=0.0, **TINY)
+    zero = _mog(2, dtype=F64, loss="wgan-gp", gp_weight=0.0, **TINY)
     diff = game.losses(params, inst, batch)["discriminator"] - zero.losses(params, inst, batch)["discriminator"]
     hand = torch.stack([_by_hand(game, params, batch, n)[1] for n in range(2)])
     torch.testing.assert_close(diff, 0.7 * hand, atol=1e-12, rtol=0)
@@ -356,7 +364,7 @@ def test_float32_and_float64_agree_at_the_start():
 ])
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
-        MixtureOfGaussians(**kw)
+        minmax_envs.make_game("MoG-Ring-v0", **kw)
 
 
 def test_bad_arguments_through_make_name_the_argument():
@@ -369,7 +377,7 @@ def test_bad_arguments_through_make_name_the_argument():
 def test_generator_samples_and_the_figure_over_the_modes():
     from minmax_envs.games.mog import mode_layout
 
-    game = MixtureOfGaussians(2, layout="grid", hidden=8)
+    game = _mog(2, layout="grid", hidden=8)
     params, _ = game.init(SeedStreams(torch.tensor([0, 1])))
     a = game.generator_samples(params["generator"], 30, torch.Generator().manual_seed(1))
     b = game.generator_samples(params["generator"], 30, torch.Generator().manual_seed(1))
@@ -424,7 +432,7 @@ def test_defaults_keep_the_parameters_of_before_the_new_options(name):
 
 
 def test_d_layers_sets_the_discriminator_depth_alone():
-    game = MixtureOfGaussians(2, dtype=F64, z_dim=3, hidden=8, layers=3, d_layers=1, batch_size=5)
+    game = _mog(2, dtype=F64, z_dim=3, hidden=8, layers=3, d_layers=1, batch_size=5)
     rng = SeedStreams(torch.tensor([0, 1]))
     params, inst = game.init(rng)
     g_shapes = {k: tuple(v.shape) for k, v in params["generator"].items()}
@@ -439,7 +447,7 @@ def test_d_layers_sets_the_discriminator_depth_alone():
     torch.testing.assert_close(game.logits(d, x), by_hand, atol=1e-12, rtol=0)
     losses, grads = game.grads(params, inst, game.sample(rng, inst))
     assert set(grads["discriminator"]) == set(d_shapes) and set(grads["generator"]) == set(g_shapes)
-    assert MixtureOfGaussians(layers=3).d_layers == 3
+    assert _mog(layers=3).d_layers == 3
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -473,7 +481,7 @@ def test_input_scale_equals_scaling_the_data_by_hand(loss):
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
 def test_orthogonal_init_gives_scaled_orthogonal_weights_per_seed_and_zero_biases(dtype):
     gain = 0.8
-    game = MixtureOfGaussians(3, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
+    game = _mog(3, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
                               init_gain=gain)
     params, _ = game.init(SeedStreams(torch.tensor([10, 11, 12])))
     tol = 1e-12 if dtype == F64 else 1e-5
@@ -489,14 +497,14 @@ def test_orthogonal_init_gives_scaled_orthogonal_weights_per_seed_and_zero_biase
             torch.testing.assert_close(gram, gain**2 * eye, atol=tol, rtol=0)
             assert not torch.allclose(w[0], w[1]) and not torch.allclose(w[1], w[2])
     # seed parity: slot i of the batch is the one-seed draw of seed 10 + i
-    one = MixtureOfGaussians(1, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
+    one = _mog(1, dtype=dtype, z_dim=5, hidden=7, layers=2, d_layers=1, init="orthogonal",
                              init_gain=gain)
     single, _ = one.init(SeedStreams(torch.tensor([11])))
     for pl in PLAYERS:
         for k in params[pl]:
             torch.testing.assert_close(single[pl][k][0], params[pl][k][1], atol=tol, rtol=0)
     # the default gain is 1
-    w = MixtureOfGaussians(1, dtype=F64, hidden=4, init="orthogonal").init(SeedStreams(torch.tensor([0])))[0]
+    w = _mog(1, dtype=F64, hidden=4, init="orthogonal").init(SeedStreams(torch.tensor([0])))[0]
     w = w["generator"]["g1.weight"][0]
     torch.testing.assert_close(w @ w.T, torch.eye(4, dtype=F64), atol=1e-12, rtol=0)
 
