@@ -15,6 +15,7 @@ hyperparameters with ``functools.partial``, or methods of small classes, never c
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from functools import partial
@@ -22,7 +23,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from agents.types import Params, PlayerParams
+
 State = Any
 
 
@@ -67,9 +69,6 @@ class InPlaceTransformation(NamedTuple):
 
 Agent = GradientTransformation | InPlaceTransformation
 """One player's agent, of either kind."""
-
-PlayerParams = dict[str, Params]
-
 
 class PairTransformation(NamedTuple):
     """An agent for both players at once, over dicts ``{player: {name: tensor}}``:
@@ -146,30 +145,48 @@ def seed_view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape + (1,) * (like.ndim - 1))
 
 
-def check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = True,
-                 high: float | None = None, high_inclusive: bool = False) -> float:
-    """Validate a hyperparameter eagerly, torch.optim-style, with a message that says what is allowed."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
-    if ok:
-        ok = (value >= low if low_inclusive else value > low)
-        if high is not None:
-            ok = ok and (value <= high if high_inclusive else value < high)
-        ok = ok and abs(value) != float("inf")
+def check_real(name: str, value: Any, *, low: float | None = None, low_inclusive: bool = True,
+               high: float | None = None, high_inclusive: bool = True) -> float:
+    """``value`` as a float if it is a finite real number (not a bool; numpy's numbers too) within the bounds, else
+    a ``ValueError`` naming ``name`` and the allowed interval: the one number checker of both packages (the
+    agents' hyperparameters, torch.optim-style, eagerly; :mod:`minmax_envs`'s arguments through
+    ``minmax_envs._checks``).
+
+    Args:
+        name: what the value is, as the message names it (``"lr"``, ``"betas[0]"``).
+        value: the number to check.
+        low, high: the bounds (``None``: unbounded on that side).
+        low_inclusive, high_inclusive: whether a bound itself is allowed.
+
+    Returns:
+        ``float(value)``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok and low is not None:
+        ok = float(value) >= low if low_inclusive else float(value) > low
+    if ok and high is not None:
+        ok = float(value) <= high if high_inclusive else float(value) < high
     if not ok:
-        lo = "[" if low_inclusive else "("
-        hi = "inf)" if high is None else (f"{high}]" if high_inclusive else f"{high})")
-        raise ValueError(f"{name} must be a finite number in {lo}{low}, {hi}, got {value!r}")
+        lb = "[" if low is not None and low_inclusive else "("
+        hb = "]" if high is not None and high_inclusive else ")"
+        raise ValueError(f"{name} must be a finite number in {lb}{'-inf' if low is None else low}, "
+                         f"{'inf' if high is None else high}{hb}, got {value!r}")
     return float(value)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    r"""A decay rate or momentum in $[0, 1)$ (``betas`` entries, ``momentum``, ``alpha``): :func:`check_real`."""
+    return check_real(name, value, low=0.0, high=1.0, high_inclusive=False)
 
 
 def check_lr(lr: Any) -> float | Schedule:
     r"""A step size: a number $\ge 0$ or a schedule (a callable of the update count)."""
     if callable(lr):
         return lr
-    return check_number("lr", lr)
+    return check_real("lr", lr, low=0.0)
 
 
 def check_betas(betas: Any) -> tuple[float, float]:
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    return (check_number("betas[0]", betas[0], high=1.0), check_number("betas[1]", betas[1], high=1.0))
+    return check_fraction("betas[0]", betas[0]), check_fraction("betas[1]", betas[1])

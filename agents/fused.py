@@ -27,8 +27,9 @@ from agents._base import (
     Params,
     Schedule,
     check_chain_state,
+    check_fraction,
     check_lr,
-    check_number,
+    check_real,
     seed_view,
 )
 from agents.norms import check_scope, inverse_norms, norm_pairs, normal_range, per_seed_norms, rescale, rescale_
@@ -115,9 +116,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     torch's fused Adam kernel in one pass where it applies. The kernel's vectorized arithmetic rounds in its own
     order, so the steps differ from the reference's foreach kernels by about one unit in the last place; this is
     the ``agents.scale_by_adam`` that the package exports (and that its records were made with)."""
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(adam_init, partial(_scale_by_adam_update, b1, b2, eps))
 
 
@@ -129,9 +130,9 @@ def _scale_by_adam_update(b1: float, b2: float, eps: float, grads: Params, state
 def adam_with_learning_rate(b1: float, b2: float, eps: float, lr: float | Schedule) -> GradientTransformation:
     """``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))`` (same state) with the step size
     applied inside the Adam step (:func:`adam_step`) instead of in a second pass."""
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     lr = check_lr(lr)
     return GradientTransformation(partial(_adam_lr_init, lr), partial(_adam_lr_update, b1, b2, eps, lr))
 
@@ -247,10 +248,10 @@ def graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule,
     """
     if not isinstance(magnitude, GradientTransformation):
         raise TypeError(f"graft magnitude must be a GradientTransformation, got {type(magnitude).__name__}")
-    momentum = check_number("momentum", momentum, high=1.0)
+    momentum = check_fraction("momentum", momentum)
     lr = check_lr(lr)
     check_scope(scope)
-    eps = check_number("eps", eps)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(partial(_momentum_graft_init, magnitude, momentum, lr),
                                   partial(_momentum_graft_update, magnitude, lr, momentum, scope, eps),
                                   magnitude.evaluations)

@@ -27,8 +27,9 @@ from agents._base import (
     GradientTransformation,
     Params,
     Schedule,
+    check_fraction,
     check_lr,
-    check_number,
+    check_real,
     stateless,
 )
 from agents.norms import SCOPES, check_scope, inverse_norms, norm_pairs, per_seed_norms, rescale
@@ -108,7 +109,7 @@ def trace(momentum: float, nesterov: bool = False) -> GradientTransformation:
     Followed by ``scale_by_learning_rate(lr)`` this is ``torch.optim.SGD(lr, momentum, nesterov=...)``
     (dampening 0): the SGDA-with-momentum of "Adam is no better than normalized SGD", eq. (5).
     """
-    momentum = check_number("momentum", momentum, high=1.0)
+    momentum = check_fraction("momentum", momentum)
     if nesterov and momentum == 0:
         raise ValueError("nesterov=True needs momentum > 0")
     return GradientTransformation(trace_init, partial(_trace_update, momentum, bool(nesterov)))
@@ -157,9 +158,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     and :func:`agents.adam` run torch's fused Adam kernel where it applies (:func:`agents.fused.scale_by_adam`:
     the same state, the same steps to about one unit in the last place).
     """
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(adam_init, partial(adam_moments, b1, b2, eps))
 
 
@@ -197,8 +198,8 @@ def scale_by_rms(alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformati
 
     .. math:: v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \qquad u_t = g_t / (\sqrt{v_t} + \epsilon)
     """
-    alpha = check_number("alpha", alpha, high=1.0)
-    eps = check_number("eps", eps)
+    alpha = check_fraction("alpha", alpha)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(_rms_init, partial(_rms_update, alpha, eps))
 
 
@@ -226,8 +227,8 @@ def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0)
 
     .. math:: s_t = s_{t-1} + g_t^2, \qquad u_t = g_t / (\sqrt{s_t} + \epsilon)
     """
-    eps = check_number("eps", eps)
-    init_value = check_number("initial_accumulator_value", initial_accumulator_value)
+    eps = check_real("eps", eps, low=0.0)
+    init_value = check_real("initial_accumulator_value", initial_accumulator_value, low=0.0)
     return GradientTransformation(partial(_adagrad_init, init_value), partial(_adagrad_update, eps))
 
 
@@ -297,7 +298,7 @@ def check_graft(magnitude: GradientTransformation, direction: GradientTransforma
                 eps: float) -> float:
     """Validate :func:`graft`'s arguments (also for its fast paths); the ``eps`` to use."""
     check_scope(scope)
-    eps = check_number("eps", eps)
+    eps = check_real("eps", eps, low=0.0)
     for name, t in (("magnitude", magnitude), ("direction", direction)):
         if not isinstance(t, GradientTransformation):
             raise TypeError(f"graft {name} must be a GradientTransformation, got {type(t).__name__}")
