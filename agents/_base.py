@@ -31,6 +31,24 @@ State = Any
 Schedule = Callable[[int], float]
 """A step size as a function of the number of updates made so far (0 for the first update)."""
 
+# --- defaults, each declared once (the pure agents, their fused paths and their in-place twins take them from here)
+#: ``(beta1, beta2)`` of the Adam-based named agents (adam, adalr, adadir, optimistic_adam, in place too): the rule
+#: of thumb for GANs of "Adam is no better than normalized SGD" (beta1 = 0.5 as in Radford et al.'s DCGAN)
+GAN_BETAS: tuple[float, float] = (0.5, 0.9)
+#: ``(beta1, beta2)`` of the building block scale_by_adam: Adam's own (Kingma & Ba 2015; torch.optim.Adam's)
+ADAM_BETAS: tuple[float, float] = (0.9, 0.999)
+#: the epsilon added to a denominator (Adam's and RMSprop's square roots, grafting's norms)
+EPS = 1e-8
+#: RMSprop's decay of the squared gradients (torch.optim.RMSprop's)
+RMSPROP_ALPHA = 0.99
+#: Adagrad's epsilon (torch.optim.Adagrad's)
+ADAGRAD_EPS = 1e-10
+#: the norm scope of normalized SGDA: over all of a player's tensors ("Adam is no better than normalized SGD",
+#: Section 4, g-nSGDA)
+NSGDA_SCOPE = "global"
+#: the norm scope of grafting (graft, adalr, adadir): per tensor, as in the paper's Figure 2
+GRAFT_SCOPE = "layer"
+
 
 class GradientTransformation(NamedTuple):
     """A pure transformation of gradients into updates: ``init(params) -> state`` and
@@ -108,19 +126,41 @@ def _stateless_update(fn: Callable[[Params, Params | None], Params], grads: Para
     return fn(grads, params), state
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
-    """Apply transformations one after the other; the state is the tuple of their states."""
+class ChainState(tuple):
+    """The state of a :func:`chain` (the tuple of its parts' states, in order) whose parts also have names.
+
+    A named optimizer that is a chain (:func:`agents.adam` is ``chain(scale_by_adam(...),
+    scale_by_learning_rate(lr))``) declares its state as a subclass whose properties name the parts
+    (:class:`agents.transforms.AdamState`: ``state.moments``, ``state.schedule``), so that its fast paths read names
+    instead of positions. It stays the chain's tuple: :func:`chain` updates it part by part and keeps its class,
+    it equals the plain tuple of the same parts, a checkpoint stores it as a tuple (rebuilt into the class of a
+    fresh ``init``), and a state's structure in messages is that of the tuple."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{tuple.__repr__(self)}"
+
+
+def chain(*transforms: GradientTransformation, state: type[ChainState] | None = None) -> GradientTransformation:
+    """Apply transformations one after the other; the state is the tuple of their states (of the class ``state``,
+    a :class:`ChainState` that names them, where given)."""
     for i, t in enumerate(transforms):
         if not isinstance(t, GradientTransformation):
             raise TypeError(f"chain() argument {i} must be a GradientTransformation, got {type(t).__name__}")
+    if state is not None and not (isinstance(state, type) and issubclass(state, ChainState)):
+        raise TypeError(f"chain(state=...) must be a ChainState subclass, got {state!r}")
     evaluations = max((t.evaluations for t in transforms), default=1)
-    return GradientTransformation(partial(chain_init, tuple(t.init for t in transforms)),
+    return GradientTransformation(partial(chain_init, tuple(t.init for t in transforms), named=state),
                                   partial(_chain_update, transforms), evaluations)
 
 
-def chain_init(inits: tuple[Callable[[Params], State], ...], params: Params) -> tuple:
-    """The state of a chain: the tuple of its parts' states, ``tuple(init(params) for init in inits)``."""
-    return tuple(init(params) for init in inits)
+def chain_init(inits: tuple[Callable[[Params], State], ...], params: Params,
+               named: type[ChainState] | None = None) -> tuple:
+    """The state of a chain: the tuple of its parts' states, ``tuple(init(params) for init in inits)`` (of the class
+    ``named`` where given)."""
+    parts = tuple(init(params) for init in inits)
+    return parts if named is None else named(parts)
 
 
 def _chain_update(transforms: tuple[GradientTransformation, ...], grads: Params, state: tuple,
@@ -130,7 +170,7 @@ def _chain_update(transforms: tuple[GradientTransformation, ...], grads: Params,
     for t, s in zip(transforms, state):
         grads, s = t.update(grads, s, params)
         new_state.append(s)
-    return grads, tuple(new_state)
+    return grads, type(state)(new_state) if isinstance(state, ChainState) else tuple(new_state)
 
 
 def check_chain_state(state: object, n: int) -> None:

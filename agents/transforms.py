@@ -23,6 +23,13 @@ from typing import NamedTuple
 import torch
 
 from agents._base import (
+    ADAGRAD_EPS,
+    ADAM_BETAS,
+    EPS,
+    GRAFT_SCOPE,
+    NSGDA_SCOPE,
+    RMSPROP_ALPHA,
+    ChainState,
     EmptyState,
     GradientTransformation,
     Params,
@@ -35,11 +42,11 @@ from agents._base import (
 from agents.norms import SCOPES, check_scope, inverse_norms, norm_pairs, per_seed_norms, rescale
 
 __all__ = [
-    "SCOPES", "ExtragradientState", "GraftState", "OptimismState", "ScaleByAdagradState", "ScaleByAdamState",
-    "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "adam_init", "adam_moments", "check_graft",
-    "extragradient", "graft", "graft_factors", "graft_init", "graft_update", "learning_rate_state", "lr_step",
-    "normalize", "optimism", "scale", "scale_by_adagrad", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms",
-    "trace", "trace_init",
+    "SCOPES", "AdamState", "ExtragradientState", "GraftState", "NSGDAState", "OptimismState", "SGDAState",
+    "ScaleByAdagradState", "ScaleByAdamState", "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "adam_init",
+    "adam_moments", "check_graft", "extragradient", "graft", "graft_factors", "graft_init", "graft_update",
+    "learning_rate_state", "lr_step", "normalize", "optimism", "scale", "scale_by_adagrad", "scale_by_adam",
+    "scale_by_learning_rate", "scale_by_rms", "trace", "trace_init",
 ]
 
 
@@ -140,7 +147,7 @@ class ScaleByAdamState(NamedTuple):
     nu: Params
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+def scale_by_adam(b1: float = ADAM_BETAS[0], b2: float = ADAM_BETAS[1], eps: float = EPS) -> GradientTransformation:
     r"""Adam's moment scaling (Kingma & Ba 2015), bias-corrected as ``torch.optim.Adam``, with $\beta_1, \beta_2$ =
     ``b1``, ``b2`` and $\epsilon$ = ``eps``:
 
@@ -192,7 +199,7 @@ class ScaleByRmsState(NamedTuple):
     nu: Params
 
 
-def scale_by_rms(alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
+def scale_by_rms(alpha: float = RMSPROP_ALPHA, eps: float = EPS) -> GradientTransformation:
     r"""RMSprop's scaling (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``, with $\alpha$ = ``alpha`` and
     $\epsilon$ = ``eps``:
 
@@ -221,7 +228,7 @@ class ScaleByAdagradState(NamedTuple):
     sum_of_squares: Params
 
 
-def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> GradientTransformation:
+def scale_by_adagrad(eps: float = ADAGRAD_EPS, initial_accumulator_value: float = 0.0) -> GradientTransformation:
     r"""Adagrad's accumulation (Duchi et al. 2011) as ``torch.optim.Adagrad``, with $\epsilon$ = ``eps`` and
     $s_0$ = ``initial_accumulator_value``:
 
@@ -246,7 +253,7 @@ def _adagrad_update(eps: float, grads: Params, state: ScaleByAdagradState,
 
 
 # --- normalization, grafting --------------------------------------------------------------------
-def normalize(scope: str = "global") -> GradientTransformation:
+def normalize(scope: str = NSGDA_SCOPE) -> GradientTransformation:
     r"""$u = g / \lVert g \rVert$ per seed, the norm taken per tensor (``"layer"``) or over all of one player's
     tensors (``"global"``): $g \cdot (1 / \lVert g \rVert)$ with the per-seed factors of
     :func:`agents.norms.inverse_norms`.
@@ -273,8 +280,8 @@ class GraftState(NamedTuple):
         return GraftState(magnitude, direction, norm if self.first_norm is None else self.first_norm, norm)
 
 
-def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
-          eps: float = 1e-8) -> GradientTransformation:
+def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = GRAFT_SCOPE,
+          eps: float = EPS) -> GradientTransformation:
     r"""Grafting (Agarwal et al. 2020, arXiv:2002.11803; "Adam is no better than normalized SGD", Sec. 2): both
     optimizers step from the
     same gradient and the step $u_D$ of ``direction`` is rescaled to the norm of the step $u_M$ of ``magnitude``
@@ -330,6 +337,78 @@ def graft_update(rescaling: Callable[[Params, Params], Params], magnitude: Gradi
     u_d, s_d = direction.update(grads, state.direction, params)
     n_m = per_seed_norms(u_m, scope)
     return rescaling(u_d, graft_factors(n_m, per_seed_norms(u_d, scope), eps)), state.advanced(s_m, s_d, n_m)
+
+
+# --- the named optimizers' states -----------------------------------------------------------------------------
+class SGDAState(ChainState):
+    """State of :func:`agents.sgda` (``chain(trace(momentum), scale_by_learning_rate(lr))``, no trace without
+    momentum): ``(trace, schedule)``, or ``(schedule,)``. Also the direction's state of :func:`agents.adalr` and the
+    magnitude's of :func:`agents.adadir`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, trace: TraceState | None, schedule: EmptyState | ScaleByScheduleState) -> SGDAState:
+        return cls((schedule,) if trace is None else (trace, schedule))
+
+    @property
+    def trace(self) -> TraceState | None:
+        """The momentum buffer's state; ``None`` without momentum."""
+        return self[0] if len(self) == 2 else None
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`: a count of updates for a schedule)."""
+        return self[-1]
+
+
+class NSGDAState(ChainState):
+    """State of :func:`agents.nsgda` (``chain(trace(momentum), normalize(scope), scale_by_learning_rate(lr))``, no
+    trace without momentum): ``(trace, normalize, schedule)``, or ``(normalize, schedule)``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, trace: object | None, normalize: EmptyState,
+           schedule: EmptyState | ScaleByScheduleState) -> NSGDAState:
+        return cls((normalize, schedule) if trace is None else (trace, normalize, schedule))
+
+    @property
+    def trace(self) -> TraceState | None:
+        """The momentum buffer's state; ``None`` without momentum."""
+        return self[0] if len(self) == 3 else None
+
+    @property
+    def normalize(self) -> EmptyState:
+        """The normalization's (empty) state."""
+        return self[-2]
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`)."""
+        return self[-1]
+
+
+class AdamState(ChainState):
+    """State of :func:`agents.adam` (``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``):
+    ``(moments, schedule)``. Also the magnitude's state of :func:`agents.adalr` and the direction's of
+    :func:`agents.adadir`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, moments: ScaleByAdamState, schedule: EmptyState | ScaleByScheduleState) -> AdamState:
+        return cls((moments, schedule))
+
+    @property
+    def moments(self) -> ScaleByAdamState:
+        """Adam's step count and moments."""
+        return self[0]
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`)."""
+        return self[1]
 
 
 # --- optimism and extrapolation -----------------------------------------------------------------

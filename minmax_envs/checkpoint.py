@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from agents import ChainState
 from agents._tensor_files import (
     PLAIN_LEAVES,
     UnreadableTensorFile,
@@ -104,15 +105,16 @@ def structure(x: Any) -> str:
     return "None" if x is None else "Tensor" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-
 def flatten_state(x: Any, leaves: list, where: str = "state") -> list:
     """The tree definition of an agent state (nested lists of names) and, appended to ``leaves``, its leaves:
-    what a checkpoint stores instead of the state's NamedTuple classes."""
+    what a checkpoint stores instead of the state's NamedTuple classes. A named chain state
+    (:class:`~agents.ChainState`) is stored as the tuple it is."""
     if isinstance(x, tuple) and hasattr(x, "_fields"):
         return ["namedtuple", type(x).__name__, list(x._fields),
                 [flatten_state(v, leaves, f"{where}.{f}") for f, v in zip(x._fields, x)]]
-    if type(x) in (tuple, list):
-        return [type(x).__name__, [flatten_state(v, leaves, f"{where}[{i}]") for i, v in enumerate(x)]]
+    if type(x) in (tuple, list) or isinstance(x, ChainState):
+        kind = "tuple" if isinstance(x, tuple) else "list"
+        return [kind, [flatten_state(v, leaves, f"{where}[{i}]") for i, v in enumerate(x)]]
     if isinstance(x, dict):
         if not all(isinstance(k, (str, int)) for k in x):
             raise TypeError(f"cannot checkpoint the agent state: {where} has keys that are not str or int")
@@ -125,11 +127,11 @@ def flatten_state(x: Any, leaves: list, where: str = "state") -> list:
                     "of them")
 
 
-
 def unflatten_state(tree: list, leaves: Any, like: Any, where: str = "state") -> Any:
     """Rebuild a state from :func:`flatten_state`'s output into the structure of ``like``, a fresh ``agent.init``:
     NamedTuples take ``like``'s classes, tensors must have its shapes and dtypes; where ``like`` holds ``None``
-    (a slot filled by the first updates, such as a graft's first norms) any plain containers are taken."""
+    (a slot filled by the first updates, such as a graft's first norms) any plain containers are taken. A tuple
+    takes ``like``'s class where that is a named chain state (:class:`~agents.ChainState`)."""
     kind = tree[0]
     is_nt = isinstance(like, tuple) and hasattr(like, "_fields")
     if kind == "leaf":
@@ -154,12 +156,15 @@ def unflatten_state(tree: list, leaves: Any, like: Any, where: str = "state") ->
         return type(like)(*(unflatten_state(c, leaves, v, f"{where}.{f}") for c, v, f in zip(children, like, fields)))
     if kind in ("tuple", "list"):
         children = tree[1]
-        if like is not None and (is_nt or type(like).__name__ != kind or len(like) != len(children)):
+        fits = type(like) is list if kind == "list" else type(like) is tuple or isinstance(like, ChainState)
+        if like is not None and (not fits or len(like) != len(children)):
             raise ValueError(f"agent {where} is a {kind} of {len(children)}, a fresh agent.init() has "
                              f"{structure(like)}")
         subs = [None] * len(children) if like is None else list(like)
         out = [unflatten_state(c, leaves, v, f"{where}[{i}]") for i, (c, v) in enumerate(zip(children, subs))]
-        return tuple(out) if kind == "tuple" else out
+        if kind == "list":
+            return out
+        return type(like)(out) if isinstance(like, ChainState) else tuple(out)
     if kind == "dict":
         _, keys, children = tree
         if like is not None and (not isinstance(like, dict) or list(like) != list(keys)):

@@ -789,3 +789,41 @@ def test_valid_edge_values_are_accepted():
     agents.rmsprop(1e-3, alpha=0.0)
     agents.sgda(0.1, momentum=0.9, nesterov=True)
     agents.balanced(agents.sgda(0.1), ratio=1e-6, anchor="discriminator")
+
+
+# --- named states ---------------------------------------------------------------------------------------------------
+def test_the_named_optimizers_states_name_their_parts_and_stay_their_chains_tuples():
+    from agents.transforms import AdamState, NSGDAState, ScaleByAdamState, ScaleByScheduleState, SGDAState, TraceState
+
+    p = _params()
+    g = _field(p)
+    adam = agents.adam(linear_decay(0.1, 4)).init(p)
+    assert isinstance(adam, AdamState) and isinstance(adam.moments, ScaleByAdamState)
+    assert adam.schedule == ScaleByScheduleState(0) and adam == (adam.moments, adam.schedule)  # the chain's tuple
+    _, adam = agents.adam(linear_decay(0.1, 4)).update(g, adam, p)
+    assert adam.moments.count == 1 and adam.schedule == ScaleByScheduleState(1)
+    sgd = agents.sgda(0.1, momentum=0.5).init(p)
+    assert isinstance(sgd, SGDAState) and isinstance(sgd.trace, TraceState) and sgd.schedule == agents.EmptyState()
+    plain = agents.sgda(0.1)
+    assert plain.init(p).trace is None and isinstance(plain.update(g, plain.init(p), p)[1], SGDAState)
+    ns = agents.nsgda(0.1, momentum=0.5).init(p)
+    assert isinstance(ns, NSGDAState) and isinstance(ns.trace, TraceState) and agents.nsgda(0.1).init(p).trace is None
+    adalr, adadir = agents.adalr(0.1).init(p), agents.adadir(0.1).init(p)
+    assert isinstance(adalr.magnitude, AdamState) and isinstance(adalr.direction, SGDAState)
+    assert isinstance(adadir.magnitude, SGDAState) and isinstance(adadir.direction, AdamState)
+
+
+def test_a_named_state_is_restored_into_its_class_from_a_checkpoint_tree():
+    from minmax_envs.checkpoint import flatten_state, structure, unflatten_state
+
+    p = _params()
+    tx = agents.adadir(0.1, scope="global")
+    state = tx.update(_field(p), tx.init(p), p)[1]
+    leaves: list = []
+    tree = flatten_state(state, leaves)
+    assert str(tree).count("'tuple'") == 2 and "'ScaleByAdamState'" in str(tree)  # both parts are tuples
+    assert "'AdamState'" not in str(tree) and "'SGDAState'" not in str(tree)  # stored as the tuples they are
+    back = unflatten_state(tree, iter(leaves), tx.init(p))
+    assert type(back.magnitude) is type(state.magnitude) and type(back.direction) is type(state.direction)
+    assert structure(back) == structure(state) and structure(state.direction) == structure(tuple(state.direction))
+    assert torch.equal(back.direction.moments.mu["w"], state.direction.moments.mu["w"])
