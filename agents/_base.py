@@ -69,9 +69,10 @@ class InPlaceTransformation(NamedTuple):
         state = tx.init(params)                # may keep references to params' tensors, as an optimizer does
         state = tx.step(grads, state, params)  # params[name] <- params[name] + u_t, in place
 
-    ``params`` are the env's own tensors (a leading seed dimension ``N``); ``step`` must write into them and
-    never rebind them, and every seed must behave as an optimizer of its own (a seed's update depends on that
-    seed's gradients and state alone). ``evaluations`` as in :class:`GradientTransformation`.
+    ``params`` are the env's own tensors (a leading seed dimension ``N``, handed out by
+    :meth:`~minmax_envs.env.BatchedEnv.writable`); ``step`` must write into them and never rebind them, and every
+    seed must behave as an optimizer of its own (a seed's update depends on that seed's gradients and state
+    alone). ``evaluations`` as in :class:`GradientTransformation`.
 
     ``state_dict(state)`` turns the state into tensors and plain containers for a checkpoint, and
     ``load_state_dict(state, saved)`` restores it into the state of a fresh ``init`` on the same tensors;
@@ -93,8 +94,9 @@ class PairTransformation(NamedTuple):
     ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
 
     ``updates[player]`` is ``None`` for a player in ``in_place``: its agent already wrote the new parameters
-    into ``params[player]`` (see :class:`InPlaceTransformation`), and the env only settles them. ``state_dict``,
-    when set, turns the state into ``(tree, plain)`` for a checkpoint: ``tree`` a tree of tensors and NamedTuples
+    into ``params[player]`` (see :class:`InPlaceTransformation`; in an env, inside
+    :meth:`~minmax_envs.env.BatchedEnv.writable`, which settles them), and that player is left out of the step.
+    ``state_dict``, when set, turns the state into ``(tree, plain)`` for a checkpoint: ``tree`` a tree of tensors and NamedTuples
     (restored into the structure of a fresh ``init``), ``plain`` plain containers; ``load_state_dict(fresh,
     (tree, plain))`` rebuilds the state from them."""
 

@@ -1,9 +1,9 @@
 r"""Agents that update parameters in place (torch.optim's contract): :class:`~agents._base.InPlaceTransformation`.
 
 A pure transformation returns updates that the env adds to the parameters; an in-place agent writes the new
-parameters itself, into the env's own tensors, and the env only settles them (stopped seeds restored,
-projection). That saves writing an update tensor and reading it back: the fast path, and the door for any
-``torch.optim.Optimizer`` (:func:`agents.from_torch`).
+parameters itself, into the env's own tensors (inside :meth:`~minmax_envs.env.BatchedEnv.writable`), and the env
+only settles them (stopped seeds restored, projection). That saves writing an update tensor and reading it back:
+the fast path, and the door for any ``torch.optim.Optimizer`` (:func:`agents.from_torch`).
 
 :func:`in_place` plays any pure transformation this way ($p \leftarrow p + u$). The built-in optimizers have fast
 paths of their own here, :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`adalr` and :func:`adadir`: the

@@ -88,7 +88,8 @@ class BatchedEnv:
     A seed whose parameters, losses or gradients become non-finite, or whose parameters exceed
     ``divergence_threshold`` in absolute value, *diverges*: it is terminated, its parameters freeze, and
     ``info["diverged"]`` / ``info["divergence_step"]`` record it; the other seeds go on. A seed also stops
-    (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates.
+    (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates, also the ones an
+    agent writes in place through :meth:`writable`, the one door for such agents.
 
     Rewards are ``-loss`` per player (each player minimizes its own loss).
 

@@ -317,8 +317,11 @@ def train_classifier(
 
     The trained weights are stored in ``cache_dir/classifier_features/<key>.pt``, where ``key`` is the
     sha256 of the images and labels (as float32 / int64 bytes, with their shape), the architecture and the
-    hyperparameters (seed, epochs, batch size, learning rate, task). A later call with the same arguments
-    loads that file and returns identical weights without training.
+    hyperparameters (seed, epochs, batch size, learning rate, task), with the file's SHA-256 beside it
+    (``<key>.pt.sha256``). A later call with the same arguments loads that file and returns identical weights
+    without training, once it is verified (the digest, a safe read, the configuration, the weights' names,
+    shapes and finite values); a cache that fails any check is not used: a :class:`CacheWarning` says why, and
+    the classifier is trained again and the cache rewritten.
 
     Args:
         images: ``(N, C, H, W)`` float images in ``[-1, 1]`` (any device; hashed on the CPU).
