@@ -96,9 +96,9 @@ class PairTransformation(NamedTuple):
     ``updates[player]`` is ``None`` for a player in ``in_place``: its agent already wrote the new parameters
     into ``params[player]`` (see :class:`InPlaceTransformation`; in an env, inside
     :meth:`~minmax_envs.env.BatchedEnv.writable`, which settles them), and that player is left out of the step.
-    ``state_dict``, when set, turns the state into ``(tree, plain)`` for a checkpoint: ``tree`` a tree of tensors and NamedTuples
-    (restored into the structure of a fresh ``init``), ``plain`` plain containers; ``load_state_dict(fresh,
-    (tree, plain))`` rebuilds the state from them."""
+    ``state_dict``, when set, turns the state into ``(tree, plain)`` for a checkpoint: ``tree`` a tree of tensors
+    and NamedTuples (restored into the structure of a fresh ``init``), ``plain`` plain containers;
+    ``load_state_dict(fresh, (tree, plain))`` rebuilds the state from them."""
 
     init: Callable[[PlayerParams], State]
     update: Callable[[PlayerParams, State, PlayerParams | None], tuple[PlayerParams, State]]

@@ -80,9 +80,9 @@ PAIRS = {
     "balanced": lambda: agents.balanced(agents.pair(agents.sgda(1e-2), agents.adam(1e-2)), ratio=2.0),
 }
 
-_NOT_BUILDERS = {"Agent", "ChainState", "EmptyState", "GradientTransformation", "InPlaceTransformation", "PairTransformation",
-                 "Schedule", "gradient_ratio", "graft_magnitude_ratios", "per_seed_norms", "schedules", "sum_of_norms",
-                 "update_norms"}
+_NOT_BUILDERS = {"Agent", "ChainState", "EmptyState", "GradientTransformation", "InPlaceTransformation",
+                 "PairTransformation", "Schedule", "gradient_ratio", "graft_magnitude_ratios", "per_seed_norms",
+                 "schedules", "sum_of_norms", "update_norms"}
 
 
 def test_the_tables_cover_every_builder_of_the_package():
