@@ -305,7 +305,7 @@ class BatchedEnv:
         """
         self._require_reset()
         players = tuple(players)
-        movers = self.movers
+        movers = self.movers if players else ()
         for pl in players:
             if pl not in PLAYERS:
                 raise ValueError(f"unknown player {pl!r}; players are {list(PLAYERS)}")
@@ -319,12 +319,12 @@ class BatchedEnv:
     def _settle(self, players: tuple[str, ...], held: PlayerParams | None, written: bool) -> None:
         """After ``players``' parameters were written in place: restore their stopped seeds from ``held`` (the copy
         kept on entering :meth:`writable`) and, if ``written``, mark them written with their update (new minus
-        held; ``None`` without a copy)."""
-        active = self._running()
-        everyone = all_true(active)
+        held; ``None`` without a copy). Without a copy every seed was running on entering: nothing to restore."""
+        active = None if held is None else self._running()
+        restore = active is not None and not all_true(active)
         for pl in players:
             ps = self._params[pl]
-            if held is not None and not everyone:
+            if restore:
                 for k, p in ps.items():
                     p.copy_(torch.where(_ndim_mask(active, p), p, held[pl][k]))
             if written:
