@@ -133,7 +133,12 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
             (:func:`final_samples`); only for games that draw samples (:attr:`~minmax_envs.Game.has_samples`),
             else a ``ValueError`` before the episode starts.
 
-    Each agent sees only its own player's gradients and parameters. A seed that diverges — including
+    Returns:
+        The :class:`EpisodeResult`: final per-seed metrics, divergence steps, and the trajectory, diagnostics and
+        samples asked for.
+
+    Each agent sees only its own player's gradients and parameters (an agent that writes its parameters in
+    place does so through :meth:`~minmax_envs.env.BatchedEnv.writable`). A seed that diverges — including
     through a non-finite update from its agent — is terminated and recorded, never raised: a sweep
     always finishes. Metrics are computed only at the evaluation points, so the loop does no host-device
     synchronisation in between.
@@ -143,9 +148,11 @@ def run_episode(env: BatchedEnv, agents: Any, steps: int, seed: int | None = Non
         the env's :meth:`~minmax_envs.env.BatchedEnv.state_dict` (parameters, random streams, counters, the
         game's module weights, data generator and EMA), the agent state as its leaves and tree definition (its
         NamedTuples rebuilt on resume into the classes of a fresh ``agent.init``), the trajectory and the
-        diagnostics. It is read with ``torch.load(weights_only=True)``, so loading a file never runs code; an
-        empty, truncated, corrupt or foreign file, or one of another layout, raises a ``ValueError`` that names
-        it and what is wrong.
+        diagnostics (the format: :mod:`minmax_envs.checkpoint`). It is written atomically and read with the
+        suite's safe loader (:func:`~minmax_envs.checkpoint.load_tensors`: a regular file, no link followed,
+        ``torch.load(weights_only=True)``), so loading a file never runs code; an empty, truncated, corrupt,
+        foreign or linked file, or one of another layout, raises a ``ValueError`` that names it and what is
+        wrong.
 
         It is resumed only by the same episode, checked by a fingerprint before anything is restored: the env's
         construction arguments (``env.make_kwargs``: id, seeds, device, dtype, regularizer, the game's
