@@ -276,6 +276,14 @@ class BatchedEnv:
         running = ~(self._terminated | self._truncated)
         return running if self._pending_reset is None else running & ~self._pending_reset
 
+    def __getattr__(self, name: str) -> Any:
+        """Only for attributes that do not exist: the removed in-place protocol names its replacement."""
+        if name in ("hold", "needs_hold"):
+            raise AttributeError(f"BatchedEnv.{name} was replaced by one door for in-place agents: `with "
+                                 "env.writable(players) as params:` keeps what it needs and restores stopped seeds "
+                                 "on exit; step() then takes the other players' updates only")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def writable(self, players: Sequence[str], *, keep_update: bool = False) -> Writable:
         """The one door for agents that write their players' new parameters in place (an
         :class:`~agents.InPlaceTransformation`, torch.optim's contract)::

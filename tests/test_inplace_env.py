@@ -108,6 +108,9 @@ def test_the_writable_door_refuses_what_the_step_could_not_settle():
     with pytest.raises(ValueError, match=r"updates\['generator'\] is None: an agent that writes its parameters in "
                                          r"place does so inside `with env.writable\(\['generator'\]\):`"):
         env.step({"generator": None, "discriminator": _zeros(env, "discriminator")})  # the old protocol
+    for old in ("hold", "needs_hold"):  # the protocol the door replaced
+        with pytest.raises(AttributeError, match=rf"BatchedEnv.{old} was replaced by .*`with env.writable\(players\)"):
+            getattr(env, old)
     with env.writable(["generator"]):
         pass
     with pytest.raises(ValueError, match="already written at this step; call step"):
