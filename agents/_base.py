@@ -143,6 +143,12 @@ class ChainState(tuple):
     def __repr__(self) -> str:
         return f"{type(self).__name__}{tuple.__repr__(self)}"
 
+    @classmethod
+    def named(cls, state: tuple) -> ChainState:
+        """``state`` as this class: itself, or a plain tuple of the same parts (as a generic tree map, which
+        rebuilds tuples as tuples, returns it) given the names; the fast paths accept either."""
+        return state if type(state) is cls else cls(state)
+
 
 def chain(*transforms: GradientTransformation, state: type[ChainState] | None = None) -> GradientTransformation:
     """Apply transformations one after the other; the state is the tuple of their states (of the class ``state``,

@@ -150,6 +150,7 @@ def _adam_lr_init(lr: float | Schedule, params: Params) -> AdamState:
 def _adam_lr_update(b1: float, b2: float, eps: float, lr: float | Schedule, grads: Params, state: AdamState,
                     params: Params | None = None) -> tuple[Params, AdamState]:
     check_chain_state(state, 2)
+    state = AdamState.named(state)
     lr_t, lr_state = lr_step(lr, state.schedule)
     u, moments = adam_step(grads, state.moments, b1, b2, eps, lr_t)
     return u, AdamState.of(moments, lr_state)
@@ -188,6 +189,7 @@ def _normalize_lr_init(before: GradientTransformation | None, lr: float | Schedu
 def _normalize_lr_update(before: GradientTransformation | None, scope: str, lr: float | Schedule, grads: Params,
                          state: NSGDAState, params: Params | None = None) -> tuple[Params, NSGDAState]:
     check_chain_state(state, 2 if before is None else 3)
+    state = NSGDAState.named(state)
     trace = None
     if before is not None:
         grads, trace = before.update(grads, state.trace, params)
@@ -271,15 +273,16 @@ def _momentum_graft_update(magnitude: GradientTransformation, lr: float | Schedu
                            eps: float, grads: Params, state: GraftState,
                            params: Params | None = None) -> tuple[Params, GraftState]:
     check_chain_state(state.direction, 2 if momentum else 1)
+    direction = SGDAState.named(state.direction)
     u_m, s_m = magnitude.update(grads, state.magnitude, params)
     keys = list(grads)
     trace = None
     m = grads
     if momentum:  # trace's m = momentum * m + g, in one pass (one rounding instead of two)
         m = dict(zip(keys, torch._foreach_add([grads[k] for k in keys],
-                                              [state.direction.trace.momentum[k] for k in keys], alpha=momentum)))
+                                              [direction.trace.momentum[k] for k in keys], alpha=momentum)))
         trace = TraceState(m)
-    lr_t, lr_state = lr_step(lr, state.direction.schedule)
+    lr_t, lr_state = lr_step(lr, direction.schedule)
     n_m = per_seed_norms(u_m, scope)
     new_state = state.advanced(s_m, SGDAState.of(trace, lr_state), n_m)
     factors = momentum_graft_factors(keys, n_m, per_seed_norms(m, scope), lr_t, eps)

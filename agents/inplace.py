@@ -191,6 +191,7 @@ def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> InPlaceTransf
 def _sgda_step(lr: LR, momentum: float, nesterov: bool, traced: bool, grads: Params, state: SGDAState,
                params: Params) -> SGDAState:
     check_chain_state(state, 2 if traced else 1)
+    state = SGDAState.named(state)
     keys, g, p = _aligned(grads, params)
     lr_t, lr_state = lr_step(lr, state.schedule)
     if not traced:
@@ -217,6 +218,7 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = NSGDA_SCOPE) -> InPlaceTra
 def _nsgda_step(lr: LR, momentum: float, scope: str, traced: bool, grads: Params, state: NSGDAState,
                 params: Params) -> NSGDAState:
     check_chain_state(state, 3 if traced else 2)
+    state = NSGDAState.named(state)
     keys, g, p = _aligned(grads, params)
     m, trace = _traced(state.trace, keys, g, momentum)
     lr_t, lr_state = lr_step(lr, state.schedule)
@@ -237,6 +239,7 @@ def adam(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS) -> In
 def _adam_step(lr: LR, b1: float, b2: float, eps: float, grads: Params, state: AdamState,
                params: Params) -> AdamState:
     check_chain_state(state, 2)
+    state = AdamState.named(state)
     _aligned(grads, params)
     lr_t, lr_state = lr_step(lr, state.schedule)
     return AdamState.of(_adam_add_(grads, state.moments, params, b1, b2, eps, lr_t), lr_state)
@@ -260,11 +263,12 @@ def _adalr_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Par
                 params: Params) -> GraftState:
     check_chain_state(state.direction, 2 if b1 else 1)
     check_chain_state(state.magnitude, 2)
+    magnitude, direction = AdamState.named(state.magnitude), SGDAState.named(state.direction)
     keys, g, p = _aligned(grads, params)
-    lr_m, lr_m_state = lr_step(lr, state.magnitude.schedule)
-    a, moments = _adam_update(grads, state.magnitude.moments, b1, b2, eps, lr_m)
-    m, trace = _traced(state.direction.trace, keys, g, b1)
-    lr_t, lr_d_state = lr_step(1.0, state.direction.schedule)  # the direction at unit step
+    lr_m, lr_m_state = lr_step(lr, magnitude.schedule)
+    a, moments = _adam_update(grads, magnitude.moments, b1, b2, eps, lr_m)
+    m, trace = _traced(direction.trace, keys, g, b1)
+    lr_t, lr_d_state = lr_step(1.0, direction.schedule)  # the direction at unit step
     n_m = per_seed_norms(a, scope)
     buf = dict(zip(keys, m))
     new_state = state.advanced(AdamState.of(moments, lr_m_state), SGDAState.of(trace, lr_d_state), n_m)
@@ -297,13 +301,14 @@ def _adadir_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Pa
                  params: Params) -> GraftState:
     check_chain_state(state.magnitude, 2 if b1 else 1)
     check_chain_state(state.direction, 2)
+    magnitude, direction = SGDAState.named(state.magnitude), AdamState.named(state.direction)
     keys, g, p = _aligned(grads, params)
-    m, trace = _traced(state.magnitude.trace, keys, g, b1)
-    lr_t, lr_m_state = lr_step(lr, state.magnitude.schedule)
+    m, trace = _traced(magnitude.trace, keys, g, b1)
+    lr_t, lr_m_state = lr_step(lr, magnitude.schedule)
     u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
     n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
-    adam_lr, lr_d_state = lr_step(1.0, state.direction.schedule)  # Adam's direction at unit step
-    a, moments = _adam_update(grads, state.direction.moments, b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
+    adam_lr, lr_d_state = lr_step(1.0, direction.schedule)  # Adam's direction at unit step
+    a, moments = _adam_update(grads, direction.moments, b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
     factors = graft_factors(n_m, per_seed_norms(a, scope), eps)  # the pure graft's factor, per pair of norms
     steps = [a[k] for k in keys]
     torch._foreach_addcmul_(p, steps, [seed_view(factors[k], v) for k, v in zip(keys, steps)])

@@ -827,3 +827,35 @@ def test_a_named_state_is_restored_into_its_class_from_a_checkpoint_tree():
     assert type(back.magnitude) is type(state.magnitude) and type(back.direction) is type(state.direction)
     assert structure(back) == structure(state) and structure(state.direction) == structure(tuple(state.direction))
     assert torch.equal(back.direction.moments.mu["w"], state.direction.moments.mu["w"])
+
+
+@pytest.mark.parametrize("name", ["sgda", "nsgda", "adam", "adalr", "adadir"])
+def test_the_fast_paths_take_a_state_whose_parts_a_tree_map_rebuilt_as_plain_tuples(name):
+    """A generic tree map (such as the step-size env's per-slot select) rebuilds tuples as tuples: the named
+    agents' pure and in-place fast paths take those as the named states they are, with the same results."""
+    from agents import inplace
+    from minmax_envs.checkpoint import flatten_state
+
+    def plain(tree):
+        if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
+            return tuple(plain(v) for v in tree)
+        if isinstance(tree, tuple):
+            return type(tree)(*(plain(v) for v in tree))
+        return tree
+
+    kw = {"momentum": 0.5} if name in ("sgda", "nsgda") else {}
+    for tx in (getattr(agents, name)(0.1, **kw), agents.in_place(getattr(agents, name)(0.1, **kw)),
+               getattr(inplace, name)(0.1, **kw)):
+        p, q = _params(), _params()
+        g = _field(p)
+        named = tx.init(p)
+        step = tx.update if isinstance(tx, agents.GradientTransformation) else tx.step
+        a = step(g, named, p)
+        b = step(g, plain(tx.init(q)), q)
+        if isinstance(tx, agents.GradientTransformation):
+            assert all(torch.equal(a[0][k], b[0][k]) for k in p)
+            a, b = a[1], b[1]
+        assert all(torch.equal(p[k], q[k]) for k in p)
+        leaves_a, leaves_b = [], []
+        assert flatten_state(a, leaves_a) == flatten_state(b, leaves_b)  # the same tree (tuples stored as tuples)
+        assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y for x, y in zip(leaves_a, leaves_b))
