@@ -14,6 +14,7 @@ in-place built-ins of :mod:`agents.inplace`.
 from agents import schedules
 from agents._base import (
     Agent,
+    ChainState,
     EmptyState,
     GradientTransformation,
     InPlaceTransformation,
@@ -42,9 +43,9 @@ from agents.transforms import (
 )
 
 __all__ = [
-    "Agent", "EmptyState", "GradientTransformation", "InPlaceTransformation", "PairTransformation", "Schedule",
-    "adadir", "adagrad", "adalr", "adam", "allow_optimizer_modules", "as_pair", "balanced", "chain", "extragradient",
-    "from_torch",
+    "Agent", "ChainState", "EmptyState", "GradientTransformation", "InPlaceTransformation", "PairTransformation",
+    "Schedule", "adadir", "adagrad", "adalr", "adam", "allow_optimizer_modules", "as_pair", "balanced", "chain",
+    "extragradient", "from_torch",
     "gradient_ratio", "graft", "graft_magnitude_ratios", "in_place", "normalize", "nsgda", "optimism", "optimistic",
     "optimistic_adam", "pair", "per_seed_norms", "rmsprop", "scale", "scale_by_adagrad", "scale_by_adam",
     "scale_by_learning_rate", "scale_by_rms", "schedules", "sgda", "stateless", "sum_of_norms", "trace",

@@ -22,19 +22,26 @@ from functools import partial
 import torch
 
 from agents._base import (
+    ADAM_BETAS,
+    EPS,
+    GRAFT_SCOPE,
     EmptyState,
     GradientTransformation,
     Params,
     Schedule,
     check_chain_state,
+    check_fraction,
     check_lr,
-    check_number,
+    check_real,
     seed_view,
 )
 from agents.norms import check_scope, inverse_norms, norm_pairs, normal_range, per_seed_norms, rescale, rescale_
 from agents.transforms import (
+    AdamState,
     GraftState,
+    NSGDAState,
     ScaleByAdamState,
+    SGDAState,
     TraceState,
     adam_init,
     adam_moments,
@@ -110,14 +117,14 @@ def adam_step(grads: Params, state: ScaleByAdamState, b1: float, b2: float, eps:
     return dict(zip(keys, u)), ScaleByAdamState(state.count + 1, dict(zip(keys, mu)), dict(zip(keys, nu)))
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+def scale_by_adam(b1: float = ADAM_BETAS[0], b2: float = ADAM_BETAS[1], eps: float = EPS) -> GradientTransformation:
     """:func:`agents.transforms.scale_by_adam` (same signature, validation and state) through :func:`adam_step`:
     torch's fused Adam kernel in one pass where it applies. The kernel's vectorized arithmetic rounds in its own
     order, so the steps differ from the reference's foreach kernels by about one unit in the last place; this is
     the ``agents.scale_by_adam`` that the package exports (and that its records were made with)."""
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(adam_init, partial(_scale_by_adam_update, b1, b2, eps))
 
 
@@ -129,23 +136,24 @@ def _scale_by_adam_update(b1: float, b2: float, eps: float, grads: Params, state
 def adam_with_learning_rate(b1: float, b2: float, eps: float, lr: float | Schedule) -> GradientTransformation:
     """``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))`` (same state) with the step size
     applied inside the Adam step (:func:`adam_step`) instead of in a second pass."""
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     lr = check_lr(lr)
     return GradientTransformation(partial(_adam_lr_init, lr), partial(_adam_lr_update, b1, b2, eps, lr))
 
 
-def _adam_lr_init(lr: float | Schedule, params: Params) -> tuple:
-    return adam_init(params), learning_rate_state(lr)
+def _adam_lr_init(lr: float | Schedule, params: Params) -> AdamState:
+    return AdamState.of(adam_init(params), learning_rate_state(lr))
 
 
-def _adam_lr_update(b1: float, b2: float, eps: float, lr: float | Schedule, grads: Params, state: tuple,
-                    params: Params | None = None) -> tuple[Params, tuple]:
+def _adam_lr_update(b1: float, b2: float, eps: float, lr: float | Schedule, grads: Params, state: AdamState,
+                    params: Params | None = None) -> tuple[Params, AdamState]:
     check_chain_state(state, 2)
-    lr_t, lr_state = lr_step(lr, state[1])
-    u, adam_state = adam_step(grads, state[0], b1, b2, eps, lr_t)
-    return u, (adam_state, lr_state)
+    state = AdamState.named(state)
+    lr_t, lr_state = lr_step(lr, state.schedule)
+    u, moments = adam_step(grads, state.moments, b1, b2, eps, lr_t)
+    return u, AdamState.of(moments, lr_state)
 
 
 # --- normalization ------------------------------------------------------------------------------
@@ -174,25 +182,24 @@ def normalize_with_learning_rate(scope: str, lr: float | Schedule,
                                   1 if before is None else before.evaluations)
 
 
-def _normalize_lr_init(before: GradientTransformation | None, lr: float | Schedule, params: Params) -> tuple:
-    head = () if before is None else (before.init(params),)
-    return (*head, EmptyState(), learning_rate_state(lr))
+def _normalize_lr_init(before: GradientTransformation | None, lr: float | Schedule, params: Params) -> NSGDAState:
+    return NSGDAState.of(None if before is None else before.init(params), EmptyState(), learning_rate_state(lr))
 
 
 def _normalize_lr_update(before: GradientTransformation | None, scope: str, lr: float | Schedule, grads: Params,
-                         state: tuple, params: Params | None = None) -> tuple[Params, tuple]:
+                         state: NSGDAState, params: Params | None = None) -> tuple[Params, NSGDAState]:
     check_chain_state(state, 2 if before is None else 3)
-    head = ()
+    state = NSGDAState.named(state)
+    trace = None
     if before is not None:
-        grads, s = before.update(grads, state[0], params)
-        head = (s,)
-    lr_t, lr_state = lr_step(lr, state[-1])
-    return normalized(grads, scope, lr_t), (*head, state[-2], lr_state)
+        grads, trace = before.update(grads, state.trace, params)
+    lr_t, lr_state = lr_step(lr, state.schedule)
+    return normalized(grads, scope, lr_t), NSGDAState.of(trace, state.normalize, lr_state)
 
 
 # --- grafting -----------------------------------------------------------------------------------
-def graft_fresh(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
-                eps: float = 1e-8) -> GradientTransformation:
+def graft_fresh(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = GRAFT_SCOPE,
+                eps: float = EPS) -> GradientTransformation:
     """``graft(magnitude, direction, scope, eps)`` (same state, same values) for a ``direction`` known to return
     new tensors that nothing else holds (such as :func:`agents.adam`): its step is rescaled in place."""
     eps = check_graft(magnitude, direction, scope, eps)
@@ -247,10 +254,10 @@ def graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule,
     """
     if not isinstance(magnitude, GradientTransformation):
         raise TypeError(f"graft magnitude must be a GradientTransformation, got {type(magnitude).__name__}")
-    momentum = check_number("momentum", momentum, high=1.0)
+    momentum = check_fraction("momentum", momentum)
     lr = check_lr(lr)
     check_scope(scope)
-    eps = check_number("eps", eps)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(partial(_momentum_graft_init, magnitude, momentum, lr),
                                   partial(_momentum_graft_update, magnitude, lr, momentum, scope, eps),
                                   magnitude.evaluations)
@@ -258,25 +265,26 @@ def graft_onto_momentum(magnitude: GradientTransformation, lr: float | Schedule,
 
 def _momentum_graft_init(magnitude: GradientTransformation, momentum: float, lr: float | Schedule,
                          params: Params) -> GraftState:
-    head = (trace_init(params),) if momentum else ()
-    return GraftState(magnitude.init(params), (*head, learning_rate_state(lr)), None, None)
+    direction = SGDAState.of(trace_init(params) if momentum else None, learning_rate_state(lr))
+    return GraftState(magnitude.init(params), direction, None, None)
 
 
 def _momentum_graft_update(magnitude: GradientTransformation, lr: float | Schedule, momentum: float, scope: str,
                            eps: float, grads: Params, state: GraftState,
                            params: Params | None = None) -> tuple[Params, GraftState]:
     check_chain_state(state.direction, 2 if momentum else 1)
+    direction = SGDAState.named(state.direction)
     u_m, s_m = magnitude.update(grads, state.magnitude, params)
     keys = list(grads)
-    head: tuple = ()
+    trace = None
     m = grads
     if momentum:  # trace's m = momentum * m + g, in one pass (one rounding instead of two)
         m = dict(zip(keys, torch._foreach_add([grads[k] for k in keys],
-                                              [state.direction[0].momentum[k] for k in keys], alpha=momentum)))
-        head = (TraceState(m),)
-    lr_t, lr_state = lr_step(lr, state.direction[-1])
+                                              [direction.trace.momentum[k] for k in keys], alpha=momentum)))
+        trace = TraceState(m)
+    lr_t, lr_state = lr_step(lr, direction.schedule)
     n_m = per_seed_norms(u_m, scope)
-    new_state = state.advanced(s_m, (*head, lr_state), n_m)
+    new_state = state.advanced(s_m, SGDAState.of(trace, lr_state), n_m)
     factors = momentum_graft_factors(keys, n_m, per_seed_norms(m, scope), lr_t, eps)
     if factors is None:
         return momentum_graft_literal(m, n_m, lr_t, scope, eps), new_state

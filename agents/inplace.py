@@ -1,9 +1,9 @@
 r"""Agents that update parameters in place (torch.optim's contract): :class:`~agents._base.InPlaceTransformation`.
 
 A pure transformation returns updates that the env adds to the parameters; an in-place agent writes the new
-parameters itself, into the env's own tensors, and the env only settles them (stopped seeds restored,
-projection). That saves writing an update tensor and reading it back: the fast path, and the door for any
-``torch.optim.Optimizer`` (:func:`agents.from_torch`).
+parameters itself, into the env's own tensors (inside :meth:`~minmax_envs.env.BatchedEnv.writable`), and the env
+only settles them (stopped seeds restored, projection). That saves writing an update tensor and reading it back:
+the fast path, and the door for any ``torch.optim.Optimizer`` (:func:`agents.from_torch`).
 
 :func:`in_place` plays any pure transformation this way ($p \leftarrow p + u$). The built-in optimizers have fast
 paths of their own here, :func:`sgda`, :func:`nsgda`, :func:`adam`, :func:`adalr` and :func:`adadir`: the
@@ -35,6 +35,10 @@ import torch
 
 from agents import optimizers as pure
 from agents._base import (
+    EPS,
+    GAN_BETAS,
+    GRAFT_SCOPE,
+    NSGDA_SCOPE,
     GradientTransformation,
     InPlaceTransformation,
     Params,
@@ -54,7 +58,16 @@ from agents.fused import (
     momentum_graft_literal,
 )
 from agents.norms import check_scope, inverse_norms, per_seed_norms
-from agents.transforms import GraftState, ScaleByAdamState, TraceState, graft_factors, lr_step
+from agents.transforms import (
+    AdamState,
+    GraftState,
+    NSGDAState,
+    ScaleByAdamState,
+    SGDAState,
+    TraceState,
+    graft_factors,
+    lr_step,
+)
 
 LR = float | Schedule
 
@@ -92,16 +105,16 @@ def _momentum_(buffers: list[torch.Tensor], grads: list[torch.Tensor], momentum:
         torch.add(g, m, alpha=momentum, out=m)
 
 
-def _traced(chain: tuple, keys: list[str], g: list[torch.Tensor], momentum: float,
-            traced: bool) -> tuple[list[torch.Tensor], tuple]:
-    r"""The direction after the momentum step of a chain whose first state is a :class:`TraceState` (its buffer,
-    $m \leftarrow g + \mu\, m$ in place, $\mu$ = ``momentum``) and that state, the head of the new chain state;
-    without momentum (``traced`` false) the gradients themselves and no head."""
-    if not traced:
-        return g, ()
-    m = [chain[0].momentum[k] for k in keys]
+def _traced(trace: TraceState | None, keys: list[str], g: list[torch.Tensor],
+            momentum: float) -> tuple[list[torch.Tensor], TraceState | None]:
+    r"""The direction after the momentum step of a state's ``trace`` (its buffer, $m \leftarrow g + \mu\, m$ in
+    place, $\mu$ = ``momentum``) and the new trace; without momentum (``trace`` is ``None``) the gradients
+    themselves and no trace."""
+    if trace is None:
+        return g, None
+    m = [trace.momentum[k] for k in keys]
     _momentum_(m, g, momentum)  # the pure agent's kernel (a fused multiply-add there too): the same buffer
-    return m, (TraceState(dict(zip(keys, m))),)
+    return m, TraceState(dict(zip(keys, m)))
 
 
 def _adam_add_(grads: Params, state: ScaleByAdamState, params: Params, b1: float, b2: float, eps: float,
@@ -175,21 +188,22 @@ def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> InPlaceTransf
                                                          bool(nesterov), traced), reference.evaluations)
 
 
-def _sgda_step(lr: LR, momentum: float, nesterov: bool, traced: bool, grads: Params, state: tuple,
-               params: Params) -> tuple:
+def _sgda_step(lr: LR, momentum: float, nesterov: bool, traced: bool, grads: Params, state: SGDAState,
+               params: Params) -> SGDAState:
     check_chain_state(state, 2 if traced else 1)
+    state = SGDAState.named(state)
     keys, g, p = _aligned(grads, params)
-    lr_t, lr_state = lr_step(lr, state[-1])
+    lr_t, lr_state = lr_step(lr, state.schedule)
     if not traced:
         torch._foreach_add_(p, g, alpha=-lr_t)
-        return (lr_state,)
-    m = [state[0].momentum[k] for k in keys]
+        return SGDAState.of(None, lr_state)
+    m = [state.trace.momentum[k] for k in keys]
     _momentum_(m, g, momentum)
     torch._foreach_add_(p, torch._foreach_add(g, m, alpha=momentum) if nesterov else m, alpha=-lr_t)
-    return TraceState(dict(zip(keys, m))), lr_state
+    return SGDAState.of(TraceState(dict(zip(keys, m))), lr_state)
 
 
-def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransformation:
+def nsgda(lr: LR, momentum: float = 0.0, scope: str = NSGDA_SCOPE) -> InPlaceTransformation:
     r""":func:`agents.nsgda` in place: $m \leftarrow g + \mu\, m$ (in the state's buffer, $\mu$ = ``momentum``;
     $m = g$ without momentum), then $p \leftarrow p - \eta_t\, m / \lVert m \rVert$ ($\eta_t$ the step size
     ``lr`` at this update) in one pass per tensor after the per-seed norms. The state of
@@ -201,17 +215,18 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> InPlaceTransf
                                                          scope, traced), reference.evaluations)
 
 
-def _nsgda_step(lr: LR, momentum: float, scope: str, traced: bool, grads: Params, state: tuple,
-                params: Params) -> tuple:
+def _nsgda_step(lr: LR, momentum: float, scope: str, traced: bool, grads: Params, state: NSGDAState,
+                params: Params) -> NSGDAState:
     check_chain_state(state, 3 if traced else 2)
+    state = NSGDAState.named(state)
     keys, g, p = _aligned(grads, params)
-    m, head = _traced(state, keys, g, momentum, traced)
-    lr_t, lr_state = lr_step(lr, state[-1])
+    m, trace = _traced(state.trace, keys, g, momentum)
+    lr_t, lr_state = lr_step(lr, state.schedule)
     _add_normalized_(p, dict(zip(keys, m)), scope, lr_t)
-    return (*head, state[-2], lr_state)
+    return NSGDAState.of(trace, state.normalize, lr_state)
 
 
-def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> InPlaceTransformation:
+def adam(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS) -> InPlaceTransformation:
     """:func:`agents.adam` in place: torch's fused Adam kernel on the parameters and the moment buffers (one pass,
     as ``torch.optim.Adam(fused=True)``). The state of :func:`agents.adam`; bit for bit the parameters of
     ``in_place(agents.adam(...))`` where the kernel runs (dense float32/float64 CPU tensors), else its route."""
@@ -221,15 +236,17 @@ def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> 
                                  reference.evaluations)
 
 
-def _adam_step(lr: LR, b1: float, b2: float, eps: float, grads: Params, state: tuple, params: Params) -> tuple:
+def _adam_step(lr: LR, b1: float, b2: float, eps: float, grads: Params, state: AdamState,
+               params: Params) -> AdamState:
     check_chain_state(state, 2)
+    state = AdamState.named(state)
     _aligned(grads, params)
-    lr_t, lr_state = lr_step(lr, state[1])
-    return _adam_add_(grads, state[0], params, b1, b2, eps, lr_t), lr_state
+    lr_t, lr_state = lr_step(lr, state.schedule)
+    return AdamState.of(_adam_add_(grads, state.moments, params, b1, b2, eps, lr_t), lr_state)
 
 
-def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
-          scope: str = "layer") -> InPlaceTransformation:
+def adalr(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS,
+          scope: str = GRAFT_SCOPE) -> InPlaceTransformation:
     r""":func:`agents.adalr` in place: Adam's step $A_t$ by the fused kernel into a zero buffer (moments in
     place; only its norm is used), $M \leftarrow g + \beta_1 M$ ($\beta_1$ the first of ``betas``) in the
     state's buffer, then $p \leftarrow p - \lVert A_t \rVert\, M / (\lVert M \rVert + \epsilon)$
@@ -244,17 +261,17 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
 
 def _adalr_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Params, state: GraftState,
                 params: Params) -> GraftState:
-    traced = bool(b1)
-    check_chain_state(state.direction, 2 if traced else 1)
+    check_chain_state(state.direction, 2 if b1 else 1)
     check_chain_state(state.magnitude, 2)
+    magnitude, direction = AdamState.named(state.magnitude), SGDAState.named(state.direction)
     keys, g, p = _aligned(grads, params)
-    lr_m, lr_m_state = lr_step(lr, state.magnitude[1])
-    a, adam_state = _adam_update(grads, state.magnitude[0], b1, b2, eps, lr_m)
-    m, head = _traced(state.direction, keys, g, b1, traced)
-    lr_t, lr_d_state = lr_step(1.0, state.direction[-1])  # the direction at unit step
+    lr_m, lr_m_state = lr_step(lr, magnitude.schedule)
+    a, moments = _adam_update(grads, magnitude.moments, b1, b2, eps, lr_m)
+    m, trace = _traced(direction.trace, keys, g, b1)
+    lr_t, lr_d_state = lr_step(1.0, direction.schedule)  # the direction at unit step
     n_m = per_seed_norms(a, scope)
     buf = dict(zip(keys, m))
-    new_state = state.advanced((adam_state, lr_m_state), (*head, lr_d_state), n_m)
+    new_state = state.advanced(AdamState.of(moments, lr_m_state), SGDAState.of(trace, lr_d_state), n_m)
     factors = momentum_graft_factors(keys, n_m, per_seed_norms(buf, scope), lr_t, eps)  # the pure agent's factor
     if factors is not None:
         torch._foreach_addcmul_(p, m, [seed_view(f, v) for f, v in zip(factors, m)])
@@ -264,8 +281,8 @@ def _adalr_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Par
     return new_state
 
 
-def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
-           scope: str = "layer") -> InPlaceTransformation:
+def adadir(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS,
+           scope: str = GRAFT_SCOPE) -> InPlaceTransformation:
     r""":func:`agents.adadir` in place: $M \leftarrow g + \beta_1 M$ ($\beta_1$ the first of ``betas``) in the
     state's buffer, the norm of SGDA's step $-\eta_t M$ ($\eta_t$ the step size ``lr`` at this update) and of
     Adam's unit step $A_t$ (fused kernel, moments in place; both written into one buffer in turn, for their
@@ -282,20 +299,20 @@ def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
 
 def _adadir_step(lr: LR, b1: float, b2: float, eps: float, scope: str, grads: Params, state: GraftState,
                  params: Params) -> GraftState:
-    traced = bool(b1)
-    check_chain_state(state.magnitude, 2 if traced else 1)
+    check_chain_state(state.magnitude, 2 if b1 else 1)
     check_chain_state(state.direction, 2)
+    magnitude, direction = SGDAState.named(state.magnitude), AdamState.named(state.direction)
     keys, g, p = _aligned(grads, params)
-    m, head = _traced(state.magnitude, keys, g, b1, traced)
-    lr_t, lr_m_state = lr_step(lr, state.magnitude[-1])
+    m, trace = _traced(magnitude.trace, keys, g, b1)
+    lr_t, lr_m_state = lr_step(lr, magnitude.schedule)
     u_m = torch._foreach_mul(m, -lr_t)  # SGDA's step, written for its norm (the pure agent's values)
     n_m = per_seed_norms(dict(zip(keys, u_m)), scope)
-    adam_lr, lr_d_state = lr_step(1.0, state.direction[1])  # Adam's direction at unit step
-    a, adam_state = _adam_update(grads, state.direction[0], b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
+    adam_lr, lr_d_state = lr_step(1.0, direction.schedule)  # Adam's direction at unit step
+    a, moments = _adam_update(grads, direction.moments, b1, b2, eps, adam_lr, u_m)  # into u_m's buffer
     factors = graft_factors(n_m, per_seed_norms(a, scope), eps)  # the pure graft's factor, per pair of norms
     steps = [a[k] for k in keys]
     torch._foreach_addcmul_(p, steps, [seed_view(factors[k], v) for k, v in zip(keys, steps)])
-    return state.advanced((*head, lr_m_state), (adam_state, lr_d_state), n_m)
+    return state.advanced(SGDAState.of(trace, lr_m_state), AdamState.of(moments, lr_d_state), n_m)
 
 
 __all__ = ["adadir", "adalr", "adam", "in_place", "nsgda", "sgda"]

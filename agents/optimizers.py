@@ -11,9 +11,20 @@ the ascent on the payoff that the papers write.
 from __future__ import annotations
 
 from agents import fused
-from agents._base import GradientTransformation, Schedule, chain, check_betas
+from agents._base import (
+    ADAGRAD_EPS,
+    EPS,
+    GAN_BETAS,
+    GRAFT_SCOPE,
+    NSGDA_SCOPE,
+    RMSPROP_ALPHA,
+    GradientTransformation,
+    Schedule,
+    chain,
+    check_betas,
+)
 from agents.norms import check_scope
-from agents.transforms import optimism, scale_by_adagrad, scale_by_learning_rate, scale_by_rms, trace
+from agents.transforms import SGDAState, optimism, scale_by_adagrad, scale_by_learning_rate, scale_by_rms, trace
 
 LR = float | Schedule
 
@@ -30,10 +41,10 @@ def sgda(lr: LR, momentum: float = 0.0, nesterov: bool = False) -> GradientTrans
     Equals ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=nesterov)``.
     """
     parts = [trace(momentum, nesterov)] if momentum or nesterov else []
-    return chain(*parts, scale_by_learning_rate(lr))
+    return chain(*parts, scale_by_learning_rate(lr), state=SGDAState)
 
 
-def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTransformation:
+def nsgda(lr: LR, momentum: float = 0.0, scope: str = NSGDA_SCOPE) -> GradientTransformation:
     """Normalized SGDA ("Adam is no better than normalized SGD", eq. (4); Section 4 uses the global form without
     momentum).
 
@@ -49,7 +60,7 @@ def nsgda(lr: LR, momentum: float = 0.0, scope: str = "global") -> GradientTrans
     return fused.normalize_with_learning_rate(scope, lr, trace(momentum) if momentum else None)
 
 
-def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
+def adam(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS) -> GradientTransformation:
     """Adam (Kingma & Ba 2015; "Adam is no better than normalized SGD", Algorithm 1), defaults ``betas = (0.5, 0.9)``,
     the paper's rule of
     thumb for GANs.
@@ -63,7 +74,7 @@ def adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> 
     return fused.adam_with_learning_rate(b1, b2, eps, lr)
 
 
-def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
+def rmsprop(lr: LR, alpha: float = RMSPROP_ALPHA, eps: float = EPS) -> GradientTransformation:
     r"""RMSprop (Tieleman & Hinton 2012), with $\alpha$ = ``alpha`` and $\epsilon$ = ``eps``.
 
     .. math:: v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \qquad u_t = -\eta_t\, g_t / (\sqrt{v_t} + \epsilon)
@@ -73,7 +84,7 @@ def rmsprop(lr: LR, alpha: float = 0.99, eps: float = 1e-8) -> GradientTransform
     return chain(scale_by_rms(alpha, eps), scale_by_learning_rate(lr))
 
 
-def adagrad(lr: LR, eps: float = 1e-10) -> GradientTransformation:
+def adagrad(lr: LR, eps: float = ADAGRAD_EPS) -> GradientTransformation:
     r"""Adagrad (Duchi et al. 2011), with $\epsilon$ = ``eps``.
 
     .. math:: s_t = s_{t-1} + g_t^2, \qquad u_t = -\eta_t\, g_t / (\sqrt{s_t} + \epsilon)
@@ -83,8 +94,8 @@ def adagrad(lr: LR, eps: float = 1e-10) -> GradientTransformation:
     return chain(scale_by_adagrad(eps), scale_by_learning_rate(lr))
 
 
-def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
-          scope: str = "layer") -> GradientTransformation:
+def adalr(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS,
+          scope: str = GRAFT_SCOPE) -> GradientTransformation:
     """AdaLR ("Adam is no better than normalized SGD", eq. (2)): the direction of SGDA with momentum ``beta1``, the
     magnitude of Adam.
 
@@ -99,8 +110,8 @@ def adalr(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
     return fused.graft_onto_momentum(adam(lr, betas, eps), 1.0, b1, scope, eps)
 
 
-def adadir(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8,
-           scope: str = "layer") -> GradientTransformation:
+def adadir(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS,
+           scope: str = GRAFT_SCOPE) -> GradientTransformation:
     """AdaDir ("Adam is no better than normalized SGD", eq. (3)): the direction of Adam, the magnitude of SGDA with
     momentum ``beta1``.
 
@@ -120,7 +131,7 @@ def optimistic(lr: LR, momentum: float = 0.0) -> GradientTransformation:
     return optimism(sgda(lr, momentum))
 
 
-def optimistic_adam(lr: LR, betas: tuple[float, float] = (0.5, 0.9), eps: float = 1e-8) -> GradientTransformation:
+def optimistic_adam(lr: LR, betas: tuple[float, float] = GAN_BETAS, eps: float = EPS) -> GradientTransformation:
     """Optimistic Adam (Daskalakis et al. 2018): $u_t = 2 A_t - A_{t-1}$ with $A_t$ Adam's step."""
     return optimism(adam(lr, betas, eps))
 

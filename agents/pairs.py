@@ -14,11 +14,11 @@ from agents._base import (
     InPlaceTransformation,
     PairTransformation,
     PlayerParams,
-    check_number,
+    check_real,
 )
 from agents.norms import per_seed_norms, rescale
+from agents.types import PLAYERS
 
-PLAYERS = ("generator", "discriminator")
 ANCHORS = ("geometric", "generator", "discriminator", "fixed")
 
 
@@ -153,14 +153,14 @@ def balanced(base, ratio: float = 1.0, anchor: str = "geometric", norm: float | 
     (simultaneous updates).
     """
     base = as_pair(base)
-    ratio = check_number("ratio", ratio, low_inclusive=False)
+    ratio = check_real("ratio", ratio, low=0.0, low_inclusive=False)
     if anchor not in ANCHORS:
         raise ValueError(f"unknown anchor {anchor!r}; choose one of {', '.join(ANCHORS)}")
     if (anchor == "fixed") != (norm is not None):
         raise ValueError("norm (the fixed size c of the updates) is given with anchor='fixed' and only then, got "
                          f"anchor={anchor!r}, norm={norm!r}")
     if norm is not None:
-        norm = check_number("norm", norm, low_inclusive=False)
+        norm = check_real("norm", norm, low=0.0, low_inclusive=False)
     return PairTransformation(partial(_balanced_init, base), partial(_balanced_update, base, ratio, anchor, norm),
                               base.evaluations, base.in_place,
                               None if base.state_dict is None else partial(_balanced_state_dict, base),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from agents._base import Schedule, check_number
+from agents._base import Schedule, check_real
 
 
 def constant(value: float) -> Schedule:
     r"""$\eta_t = \text{value}$ for every $t$."""
-    return partial(_constant, check_number("value", value))
+    return partial(_constant, check_real("value", value, low=0.0))
 
 
 def _constant(value: float, t: int) -> float:
@@ -25,7 +25,7 @@ def _constant(value: float, t: int) -> float:
 def linear(init: float, end: float, steps: int) -> Schedule:
     r"""$\eta_t$ goes linearly from ``init`` ($t = 0$) to ``end`` ($t = \text{steps}$) and stays at ``end`` after:
     $\eta_t = \text{init} + (\text{end} - \text{init}) \min(t, \text{steps}) / \text{steps}$."""
-    init, end = check_number("init", init), check_number("end", end)
+    init, end = check_real("init", init, low=0.0), check_real("end", end, low=0.0)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     return partial(_linear, init, end, steps)

@@ -24,6 +24,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from agents._base import InPlaceTransformation, Params, Schedule
+from agents._tensor_files import is_plain
 
 SchedulerFactory = Callable[[torch.optim.Optimizer], LRScheduler]
 """Builds a learning-rate scheduler for an optimizer, e.g. ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10)``."""
@@ -345,15 +346,6 @@ def _closure_error(name: str, why: str) -> ValueError:
                       "searches, SAM) are not supported")
 
 
-def _plain(x: Any) -> bool:
-    """Whether ``torch.load(weights_only=True)`` reads ``x`` back (tensors, numbers, strings, None, containers)."""
-    if isinstance(x, (list, tuple)):
-        return all(map(_plain, x))
-    if isinstance(x, dict):
-        return all(isinstance(k, (str, int)) and _plain(v) for k, v in x.items())
-    return isinstance(x, (torch.Tensor, bool, int, float, str, type(None)))
-
-
 class TorchOptimizerState(NamedTuple):
     """State of a :func:`from_torch` agent.
 
@@ -398,7 +390,7 @@ def _state_dict(state: TorchOptimizerState) -> dict[str, Any]:
     for opt in state.optimizers:
         sd = opt.state_dict()
         opts.append({"state": sd["state"],
-                     "param_groups": [{k: v for k, v in g.items() if _plain(v)} for g in sd["param_groups"]]})
+                     "param_groups": [{k: v for k, v in g.items() if is_plain(v)} for g in sd["param_groups"]]})
     scheds = None if state.schedulers is None else [s.state_dict() for s in state.schedulers]
     return {"count": state.count, "optimizers": opts, "schedulers": scheds}
 

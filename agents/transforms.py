@@ -23,22 +23,30 @@ from typing import NamedTuple
 import torch
 
 from agents._base import (
+    ADAGRAD_EPS,
+    ADAM_BETAS,
+    EPS,
+    GRAFT_SCOPE,
+    NSGDA_SCOPE,
+    RMSPROP_ALPHA,
+    ChainState,
     EmptyState,
     GradientTransformation,
     Params,
     Schedule,
+    check_fraction,
     check_lr,
-    check_number,
+    check_real,
     stateless,
 )
 from agents.norms import SCOPES, check_scope, inverse_norms, norm_pairs, per_seed_norms, rescale
 
 __all__ = [
-    "SCOPES", "ExtragradientState", "GraftState", "OptimismState", "ScaleByAdagradState", "ScaleByAdamState",
-    "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "adam_init", "adam_moments", "check_graft",
-    "extragradient", "graft", "graft_factors", "graft_init", "graft_update", "learning_rate_state", "lr_step",
-    "normalize", "optimism", "scale", "scale_by_adagrad", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms",
-    "trace", "trace_init",
+    "SCOPES", "AdamState", "ExtragradientState", "GraftState", "NSGDAState", "OptimismState", "SGDAState",
+    "ScaleByAdagradState", "ScaleByAdamState", "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "adam_init",
+    "adam_moments", "check_graft", "extragradient", "graft", "graft_factors", "graft_init", "graft_update",
+    "learning_rate_state", "lr_step", "normalize", "optimism", "scale", "scale_by_adagrad", "scale_by_adam",
+    "scale_by_learning_rate", "scale_by_rms", "trace", "trace_init",
 ]
 
 
@@ -108,7 +116,7 @@ def trace(momentum: float, nesterov: bool = False) -> GradientTransformation:
     Followed by ``scale_by_learning_rate(lr)`` this is ``torch.optim.SGD(lr, momentum, nesterov=...)``
     (dampening 0): the SGDA-with-momentum of "Adam is no better than normalized SGD", eq. (5).
     """
-    momentum = check_number("momentum", momentum, high=1.0)
+    momentum = check_fraction("momentum", momentum)
     if nesterov and momentum == 0:
         raise ValueError("nesterov=True needs momentum > 0")
     return GradientTransformation(trace_init, partial(_trace_update, momentum, bool(nesterov)))
@@ -139,7 +147,7 @@ class ScaleByAdamState(NamedTuple):
     nu: Params
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+def scale_by_adam(b1: float = ADAM_BETAS[0], b2: float = ADAM_BETAS[1], eps: float = EPS) -> GradientTransformation:
     r"""Adam's moment scaling (Kingma & Ba 2015), bias-corrected as ``torch.optim.Adam``, with $\beta_1, \beta_2$ =
     ``b1``, ``b2`` and $\epsilon$ = ``eps``:
 
@@ -157,9 +165,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     and :func:`agents.adam` run torch's fused Adam kernel where it applies (:func:`agents.fused.scale_by_adam`:
     the same state, the same steps to about one unit in the last place).
     """
-    b1 = check_number("b1", b1, high=1.0)
-    b2 = check_number("b2", b2, high=1.0)
-    eps = check_number("eps", eps)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(adam_init, partial(adam_moments, b1, b2, eps))
 
 
@@ -191,14 +199,14 @@ class ScaleByRmsState(NamedTuple):
     nu: Params
 
 
-def scale_by_rms(alpha: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
+def scale_by_rms(alpha: float = RMSPROP_ALPHA, eps: float = EPS) -> GradientTransformation:
     r"""RMSprop's scaling (Tieleman & Hinton 2012) as ``torch.optim.RMSprop``, with $\alpha$ = ``alpha`` and
     $\epsilon$ = ``eps``:
 
     .. math:: v_t = \alpha v_{t-1} + (1 - \alpha) g_t^2, \qquad u_t = g_t / (\sqrt{v_t} + \epsilon)
     """
-    alpha = check_number("alpha", alpha, high=1.0)
-    eps = check_number("eps", eps)
+    alpha = check_fraction("alpha", alpha)
+    eps = check_real("eps", eps, low=0.0)
     return GradientTransformation(_rms_init, partial(_rms_update, alpha, eps))
 
 
@@ -220,14 +228,14 @@ class ScaleByAdagradState(NamedTuple):
     sum_of_squares: Params
 
 
-def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> GradientTransformation:
+def scale_by_adagrad(eps: float = ADAGRAD_EPS, initial_accumulator_value: float = 0.0) -> GradientTransformation:
     r"""Adagrad's accumulation (Duchi et al. 2011) as ``torch.optim.Adagrad``, with $\epsilon$ = ``eps`` and
     $s_0$ = ``initial_accumulator_value``:
 
     .. math:: s_t = s_{t-1} + g_t^2, \qquad u_t = g_t / (\sqrt{s_t} + \epsilon)
     """
-    eps = check_number("eps", eps)
-    init_value = check_number("initial_accumulator_value", initial_accumulator_value)
+    eps = check_real("eps", eps, low=0.0)
+    init_value = check_real("initial_accumulator_value", initial_accumulator_value, low=0.0)
     return GradientTransformation(partial(_adagrad_init, init_value), partial(_adagrad_update, eps))
 
 
@@ -245,7 +253,7 @@ def _adagrad_update(eps: float, grads: Params, state: ScaleByAdagradState,
 
 
 # --- normalization, grafting --------------------------------------------------------------------
-def normalize(scope: str = "global") -> GradientTransformation:
+def normalize(scope: str = NSGDA_SCOPE) -> GradientTransformation:
     r"""$u = g / \lVert g \rVert$ per seed, the norm taken per tensor (``"layer"``) or over all of one player's
     tensors (``"global"``): $g \cdot (1 / \lVert g \rVert)$ with the per-seed factors of
     :func:`agents.norms.inverse_norms`.
@@ -272,8 +280,8 @@ class GraftState(NamedTuple):
         return GraftState(magnitude, direction, norm if self.first_norm is None else self.first_norm, norm)
 
 
-def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = "layer",
-          eps: float = 1e-8) -> GradientTransformation:
+def graft(magnitude: GradientTransformation, direction: GradientTransformation, scope: str = GRAFT_SCOPE,
+          eps: float = EPS) -> GradientTransformation:
     r"""Grafting (Agarwal et al. 2020, arXiv:2002.11803; "Adam is no better than normalized SGD", Sec. 2): both
     optimizers step from the
     same gradient and the step $u_D$ of ``direction`` is rescaled to the norm of the step $u_M$ of ``magnitude``
@@ -297,7 +305,7 @@ def check_graft(magnitude: GradientTransformation, direction: GradientTransforma
                 eps: float) -> float:
     """Validate :func:`graft`'s arguments (also for its fast paths); the ``eps`` to use."""
     check_scope(scope)
-    eps = check_number("eps", eps)
+    eps = check_real("eps", eps, low=0.0)
     for name, t in (("magnitude", magnitude), ("direction", direction)):
         if not isinstance(t, GradientTransformation):
             raise TypeError(f"graft {name} must be a GradientTransformation, got {type(t).__name__}")
@@ -329,6 +337,78 @@ def graft_update(rescaling: Callable[[Params, Params], Params], magnitude: Gradi
     u_d, s_d = direction.update(grads, state.direction, params)
     n_m = per_seed_norms(u_m, scope)
     return rescaling(u_d, graft_factors(n_m, per_seed_norms(u_d, scope), eps)), state.advanced(s_m, s_d, n_m)
+
+
+# --- the named optimizers' states -----------------------------------------------------------------------------
+class SGDAState(ChainState):
+    """State of :func:`agents.sgda` (``chain(trace(momentum), scale_by_learning_rate(lr))``, no trace without
+    momentum): ``(trace, schedule)``, or ``(schedule,)``. Also the direction's state of :func:`agents.adalr` and the
+    magnitude's of :func:`agents.adadir`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, trace: TraceState | None, schedule: EmptyState | ScaleByScheduleState) -> SGDAState:
+        return cls((schedule,) if trace is None else (trace, schedule))
+
+    @property
+    def trace(self) -> TraceState | None:
+        """The momentum buffer's state; ``None`` without momentum."""
+        return self[0] if len(self) == 2 else None
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`: a count of updates for a schedule)."""
+        return self[-1]
+
+
+class NSGDAState(ChainState):
+    """State of :func:`agents.nsgda` (``chain(trace(momentum), normalize(scope), scale_by_learning_rate(lr))``, no
+    trace without momentum): ``(trace, normalize, schedule)``, or ``(normalize, schedule)``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, trace: object | None, normalize: EmptyState,
+           schedule: EmptyState | ScaleByScheduleState) -> NSGDAState:
+        return cls((normalize, schedule) if trace is None else (trace, normalize, schedule))
+
+    @property
+    def trace(self) -> TraceState | None:
+        """The momentum buffer's state; ``None`` without momentum."""
+        return self[0] if len(self) == 3 else None
+
+    @property
+    def normalize(self) -> EmptyState:
+        """The normalization's (empty) state."""
+        return self[-2]
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`)."""
+        return self[-1]
+
+
+class AdamState(ChainState):
+    """State of :func:`agents.adam` (``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``):
+    ``(moments, schedule)``. Also the magnitude's state of :func:`agents.adalr` and the direction's of
+    :func:`agents.adadir`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, moments: ScaleByAdamState, schedule: EmptyState | ScaleByScheduleState) -> AdamState:
+        return cls((moments, schedule))
+
+    @property
+    def moments(self) -> ScaleByAdamState:
+        """Adam's step count and moments."""
+        return self[0]
+
+    @property
+    def schedule(self) -> EmptyState | ScaleByScheduleState:
+        """The step size's state (:func:`learning_rate_state`)."""
+        return self[1]
 
 
 # --- optimism and extrapolation -----------------------------------------------------------------

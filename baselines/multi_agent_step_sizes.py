@@ -44,6 +44,7 @@ from torch import nn
 
 import minmax_envs
 from baselines._args import parse
+from minmax_envs.checkpoint import load_tensors, save_tensors
 from minmax_envs.pettingzoo_env import MinMaxParallelEnv
 
 
@@ -225,13 +226,13 @@ def save(policies: dict[str, Policy], args: Args) -> dict[str, Path]:
     paths = {}
     for a, p in policies.items():
         paths[a] = out / f"{a}.pt"
-        torch.save({"state_dict": p.state_dict(), "args": asdict(args), "obs_dim": p.mean[0].in_features,
-                    "act_dim": p.log_std.shape[0]}, paths[a])
+        save_tensors(paths[a], {"state_dict": dict(p.state_dict()), "args": asdict(args),
+                                "obs_dim": p.mean[0].in_features, "act_dim": p.log_std.shape[0]}, what="the policy")
     return paths
 
 
 def load(path: str | Path) -> tuple[Policy, Args]:
-    ckpt = torch.load(path, weights_only=True)
+    ckpt = load_tensors(path, max_bytes=256 << 20)  # a regular file, no link followed, weights_only=True
     args = Args(**ckpt["args"])
     policy = Policy(ckpt["obs_dim"], ckpt["act_dim"], args.hidden)
     policy.load_state_dict(ckpt["state_dict"])

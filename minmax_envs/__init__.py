@@ -8,9 +8,10 @@ from minmax_envs._alloc import tune_cpu_allocator
 from minmax_envs._gym_registration import register_gymnasium_envs
 from minmax_envs.env import BatchedEnv, Observation, PlayerObservation
 from minmax_envs.episode import EpisodeResult, run_episode
-from minmax_envs.games._base import PLAYERS, Game
+from minmax_envs.games._base import Game
 from minmax_envs.pettingzoo_env import parallel_env
 from minmax_envs.registry import EnvSpec, list_envs, make, make_game, register, spec
+from minmax_envs.types import PLAYERS
 
 __version__ = "0.1.0"
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-
-def check_real(name: str, value: Any, *, low: float | None = None, low_inclusive: bool = True,
-               high: float | None = None, high_inclusive: bool = True) -> float:
-    """``value`` as a float, or a ``ValueError`` naming ``name`` and the allowed interval."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(float(value))
-    if ok and low is not None:
-        ok = float(value) >= low if low_inclusive else float(value) > low
-    if ok and high is not None:
-        ok = float(value) <= high if high_inclusive else float(value) < high
-    if not ok:
-        lb = "[" if low is not None and low_inclusive else "("
-        hb = "]" if high is not None and high_inclusive else ")"
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        raise ValueError(f"{name} must be a finite number in {lb}{lo}, {hi}{hb}, got {value!r}")
-    return float(value)
+from agents._base import check_real  # noqa: F401 - the one number checker, shared with the agents
 
 
 def check_int(name: str, value: Any, *, low: int = 1, allow_none: bool = False) -> int | None:

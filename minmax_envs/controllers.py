@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from gymnasium import spaces
 
 from minmax_envs import _json
 from minmax_envs._checks import check_int, check_real
+from minmax_envs.checkpoint import UnreadableTensorFile, load_tensors
 from minmax_envs.control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore
 from minmax_envs.episode import EpisodeResult, check_samples, episode_result
 from minmax_envs.games._base import PLAYERS
@@ -376,22 +376,22 @@ def _build_policy(config: ControllerConfig, policy: dict[str, Any], file: Path) 
 
 
 # --- weights ----------------------------------------------------------------------------------------------
+#: the largest weights file read (a policy of a few small layers is kilobytes; a guard against exhausting memory)
+WEIGHTS_MAX_BYTES = 256 << 20
+
+
 def _read_weights(file: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file, read with torch's restricted unpickler; nothing but tensors accepted."""
+    """The tensors of a weights file, read with the suite's safe loader (:func:`~minmax_envs.checkpoint.load_tensors`:
+    a regular file, no link followed, torch's restricted unpickler); nothing but tensors accepted."""
     where = f"controller weights {str(file)!r}"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol of an odd file
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - whatever torch cannot read safely is a bad weights file
-        text = str(e)
-        if "WeightsUnpickler error:" in text:  # keep torch's reason, not its advice to load unsafely
-            text = text.split("WeightsUnpickler error:", 1)[1]
-            text = text.split("Please use", 1)[0].split("Check the documentation", 1)[0]
-        reason = " ".join(text.split())
+        state = load_tensors(file, max_bytes=WEIGHTS_MAX_BYTES)
+    except UnreadableTensorFile as e:  # whatever torch cannot read safely is a bad weights file
+        if e.detail is None:  # the file itself was refused (a link, a special file, too large)
+            raise ValueError(f"{where} cannot be read: {e.reason}") from None
         raise ValueError(f"{where} are not a torch file of plain tensors (read with torch.load(weights_only=True), "
                          f"which builds tensors, numbers, strings, lists and dicts and nothing else): "
-                         f"{type(e).__name__}: {reason}") from None
+                         f"{e.detail}") from None
     if not isinstance(state, dict):
         raise ValueError(f"{where} must hold a dict {{parameter name: tensor}} (a policy's state_dict), found a "
                          f"{type(state).__name__}")

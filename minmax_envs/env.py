@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -10,8 +11,10 @@ import torch
 
 from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
-from minmax_envs.games._base import PLAYERS, Game, Params, PlayerParams, all_true
+from minmax_envs.checkpoint import check_env_state
+from minmax_envs.games._base import Game, all_true
 from minmax_envs.games._fields import gradient_field
+from minmax_envs.types import PLAYERS, Params, PlayerParams
 
 _MAX_SEED = 2**63 - 1
 _EVAL_SALT = 0x5EED_E7A1
@@ -70,15 +73,6 @@ def _all_within(values: list[torch.Tensor], gradients: list[torch.Tensor], thres
     return all(map(math.isfinite, (lo, hi, g_lo, g_hi))) and -lo <= threshold and hi <= threshold
 
 
-#: the entries of :meth:`BatchedEnv.state_dict` and their types
-_STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "env_id": (str, type(None)), "num_seeds": (int,), "params": (dict,), "instance": (dict,),
-    "seeds": (torch.Tensor,), "rng": (dict,), "steps": (int,), "t": (torch.Tensor,), "terminated": (torch.Tensor,),
-    "truncated": (torch.Tensor,), "diverged": (torch.Tensor,), "divergence_step": (torch.Tensor,),
-    "last_updates": (dict, type(None)), "obs": (dict,), "np_random": (dict, type(None)), "game": (dict,),
-}
-
-
 def _ndim_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
@@ -94,7 +88,8 @@ class BatchedEnv:
     A seed whose parameters, losses or gradients become non-finite, or whose parameters exceed
     ``divergence_threshold`` in absolute value, *diverges*: it is terminated, its parameters freeze, and
     ``info["diverged"]`` / ``info["divergence_step"]`` record it; the other seeds go on. A seed also stops
-    (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates.
+    (truncated) after ``max_steps`` steps when that is set. Stopped seeds ignore their updates, also the ones an
+    agent writes in place through :meth:`writable`, the one door for such agents.
 
     Rewards are ``-loss`` per player (each player minimizes its own loss).
 
@@ -248,7 +243,7 @@ class BatchedEnv:
         self._divergence_step = torch.full((n,), -1, dtype=torch.int64, device=dev)
         self._last_updates: PlayerParams | None = None
         self._pending_reset: torch.Tensor | None = None
-        self._held: PlayerParams = {}
+        self._written: dict[str, Params | None] = {}  # players written in place since the last step
         self._evaluate(advance=None)
         return self._obs, self._info()
 
@@ -298,83 +293,104 @@ class BatchedEnv:
             torch.where(mask, new, old) for new, old in zip(now, flags))
         return self._obs
 
-    @property
-    def needs_hold(self) -> bool:
-        """Whether an in-place step must be preceded by :meth:`hold`: some seed is stopped (or restarting), so
-        its parameters must be restored after the agent wrote into them. Exact on the CPU, where it is free;
-        always ``True`` on an accelerator (finding out would synchronize)."""
-        self._require_reset()
-        pending = self._pending_reset
+    def _running(self) -> torch.Tensor:
+        """Slots whose updates the next :meth:`step` applies: neither stopped nor restarting, ``(N,)``."""
         running = ~(self._terminated | self._truncated)
-        return not all_true(running if pending is None else running & ~pending)
+        return running if self._pending_reset is None else running & ~self._pending_reset
 
-    def hold(self, players: tuple[str, ...] | list[str]) -> None:
-        """Keep a copy of ``players``' parameters before an agent updates them in place (an
-        :class:`~agents.InPlaceTransformation`, whose update in :meth:`step` is ``None``). The next :meth:`step`
-        restores the stopped seeds from it (stopped seeds ignore their updates) and reports the update, new
-        minus held, to the game's metrics. Needed whenever :attr:`needs_hold`; optional otherwise (it costs a
-        copy of the parameters)."""
+    def __getattr__(self, name: str) -> Any:
+        """Only for attributes that do not exist: the removed in-place protocol names its replacement."""
+        if name in ("hold", "needs_hold"):
+            raise AttributeError(f"BatchedEnv.{name} was replaced by one door for in-place agents: `with "
+                                 "env.writable(players) as params:` keeps what it needs and restores stopped seeds "
+                                 "on exit; step() then takes the other players' updates only")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def writable(self, players: Sequence[str], *, keep_update: bool = False) -> Writable:
+        """The one door for agents that write their players' new parameters in place (an
+        :class:`~agents.InPlaceTransformation`, torch.optim's contract)::
+
+            with env.writable(["generator"]) as params:
+                state = tx.step(obs["generator"].grads, state, params["generator"])  # writes into params
+            obs, *_ = env.step({"discriminator": d_update})  # the other movers' updates only
+
+        On exit the env settles what was written: stopped seeds (diverged, truncated or restarting) get their
+        parameters back, since stopped seeds ignore their updates, and the next :meth:`step` takes the written
+        players as updated (they are left out of its ``updates``) and applies the game's projection (and EMA) to
+        them. A copy of the parameters is kept on entering only where it is needed: when some seed is stopped
+        (always on an accelerator, where finding out would synchronize), or with ``keep_update``.
+
+        Args:
+            players: the players whose parameters are written, each one of :attr:`movers` (none: a door that does
+                nothing, so that a loop over mixed agents needs no branch).
+            keep_update: also report the update (new minus old parameters) to the game's metrics after the next
+                step, as a pure agent's update is (:func:`~minmax_envs.run_episode` asks for it where metrics are
+                computed); without it those metrics see no last update (e.g. TwoMode's ``update_speed_ratio`` is
+                NaN).
+
+        Returns:
+            A context manager whose value is ``{player: params}``, the env's own tensors of ``players``: write
+            into them (``p.add_(u)``, ``p.copy_(x)``), never rebind them. If the block raises, nothing is marked
+            written (the stopped seeds are still restored where a copy was kept).
+        """
         self._require_reset()
+        players = tuple(players)
+        movers = self.movers if players else ()
         for pl in players:
             if pl not in PLAYERS:
                 raise ValueError(f"unknown player {pl!r}; players are {list(PLAYERS)}")
-            self._held[pl] = {k: v.clone() for k, v in self._params[pl].items()}
+            if pl not in movers:
+                raise ValueError(f"the {pl} does not move at this step (movers: {list(movers)}); only a mover's "
+                                 "parameters are writable")
+            if pl in self._written:
+                raise ValueError(f"the {pl}'s parameters were already written at this step; call step() first")
+        return Writable(self, players, keep_update)
 
-    def _settle_in_place(self, players: list[str], active: torch.Tensor) -> dict[str, Params | None]:
-        """After in-place updates of ``players``: restore their stopped seeds from the :meth:`hold` copy and
-        return each player's update (new minus held; ``None`` without a hold)."""
-        everyone = all_true(active)
-        done = {}
+    def _settle(self, players: tuple[str, ...], held: PlayerParams | None, written: bool) -> None:
+        """After ``players``' parameters were written in place: restore their stopped seeds from ``held`` (the copy
+        kept on entering :meth:`writable`) and, if ``written``, mark them written with their update (new minus
+        held; ``None`` without a copy). Without a copy every seed was running on entering: nothing to restore."""
+        active = None if held is None else self._running()
+        restore = active is not None and not all_true(active)
         for pl in players:
-            held = self._held.pop(pl, None)
-            if held is None:
-                if not everyone:
-                    raise ValueError(f"the {pl}'s parameters were updated in place while some seeds are stopped; "
-                                     "call env.hold(players) before the agent's step whenever env.needs_hold "
-                                     "(run_episode does)")
-                done[pl] = None
-                continue
             ps = self._params[pl]
-            if not everyone:
+            if restore:
                 for k, p in ps.items():
-                    p.copy_(torch.where(_ndim_mask(active, p), p, held[k]))
-            done[pl] = {k: ps[k] - held[k] for k in ps}
-        return done
+                    p.copy_(torch.where(_ndim_mask(active, p), p, held[pl][k]))
+            if written:
+                self._written[pl] = None if held is None else {k: ps[k] - held[pl][k] for k in ps}
 
-    def step(self, updates: dict[str, Params | None], *, validate: bool = True):
+    def step(self, updates: dict[str, Params], *, validate: bool = True):
         """Apply both players' updates simultaneously and observe the next gradients.
 
         Returns ``(obs, rewards, terminated, truncated, info)``; rewards, terminated and truncated are
         dicts by player of ``(N,)`` tensors (the reward of a player that did not get a loss this step,
         see :attr:`PlayerObservation.moving`, is ``None``). ``updates`` has one entry per player of
-        :attr:`movers`: its update tensors, or ``None`` when its agent wrote the new parameters in place (see
-        :meth:`hold`). Raises ``ValueError`` on a malformed update (missing or extra players or tensors, wrong
+        :attr:`movers` whose parameters were not written in place at this step (see :meth:`writable`): its update
+        tensors. Raises ``ValueError`` on a malformed update (missing or extra players or tensors, wrong
         shape, dtype or device) and, with ``validate=True``, on a non-finite update for a seed that is still
         running (one host sync); with ``validate=False`` (what :func:`~minmax_envs.run_episode` uses) such an
         update makes its seed diverge, which is recorded.
         """
         self._require_reset()
-        if self._validate(updates):  # some update requires grad: apply it as data, so no graph reaches the params
-            updates = {pl: None if upd is None else {k: u.detach() for k, u in upd.items()}
-                       for pl, upd in updates.items()}
+        written = self._written
+        if self._validate(updates, written):  # some update requires grad: apply it as data, no graph on the params
+            updates = {pl: {k: u.detach() for k, u in upd.items()} for pl, upd in updates.items()}
+        self._written = {}
+        active = self._running()
         pending = self._pending_reset
         self._pending_reset = None
-        active = ~(self._terminated | self._truncated)
-        if pending is not None:
-            active = active & ~pending
-        pure = {pl: u for pl, u in updates.items() if u is not None}
-        in_place = [pl for pl, u in updates.items() if u is None]
         if validate:
-            self._check_finite(pure, active)
-        last = self._settle_in_place(in_place, active) if in_place else {}
-        bound = {pl: self._params[pl] for pl in in_place}
-        self._params = self.game.apply_updates(self._params, pure, active, tuple(in_place))
+            self._check_finite(updates, active)
+        bound = {pl: self._params[pl] for pl in written}
+        self._params = self.game.apply_updates(self._params, updates, active, tuple(written))
         for pl, ps in bound.items():  # in-place agents keep references to these tensors: never rebind them
             for k, p in ps.items():
                 if self._params[pl][k] is not p:
                     p.copy_(self._params[pl][k])
             self._params[pl] = ps
-        self._last_updates = {**pure, **last} if all(v is not None for v in last.values()) else None
+        self._last_updates = ({**updates, **written} if all(v is not None for v in written.values())
+                              else None)
         self._steps += 1
         self._t = self._t + active.to(torch.int64)
         self._evaluate(advance=active if pending is None else active | pending)
@@ -429,7 +445,7 @@ class BatchedEnv:
 
         Raises ``ValueError`` on a state of another layout (missing entries, wrong types or shapes; after a
         :meth:`reset`, parameters with other names, shapes or dtypes than this env's)."""
-        self._check_state(state)
+        check_env_state(state, self._params if self._rng is not None else None)
         if state["env_id"] != self.env_id or state["num_seeds"] != self.num_seeds:
             raise ValueError(f"checkpoint is for {state['env_id']} with {state['num_seeds']} seeds, "
                              f"not {self.env_id} with {self.num_seeds}")
@@ -449,48 +465,7 @@ class BatchedEnv:
             self._np_random = np.random.default_rng()
             self._np_random.bit_generator.state = state["np_random"]
         self._pending_reset = None
-        self._held = {}
-
-    def _check_state(self, state: Any) -> None:
-        """The layout of :meth:`state_dict`, checked before anything is restored."""
-        if not isinstance(state, dict):
-            raise ValueError(f"env state must be a dict made by BatchedEnv.state_dict(), got {type(state).__name__}")
-        missing = [k for k in _STATE_TYPES if k not in state]
-        if missing:
-            raise ValueError(f"env state is missing {missing}")
-        for k, types in _STATE_TYPES.items():
-            v = state[k]
-            if not isinstance(v, types) or (isinstance(v, bool) and int in types):
-                names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
-                raise ValueError(f"env state[{k!r}] must be {names}, got {type(v).__name__}")
-        n = state["num_seeds"]
-        rng = state["rng"]
-        per_seed = {k: state[k] for k in ("seeds", "t", "terminated", "truncated", "diverged", "divergence_step")}
-        per_seed.update({f"rng/{k}": rng.get(k) for k in ("keys", "counters")})
-        for k, v in per_seed.items():
-            if not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] != n:
-                got = f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else f"a {type(v).__name__}"
-                raise ValueError(f"env state[{k!r}] must be a tensor with a leading dimension of {n} seeds, got {got}")
-        obs = state["obs"]
-        if set(obs) != set(PLAYERS) or not all(isinstance(o, tuple) and len(o) == 2 for o in obs.values()):
-            raise ValueError(f"env state['obs'] must map {list(PLAYERS)} to (grads, loss) pairs")
-        params = state["params"]
-        ref = self._params if self._rng is not None else None
-        if set(params) != set(PLAYERS) or not all(isinstance(ps, dict) for ps in params.values()):
-            raise ValueError(f"env state['params'] must map {list(PLAYERS)} to dicts of tensors")
-        for pl, ps in params.items():
-            for k, v in ps.items():
-                if not isinstance(v, torch.Tensor):
-                    raise ValueError(f"env state['params'][{pl!r}][{k!r}] must be a tensor, got {type(v).__name__}")
-            if ref is None:
-                continue
-            if set(ps) != set(ref[pl]):
-                raise ValueError(f"env state['params'][{pl!r}] has the tensors {sorted(ps)}, this env "
-                                 f"{sorted(ref[pl])}")
-            for k, v in ps.items():
-                if v.shape != ref[pl][k].shape or v.dtype != ref[pl][k].dtype:
-                    raise ValueError(f"env state['params'][{pl!r}][{k!r}] is {v.dtype} of shape {tuple(v.shape)}, "
-                                     f"this env's {ref[pl][k].dtype} of shape {tuple(ref[pl][k].shape)}")
+        self._written = {}
 
     @property
     def observation(self) -> Observation:
@@ -513,22 +488,26 @@ class BatchedEnv:
         return self.game.quality_sign * m[self.game.quality_metric]
 
     # --- validation ---------------------------------------------------------------------------
-    def _validate(self, updates: Any) -> bool:
-        """Check the updates' players, names, shapes, dtypes and devices; return whether any requires grad."""
+    def _validate(self, updates: Any, written: dict[str, Any]) -> bool:
+        """Check the updates' players (the movers not ``written`` in place), names, shapes, dtypes and devices;
+        return whether any requires grad."""
         requires_grad = False
-        movers = self.movers
-        if not isinstance(updates, dict) or set(updates) != set(movers):
+        expected = [pl for pl in self.movers if pl not in written]
+        if not isinstance(updates, dict) or set(updates) != set(expected):
             got = sorted(updates) if isinstance(updates, dict) else type(updates).__name__
-            why = "" if len(movers) == 2 else " (this game alternates: only these players move at this step)"
-            raise ValueError(f"updates must be a dict with keys {list(movers)}{why}, got {got}")
-        for pl in movers:
+            why = "" if len(self.movers) == 2 else " (this game alternates: only these players move at this step)"
+            if written:
+                why += f" (the {' and '.join(written)}'s parameters were written in place: env.writable)"
+            raise ValueError(f"updates must be a dict with keys {expected}{why}, got {got}")
+        for pl in expected:
             ref, upd = self._params[pl], updates[pl]
-            if upd is None:  # the agent updated this player's parameters in place
-                continue
+            if upd is None:
+                raise ValueError(f"updates[{pl!r}] is None: an agent that writes its parameters in place does so "
+                                 f"inside `with env.writable([{pl!r}]):`, and step() then takes the other players' "
+                                 "updates only")
             if not isinstance(upd, dict) or set(upd) != set(ref):
                 got = sorted(upd) if isinstance(upd, dict) else type(upd).__name__
-                raise ValueError(f"updates[{pl!r}] must have the tensors {sorted(ref)} (or be None after an "
-                                 f"in-place update of its parameters), got {got}")
+                raise ValueError(f"updates[{pl!r}] must have the tensors {sorted(ref)}, got {got}")
             for k, p in ref.items():
                 u = upd[k]
                 if not isinstance(u, torch.Tensor):
@@ -559,3 +538,24 @@ class BatchedEnv:
         return (f"BatchedEnv({self.env_id or type(self.game).__name__}, num_seeds={self.num_seeds}, "
                 f"device={self.device}, dtype={self.dtype}{', compiled' if self.compiled else ''})")
 
+
+class Writable:
+    """The context of :meth:`BatchedEnv.writable` (one use): keeps a copy of the players' parameters where needed
+    on entering, and settles them on exit."""
+
+    __slots__ = ("env", "held", "keep_update", "players")
+
+    def __init__(self, env: BatchedEnv, players: tuple[str, ...], keep_update: bool):
+        self.env, self.players, self.keep_update = env, players, keep_update
+        self.held: PlayerParams | None = None
+
+    def __enter__(self) -> PlayerParams:
+        env = self.env
+        if self.players and (self.keep_update or not all_true(env._running())):
+            self.held = {pl: {k: v.clone() for k, v in env._params[pl].items()} for pl in self.players}
+        return {pl: env._params[pl] for pl in self.players}
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if self.players:
+            self.env._settle(self.players, self.held, written=exc_type is None)
+        return False

@@ -316,6 +316,14 @@ def removed(suffix: str) -> Callable[[Path, Path], Path]:
     return make
 
 
+def linked_weights(tmp: Path, good: Path) -> Path:
+    """A bad controller: its weights file a link to a good one (links are not followed)."""
+    path = copy_controller(tmp, good)
+    path.rename(tmp / "real.pt")
+    path.symlink_to("real.pt")
+    return path
+
+
 def malicious_weights(write: Callable[[Path, Path], Any]) -> Callable[[Path, Path], Path]:
     """A bad controller: the good description with weights written by ``write(path, marker)``."""
     def make(tmp: Path, good: Path) -> Path:
@@ -707,6 +715,10 @@ ROWS: list[Row] = [
                r"'\{generator: \(EmptyState\(\),\), .*\}' now"),
     checkpoint("checkpoint-other-steps", other_run(steps=3),
                r"belongs to another episode: episode\.steps: 3 in the checkpoint, 2 now"),
+    # files that are not regular files of their own: a link is not followed, a FIFO not waited on
+    checkpoint("checkpoint-symlink", lambda p: (valid_checkpoint(p.with_name("real.pt")), p.symlink_to("real.pt")),
+               r"cannot be read: it is a symbolic link, which is not followed"),
+    checkpoint("checkpoint-fifo", lambda p: os.mkfifo(p), r"cannot be read: it is a FIFO file, not a regular file"),
 
     # --- learned controllers (NAME.pt + NAME.json): each a ValueError naming the file and what is allowed
     controller("controller-missing", lambda tmp, good: tmp / "missing",
@@ -787,6 +799,8 @@ ROWS: list[Row] = [
                  r"controller weights '.*c\.pt' are not a torch file of plain tensors "
                  r"\(read with torch\.load\(weights_only=True\).*UnpicklingError")
       for name, write in MALICIOUS_WEIGHTS.items()],
+    controller("controller-weights-symlink", linked_weights,
+               r"controller weights '.*c\.pt' cannot be read: it is a symbolic link, which is not followed"),
     controller("controller-crafted-sb3-zip", crafted_zip, SB3_ZIP_REFUSED),
     controller("controller-crafted-sb3-zip-by-stem", lambda tmp, good: crafted_zip(tmp).with_suffix(""),
                SB3_ZIP_REFUSED),  # learned:NAME with only NAME.zip there

@@ -69,16 +69,15 @@ def _env(env_id: str, dtype: torch.dtype, **kw) -> minmax_envs.BatchedEnv:
 
 def _play(env: minmax_envs.BatchedEnv, agent, steps: int, seed: int):
     """Yield ``(params, state)`` (copies) after every env step of ``agent``, driven as run_episode drives an
-    in-place agent (a hold before the step whenever a seed is stopped)."""
+    in-place agent (through ``env.writable``)."""
     pair = agents.as_pair(agent)
     obs, _ = env.reset(seed=seed)
     state = pair.init({pl: obs[pl].params for pl in PLAYERS})
     for _ in range(steps):
         movers = [pl for pl in PLAYERS if obs[pl].moving]
-        if env.needs_hold:
-            env.hold(movers)
-        _, state = pair.update({pl: obs[pl].grads for pl in movers}, state, {pl: obs[pl].params for pl in movers})
-        obs, *_ = env.step({pl: None for pl in movers})
+        with env.writable(movers) as params:
+            _, state = pair.update({pl: obs[pl].grads for pl in movers}, state, params)
+        obs, *_ = env.step({})
         yield {pl: {k: v.clone() for k, v in obs[pl].params.items()} for pl in PLAYERS}, _copy(state)
 
 

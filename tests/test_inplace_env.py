@@ -64,34 +64,73 @@ def test_stopped_seeds_keep_their_parameters_under_an_in_place_agent():
     _assert_same_episode(pure, fast)
 
 
-def test_the_env_refuses_an_unheld_in_place_step_while_seeds_are_stopped():
+def _zeros(env, player: str) -> dict:
+    return {k: torch.zeros_like(v) for k, v in env.params[player].items()}
+
+
+def test_the_writable_door_restores_stopped_slots_on_exit():
     env = small_env("Bilinear-v0", 2)
-    obs, _ = env.reset(seed=0)
+    env.reset(seed=0)
     env.reset_where(torch.tensor([True, False]), torch.tensor([7, 0]))  # slot 0 restarts: it must not move
-    assert env.needs_hold
-    with torch.no_grad():
-        for p in obs["generator"].params.values():
-            p.add_(1.0)
-    with pytest.raises(ValueError, match=r"updated in place while some seeds are stopped; call env.hold"):
-        env.step({"generator": None, "discriminator": {k: torch.zeros_like(v)
-                                                      for k, v in obs["discriminator"].params.items()}})
-
-
-def test_hold_restores_stopped_slots_and_reports_the_update():
-    env = small_env("Bilinear-v0", 2)
-    obs, _ = env.reset(seed=0)
-    env.reset_where(torch.tensor([True, False]), torch.tensor([7, 0]))
     start = {k: v.clone() for k, v in env.params["generator"].items()}
-    env.hold(["generator"])
-    for p in env.params["generator"].values():
-        p.add_(0.5)  # an in-place agent moves every slot
-    env.step({"generator": None, "discriminator": {k: torch.zeros_like(v)
-                                                  for k, v in env.params["discriminator"].items()}})
+    with env.writable(["generator"]) as params:
+        assert params["generator"] is env.params["generator"]  # the env's own tensors
+        for p in params["generator"].values():
+            p.add_(0.5)  # an in-place agent moves every slot
+    for k, v in env.params["generator"].items():  # settled on exit, before the step: no caller can forget it
+        assert torch.equal(v[0], start[k][0]) and torch.equal(v[1], start[k][1] + 0.5)
+    env.step({"discriminator": _zeros(env, "discriminator")})  # the written player is left out of the updates
     for k, v in env.params["generator"].items():
         assert torch.equal(v[0], start[k][0])  # the restarting slot ignored its update
         assert torch.equal(v[1], start[k][1] + 0.5)
+
+
+@pytest.mark.parametrize("keep_update", [False, True])
+def test_the_writable_door_reports_the_update_to_the_metrics_when_asked(keep_update):
+    env = small_env("TwoMode-v0", 2)
+    env.reset(seed=0)
+    with env.writable(PLAYERS, keep_update=keep_update) as params:
+        for ps in params.values():
+            for p in ps.values():
+                p.mul_(1.5)
+    env.step({})
+    ratio = env.metrics()["update_speed_ratio"]  # reads the last update of both players
+    assert bool(torch.isfinite(ratio).all()) if keep_update else bool(torch.isnan(ratio).all())
+    if keep_update:  # each player moved by half its parameters: the same relative speed
+        torch.testing.assert_close(ratio, torch.ones_like(ratio))
+
+
+def test_the_writable_door_refuses_what_the_step_could_not_settle():
+    env = small_env("Bilinear-v0", 2)
+    env.reset(seed=0)
     with pytest.raises(ValueError, match="unknown player 'critic'"):
-        env.hold(["critic"])
+        env.writable(["critic"])
+    with pytest.raises(ValueError, match=r"updates\['generator'\] is None: an agent that writes its parameters in "
+                                         r"place does so inside `with env.writable\(\['generator'\]\):`"):
+        env.step({"generator": None, "discriminator": _zeros(env, "discriminator")})  # the old protocol
+    for old in ("hold", "needs_hold"):  # the protocol the door replaced
+        with pytest.raises(AttributeError, match=rf"BatchedEnv.{old} was replaced by .*`with env.writable\(players\)"):
+            getattr(env, old)
+    with env.writable(["generator"]):
+        pass
+    with pytest.raises(ValueError, match="already written at this step; call step"):
+        env.writable(["generator"])
+    with pytest.raises(ValueError, match=r"keys \['discriminator'\] \(the generator's parameters were written in "
+                                         r"place: env.writable\), got \['discriminator', 'generator'\]"):
+        env.step({"generator": _zeros(env, "generator"), "discriminator": _zeros(env, "discriminator")})
+    env.step({"discriminator": _zeros(env, "discriminator")})
+    with pytest.raises(RuntimeError, match="the agent failed"), env.writable(["generator"]):
+        raise RuntimeError("the agent failed")
+    with pytest.raises(ValueError, match=r"keys \['generator', 'discriminator'\]"):  # a failed block wrote nothing
+        env.step({"discriminator": _zeros(env, "discriminator")})
+
+
+def test_only_a_mover_is_writable():
+    env = small_env("Digits-DCGAN-v0", 2)  # alternating: n_critic discriminator steps, then one generator step
+    env.reset(seed=0)
+    assert env.movers == ("discriminator",)
+    with pytest.raises(ValueError, match=r"the generator does not move at this step \(movers: \['discriminator'\]\)"):
+        env.writable(["generator"])
 
 
 def test_the_parameters_an_in_place_agent_holds_stay_the_envs_tensors():

@@ -789,3 +789,73 @@ def test_valid_edge_values_are_accepted():
     agents.rmsprop(1e-3, alpha=0.0)
     agents.sgda(0.1, momentum=0.9, nesterov=True)
     agents.balanced(agents.sgda(0.1), ratio=1e-6, anchor="discriminator")
+
+
+# --- named states ---------------------------------------------------------------------------------------------------
+def test_the_named_optimizers_states_name_their_parts_and_stay_their_chains_tuples():
+    from agents.transforms import AdamState, NSGDAState, ScaleByAdamState, ScaleByScheduleState, SGDAState, TraceState
+
+    p = _params()
+    g = _field(p)
+    adam = agents.adam(linear_decay(0.1, 4)).init(p)
+    assert isinstance(adam, AdamState) and isinstance(adam.moments, ScaleByAdamState)
+    assert adam.schedule == ScaleByScheduleState(0) and adam == (adam.moments, adam.schedule)  # the chain's tuple
+    _, adam = agents.adam(linear_decay(0.1, 4)).update(g, adam, p)
+    assert adam.moments.count == 1 and adam.schedule == ScaleByScheduleState(1)
+    sgd = agents.sgda(0.1, momentum=0.5).init(p)
+    assert isinstance(sgd, SGDAState) and isinstance(sgd.trace, TraceState) and sgd.schedule == agents.EmptyState()
+    plain = agents.sgda(0.1)
+    assert plain.init(p).trace is None and isinstance(plain.update(g, plain.init(p), p)[1], SGDAState)
+    ns = agents.nsgda(0.1, momentum=0.5).init(p)
+    assert isinstance(ns, NSGDAState) and isinstance(ns.trace, TraceState) and agents.nsgda(0.1).init(p).trace is None
+    adalr, adadir = agents.adalr(0.1).init(p), agents.adadir(0.1).init(p)
+    assert isinstance(adalr.magnitude, AdamState) and isinstance(adalr.direction, SGDAState)
+    assert isinstance(adadir.magnitude, SGDAState) and isinstance(adadir.direction, AdamState)
+
+
+def test_a_named_state_is_restored_into_its_class_from_a_checkpoint_tree():
+    from minmax_envs.checkpoint import flatten_state, structure, unflatten_state
+
+    p = _params()
+    tx = agents.adadir(0.1, scope="global")
+    state = tx.update(_field(p), tx.init(p), p)[1]
+    leaves: list = []
+    tree = flatten_state(state, leaves)
+    assert str(tree).count("'tuple'") == 2 and "'ScaleByAdamState'" in str(tree)  # both parts are tuples
+    assert "'AdamState'" not in str(tree) and "'SGDAState'" not in str(tree)  # stored as the tuples they are
+    back = unflatten_state(tree, iter(leaves), tx.init(p))
+    assert type(back.magnitude) is type(state.magnitude) and type(back.direction) is type(state.direction)
+    assert structure(back) == structure(state) and structure(state.direction) == structure(tuple(state.direction))
+    assert torch.equal(back.direction.moments.mu["w"], state.direction.moments.mu["w"])
+
+
+@pytest.mark.parametrize("name", ["sgda", "nsgda", "adam", "adalr", "adadir"])
+def test_the_fast_paths_take_a_state_whose_parts_a_tree_map_rebuilt_as_plain_tuples(name):
+    """A generic tree map (such as the step-size env's per-slot select) rebuilds tuples as tuples: the named
+    agents' pure and in-place fast paths take those as the named states they are, with the same results."""
+    from agents import inplace
+    from minmax_envs.checkpoint import flatten_state
+
+    def plain(tree):
+        if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
+            return tuple(plain(v) for v in tree)
+        if isinstance(tree, tuple):
+            return type(tree)(*(plain(v) for v in tree))
+        return tree
+
+    kw = {"momentum": 0.5} if name in ("sgda", "nsgda") else {}
+    for tx in (getattr(agents, name)(0.1, **kw), agents.in_place(getattr(agents, name)(0.1, **kw)),
+               getattr(inplace, name)(0.1, **kw)):
+        p, q = _params(), _params()
+        g = _field(p)
+        named = tx.init(p)
+        step = tx.update if isinstance(tx, agents.GradientTransformation) else tx.step
+        a = step(g, named, p)
+        b = step(g, plain(tx.init(q)), q)
+        if isinstance(tx, agents.GradientTransformation):
+            assert all(torch.equal(a[0][k], b[0][k]) for k in p)
+            a, b = a[1], b[1]
+        assert all(torch.equal(p[k], q[k]) for k in p)
+        leaves_a, leaves_b = [], []
+        assert flatten_state(a, leaves_a) == flatten_state(b, leaves_b)  # the same tree (tuples stored as tuples)
+        assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y for x, y in zip(leaves_a, leaves_b))

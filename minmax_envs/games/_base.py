@@ -16,10 +16,7 @@ import torch
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs._rng import SeedStreams
 from minmax_envs.games._per_seed import is_per_seed, number_or_per_seed, seed_values
-
-Params = dict[str, torch.Tensor]
-PlayerParams = dict[str, Params]
-PLAYERS: tuple[str, str] = ("generator", "discriminator")
+from minmax_envs.types import PLAYERS, Params, PlayerParams  # noqa: F401 - also imported from here
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 

@@ -41,13 +41,17 @@ import json
 import math
 import os
 import pathlib
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from minmax_envs.checkpoint import UnreadableTensorFile, load_tensors, read_regular_file, save_tensors, write_bytes
+
 __all__ = [
+    "CacheWarning",
     "ClassifierFeatures",
     "classifier_frechet_distance",
     "frechet_distance_from_stats",
@@ -231,6 +235,65 @@ def _accuracy(model: ClassifierFeatures, images: Tensor, labels: Tensor | None, 
     return correct / max(total, 1)
 
 
+class CacheWarning(UserWarning):
+    """A cached file was not used (changed since it was written, damaged, or of another version): it is made again."""
+
+
+#: the largest classifier cache file read (the network is under a megabyte; a guard against exhausting memory)
+_CACHE_MAX_BYTES = 256 << 20
+
+
+def _digest_file(path: pathlib.Path) -> pathlib.Path:
+    """Where the SHA-256 of a cache file is recorded when it is written: ``<file>.sha256`` beside it."""
+    return path.with_name(f"{path.name}.sha256")
+
+
+def _cached_classifier(path: pathlib.Path, config: dict[str, Any],
+                       fresh: Any) -> tuple[ClassifierFeatures | None, str]:
+    """The classifier cached at ``path``, verified before use, or ``(None, why not)``.
+
+    Verified: the file's SHA-256 is the one recorded beside it when it was written (:func:`_digest_file`; a cache
+    of an older version has none), it is read with the suite's safe loader
+    (:func:`~minmax_envs.checkpoint.load_tensors`: a regular file, no link followed, ``weights_only=True``), it was
+    made with ``config`` (the key names the configuration, so another one means the file was moved or edited), and
+    its weights are exactly those of a ``fresh()`` network (names, shapes, dtypes) and finite.
+
+    The digest detects a cache changed since it was written (an edit, a truncation, a file copied over another
+    key), not one rewritten together with its digest: it is a check, not a signature."""
+    digest_file = _digest_file(path)
+    try:
+        recorded = read_regular_file(digest_file, 1024).decode("ascii").strip()
+    except UnreadableTensorFile as e:
+        return None, f"its digest {str(digest_file)!r} cannot be read ({e.reason})"
+    except UnicodeDecodeError:
+        recorded = ""
+    if len(recorded) != 64 or any(c not in "0123456789abcdef" for c in recorded):
+        return None, f"its digest {str(digest_file)!r} is not a SHA-256 in hex"
+    try:
+        blob = load_tensors(path, max_bytes=_CACHE_MAX_BYTES, sha256=recorded)
+    except UnreadableTensorFile as e:
+        return None, e.reason
+    if not isinstance(blob, dict) or blob.get("config") != config:
+        return None, "it was made with another configuration than its key names"
+    accuracy = blob.get("train_accuracy")
+    weights = blob.get("state_dict")
+    if not isinstance(accuracy, float) or not 0.0 <= accuracy <= 1.0 or not isinstance(weights, dict):
+        return None, "it does not hold a network's weights and training accuracy"
+    model = fresh()
+    expected = model.state_dict()
+    for name, want in expected.items():
+        got = weights.get(name)
+        if not isinstance(got, Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            return None, f"its weight {name!r} does not fit the network"
+        if not bool(torch.isfinite(got).all()):
+            return None, f"its weight {name!r} holds non-finite values"
+    if set(weights) != set(expected):
+        return None, f"it holds other weights than the network's: {sorted(set(weights) ^ set(expected))}"
+    model.load_state_dict(weights, strict=True)
+    model.train_accuracy = accuracy
+    return model, ""
+
+
 def train_classifier(
     images: Tensor,
     labels: Tensor | None,
@@ -254,8 +317,11 @@ def train_classifier(
 
     The trained weights are stored in ``cache_dir/classifier_features/<key>.pt``, where ``key`` is the
     sha256 of the images and labels (as float32 / int64 bytes, with their shape), the architecture and the
-    hyperparameters (seed, epochs, batch size, learning rate, task). A later call with the same arguments
-    loads that file and returns identical weights without training.
+    hyperparameters (seed, epochs, batch size, learning rate, task), with the file's SHA-256 beside it
+    (``<key>.pt.sha256``). A later call with the same arguments loads that file and returns identical weights
+    without training, once it is verified (the digest, a safe read, the configuration, the weights' names,
+    shapes and finite values); a cache that fails any check is not used: a :class:`CacheWarning` says why, and
+    the classifier is trained again and the cache rewritten.
 
     Args:
         images: ``(N, C, H, W)`` float images in ``[-1, 1]`` (any device; hashed on the CPU).
@@ -309,15 +375,11 @@ def train_classifier(
         return ClassifierFeatures(c, num_classes, width=_WIDTH, num_features=_NUM_FEATURES, generator=generator)
 
     model: ClassifierFeatures | None = None
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob.get("config") == config:
-                model = fresh_model(torch.Generator().manual_seed(seed))
-                model.load_state_dict(blob["state_dict"])
-                model.train_accuracy = float(blob["train_accuracy"])
-        except Exception:  # noqa: BLE001 - a corrupt or foreign cache file is retrained and overwritten
-            model = None
+    if path.exists() or path.is_symlink():
+        model, why = _cached_classifier(path, config, lambda: fresh_model(torch.Generator().manual_seed(seed)))
+        if model is None:
+            warnings.warn(f"the classifier cache {str(path)!r} is not used: {why}; the classifier is trained again "
+                          "and the cache rewritten", CacheWarning, stacklevel=2)
     if model is not None:
         model.to(device)
     else:
@@ -326,11 +388,10 @@ def train_classifier(
         model = fresh_model(generator).to(device)
         _fit(model, images, labels, generator=generator, epochs=epochs, batch_size=batch_size, device=device)
         model.train_accuracy = _accuracy(model, images, labels, device)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"config": config, "state_dict": state, "train_accuracy": model.train_accuracy}, tmp)
-        os.replace(tmp, path)
+        digest = save_tensors(path, {"config": config, "state_dict": state, "train_accuracy": model.train_accuracy},
+                              what="the classifier cache")
+        write_bytes(_digest_file(path), f"{digest}\n".encode())
     model.eval()
     model.requires_grad_(False)
     return model

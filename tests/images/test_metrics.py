@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import numpy as np
 import pytest
@@ -129,8 +130,63 @@ def test_a_corrupt_cache_file_is_retrained(digits, tmp_path):
     train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path / "bad")
     (path,) = _cache_files(tmp_path / "bad")
     path.write_bytes(b"not a checkpoint")
-    again = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path / "bad")
+    with pytest.warns(metrics.CacheWarning, match="is not used: its SHA-256 is not the one recorded"):
+        again = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path / "bad")
     assert _same_weights(first, again)
+
+
+def _zeroed(path) -> None:
+    """Tamper a cache file as an attacker (or a bad copy) would: a valid torch file of the same configuration
+    whose weights are all zero (the network's features then are constant: every Frechet distance 0)."""
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] = {k: torch.zeros_like(v) for k, v in blob["state_dict"].items()}
+    torch.save(blob, path)
+
+
+def test_a_tampered_cache_is_retrained_not_used(digits, tmp_path):
+    x, y = digits[0][:256], digits[1][:256]
+    first = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path)
+    real, fake = x[:128], torch.flip(x[128:], dims=(3,))
+    honest = classifier_frechet_distance(real, fake, first)
+    (path,) = _cache_files(tmp_path)
+    _zeroed(path)
+    zero = ClassifierFeatures(1, 10)
+    zero.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    assert classifier_frechet_distance(real, fake, zero) == 0.0  # what the metric was with the tampered cache
+    with pytest.warns(metrics.CacheWarning, match=r"classifier_features/\w+\.pt' is not used: its SHA-256 is not the "
+                                                  r"one recorded when it was written.*trained again"):
+        again = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path)
+    assert _same_weights(first, again)
+    assert classifier_frechet_distance(real, fake, again) == honest > 0
+    # the cache was rewritten with its digest: the next call uses it, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _same_weights(first, train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path))
+
+
+@pytest.mark.parametrize("damage", ["no digest", "link", "weights of another shape"])
+def test_an_unverifiable_cache_is_retrained(digits, tmp_path, damage):
+    x, y = digits[0][:64], digits[1][:64]
+    first = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path / "c")
+    (path,) = _cache_files(tmp_path / "c")
+    digest = path.with_name(path.name + ".sha256")
+    if damage == "no digest":  # a cache of an older version, or a file dropped in by hand
+        digest.unlink()
+        why = "its digest .* cannot be read"
+    elif damage == "link":  # a cache file that points elsewhere is not followed
+        target = tmp_path / "elsewhere.pt"
+        path.rename(target)
+        path.symlink_to(target)
+        why = "it is a symbolic link, which is not followed"
+    else:  # consistent with its digest, but not this network's weights
+        blob = torch.load(path, weights_only=True)
+        blob["state_dict"]["head.weight"] = torch.zeros(3, 3)
+        digest.write_text(metrics.save_tensors(path, blob) + "\n")
+        why = "its weight 'head.weight' does not fit the network"
+    with pytest.warns(metrics.CacheWarning, match=f"is not used: {why}"):
+        again = train_classifier(x, y, epochs=1, batch_size=32, cache_dir=tmp_path / "c")
+    assert _same_weights(first, again)
+    assert path.is_file() and not path.is_symlink()
 
 
 def test_rotation_task_without_labels(digits, tmp_path):
