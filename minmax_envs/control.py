@@ -325,6 +325,14 @@ class Transition(NamedTuple):
     diverged: np.ndarray  # (N,) bool
 
 
+class TensorStep(NamedTuple):
+    """One step of :class:`StepSizeCore` as tensors on the env's device (:meth:`StepSizeCore.step_tensors`)."""
+
+    obs: torch.Tensor  # (N, 11) float64, entries named by OBS_NAMES
+    reward: torch.Tensor  # (N,) float64
+    terminated: torch.Tensor  # (N,) bool
+
+
 class StepSizeCore(ControlledGame):
     """The step-size control problem over the ``N`` slots of one :class:`BatchedEnv` (no Python loop over
     slots): an action ``(N, 2)`` sets the step sizes of ``PLAYERS`` (generator first) for ``steps_per_action``
@@ -393,6 +401,23 @@ class StepSizeCore(ControlledGame):
         Slots in ``reset_mask`` ignore their action and restart with ``reset_seeds`` instead: after this
         call they hold exactly the first observation of a fresh episode with that seed (reward 0).
         """
+        return self._transition(*self._act(actions, reset_mask, reset_seeds))
+
+    def step_tensors(self, actions: torch.Tensor, reset_mask: torch.Tensor | None = None,
+                     reset_seeds: torch.Tensor | None = None) -> TensorStep:
+        """:meth:`step` without the transfer to the host: the observation, reward and termination as tensors on
+        the env's device (for a trainer that keeps its policy there, e.g. ``baselines/ppo_step_size.py``)."""
+        reward, terminated, _ = self._act(actions, reset_mask, reset_seeds)
+        return TensorStep(self._observe(), reward, terminated)
+
+    def observation(self) -> torch.Tensor:
+        """The current observation of every slot, ``(N, 11)`` float64 on the env's device (entries named by
+        :data:`OBS_NAMES`, bounded as in :meth:`step`)."""
+        return self._observe()
+
+    def _act(self, actions: torch.Tensor, reset_mask: torch.Tensor | None,
+             reset_seeds: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The game steps of one action (see :meth:`step`); returns the reward, termination and step sizes."""
         env, k = self.env, self.steps_per_action
         was_done = env.done.clone()
         balance = self.control.action == "balance"
@@ -424,7 +449,7 @@ class StepSizeCore(ControlledGame):
             terminated = terminated & ~reset_mask
             lr = torch.where(reset_mask[:, None], torch.full_like(lr, float("nan")), lr)
         self._quality = quality
-        return self._transition(reward, terminated, lr.to(torch.float64))
+        return reward, terminated, lr.to(torch.float64)
 
     def balance_rates(self, directions: dict[str, dict[str, torch.Tensor]], actions: torch.Tensor) -> torch.Tensor:
         r"""The step sizes ``(N, 2)`` (``PLAYERS`` order) of ``action="balance"``: with $b_p$ = ``base_lr`` and
