@@ -545,7 +545,8 @@ def save(agent: Agent, core: StepSizeCore, config: ControllerConfig, normalizati
 def main(argv: list[str] | None = None) -> Trained:
     try:
         args = parse(Args, argv)
-    except ValueError as e:  # a bad argument: one line, as argparse's own errors
+        get_suite(args.suite).task(args.task)
+    except ValueError as e:  # a bad argument, suite or task: one line, as argparse's own errors
         print(f"ppo_step_size.py: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     torch.set_num_threads(args.threads)

@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     device = str(setup_machine(args))
     threads = torch.get_num_threads()
+    unknown = sorted(set(args.tasks.split(",")) - set(TASKS))
+    if unknown:
+        ap.error(f"unknown task(s) {', '.join(unknown)}; choose among {', '.join(TASKS)}")
     tasks = [TASKS[t] for t in args.tasks.split(",")]
     print(f"torch {torch.__version__}, {threads} thread(s), device {device}, {args.num_envs} envs; rollout "
           f"{ROLLOUT}, minibatch {MINIBATCH}, {EPOCHS} epochs for native and sb3-vector")
