@@ -37,7 +37,17 @@ exactly as the trained policy's deterministic actions (the Gaussian's mean, clip
 **Curves.** TensorBoard scalars in ``OUT/tensorboard/NAME-seedS/`` (``--tensorboard false`` to skip): ``charts/``
 (``episodic_return``, ``episodic_length``, ``divergence_rate`` of the episodes that ended in the iteration,
 ``learning_rate``, ``SPS``) and ``losses/`` (``value_loss``, ``policy_loss``, ``entropy``, ``approx_kl``,
-``clipfrac``, ``explained_variance``), at the global env step. The same numbers are returned by :func:`train`.
+``clipfrac``: means over the last epoch's minibatches; ``explained_variance`` of the rollout's returns), at the
+global env step. The same numbers are returned by :func:`train` (``Trained.history``).
+
+**Speed.** At the sizes PPO uses, the update (tens of minibatches of a few hundred transitions per rollout) is most
+of an iteration's time, and a minibatch of these small networks costs operations more than arithmetic. So the
+update computes the loss's gradient by hand (:func:`ppo_gradients`; tested against autograd), both networks in one
+matrix product per layer, on one flat parameter tensor (one gradient clipping, one fused Adam step); the acting
+pass keeps stable-baselines3's operations. ``benchmarks/bench_rl.py`` measures the whole loop against
+stable-baselines3 and profiles it (docs/controllers.md, "Training with the native PPO trainer").
+
+**The env** is built in one place, :func:`make_env` (a task's game, arguments, base step sizes, horizon, seeds).
 
 A run is a function of its arguments (``--seed`` included), the torch build, the device and the thread count.
 """
@@ -462,12 +472,12 @@ def train(args: Args) -> Trained:
                 discounted = torch.where(done_buf[t], 0.0, discounted)
             rewards = (rew_buf / torch.sqrt(ret_rms.var + REWARD_EPSILON).float()).clamp(-REWARD_CLIP, REWARD_CLIP)
             advantages = torch.zeros_like(rew_buf)
-            last = torch.zeros(n, device=device)
-            for t in reversed(range(t_roll)):
+            gae = torch.zeros(n, device=device)
+            for t in reversed(range(t_roll)):  # a truncated episode bootstraps from its last observation's value
                 value_next = next_value if t == t_roll - 1 else val_buf[t + 1]
                 delta = rewards[t] + args.gamma * value_next * ~term_buf[t] - val_buf[t]
-                last = delta + args.gamma * args.gae_lambda * ~done_buf[t] * last
-                advantages[t] = last
+                gae = delta + args.gamma * args.gae_lambda * ~done_buf[t] * gae
+                advantages[t] = gae
             returns = advantages + val_buf
         obs_rms.update(raw_buf.reshape(-1, obs_dim).to(torch.float32))
 
