@@ -12,17 +12,18 @@ Two tasks of the suite ``quick``, the envs built with the arguments the native t
 (:func:`baselines.ppo_step_size.make_env`: the task's game arguments, base step sizes, horizon = max episode steps,
 training seeds): ``dirac-wgan`` (``minmax_envs/DiracGAN-v0``, WGAN loss, 300 actions per episode) and
 ``two-mode-small`` (``minmax_envs/TwoMode-v0``, ``d = 100``, 500 actions per episode). Each candidate trains for a
-whole number of PPO iterations (rollout and update); its rate is env steps (actions of all envs) over the wall time
-of its training loop, from the first rollout to the end of the last update, set-up excluded:
+whole number of PPO iterations (rollout and update); its rate is env steps (actions of all envs) over the time of
+its training call:
 
 * ``native``: the native trainer, ``--num-envs`` envs (default 256), rollouts of 2,048 env steps (8 per env),
   minibatches of 256, 10 epochs: stable-baselines3's sizes (its default ``n_epochs``, and the rollout and
-  minibatch of the vector measurement below). Its rate is the trainer's own ``charts/SPS`` at its last iteration
-  (env steps over the time since its first rollout). ``native-default`` is the trainer with its own defaults
-  (rollouts of 16 per env, minibatches of 512, 4 epochs), for reference.
+  minibatch of the vector measurement below), timed around ``train`` (its set-up, one reset of the envs and the
+  saving of the controller included). ``native-default`` is the trainer with its own defaults (rollouts of 16 per
+  env, minibatches of 512, 4 epochs): the trainer as a user runs it.
 * ``sb3-single``: ``PPO("MlpPolicy", env)`` on the single Gymnasium env (``gymnasium.make`` of the same id and
   arguments) with stable-baselines3's defaults (``n_steps`` 2,048, ``batch_size`` 64, 10 epochs): one iteration,
-  timed around ``learn`` (its set-up, one reset, is included: a few milliseconds). Target: native >= 100x.
+  timed around ``learn`` (its set-up, one reset, is included). Target: native-default >= 100x (each trainer with
+  its own settings; ``native`` at stable-baselines3's sizes is printed too).
 * ``sb3-vector``: ``PPO("MlpPolicy", NativeVecEnv(...))``, stable-baselines3 driven through a minimal ``VecEnv``
   adapter over the native vector env ``StepSizeVectorEnv`` with the same ``--num-envs``, ``n_steps`` so that a
   rollout is 2,048 env steps, ``batch_size`` 256, 10 epochs: the same sizes as ``native``. Target: native >= 3x.
@@ -30,11 +31,16 @@ of its training loop, from the first rollout to the end of the last update, set-
   as in the native trainer, which then drops it from its batch; stable-baselines3 keeps it as a transition): it is
   a measuring device, not a training interface.
 
-Each figure is the median over ``--repeats``; within a repeat the candidates run in turn, the order reversed every
-other repeat, so that other load on a shared machine hits them alike. Ratios are ratios of medians.
+Two rates per candidate: env steps per wall-clock second (the throughput) and per CPU second of this process (on
+a machine shared with other jobs, what one idle core would give at one thread; at two threads it adds both
+threads' time). Each figure is the median over ``--repeats``; within a repeat the candidates run in turn, the
+order reversed every other repeat, so that other load on a shared machine hits them alike. Ratios are ratios of
+medians.
 
-``--profile`` runs the native trainer under ``torch.profiler`` (CPU) and prints where its time goes: the share of
-the rollout (game step, policy), of the advantages and of the update, and the top operators.
+``--profile`` runs the native trainer (stable-baselines3's sizes) under ``torch.profiler`` and prints where its time
+goes: the game's steps (``StepSizeCore.step_tensors``), the policy's acting passes, the update's hand-derived
+gradients (``ppo_gradients``) and Adam steps, the rest (normalization, sampling, advantages, batching,
+bookkeeping), then the top operators.
 """
 
 from __future__ import annotations
@@ -112,10 +118,30 @@ def native_args(task: str, device: str, num_envs: int, iterations: int, out: str
                 total_timesteps=iterations * num_envs * probe.num_steps)
 
 
-def run_native(task: str, device: str, num_envs: int, iterations: int, out: str, default: bool = False) -> float:
-    """Env steps per second of the native trainer's loop (its ``charts/SPS`` at the last iteration)."""
-    trained = train(native_args(task, device, num_envs, iterations, out, default))
-    return trained.history[-1]["charts/SPS"]
+class Clock:
+    """Wall and CPU (this process's) seconds of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def rates(self, steps: int) -> tuple[float, float]:
+        return steps / self.wall, steps / self.cpu
+
+
+def run_native(task: str, device: str, num_envs: int, iterations: int, out: str,
+               default: bool = False) -> tuple[float, float]:
+    """Env steps per wall second and per CPU second of the native trainer (the whole ``train`` call: its set-up, one
+    reset and the saving of the controller included, which only lowers its rates)."""
+    args = native_args(task, device, num_envs, iterations, out, default)
+    with Clock() as clock:
+        trained = train(args)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return clock.rates(trained.history[-1]["global_step"])
 
 
 def env_kwargs(task: str) -> tuple[str, dict[str, Any]]:
@@ -126,17 +152,17 @@ def env_kwargs(task: str) -> tuple[str, dict[str, Any]]:
                                            "max_episode_steps": on["horizon"], "split": "train"}
 
 
-def run_sb3_single(task: str) -> float:
+def run_sb3_single(task: str) -> tuple[float, float]:
     from stable_baselines3 import PPO
 
     env_id, kwargs = env_kwargs(task)
     model = PPO("MlpPolicy", gymnasium.make(env_id, **kwargs), seed=0, device="cpu")
-    start = time.perf_counter()
-    model.learn(total_timesteps=model.n_steps)
-    return model.n_steps / (time.perf_counter() - start)
+    with Clock() as clock:
+        model.learn(total_timesteps=model.n_steps)
+    return clock.rates(model.n_steps)
 
 
-def run_sb3_vector(task: str, num_envs: int, iterations: int) -> float:
+def run_sb3_vector(task: str, num_envs: int, iterations: int) -> tuple[float, float]:
     from stable_baselines3 import PPO
 
     env_id, kwargs = env_kwargs(task)
@@ -145,46 +171,54 @@ def run_sb3_vector(task: str, num_envs: int, iterations: int) -> float:
                                           **kwargs))
     n_steps = max(1, ROLLOUT // num_envs)
     model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=MINIBATCH, n_epochs=EPOCHS, seed=0, device="cpu")
-    start = time.perf_counter()
-    model.learn(total_timesteps=iterations * n_steps * num_envs)
-    return iterations * n_steps * num_envs / (time.perf_counter() - start)
+    with Clock() as clock:
+        model.learn(total_timesteps=iterations * n_steps * num_envs)
+    return clock.rates(iterations * n_steps * num_envs)
 
 
 def profile_native(task: str, device: str, num_envs: int, iterations: int, out: str) -> None:
-    """The native trainer under torch.profiler: its phases (record_function ranges) and top operators."""
+    """The native trainer under torch.profiler: the time of its parts (record_function ranges around the functions
+    it calls) and the top operators."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
     import baselines.ppo_step_size as ppo
 
     args = native_args(task, device, num_envs, iterations, out)
     train(native_args(task, device, num_envs, 1, out))  # warm up
-    core_step, agent_mean = ppo.StepSizeCore.step_tensors, ppo.Agent.mean
+    parts = {"game step": (ppo.StepSizeCore, "step_tensors"), "policy (acting)": (ppo.Agent, "mean"),
+             "value (acting)": (ppo.Agent, "value"), "update: gradients": (ppo, "ppo_gradients"),
+             "update: Adam": (torch.optim.Adam, "step")}
+    originals = {name: getattr(owner, attr) for name, (owner, attr) in parts.items()}
 
-    def timed_step(self, *a, **k):
-        with record_function("phase/game_step"):
-            return core_step(self, *a, **k)
+    def ranged(name: str, fn):
+        def call(*a, **k):
+            with record_function(name):
+                return fn(*a, **k)
+        return call
 
-    def timed_mean(self, x):
-        with record_function("phase/actor" if not torch.is_grad_enabled() else "phase/update_actor"):
-            return agent_mean(self, x)
-
-    ppo.StepSizeCore.step_tensors, ppo.Agent.mean = timed_step, timed_mean
+    for name, (owner, attr) in parts.items():
+        setattr(owner, attr, ranged(name, originals[name]))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     try:
-        with profile(activities=activities) as prof:
-            start = time.perf_counter()
-            with record_function("phase/train"):
-                train(args)
-            total = time.perf_counter() - start
+        with profile(activities=activities) as prof, record_function("train"):
+            train(args)
     finally:
-        ppo.StepSizeCore.step_tensors, ppo.Agent.mean = core_step, agent_mean
+        for name, (owner, attr) in parts.items():
+            setattr(owner, attr, originals[name])
     events = {e.key: e for e in prof.key_averages()}
-    print(f"profile of the native trainer on {task} ({args.num_envs} envs, {iterations} iterations, {total:.2f} s):")
-    for key in ("phase/train", "phase/game_step", "phase/actor", "phase/update_actor"):
-        if key in events:
-            e = events[key]
-            print(f"  {key:22s} {e.cpu_time_total / 1e6:7.2f} s  ({e.count} calls)")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    total = events["train"].cpu_time_total
+    print(f"profile of the native trainer on {task} ({args.num_envs} envs, {iterations} iterations of "
+          f"{args.num_envs * args.num_steps} env steps, {args.update_epochs} epochs of minibatches of "
+          f"{args.minibatch_size}; CPU time under the profiler):")
+    rest = total
+    for name in parts:
+        if name in events:
+            e = events[name]
+            rest -= e.cpu_time_total
+            print(f"  {name:20s} {e.cpu_time_total / 1e6:7.3f} s  {100 * e.cpu_time_total / total:5.1f}%  "
+                  f"({e.count} calls, {e.cpu_time_total / e.count:8.1f} us each)")
+    print(f"  {'the rest':20s} {rest / 1e6:7.3f} s  {100 * rest / total:5.1f}%")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     add_machine_args(ap)
     ap.add_argument("--tasks", default="dirac,twomode", help=f"comma-separated among {', '.join(TASKS)}")
     ap.add_argument("--num-envs", type=int, default=256, help="parallel envs of the native and vector candidates")
-    ap.add_argument("--iterations", type=int, default=4, help="PPO iterations per native / vector measurement")
+    ap.add_argument("--iterations", type=int, default=6, help="PPO iterations per native / vector measurement")
     ap.add_argument("--repeats", type=int, default=1, help="measurements per candidate (median)")
     ap.add_argument("--native-only", action="store_true", help="time the native trainer only (e.g. on a GPU)")
     ap.add_argument("--profile", action="store_true", help="profile the native trainer instead of comparing")
@@ -218,19 +252,19 @@ def main(argv: list[str] | None = None) -> None:
                 candidates["sb3-vector"] = partial(run_sb3_vector, task, args.num_envs, args.iterations)
                 candidates["sb3-single"] = partial(run_sb3_single, task)
             run_native(task, device, args.num_envs, 1, out)  # warm-up
-            rates: dict[str, list[float]] = {k: [] for k in candidates}
+            rates: dict[str, list[tuple[float, float]]] = {k: [] for k in candidates}
             for r in range(args.repeats):
                 for name in (list(candidates) if r % 2 == 0 else list(reversed(candidates))):
                     torch.set_num_threads(threads)
                     rates[name].append(candidates[name]())
                     assert torch.get_num_threads() == threads, "a candidate changed torch's thread count"
-            med = {k: statistics.median(v) for k, v in rates.items()}
-            line = ", ".join(f"{k} {v:,.0f}" for k, v in med.items())
-            print(f"{task}: env-steps/s {line}")
-            for ref in ("sb3-single", "sb3-vector"):
-                if ref in med:
-                    print(f"  native / {ref}: {med['native'] / med[ref]:.1f}x "
-                          f"(native-default / {ref}: {med['native-default'] / med[ref]:.1f}x)")
+            for i, unit in enumerate(("env-steps per wall second", "env-steps per CPU second")):
+                med = {k: statistics.median(v[i] for v in vs) for k, vs in rates.items()}
+                print(f"{task}, {unit}: " + ", ".join(f"{k} {v:,.0f}" for k, v in med.items()))
+                for ref in ("sb3-single", "sb3-vector"):
+                    if ref in med:
+                        print(f"  native / {ref}: {med['native'] / med[ref]:.1f}x, "
+                              f"native-default / {ref}: {med['native-default'] / med[ref]:.1f}x")
 
 
 if __name__ == "__main__":
