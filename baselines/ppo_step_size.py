@@ -278,9 +278,9 @@ def _log_prob(u: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     return -0.5 * u.pow(2).sum(-1) - log_std.sum() - 0.5 * math.log(2 * math.pi) * u.shape[-1]
 
 
-def _tanh(x: torch.Tensor) -> torch.Tensor:
-    r"""$\tanh x = 2 \sigma(2x) - 1$ (see :func:`ppo_gradients`)."""
-    return torch.sigmoid(2.0 * x).mul_(2.0).sub_(1.0)
+def _tanh_half(y: torch.Tensor) -> torch.Tensor:
+    r"""$\tanh(y / 2) = 2 \sigma(y) - 1$, in place (see :func:`ppo_gradients`)."""
+    return torch.sigmoid_(y).mul_(2.0).sub_(1.0)
 
 
 def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> torch.Tensor | None:
@@ -311,9 +311,10 @@ def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> to
     x, act, old_logp, old_value, ret, adv = _columns(mb, agent)
     b, h, eps = x.shape[0], HIDDEN[0], args.clip_coef
     # forward: both networks at once, keeping what the backward pass needs
-    z1 = _tanh(torch.addmm(p["b1"], x, p["w1"].t()))  # (B, 2h): actor | critic
+    # (the products give twice the pre-activations, alpha = beta = 2: tanh a = 2 sigma(2a) - 1)
+    z1 = _tanh_half(torch.addmm(p["b1"], x, p["w1"].t(), beta=2.0, alpha=2.0))  # (B, 2h): actor | critic
     z1_pair = z1.view(b, 2, h).transpose(0, 1)  # (2, B, h)
-    z2 = _tanh(torch.baddbmm(p["b2"][:, None], z1_pair, p["w2"].transpose(1, 2)))  # (2, B, h)
+    z2 = _tanh_half(torch.baddbmm(p["b2"][:, None], z1_pair, p["w2"].transpose(1, 2), beta=2.0, alpha=2.0))
     mean = torch.addmm(p["action_b"], z2[0], p["action_w"].t())
     value = torch.addmm(p["value_b"], z2[1], p["value_w"].t())[:, 0]
     inv_std = torch.exp(-p["log_std"])
@@ -321,12 +322,12 @@ def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> to
     log_ratio = _log_prob(u, p["log_std"]) - old_logp
     ratio = log_ratio.exp()
     surrogate, surrogate_clipped = adv * ratio, adv * ratio.clamp(1 - eps, 1 + eps)
-    g_logp = torch.where(surrogate <= surrogate_clipped, surrogate, 0.0).mul_(-1.0 / b)  # dL / dlog pi
+    g_logp = surrogate.mul(surrogate <= surrogate_clipped).mul_(-1.0 / b)  # dL / dlog pi
     err = value - ret
     if args.clip_vloss:
         step = value - old_value
         err_clipped = old_value + step.clamp(-eps, eps) - ret
-        g_value = torch.where(err.abs() >= err_clipped.abs(), err, torch.where(step.abs() <= eps, err_clipped, 0.0))
+        g_value = torch.where(err.abs() >= err_clipped.abs(), err, err_clipped * (step.abs() <= eps))
     else:
         g_value = err
     g_value = g_value.mul_(args.vf_coef / b)  # dL / dV
@@ -378,6 +379,7 @@ class Trained(NamedTuple):
     agent: Agent  # the trained network (on args.device)
     normalization: ObservationNormalization  # the observation normalization the policy was trained with
     history: list[dict[str, float]]  # per iteration: global_step and every TensorBoard scalar
+    seconds: dict[str, float]  # the training loop's wall and CPU (this process's) seconds, set-up and saving excluded
 
 
 def deterministic_actions(agent: Agent, normalization: ObservationNormalization, obs: torch.Tensor) -> torch.Tensor:
@@ -429,7 +431,7 @@ def train(args: Args) -> Trained:
         writer = SummaryWriter(str(Path(args.out) / "tensorboard" / f"{name}-seed{args.seed}"))
     history: list[dict[str, float]] = []
     iterations = args.total_timesteps // (n * t_roll)
-    global_step, start = 0, time.perf_counter()
+    global_step, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for iteration in range(1, iterations + 1):
         lr = args.learning_rate * (1.0 - (iteration - 1) / iterations if args.anneal_lr else 1.0)
         for group in optimizer.param_groups:
@@ -528,13 +530,16 @@ def train(args: Args) -> Trained:
         writer.close()
     normalization = ObservationNormalization(tuple(obs_rms.mean.tolist()), tuple(obs_rms.var.tolist()),
                                              OBS_EPSILON, OBS_CLIP)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     config = ControllerConfig(algorithm="PPO", base=args.base, momentum=args.momentum, log10_range=args.log10_range,
                               action=args.action, trained_on={**trained_on, "train_seconds": round(seconds, 1)})
     path = save(agent, core, config, normalization, Path(args.out) / name)
     print(f"trained PPO on {trained_on['env_id']} ({args.task}) for {global_step} env steps in {seconds:.0f} s "
           f"({global_step / seconds:.0f} env-steps/s) -> {path}", file=sys.stderr)
-    return Trained(path, agent, normalization, history)
+    return Trained(path, agent, normalization, history, {"wall": seconds, "cpu": cpu_seconds})
 
 
 def save(agent: Agent, core: StepSizeCore, config: ControllerConfig, normalization: ObservationNormalization,

@@ -13,16 +13,17 @@ Two tasks of the suite ``quick``, the envs built with the arguments the native t
 training seeds): ``dirac-wgan`` (``minmax_envs/DiracGAN-v0``, WGAN loss, 300 actions per episode) and
 ``two-mode-small`` (``minmax_envs/TwoMode-v0``, ``d = 100``, 500 actions per episode). Each candidate trains for a
 whole number of PPO iterations (rollout and update); its rate is env steps (actions of all envs) over the time of
-its training call:
+its training loop, from its first rollout to the end of its last update (set-up, the first reset of the envs and the
+saving of a controller excluded, alike for all):
 
 * ``native``: the native trainer, ``--num-envs`` envs (default 256), rollouts of 2,048 env steps (8 per env),
   minibatches of 256, 10 epochs: stable-baselines3's sizes (its default ``n_epochs``, and the rollout and
-  minibatch of the vector measurement below), timed around ``train`` (its set-up, one reset of the envs and the
-  saving of the controller included). ``native-default`` is the trainer with its own defaults (rollouts of 16 per
-  env, minibatches of 512, 4 epochs): the trainer as a user runs it.
+  minibatch of the vector measurement below), timed by ``train`` itself (``Trained.seconds``). ``native-default``
+  is the trainer with its own defaults (rollouts of 16 per env, minibatches of 512, 4 epochs): the trainer as a
+  user runs it.
 * ``sb3-single``: ``PPO("MlpPolicy", env)`` on the single Gymnasium env (``gymnasium.make`` of the same id and
   arguments) with stable-baselines3's defaults (``n_steps`` 2,048, ``batch_size`` 64, 10 epochs): one iteration,
-  timed around ``learn`` (its set-up, one reset, is included). Target: native-default >= 100x (each trainer with
+  timed by a callback from its first rollout to the end of ``learn``. Target: native-default >= 100x (each trainer with
   its own settings; ``native`` at stable-baselines3's sizes is printed too).
 * ``sb3-vector``: ``PPO("MlpPolicy", NativeVecEnv(...))``, stable-baselines3 driven through a minimal ``VecEnv``
   adapter over the native vector env ``StepSizeVectorEnv`` with the same ``--num-envs``, ``n_steps`` so that a
@@ -61,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import gymnasium  # noqa: E402
 from _machine import add_machine_args, setup_machine  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
 
 import minmax_envs  # noqa: E402, F401 - registers the minmax_envs/<id> Gymnasium ids
@@ -118,30 +120,33 @@ def native_args(task: str, device: str, num_envs: int, iterations: int, out: str
                 total_timesteps=iterations * num_envs * probe.num_steps)
 
 
-class Clock:
-    """Wall and CPU (this process's) seconds of a block."""
+class LoopClock(BaseCallback):
+    """The wall and CPU seconds of a stable-baselines3 training loop, from its first rollout to the end of ``learn``
+    (as the native trainer times its own loop: set-up and first reset excluded)."""
 
-    def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
+    def __init__(self):
+        super().__init__()
+        self.start: tuple[float, float] | None = None
 
-    def __exit__(self, *exc: Any) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+    def _on_rollout_start(self) -> None:
+        if self.start is None:
+            self.start = (time.perf_counter(), time.process_time())
+
+    def _on_step(self) -> bool:
+        return True
 
     def rates(self, steps: int) -> tuple[float, float]:
-        return steps / self.wall, steps / self.cpu
+        """Env steps per wall second and per CPU second, read at the end of ``learn``."""
+        wall, cpu = time.perf_counter() - self.start[0], time.process_time() - self.start[1]
+        return steps / wall, steps / cpu
 
 
 def run_native(task: str, device: str, num_envs: int, iterations: int, out: str,
                default: bool = False) -> tuple[float, float]:
-    """Env steps per wall second and per CPU second of the native trainer (the whole ``train`` call: its set-up, one
-    reset and the saving of the controller included, which only lowers its rates)."""
-    args = native_args(task, device, num_envs, iterations, out, default)
-    with Clock() as clock:
-        trained = train(args)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return clock.rates(trained.history[-1]["global_step"])
+    """Env steps per wall second and per CPU second of the native trainer's loop (``Trained.seconds``)."""
+    trained = train(native_args(task, device, num_envs, iterations, out, default))
+    steps = trained.history[-1]["global_step"]
+    return steps / trained.seconds["wall"], steps / trained.seconds["cpu"]
 
 
 def env_kwargs(task: str) -> tuple[str, dict[str, Any]]:
@@ -157,8 +162,8 @@ def run_sb3_single(task: str) -> tuple[float, float]:
 
     env_id, kwargs = env_kwargs(task)
     model = PPO("MlpPolicy", gymnasium.make(env_id, **kwargs), seed=0, device="cpu")
-    with Clock() as clock:
-        model.learn(total_timesteps=model.n_steps)
+    clock = LoopClock()
+    model.learn(total_timesteps=model.n_steps, callback=clock)
     return clock.rates(model.n_steps)
 
 
@@ -171,8 +176,8 @@ def run_sb3_vector(task: str, num_envs: int, iterations: int) -> tuple[float, fl
                                           **kwargs))
     n_steps = max(1, ROLLOUT // num_envs)
     model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=MINIBATCH, n_epochs=EPOCHS, seed=0, device="cpu")
-    with Clock() as clock:
-        model.learn(total_timesteps=iterations * n_steps * num_envs)
+    clock = LoopClock()
+    model.learn(total_timesteps=iterations * n_steps * num_envs, callback=clock)
     return clock.rates(iterations * n_steps * num_envs)
 
 
