@@ -286,7 +286,8 @@ def _tanh_half(y: torch.Tensor) -> torch.Tensor:
 def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> torch.Tensor | None:
     r"""Write into ``agent.params.grad`` the gradient of the clipped PPO loss of the minibatch ``mb`` (rows:
     normalized observation, action, old log-probability, old value, return, normalized advantage), derived by hand:
-    what autograd gives for :meth:`Agent.loss` (tests/test_ppo_step_size.py checks it) in a third of the operations,
+    what autograd gives for :meth:`Agent.loss`, to float32 rounding (tests/test_ppo_step_size.py checks it), in a
+    third of the operations,
     which is what a minibatch costs on a CPU at these sizes. With $r_j = \pi(a_j \mid o_j) / \pi_{old}(a_j \mid o_j)$,
     advantages $A$, returns $R$, values $V$, old values $V^{old}$, $\epsilon$ = ``clip_coef`` and $B$ transitions,
 

@@ -96,13 +96,17 @@ def test_the_hand_derived_gradient_is_the_ppo_losss(clip_vloss):
     """ppo_gradients writes what autograd gives for the clipped PPO loss (Agent.loss), with ratios and values on
     both sides of their clipping intervals."""
     gen = torch.Generator().manual_seed(0)
-    agent = Agent(11, 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        agent = Agent(11, 2)
     with torch.no_grad():
         agent.params.add_(0.3 * torch.randn(agent.params.shape, generator=gen))
     b = 128
-    x, act = torch.randn(b, 11, generator=gen), torch.randn(b, 2, generator=gen)
-    with torch.no_grad():
-        old_logp = agent.log_prob(agent.mean(x), act) + 0.3 * torch.randn(b, generator=gen)
+    x = torch.randn(b, 11, generator=gen)
+    with torch.no_grad():  # actions drawn from the policy, log-probabilities and values of an older one
+        mean = agent.mean(x)
+        act = mean + torch.exp(agent.p["log_std"]) * torch.randn(b, 2, generator=gen)
+        old_logp = agent.log_prob(mean, act) + 0.3 * torch.randn(b, generator=gen)
         old_value = agent.value(x) + 0.3 * torch.randn(b, generator=gen)
     mb = torch.cat([x, act, old_logp[:, None], old_value[:, None], torch.randn(b, 2, generator=gen)], dim=1)
     args = Args(clip_vloss=clip_vloss, ent_coef=0.01, vf_coef=0.7)
