@@ -287,9 +287,9 @@ def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> to
     r"""Write into ``agent.params.grad`` the gradient of the clipped PPO loss of the minibatch ``mb`` (rows:
     normalized observation, action, old log-probability, old value, return, normalized advantage), derived by hand:
     what autograd gives for :meth:`Agent.loss`, to float32 rounding (tests/test_ppo_step_size.py checks it), in a
-    third of the operations,
-    which is what a minibatch costs on a CPU at these sizes. With $r_j = \pi(a_j \mid o_j) / \pi_{old}(a_j \mid o_j)$,
-    advantages $A$, returns $R$, values $V$, old values $V^{old}$, $\epsilon$ = ``clip_coef`` and $B$ transitions,
+    third of the operations, which is what a minibatch costs on a CPU at these sizes. With
+    $r_j = \pi(a_j \mid o_j) / \pi_{old}(a_j \mid o_j)$, advantages $A$, returns $R$, values $V$, old values
+    $V^{old}$, $\epsilon$ = ``clip_coef`` and $B$ transitions,
 
     $$L = \frac1B \sum_j \max\big(-A_j r_j,\; -A_j \operatorname{clip}(r_j, 1 - \epsilon, 1 + \epsilon)\big)
         + \frac{c_v}{2B} \sum_j \max\big((V_j - R_j)^2,\; (V^{clip}_j - R_j)^2\big) - c_e H,$$
