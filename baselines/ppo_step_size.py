@@ -43,7 +43,7 @@ global env step. The same numbers are returned by :func:`train` (``Trained.histo
 **Speed.** At the sizes PPO uses, the update (tens of minibatches of a few hundred transitions per rollout) is most
 of an iteration's time, and a minibatch of these small networks costs operations more than arithmetic. So the
 update computes the loss's gradient by hand (:func:`ppo_gradients`; tested against autograd), both networks in one
-matrix product per layer, on one flat parameter tensor (one gradient clipping, one fused Adam step); the acting
+matrix product per layer, on one flat parameter tensor (gradient clipping and Adam on one tensor); the acting
 pass keeps stable-baselines3's operations. ``benchmarks/bench_rl.py`` measures the whole loop against
 stable-baselines3 and profiles it (docs/controllers.md, "Training with the native PPO trainer").
 
@@ -175,7 +175,7 @@ class Agent(nn.Module):
 
     Layout, for speed (the update is most of a PPO iteration's time): every parameter is a view of one flat tensor
     ``params`` (``p[name]``; its gradient buffer ``params.grad``, views ``g[name]``), so that gradient clipping and
-    Adam are one operation on one tensor; the actor's and the critic's hidden layers sit side by side (``w1`` holds
+    Adam each run on one tensor; the actor's and the critic's hidden layers sit side by side (``w1`` holds
     both first layers' weights, actor rows first, ``w2`` both second layers'), so that the update runs both networks
     with one matrix product per layer. The acting pass (:meth:`mean`, :meth:`value`) runs each layer as its own
     ``F.linear`` on its own rows, the operations of SB3's policy, so that a saved controller acts bit for bit as
@@ -352,6 +352,26 @@ def ppo_gradients(agent: Agent, mb: torch.Tensor, args: Args, track: bool) -> to
                         ((ratio - 1) - log_ratio).mean(), ((ratio - 1.0).abs() > eps).float().mean()])
 
 
+class Adam:
+    r"""Adam (Kingma and Ba, "Adam: A Method for Stochastic Optimization", 2015) on one flat tensor, the update of
+    ``torch.optim.Adam``: with gradient $g$, $m \leftarrow \beta_1 m + (1 - \beta_1) g$,
+    $v \leftarrow \beta_2 v + (1 - \beta_2) g^2$ and, at step $t$,
+    $\theta \leftarrow \theta - \eta \, \hat m / (\sqrt{\hat v} + \epsilon)$ with $\hat m = m / (1 - \beta_1^t)$,
+    $\hat v = v / (1 - \beta_2^t)$; in five in-place operations (``torch.optim``'s per-step bookkeeping costs more
+    than this arithmetic at this size)."""
+
+    def __init__(self, params: torch.Tensor, eps: float = 1e-5, betas: tuple[float, float] = (0.9, 0.999)):
+        self.params, self.eps, self.betas, self.t = params, eps, betas, 0
+        self.m, self.v = torch.zeros_like(params), torch.zeros_like(params)
+
+    def step(self, grad: torch.Tensor, lr: float) -> None:
+        (b1, b2), self.t = self.betas, self.t + 1
+        self.m.lerp_(grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+        self.params.addcdiv_(self.m, denom, value=-lr / (1 - b1 ** self.t))
+
+
 class RunningMeanStd:
     """The running mean and variance of a stream of batches, merged with Chan, Golub and LeVeque's parallel
     formula ("Updating Formulae and a Pairwise Algorithm for Computing Sample Variances", 1979), as float64
@@ -403,7 +423,7 @@ def train(args: Args) -> Trained:
     with torch.random.fork_rng(devices=[]):  # the network's initialization draws from torch's generator
         torch.manual_seed(args.seed)
         agent = Agent(obs_dim, act_dim, device)
-    optimizer = torch.optim.Adam([agent.params], lr=args.learning_rate, eps=1e-5, fused=True)
+    optimizer = Adam(agent.params.data, eps=1e-5)
     obs_rms, ret_rms = RunningMeanStd((obs_dim,), device), RunningMeanStd((), device)
     seed_low, seed_high = SPLITS["train"]
 
@@ -435,8 +455,6 @@ def train(args: Args) -> Trained:
     global_step, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for iteration in range(1, iterations + 1):
         lr = args.learning_rate * (1.0 - (iteration - 1) / iterations if args.anneal_lr else 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         mean_o, var_o = obs_rms.mean.clone(), obs_rms.var.clone()  # the normalization is fixed within a rollout
         ended = torch.zeros(4, dtype=torch.float64, device=device)  # episodes, their return, length, divergences
 
@@ -505,7 +523,7 @@ def train(args: Args) -> Trained:
                                              track=last or args.target_kl is not None)
                     grad = agent.params.grad  # clip the global norm (torch's clip_grad_norm_), then Adam
                     grad.mul_(torch.clamp(args.max_grad_norm / (torch.linalg.vector_norm(grad) + 1e-6), max=1.0))
-                    optimizer.step()
+                    optimizer.step(grad, lr)
                     if mb_stats is not None:  # the last epoch's mean, or the last minibatch before an early stop
                         stats, updates = (stats + mb_stats, updates + 1) if last else (mb_stats, 1)
                 if args.target_kl is not None and float(mb_stats[3]) > args.target_kl:

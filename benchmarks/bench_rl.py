@@ -192,7 +192,7 @@ def profile_native(task: str, device: str, num_envs: int, iterations: int, out: 
     train(native_args(task, device, num_envs, 1, out))  # warm up
     parts = {"game step": (ppo.StepSizeCore, "step_tensors"), "policy (acting)": (ppo.Agent, "mean"),
              "value (acting)": (ppo.Agent, "value"), "update: gradients": (ppo, "ppo_gradients"),
-             "update: Adam": (torch.optim.Adam, "step")}
+             "update: Adam": (ppo.Adam, "step")}
     originals = {name: getattr(owner, attr) for name, (owner, attr) in parts.items()}
 
     def ranged(name: str, fn):
