@@ -389,6 +389,14 @@ _TRANSITION_DTYPES: dict[str, type] = {"obs": np.float32, "reward": np.float64, 
                                        "env_steps": np.int64, "diverged": np.bool_}
 
 
+class TensorStep(NamedTuple):
+    """One step of :class:`StepSizeCore` as tensors on the env's device (:meth:`StepSizeCore.step_tensors`)."""
+
+    obs: torch.Tensor  # (N, len(OBSERVATION)) float64, the entries of OBSERVATION
+    reward: torch.Tensor  # (N,) float64
+    terminated: torch.Tensor  # (N,) bool
+
+
 class StepSizeCore(ControlledGame):
     """The step-size control problem over the ``N`` slots of one :class:`BatchedEnv` (no Python loop over
     slots): an action ``(N, 2)`` sets the step sizes of ``PLAYERS`` (generator first) for ``steps_per_action``
@@ -457,6 +465,23 @@ class StepSizeCore(ControlledGame):
         Slots in ``reset_mask`` ignore their action and restart with ``reset_seeds`` instead: after this
         call they hold exactly the first observation of a fresh episode with that seed (reward 0).
         """
+        return self._transition(*self._act(actions, reset_mask, reset_seeds))
+
+    def step_tensors(self, actions: torch.Tensor, reset_mask: torch.Tensor | None = None,
+                     reset_seeds: torch.Tensor | None = None) -> TensorStep:
+        """:meth:`step` without the transfer to the host: the observation, reward and termination as tensors on
+        the env's device (for a trainer that keeps its policy there, e.g. ``baselines/ppo_step_size.py``)."""
+        reward, terminated, _ = self._act(actions, reset_mask, reset_seeds)
+        return TensorStep(self._observe(), reward, terminated)
+
+    def observation(self) -> torch.Tensor:
+        """The current observation of every slot, ``(N, len(OBSERVATION))`` float64 on the env's device (the
+        entries of :data:`OBSERVATION`, bounded as in :meth:`step`)."""
+        return self._observe()
+
+    def _act(self, actions: torch.Tensor, reset_mask: torch.Tensor | None,
+             reset_seeds: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The game steps of one action (see :meth:`step`); returns the reward, termination and step sizes."""
         env, k = self.env, self.steps_per_action
         was_done = env.done.clone()
         balance = self.control.action == "balance"
@@ -490,7 +515,7 @@ class StepSizeCore(ControlledGame):
             terminated = terminated & ~reset_mask
             lr = torch.where(reset_mask[:, None], torch.full_like(lr, float("nan")), lr)
         self._quality = quality
-        return self._transition(reward, terminated, lr.to(torch.float64))
+        return reward, terminated, lr.to(torch.float64)
 
     def restart(self, mask: torch.Tensor, seeds: torch.Tensor) -> Transition:
         """Start new episodes now on the slots in ``mask``, with ``seeds``, without stepping the others

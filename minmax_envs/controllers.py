@@ -23,7 +23,10 @@ acts, and its episode runs every seed of a batch at once through :class:`~minmax
   observation entries (:data:`~minmax_envs.control.OBS_NAMES`), written by :func:`save_controller`. A
   description without it is in :data:`LEGACY_LAYOUT`, the order of the env the first controllers were trained
   on (discriminator first); the controller maps the env's entries to its own order by name, so it acts the same
-  whatever order the env has.
+  whatever order the env has;
+- and, optionally, its ``"observation_normalization"`` (:class:`ObservationNormalization`): the running mean and
+  variance a trainer that normalizes observations (``baselines/ppo_step_size.py``) ended with, in the policy's
+  order, so that the loaded policy sees exactly the inputs the trained one saw.
 
 Loading rebuilds the policy with stable-baselines3's own class from the description, checks every weight's
 name, shape and dtype against it and loads them strictly; whatever does not fit is a ``ValueError`` naming the
@@ -131,9 +134,70 @@ LEGACY_LAYOUT = Layout(action=("discriminator", "generator"), observation=(
     "log10_grad_ratio", "progress", "quality",
     "discriminator/log10_update_norm", "generator/log10_update_norm"))
 
+@dataclass(frozen=True)
+class ObservationNormalization:
+    r"""What a policy trained on normalized observations sees: with $\mu$ = ``mean``, $\sigma^2$ = ``var`` (per
+    observation entry, in the policy's order), $\epsilon$ = ``epsilon`` and $c$ = ``clip``,
+
+    $$\hat o = \operatorname{clip}\big((o - \mu) / \sqrt{\sigma^2 + \epsilon},\; -c,\; c\big),$$
+
+    computed in float64 from the float32 observation the envs give, then rounded to float32 (the running
+    normalization of gymnasium's ``NormalizeObservation`` and stable-baselines3's ``VecNormalize``). The trainer
+    that learns with it (``baselines/ppo_step_size.py``) calls :func:`normalize_observation` too, so that a saved
+    policy acts exactly as the trained one."""
+
+    mean: tuple[float, ...]
+    var: tuple[float, ...]
+    epsilon: float = 1e-8
+    clip: float = 10.0
+
+    def apply(self, obs: torch.Tensor) -> torch.Tensor:
+        """The normalized observations ``(N, k)`` float32 of observations ``(N, k)`` in the policy's order."""
+        mean = torch.tensor(self.mean, dtype=torch.float64, device=obs.device)
+        var = torch.tensor(self.var, dtype=torch.float64, device=obs.device)
+        return normalize_observation(obs, mean, var, self.epsilon, self.clip)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": list(self.mean), "var": list(self.var), "epsilon": self.epsilon, "clip": self.clip}
+
+    @classmethod
+    def from_json(cls, d: Any, where: str, size: int) -> ObservationNormalization:
+        """The normalization of a description's ``"observation_normalization"`` entry for ``size`` observation
+        entries, validated (a ``ValueError`` naming ``where`` and what is allowed)."""
+        ctx = f"{where}: observation_normalization"
+        keys = ("mean", "var", "epsilon", "clip")
+        if not isinstance(d, dict) or set(d) != set(keys):
+            raise ValueError(f"{ctx} must be an object with exactly the keys {', '.join(keys)}, got {d!r}")
+        stats = {}
+        for key, low in (("mean", -math.inf), ("var", 0.0)):
+            values = d[key]
+            if not isinstance(values, list) or len(values) != size or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= low
+                    for v in values):
+                what = "finite numbers" if key == "mean" else "finite numbers >= 0"
+                raise ValueError(f"{ctx}: {key} must be a list of {size} {what} (one per observation entry, in the "
+                                 f"policy's order), got {values!r}")
+            stats[key] = tuple(float(v) for v in values)
+        try:
+            epsilon = check_real("epsilon", d["epsilon"], low=0.0, low_inclusive=False)
+            clip = check_real("clip", d["clip"], low=0.0, low_inclusive=False)
+        except ValueError as e:
+            raise ValueError(f"{ctx}: {e}") from None
+        return cls(stats["mean"], stats["var"], epsilon, clip)
+
+
+def normalize_observation(obs: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, epsilon: float,
+                          clip: float) -> torch.Tensor:
+    """:class:`ObservationNormalization`'s formula on tensors: ``obs`` ``(N, k)`` (rounded to float32 first, as
+    the envs give it), ``mean`` and ``var`` ``(k,)`` float64; returns float32."""
+    x = obs.to(torch.float32).to(torch.float64)
+    return ((x - mean) / torch.sqrt(var + epsilon)).clamp(-clip, clip).to(torch.float32)
+
+
 _CONFIG_KEYS = tuple(f.name for f in fields(ControllerConfig))
 _CONTROL_KEYS = tuple(f.name for f in fields(ControlConfig))
-_DESCRIPTION_KEYS = ("format", "format_version", *_CONFIG_KEYS, "layout", "policy", "saved_with")
+_DESCRIPTION_KEYS = ("format", "format_version", *_CONFIG_KEYS, "layout", "policy", "observation_normalization",
+                     "saved_with")
 _POLICY_KEYS = ("class", "kwargs", "observation_space", "action_space")
 _SPACE_KEYS = ("type", "shape", "dtype", "low", "high")
 
@@ -286,8 +350,10 @@ def _kwargs_from_json(d: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout, dict[str, Any]]:
-    """The settings, the layout and the policy description of a description's JSON ``data``, validated."""
+def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout, dict[str, Any],
+                                                       ObservationNormalization | None]:
+    """The settings, the layout, the policy description and the observation normalization (``None`` without one)
+    of a description's JSON ``data``, validated."""
     where = f"controller description {str(file)!r}"
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}")
@@ -337,7 +403,14 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
     parsed = {"class": policy["class"], "kwargs": _kwargs_from_json(policy["kwargs"], where),
               "observation_space": _space_from_json(policy["observation_space"], "observation_space", where),
               "action_space": _space_from_json(policy["action_space"], "action_space", where)}
-    return config, layout, parsed
+    normalization = None
+    if "observation_normalization" in data:
+        shape = parsed["observation_space"].shape
+        if len(shape) != 1:
+            raise ValueError(f"{where}: observation_normalization needs a flat observation space, got shape "
+                             f"{list(shape)}")
+        normalization = ObservationNormalization.from_json(data["observation_normalization"], where, shape[0])
+    return config, layout, parsed, normalization
 
 
 def _control(d: Any, where: str) -> ControlConfig:
@@ -423,7 +496,7 @@ def _load_weights(policy: Any, state: dict[str, torch.Tensor], weights: Path, de
     policy.load_state_dict(state, strict=True)
 
 
-def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Layout, Any]:
+def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Layout, Any, ObservationNormalization | None]:
     weights, description = controller_files(path)
     legacy = weights.with_suffix(".zip")
     if not weights.is_file() and legacy.is_file():  # the stem of an unconverted SB3 controller
@@ -437,16 +510,16 @@ def _read(path: str | os.PathLike) -> tuple[Path, ControllerConfig, Layout, Any]
         data = _json.loads(description.read_text())  # nesting bounded
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"controller description {str(description)!r} is not valid JSON: {e}") from None
-    config, layout, policy_description = _parse_description(data, description)
+    config, layout, policy_description, normalization = _parse_description(data, description)
     policy = _build_policy(config, policy_description, description)
     _load_weights(policy, _read_weights(weights), weights, description)
-    return weights, config, layout, policy
+    return weights, config, layout, policy, normalization
 
 
 def check_controller(path: str | os.PathLike) -> tuple[Path, ControllerConfig]:
     """The weights path and settings of a saved controller after reading and checking all of it (description,
     policy, weights), or a ``ValueError`` naming the file and what is wrong."""
-    weights, config, _, _ = _read(path)
+    weights, config, *_ = _read(path)
     return weights, config
 
 
@@ -460,33 +533,54 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
     writes is read back (:func:`check_controller`)."""
     if Path(path).suffix == ".zip":
         raise ValueError(f"save_controller writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
-    weights, description = controller_files(path)
-    import stable_baselines3
-
-    if layout is None:
-        layout = Layout(action=ACTIONS.get(config.control.action, PLAYERS))
     algorithm = type(model).__name__
     if algorithm not in SB3_ALGORITHMS or not hasattr(model, "policy"):
         raise ValueError(f"save_controller needs a stable-baselines3 {', '.join(SB3_ALGORITHMS)} model, got "
                          f"{type(model).__name__}")
     if config.algorithm != algorithm:
         raise ValueError(f"config.algorithm is {config.algorithm!r} but the model is {algorithm}")
-    policy = model.policy
-    name = next((n for n in POLICIES if type(policy) is type(model).policy_aliases.get(n)), None)
+    return save_policy(model.policy, config, path, layout=layout)
+
+
+def save_policy(policy: Any, config: ControllerConfig, path: str | os.PathLike, *, layout: Layout | None = None,
+                observation_normalization: ObservationNormalization | None = None) -> Path:
+    """Save an SB3 ``policy`` (the ``MlpPolicy`` of ``config.algorithm``) as :func:`save_controller` does, with the
+    ``observation_normalization`` its inputs went through in training, if any (the loaded controller applies it
+    before the policy). For a trainer of its own whose network has the policy's layout (``baselines/
+    ppo_step_size.py`` loads its weights into stable-baselines3's ``MlpPolicy`` and saves that). Both files are
+    written atomically (a temporary file, then a rename) and read back (:func:`check_controller`)."""
+    if Path(path).suffix == ".zip":
+        raise ValueError(f"save_policy writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
+    weights, description = controller_files(path)
+    import stable_baselines3
+
+    if layout is None:
+        layout = Layout(action=ACTIONS.get(config.control.action, PLAYERS))
+    if config.algorithm not in SB3_ALGORITHMS:
+        raise ValueError(f"unknown algorithm {config.algorithm!r}; choose one of {', '.join(SB3_ALGORITHMS)}")
+    aliases = getattr(stable_baselines3, config.algorithm).policy_aliases
+    name = next((n for n in POLICIES if type(policy) is aliases.get(n)), None)
     if name is None:
-        raise ValueError(f"save_controller saves {' or '.join(POLICIES)} policies; the model's policy is a "
-                         f"{type(policy).__name__}")
+        raise ValueError(f"a controller holds the {' or '.join(POLICIES)} of stable-baselines3's "
+                         f"{config.algorithm}; the policy is a {type(policy).__name__}")
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(config), "layout": layout.to_json(),
             "policy": {"class": name, "kwargs": _kwargs_to_json(policy),
                        "observation_space": _space_to_json(policy.observation_space, "observation_space"),
                        "action_space": _space_to_json(policy.action_space, "action_space")},
             "saved_with": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}}
+    if observation_normalization is not None:
+        data["observation_normalization"] = observation_normalization.to_json()
     text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     _parse_description(json.loads(text), description)  # never write what loading would refuse
     state = {k: v.detach().to("cpu").clone() for k, v in policy.state_dict().items()}
     weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, weights)
-    description.write_text(text)
+    for file, write in ((weights, lambda f: torch.save(state, f)), (description, lambda f: f.write_text(text))):
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        try:
+            write(tmp)
+            os.replace(tmp, file)
+        finally:
+            tmp.unlink(missing_ok=True)
     check_controller(weights)
     return weights
 
@@ -531,8 +625,9 @@ def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None
 class LearnedController:
     """A loaded controller (its SB3 policy, rebuilt from its files) with the base step sizes it acts around.
 
-    ``layout`` is the order of the policy's entries (:class:`Layout`); :meth:`run` hands the policy the env's
-    observation entries in that order and maps its actions back to the env's players by name."""
+    ``layout`` is the order of the policy's entries (:class:`Layout`); :meth:`actions` hands the policy the env's
+    observation entries in that order (normalized by ``normalization`` if the controller was trained on
+    normalized observations) and maps its actions back to the env's entries by name."""
 
     path: Path
     policy: Any
@@ -540,13 +635,27 @@ class LearnedController:
     lr_d: float
     lr_g: float
     layout: Layout = Layout()
+    normalization: ObservationNormalization | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, lr_d: float = 1.0, lr_g: float = 1.0) -> LearnedController:
         """Load the controller ``path`` (``NAME``, ``NAME.pt`` or ``NAME.json``, as :func:`save_controller` writes
         it); a ``ValueError`` names the file and what is wrong."""
-        weights, config, layout, policy = _read(path)
-        return cls(weights, policy, config, float(lr_d), float(lr_g), layout)
+        weights, config, layout, policy, normalization = _read(path)
+        return cls(weights, policy, config, float(lr_d), float(lr_g), layout, normalization)
+
+    def actions(self, obs: np.ndarray) -> np.ndarray:
+        """The policy's deterministic actions ``(N, 2)`` (in ``[-1, 1]``, the entries of ``ACTIONS[action]`` in the
+        env's order) for observations ``(N, 11)`` float32 of the step-size env (entries in ``OBS_NAMES`` order)."""
+        observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
+        # env column j <- policy entry
+        acted = [self.layout.action.index(name) for name in ACTIONS[self.config.control.action]]
+        # C-contiguous, as the env's own arrays: a transposed layout would take another matmul path
+        x = np.ascontiguousarray(obs[:, observed])
+        if self.normalization is not None:
+            x = self.normalization.apply(torch.from_numpy(x)).numpy()
+        action, _ = self.policy.predict(x, deterministic=True)
+        return np.ascontiguousarray(action[:, acted])
 
     def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
             device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
@@ -554,7 +663,6 @@ class LearnedController:
         policy acting deterministically; metrics every ``eval_every`` actions and ``samples`` generator samples
         per seed at the end, as :func:`run_episode` records them (an action is one update cycle of the game
         unless the controller says otherwise): the :class:`~minmax_envs.evaluation.zoo.Runner` interface."""
-        action = self.config.control.action
         control = replace(self.config.control, base_lr={"discriminator": self.lr_d, "generator": self.lr_g},
                           horizon=steps)
         core = StepSizeCore(GameConfig.from_kwargs(env_id, device=device, **env_kwargs), control, count)
@@ -563,16 +671,12 @@ class LearnedController:
             if mine.shape != env_space.shape:
                 raise ValueError(f"controller {str(self.path)!r} expects {name} of shape {mine.shape}, the "
                                  f"step-size env has {env_space.shape}")
-        observed = [OBS_NAMES.index(name) for name in self.layout.observation]  # policy entry i <- env entry
-        acted = [self.layout.action.index(name) for name in ACTIONS[action]]  # env column j <- policy entry
         env = core.env
         check_samples(env, samples)  # before the episode, as run_episode
         tr = core.reset(range(seed, seed + count))
         trajectory = [(0, env.metrics())] if eval_every else []
         for t in range(1, steps + 1):
-            # C-contiguous, as the env's own arrays: a transposed layout would take another matmul path
-            action, _ = self.policy.predict(np.ascontiguousarray(tr.obs[:, observed]), deterministic=True)
-            tr = core.step(torch.as_tensor(np.ascontiguousarray(action[:, acted]), device=env.device).clamp(-1.0, 1.0))
+            tr = core.step(torch.as_tensor(self.actions(tr.obs), device=env.device).clamp(-1.0, 1.0))
             if eval_every and t % eval_every == 0:
                 trajectory.append((t, env.metrics()))
         return episode_result(env, steps, trajectory, core.steps_per_action, samples)

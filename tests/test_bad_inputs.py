@@ -55,6 +55,7 @@ import torch
 
 import agents
 import minmax_envs
+from baselines.ppo_step_size import Args as PPOArgs
 from minmax_envs.cli import main
 from minmax_envs.controllers import (
     ControllerConfig,
@@ -976,6 +977,29 @@ ROWS: list[Row] = [
     api("vector-env-autoreset_mode-unknown", lambda tmp: _vector_env(2, "DiracGAN-v0", autoreset_mode="SAME_STEP"),
         r"unknown autoreset_mode 'SAME_STEP'; choose one of AutoresetMode\.NEXT_STEP \('NextStep'\), "
         r"AutoresetMode\.SAME_STEP \('SameStep'\), AutoresetMode\.DISABLED \('Disabled'\)"),
+    # --- a controller's observation normalization (baselines/ppo_step_size.py writes one)
+    controller("controller-observation_normalization-keys",
+               described(lambda d: d.update(observation_normalization={"mean": [0.0] * 11})),
+               r"'.*c\.json': observation_normalization must be an object with exactly the keys mean, var, epsilon, "
+               r"clip"),
+    controller("controller-observation_normalization-mean-short", described(lambda d: d.update(
+        observation_normalization={"mean": [0.0] * 3, "var": [1.0] * 11, "epsilon": 1e-8, "clip": 10.0})),
+               r"'.*c\.json': observation_normalization: mean must be a list of 11 finite numbers \(one per "
+               r"observation entry, in the policy's order\)"),
+    controller("controller-observation_normalization-var-negative", described(lambda d: d.update(
+        observation_normalization={"mean": [0.0] * 11, "var": [-1.0] * 11, "epsilon": 1e-8, "clip": 10.0})),
+               r"observation_normalization: var must be a list of 11 finite numbers >= 0"),
+    controller("controller-observation_normalization-clip-zero", described(lambda d: d.update(
+        observation_normalization={"mean": [0.0] * 11, "var": [1.0] * 11, "epsilon": 1e-8, "clip": 0})),
+               r"observation_normalization: clip must be a finite number in \(0.0, inf\), got 0"),
+    # --- the native PPO trainer's arguments (baselines/ppo_step_size.py)
+    api("ppo-action-unknown", lambda tmp: PPOArgs(action="lr"),
+        r"unknown action 'lr'; choose one of step_sizes, balance"),
+    api("ppo-num_envs-zero", lambda tmp: PPOArgs(num_envs=0), r"num_envs must be an int >= 1, got 0"),
+    api("ppo-total_timesteps-below-a-rollout", lambda tmp: PPOArgs(total_timesteps=100),
+        r"total_timesteps=100 is less than one rollout, num_envs \* num_steps = 4096"),
+    api("ppo-gamma-above-1", lambda tmp: PPOArgs(gamma=1.5), r"gamma must be in \[0.0, 1.0\], got 1.5"),
+    api("ppo-device-unknown", lambda tmp: PPOArgs(device="tpu"), r"unknown device 'tpu'; choose cpu or cuda"),
 ]
 
 

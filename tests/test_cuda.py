@@ -112,3 +112,30 @@ def test_the_balance_suites_agents_play_on_cuda(tmp_path):
              BALANCE_CONTROLLERS["correlated-modes"])
     _bench_plays_every_agent_on_cuda(Suite("cuda-balance", 1, (TWO_MODE,), budget=2, tune_seeds=2, eval_seeds=4,
                                            agents=names), tmp_path)
+
+
+@pytest.mark.parametrize("action", ["step_sizes", "balance"])
+def test_the_native_ppo_trainer_trains_on_cuda_and_its_controller_plays_there(action, tmp_path):
+    """baselines/ppo_step_size.py with --device cuda: env, policy and update on the GPU for a few iterations; the
+    saved controller (learned:PATH) then plays its episodes on cuda, acting as the trained network does (up to the
+    float rounding of another device's kernels)."""
+    import numpy as np
+
+    from baselines.ppo_step_size import Args, deterministic_actions, make_env, train
+    from minmax_envs.controllers import LearnedController
+
+    args = Args(suite="quick", task="dirac-wgan", action=action, horizon=10, num_envs=64, num_steps=8,
+                minibatch_size=128, total_timesteps=64 * 8 * 3, device="cuda", out=str(tmp_path), tensorboard=False)
+    run = train(args)
+    assert run.agent.params.device.type == "cuda" and len(run.history) == 3
+    assert all(np.isfinite(row["losses/value_loss"]) for row in run.history)
+    controller = LearnedController.load(run.path, 0.1, 0.1)
+    core, _ = make_env(Args(**{**args.__dict__, "num_envs": 8}))
+    core.reset(range(8))
+    obs = core.step_tensors(torch.zeros(8, 2, device="cuda")).obs
+    assert obs.device.type == "cuda"
+    expected = deterministic_actions(run.agent, run.normalization, obs).cpu().numpy()
+    np.testing.assert_allclose(controller.actions(obs.float().cpu().numpy()), expected, rtol=1e-5, atol=1e-6)
+    task = minmax_envs.evaluation.get_suite("quick").task("dirac-wgan")
+    result = controller.run("DiracGAN-v0", 10, 0, 8, device="cuda", **task.env_kwargs)
+    assert result.metrics["distance"].device.type == "cuda" and torch.isfinite(result.metrics["distance"]).all()

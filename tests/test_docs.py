@@ -71,7 +71,7 @@ def _check_command(words: list[str]) -> None:
         for name in (getattr(args, "agents", None) or "").split(","):
             if name and not name.startswith("learned:"):
                 check_agent(name)
-    elif words[0] == "python" and words[1] in ("-m", "baselines/train_controller.py",
+    elif words[0] == "python" and words[1] in ("-m", "baselines/train_controller.py", "baselines/ppo_step_size.py",
                                                 "baselines/multi_agent_step_sizes.py"):
         module = words[2] if words[1] == "-m" else words[1].removesuffix(".py").replace("/", ".")
         flags = words[3:] if words[1] == "-m" else words[2:]

@@ -1,0 +1,142 @@
+"""The native PPO trainer (baselines/ppo_step_size.py): reproducible given its seed, its hand-derived gradient is the
+PPO loss's, the controllers it saves act exactly as the trained policy wherever ``learned:PATH`` plays, and it
+learns an easy task."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.ppo_step_size import Agent, Args, deterministic_actions, make_env, ppo_gradients, train
+from minmax_envs.cli import main as minmax
+from minmax_envs.control import StepSizeCore, configs
+from minmax_envs.controllers import LearnedController, check_controller
+from minmax_envs.evaluation import ResultStore, Suite, Task, bench
+from minmax_envs.evaluation.zoo import make_agent
+
+# the NK-regularized Dirac WGAN with step sizes far below what it tolerates: larger steps converge faster
+TASK = Task("dirac", "DiracGAN-v0", 12, 4, "distance", False, 0.1,
+            {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(1e-3, 1e-2))
+SUITE = Suite("ppo-tiny", 1, (TASK,), budget=1, tune_seeds=2, eval_seeds=3, agents=("sgda",))
+TINY = {"task": "dirac", "num_envs": 16, "num_steps": 8, "minibatch_size": 64, "total_timesteps": 512,
+        "tensorboard": False}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    path = tmp_path_factory.mktemp("suite") / "suite.json"
+    path.write_text(json.dumps(SUITE.to_dict()))
+    return str(path)
+
+
+@pytest.fixture(scope="module", params=["step_sizes", "balance"])
+def trained(request, suite, tmp_path_factory):
+    """A tiny run per action mode: (its arguments, what train returned)."""
+    args = Args(suite=suite, action=request.param, out=str(tmp_path_factory.mktemp("ppo")), **TINY)
+    return args, train(args)
+
+
+def _observations(args: Args, steps: int = 6) -> torch.Tensor:
+    """Observations of the trained task's control problem (eval seeds, random actions), ``(N * steps, 11)``."""
+    core, _ = make_env(Args(**{**args.__dict__, "num_envs": 8}))
+    core.reset(range(8))
+    gen = torch.Generator().manual_seed(0)
+    seen = [core.observation()]
+    for _ in range(steps - 1):
+        seen.append(core.step_tensors(torch.rand(8, 2, generator=gen) * 2 - 1).obs)
+    return torch.cat(seen)
+
+
+def test_a_run_is_reproducible_given_its_seed(trained, tmp_path):
+    args, first = trained
+    again = train(Args(**{**args.__dict__, "out": str(tmp_path / "again")}))
+    other = train(Args(**{**args.__dict__, "out": str(tmp_path / "other"), "seed": 1}))
+    assert torch.equal(first.agent.params, again.agent.params)
+    assert first.normalization == again.normalization
+
+    def curves(history):
+        return [{k: v for k, v in row.items() if k != "charts/SPS"} for row in history]
+
+    assert curves(first.history) == curves(again.history)
+    assert any("charts/episodic_return" in row for row in first.history)  # episodes ended and restarted
+    assert not torch.equal(first.agent.params, other.agent.params)
+    assert (tmp_path / "again" / "dirac.pt").read_bytes() == first.path.read_bytes()
+
+
+def test_the_saved_controller_acts_exactly_as_the_trained_policy(trained):
+    args, run = trained
+    description = json.loads(run.path.with_suffix(".json").read_text())
+    assert description["control"]["action"] == args.action and description["policy"]["class"] == "MlpPolicy"
+    assert description["observation_normalization"]["mean"] == list(run.normalization.mean)
+    controller = make_agent(f"learned:{run.path}", 0.1, 0.1)  # how every face resolves the agent name
+    assert isinstance(controller, LearnedController) and controller.normalization == run.normalization
+    obs = _observations(args)
+    expected = deterministic_actions(run.agent, run.normalization, obs)
+    assert len(set(map(tuple, expected.tolist()))) > 1  # the actions differ between observations
+    assert np.array_equal(controller.actions(obs.to(torch.float32).numpy()), expected.numpy())
+
+
+def test_the_saved_controller_plays_in_a_suite_and_from_the_command_line(trained, tmp_path, capsys):
+    args, run = trained
+    check_controller(run.path)
+    agent = f"learned:{run.path}"
+    bench(SUITE, ["sgda", agent], tmp_path, progress=False)
+    values = [r["value"] for r in ResultStore(tmp_path).records() if r["agent"] == agent and r["phase"] == "eval"]
+    assert len(values) == 3 and np.isfinite(values).all()
+    assert minmax(["run", "DiracGAN-v0", "--agent", agent, "--lr", "0.1", "--steps", "4", "--seeds", "2",
+                   "--arg", "loss=wgan", "--arg", "regularizer=nk"]) == 0
+    assert "distance" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("clip_vloss", [True, False])
+def test_the_hand_derived_gradient_is_the_ppo_losss(clip_vloss):
+    """ppo_gradients writes what autograd gives for the clipped PPO loss (Agent.loss), with ratios and values on
+    both sides of their clipping intervals."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        agent = Agent(11, 2)
+    with torch.no_grad():
+        agent.params.add_(0.3 * torch.randn(agent.params.shape, generator=gen))
+    b = 128
+    x = torch.randn(b, 11, generator=gen)
+    with torch.no_grad():  # actions drawn from the policy, log-probabilities and values of an older one
+        mean = agent.mean(x)
+        act = mean + torch.exp(agent.p["log_std"]) * torch.randn(b, 2, generator=gen)
+        old_logp = agent.log_prob(mean, act) + 0.3 * torch.randn(b, generator=gen)
+        old_value = agent.value(x) + 0.3 * torch.randn(b, generator=gen)
+    mb = torch.cat([x, act, old_logp[:, None], old_value[:, None], torch.randn(b, 2, generator=gen)], dim=1)
+    args = Args(clip_vloss=clip_vloss, ent_coef=0.01, vf_coef=0.7)
+    with torch.no_grad():
+        stats = ppo_gradients(agent, mb, args, track=True)
+    assert 0.1 < float(stats[4]) < 0.9  # some ratios clipped, some not
+    assert not bool(((agent.value(x) - old_value).abs() <= args.clip_coef).all())  # some values clipped
+    reference, = torch.autograd.grad(agent.loss(mb, args), agent.params)
+    torch.testing.assert_close(agent.params.grad, reference, rtol=1e-4, atol=1e-5)  # float32 rounding
+
+
+def test_the_trainer_learns_to_beat_the_base_step_size_on_an_easy_task(suite, tmp_path):
+    """On the NK-regularized Dirac WGAN with small base step sizes, the trained controller's episodes (held-out
+    seeds, deterministic actions, through learned:PATH) gain at least half of what the best constant action
+    ``+1`` gains over the base step sizes (action 0)."""
+    run = train(Args(suite=suite, task="dirac", num_envs=64, num_steps=16, minibatch_size=256,
+                     total_timesteps=16384, out=str(tmp_path), tensorboard=False))
+    controller = LearnedController.load(run.path)
+    lr = (TASK.lr_range[0] * TASK.lr_range[1]) ** 0.5  # the base step sizes of make_env
+
+    def episode_return(policy) -> float:
+        game, control = configs("DiracGAN-v0", horizon=TASK.steps, base_lr=lr, **TASK.env_kwargs)
+        core = StepSizeCore(game, control, 64)
+        core.reset(range(64))
+        total = torch.zeros(64, dtype=torch.float64)
+        for _ in range(TASK.steps):
+            total += core.step_tensors(policy(core.observation())).reward
+        return float(total.mean())
+
+    base, best_constant = episode_return(lambda o: torch.zeros(64, 2)), episode_return(lambda o: torch.ones(64, 2))
+    learned = episode_return(lambda o: torch.as_tensor(controller.actions(o.to(torch.float32).numpy())))
+    assert best_constant > base
+    assert learned >= base + 0.5 * (best_constant - base), (base, best_constant, learned)
