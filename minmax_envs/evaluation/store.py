@@ -39,6 +39,11 @@ number, the problem, the text) and rewrites ``results.jsonl`` without them (a ne
 one), so the main file stays clean and nothing is deleted. Appends hold an exclusive lock
 (``DIR/.results.lock``, POSIX ``flock``) so that this rewrite never loses the records of another process
 appending to the same directory.
+
+**Links.** Every file of the store is opened inside its directory without following a link
+(:class:`minmax_envs._files.Folder`): a ``results.jsonl``, ``results.damaged.jsonl`` or ``.results.lock`` that is a
+symbolic link, a FIFO or a device is refused with a ``ValueError`` naming it, before anything is read or written;
+the rewrite goes to a new temporary file renamed over ``results.jsonl``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
+
+from minmax_envs._files import Folder
 
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
@@ -238,19 +245,6 @@ def _damage_message(path: Path, lines: list[_Line]) -> str:
             f"resumed sweep runs them again) and the next write to the store moves them to {DAMAGED_FILE}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # --- the store -----------------------------------------------------------------------------------------------------
 
 class ResultStore:
@@ -260,6 +254,7 @@ class ResultStore:
         self.dir = Path(directory)
         if self.dir.exists() and not self.dir.is_dir():
             raise ValueError(f"results directory {str(self.dir)!r} exists and is not a directory")
+        self.folder = Folder(self.dir)
         self.path = self.dir / RESULTS_FILE
         self.damaged_path = self.dir / DAMAGED_FILE
         for p in (self.path, self.damaged_path):
@@ -273,17 +268,13 @@ class ResultStore:
         """Every record, in write order. A torn last line (a crash mid-write) is skipped; so is a damaged line
         (not UTF-8, not JSON, not a record by :data:`RECORD_FIELDS`), with one :class:`DamagedRecordWarning` per
         read naming the file and the lines. Keys already seen are skipped too, so a record is never counted
-        twice."""
-        try:
-            f = open(self.path, "rb")
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise ValueError(f"cannot read the results file {str(self.path)!r}: {e.strerror}") from None
+        twice. A results file that is a symbolic link or not a regular file is refused (``ValueError``)."""
         seen: set[str] = set()
         damaged: list[_Line] = []
         try:
-            with f:
+            with self._reading() as f:
+                if f is None:
+                    return
                 inode, end, count, torn = os.fstat(f.fileno()).st_ino, 0, 0, False
                 for line in _lines(f):
                     end, count, torn = line.start + len(line.raw), line.number, line.torn
@@ -300,6 +291,14 @@ class ResultStore:
         finally:
             if damaged:
                 warnings.warn(_damage_message(self.path, damaged), DamagedRecordWarning, stacklevel=2)
+
+    @contextmanager
+    def _reading(self) -> Iterator[IO[bytes] | None]:
+        try:
+            with self.folder.open(RESULTS_FILE, "rb") as f:
+                yield f
+        except OSError as e:
+            raise ValueError(f"cannot read the results file {str(self.path)!r}: {e.strerror}") from None
 
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
@@ -320,10 +319,9 @@ class ResultStore:
             lines.append(line + "\n")
         if not lines:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             count = self._quarantine()
-            with open(self.path, "ab") as f:
+            with self.folder.open(RESULTS_FILE, "ab") as f:
                 f.write("".join(lines).encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
@@ -338,7 +336,7 @@ class ResultStore:
         except ImportError:  # pragma: no cover - not POSIX: one writing process per directory
             yield
             return
-        with open(self.dir / LOCK_FILE, "ab") as f:
+        with self.folder.open(LOCK_FILE, "ab") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -349,15 +347,14 @@ class ResultStore:
         """Under the lock: leave ``results.jsonl`` holding only records, each line ended, moving the rest to
         ``results.damaged.jsonl``; returns its number of lines. Reads only what was added since the file was
         last known clean."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        st = self.folder.lstat(RESULTS_FILE)
+        if st is None:
             return 0
         start, number = 0, 1
         if self._clean is not None and self._clean[0] == st.st_ino and self._clean[1] <= st.st_size:
             start, number = self._clean[1], self._clean[2] + 1
         damaged, last = False, None
-        with open(self.path, "rb") as f:
+        with self.folder.open(RESULTS_FILE, "rb") as f:
             f.seek(start)
             for line in _lines(f, start, number):
                 damaged = damaged or (line.problem is not None and not line.torn)
@@ -367,13 +364,13 @@ class ResultStore:
         count = number - 1 if last is None else last.number
         if last is not None and last.torn:
             if last.record is not None:  # a whole record that lacks only its newline
-                with open(self.path, "ab") as f:
+                with self.folder.open(RESULTS_FILE, "ab") as f:
                     f.write(b"\n")
                     os.fsync(f.fileno())
             else:
                 if last.problem is not None:
                     self._set_aside([last])  # first: a crash in between leaves the line in both files, not neither
-                with open(self.path, "r+b") as f:
+                with self.folder.open(RESULTS_FILE, "r+b") as f:
                     f.truncate(last.start)
                     os.fsync(f.fileno())
                 count -= 1
@@ -381,20 +378,15 @@ class ResultStore:
 
     def _rewrite(self) -> int:
         """Copy the records to a new file, set the rest aside, rename the copy over ``results.jsonl``."""
-        tmp = self.dir / f".{RESULTS_FILE}.tmp"
         bad, kept = [], 0
-        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+        with self.folder.open(RESULTS_FILE, "rb") as src, self.folder.replace(RESULTS_FILE) as dst:
             for line in _lines(src):
                 if line.record is not None:
                     dst.write(line.raw if not line.torn else line.raw + b"\n")
                     kept += 1
                 elif line.problem is not None:
                     bad.append(line)
-            dst.flush()
-            os.fsync(dst.fileno())
-        self._set_aside(bad)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.dir)
+            self._set_aside(bad)  # before the rename: a crash in between leaves a line in both files, not neither
         return kept
 
     def _set_aside(self, lines: list[_Line]) -> None:
@@ -403,7 +395,7 @@ class ResultStore:
         out = "".join(json.dumps({"line": ln.number, "problem": _problem(ln), "moved": stamp,
                                   "text": ln.raw.decode("utf-8", "backslashreplace").rstrip("\n")}) + "\n"
                       for ln in lines)
-        with open(self.damaged_path, "ab") as f:
+        with self.folder.open(DAMAGED_FILE, "ab") as f:
             f.write(out.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())

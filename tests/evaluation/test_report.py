@@ -215,8 +215,8 @@ def test_game_plots_come_from_the_records_not_from_the_env_id(tmp_path):
     spec = {**DIRAC_PLOTS[0], "name": "../../escape"}
     renamed = [{**r, "env_id": "Elsewhere-v7", "plots": [spec]} for r in dirac_records()]
     text = report(write(tmp_path / "new", renamed))
-    assert (tmp_path / "new" / "plots" / "dirac__escape.png").read_bytes().startswith(PNG)
-    assert "](plots/dirac__escape.png)" in text and not (tmp_path / "escape.png").exists()
+    assert (tmp_path / "new" / "plots" / "dirac_escape.png").read_bytes().startswith(PNG)
+    assert "](plots/dirac_escape.png)" in text and not (tmp_path / "escape.png").exists()
 
 
 def test_a_plot_of_unknown_kind_is_left_out_with_a_warning(tmp_path):
