@@ -42,8 +42,9 @@ from minmax_envs.evaluation.stats import (
     time_ratios,
     worst_value,
 )
+from minmax_envs.evaluation.store import PLOTS_DIR
 
-PLOTS = "plots"
+PLOTS = PLOTS_DIR
 TRAJECTORY_SEEDS = 4  # trajectories drawn per agent
 PROFILE_TAU_MARGIN = 1.1  # the profiles' tau axis ends this factor past the largest finite ratio
 PROFILE_TAU_MIN = 1.5  # ... and at least here (when every finite ratio is 1)

@@ -58,12 +58,16 @@ from minmax_envs.evaluation.stats import (
     task_key,
     time_ratios,
 )
-from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore
+from minmax_envs.evaluation.store import (
+    CONFIGS_CSV,
+    LEADERBOARD,
+    RESULTS_FILE,
+    SUITE_FILE,
+    SUMMARY_CSV,
+    ResultStore,
+    read_json,
+)
 
-LEADERBOARD = "leaderboard.md"
-SUMMARY_CSV = "summary.csv"
-CONFIGS_CSV = "configs.csv"
-SUITE_FILE = "suite.json"
 _TASK_FIELDS = ("env_id", "env_kwargs", "steps", "eval_every", "metric", "higher_is_better", "target",
                 "target_metric", "description")
 
@@ -102,19 +106,6 @@ def report(directory: str | os.PathLike, plots: bool = True) -> str:
 
 # --- inputs --------------------------------------------------------------------------------------------------------
 
-def read_json(folder: Folder, name: str) -> Any:
-    """The JSON value of the file ``name`` in ``folder`` (``None`` if missing), read without following a link:
-    a ``ValueError`` if it is a link, not a regular file, not UTF-8 or not JSON (nested too deeply included)."""
-    try:
-        with folder.open(name, "rb") as f:
-            if f is None:
-                return None
-            raw = f.read()
-        return json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"cannot be read ({'nested too deeply' if isinstance(e, RecursionError) else e})") from None
-
-
 def _read_suite(folder: Folder) -> dict[str, Any] | None:
     """``DIR/suite.json`` (written by :func:`~minmax_envs.evaluation.bench`), or ``None`` if it is missing, or
     unreadable or of the wrong shape (with a warning naming the file: the report is made without it)."""
@@ -122,7 +113,7 @@ def _read_suite(folder: Folder) -> dict[str, Any] | None:
     try:
         data = read_json(folder, SUITE_FILE)
     except ValueError as e:
-        problem = str(e) if str(e).startswith("cannot") else f"cannot be read ({e})"
+        problem = str(e)
     else:
         if data is None:
             return None

@@ -65,6 +65,22 @@ from minmax_envs._files import Folder
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
 LOCK_FILE = ".results.lock"
+SUITE_FILE = "suite.json"
+ERRORS_FILE = "errors.jsonl"
+CLAIMS_DIR = ".claims"
+LEADERBOARD = "leaderboard.md"
+SUMMARY_CSV = "summary.csv"
+CONFIGS_CSV = "configs.csv"
+PLOTS_DIR = "plots"
+LAYOUT: dict[str, str] = {
+    RESULTS_FILE: "appended (the records)", DAMAGED_FILE: "appended (lines set aside)",
+    LOCK_FILE: "the store's lock", SUITE_FILE: "replaced (the suite and the last run's options)",
+    ERRORS_FILE: "appended (failed units)", CLAIMS_DIR: "folder of claims on units being run",
+    LEADERBOARD: "replaced (report)", SUMMARY_CSV: "replaced (report)", CONFIGS_CSV: "replaced (report)",
+    PLOTS_DIR: "folder of replaced PNGs (report)",
+}
+"""The names a results directory may hold and how the program writes each (docs/evaluation.md); temporary files
+(``.NAME.PID.RANDOM.tmp``) come and go beside them."""
 PHASES = ("tune", "eval")
 MAX_LISTED = 5  # damaged lines named one by one in a warning
 
@@ -245,6 +261,22 @@ def _damage_message(path: Path, lines: list[_Line]) -> str:
             f"resumed sweep runs them again) and the next write to the store moves them to {DAMAGED_FILE}")
 
 
+def read_json(folder: Folder, name: str) -> Any:
+    """The JSON value of the file ``name`` in ``folder`` (``None`` if it is missing), read without following a link;
+    else a ``ValueError`` saying ``cannot be read (why)``: a link, not a regular file, not UTF-8, not JSON, nested
+    too deeply."""
+    try:
+        with folder.open(name, "rb") as f:
+            if f is None:
+                return None
+            raw = f.read()
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("cannot be read (nested too deeply)") from None
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"cannot be read ({e})") from None
+
+
 # --- the store -----------------------------------------------------------------------------------------------------
 
 class ResultStore:
@@ -263,6 +295,7 @@ class ResultStore:
                                  "its JSONL file: move the directory away or use another results directory")
         # (inode, bytes, lines) of a prefix of results.jsonl known to hold only records, each line ended
         self._clean: tuple[int, int, int] | None = None
+        self._known: tuple[int, int, set[str]] = (-1, 0, set())  # (inode, bytes read, keys) of fresh_keys
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, in write order. A torn last line (a crash mid-write) is skipped; so is a damaged line
@@ -302,6 +335,27 @@ class ResultStore:
 
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
+
+    def fresh_keys(self) -> set[str]:
+        """The keys stored now, like :meth:`keys`, reading only the lines appended since the last call (all of the
+        file again if it was replaced meanwhile): cheap enough to ask before every unit of a sweep."""
+        inode, offset, keys = self._known
+        with self._reading() as f:
+            if f is None:
+                self._known = (-1, 0, set())
+                return set()
+            st = os.fstat(f.fileno())
+            if st.st_ino != inode or st.st_size < offset:
+                offset, keys = 0, set()
+            f.seek(offset)
+            for line in _lines(f, offset):
+                if line.torn:
+                    break
+                if line.record is not None:
+                    keys.add(line.record["key"])
+                offset = line.start + len(line.raw)
+            self._known = (st.st_ino, offset, keys)
+        return set(keys)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records in one write, then fsync: all of them land, or (crash) none is read back.
