@@ -80,7 +80,9 @@ class Folder:
         try:
             return os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except NotADirectoryError:
-            raise ValueError(f"{self.root} is not a directory") from None
+            if self.root.exists():
+                raise ValueError(f"{self.root} is not a directory") from None
+            raise  # a file among its parents: the system's message names it
 
     @contextmanager
     def _dir(self, parts: list[str], create: bool) -> Iterator[int | None]:

@@ -62,6 +62,7 @@ from minmax_envs.evaluation.store import (
     RESULTS_FILE,
     SUITE_FILE,
     ResultStore,
+    check_layout,
     episode_key,
     read_json,
 )
@@ -588,6 +589,8 @@ def _definition(suite: Suite) -> dict[str, Any]:
 def _prepare(store: ResultStore, suite: Suite, run: dict[str, Any]) -> None:
     """Make ``store``'s directory a results directory of ``suite`` for this ``run``, or refuse it (``ValueError``):
 
+    * a name of the results layout that is a link the program would follow, or of the wrong kind, is refused
+      (:func:`~minmax_envs.evaluation.store.check_layout`);
     * a directory that holds neither ``suite.json`` nor ``results.jsonl`` must be new, empty or hold only names of
       the results layout (:data:`~minmax_envs.evaluation.store.LAYOUT`): a user's other files are never written over;
     * a readable ``suite.json`` must hold this suite's definition (any field but the descriptions) and, without
@@ -597,6 +600,7 @@ def _prepare(store: ResultStore, suite: Suite, run: dict[str, Any]) -> None:
     * ``suite.json`` is then replaced atomically with the definition and ``run``, only if that changes it."""
     folder, where = store.folder, str(store.dir)
     entries = folder.listdir()
+    check_layout(folder)
     has_results = RESULTS_FILE in entries
     try:
         old = read_json(folder, SUITE_FILE)

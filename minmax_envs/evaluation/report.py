@@ -65,6 +65,7 @@ from minmax_envs.evaluation.store import (
     SUITE_FILE,
     SUMMARY_CSV,
     ResultStore,
+    check_layout,
     read_json,
 )
 
@@ -85,6 +86,7 @@ def report(directory: str | os.PathLike, plots: bool = True) -> str:
     if not d.is_dir():
         raise ValueError(f"results directory {str(d)!r} does not exist")
     folder = Folder(d)
+    check_layout(folder)
     records = list(ResultStore(d).records())
     suite = _read_suite(folder)
     rows, configs = summarize(records), config_table(records)

@@ -52,6 +52,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -73,14 +74,35 @@ SUMMARY_CSV = "summary.csv"
 CONFIGS_CSV = "configs.csv"
 PLOTS_DIR = "plots"
 LAYOUT: dict[str, str] = {
-    RESULTS_FILE: "appended (the records)", DAMAGED_FILE: "appended (lines set aside)",
-    LOCK_FILE: "the store's lock", SUITE_FILE: "replaced (the suite and the last run's options)",
-    ERRORS_FILE: "appended (failed units)", CLAIMS_DIR: "folder of claims on units being run",
-    LEADERBOARD: "replaced (report)", SUMMARY_CSV: "replaced (report)", CONFIGS_CSV: "replaced (report)",
-    PLOTS_DIR: "folder of replaced PNGs (report)",
+    RESULTS_FILE: "appended", DAMAGED_FILE: "appended", LOCK_FILE: "appended", ERRORS_FILE: "appended",
+    SUITE_FILE: "replaced", LEADERBOARD: "replaced", SUMMARY_CSV: "replaced", CONFIGS_CSV: "replaced",
+    CLAIMS_DIR: "folder", PLOTS_DIR: "folder",
 }
-"""The names a results directory may hold and how the program writes each (docs/evaluation.md); temporary files
-(``.NAME.PID.RANDOM.tmp``) come and go beside them."""
+"""The names a results directory may hold and how the program writes each (docs/evaluation.md): a file
+``"appended"`` (opened in place: a link there is refused), a file ``"replaced"`` (a new file renamed over it: a link
+there is replaced) or a ``"folder"`` (entered: a link there is refused). Temporary files (``.NAME.PID.RANDOM.tmp``)
+come and go beside them."""
+
+
+def check_layout(folder: Folder) -> None:
+    """Refuse (``ValueError`` naming it) a name of :data:`LAYOUT` in ``folder`` that the program would have to follow
+    or could not write: a symbolic link where a file is appended or a folder entered, a folder where a file belongs,
+    or a file (a FIFO, a device...) where a folder or a regular file belongs."""
+    for name, kind in LAYOUT.items():
+        st = folder.lstat(name)
+        if st is None:
+            continue
+        path = folder / name
+        if stat.S_ISLNK(st.st_mode):
+            if kind != "replaced":
+                raise ValueError(f"{path} is a symbolic link; a results directory holds plain files and folders only "
+                                 "and the program never follows a link there (remove it, or use another directory)")
+        elif kind == "folder" and not stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{path} is not a folder; the program writes its {name} there (remove it, or use "
+                             "another directory)")
+        elif kind != "folder" and not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file; the program writes its {name} there (remove it, or use "
+                             "another directory)")
 PHASES = ("tune", "eval")
 MAX_LISTED = 5  # damaged lines named one by one in a warning
 
