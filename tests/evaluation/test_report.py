@@ -309,3 +309,23 @@ def test_md_shows_text_literally_on_one_line():
     assert md("a_b *c* <d> [e](f) #g | h\r\ni") == "a\\_b \\*c\\* \\<d\\> \\[e\\](f) \\#g \\| h i"
     assert md("1. first") == "1\\. first" and md("- item") == "\\- item" and md("plain text.") == "plain text."
     assert md("a`b", code=True) == "``a`b``" and md("`a", code=True) == "`` `a ``" and md("x|y", code=True) == "`x\\|y`"
+
+
+def test_plots_and_report_share_their_formatting_without_importing_each_other():
+    import ast
+    from pathlib import Path
+
+    def imports(module) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    import importlib
+
+    formatting = importlib.import_module("minmax_envs.evaluation.formatting")
+    report_module = importlib.import_module("minmax_envs.evaluation.report")
+
+    assert "minmax_envs.evaluation.report" not in imports(plots)
+    assert "minmax_envs.evaluation.plots" not in imports(formatting)
+    assert "minmax_envs.evaluation.report" not in imports(formatting)
+    assert "minmax_envs.evaluation.formatting" in imports(plots) & imports(report_module)
