@@ -229,3 +229,14 @@ def test_two_concurrent_writers_share_the_units(tmp_path):
     assert len(lines) == len({r["key"] for r in lines}) == 3 * 4 * 2 + 3 * 2  # every episode stored once
     ran = [int(s.strip().splitlines()[-1].split(" runs done")[0]) for s in said]
     assert sum(ran) == 3 * 4 + 3  # every unit run by one of the two
+
+
+def test_suite_json_is_written_again_only_when_it_changes(tmp_path):
+    bench(CLAIMS_SUITE, out=tmp_path, progress=False)
+    path = tmp_path / "suite.json"
+    first = path.stat()
+    bench(CLAIMS_SUITE, out=tmp_path, progress=False)  # a resume with the same options: the file is left alone
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    bench(CLAIMS_SUITE, out=tmp_path, seeds=2, progress=False)  # other options: replaced by a new file
+    assert path.stat().st_ino != first.st_ino and json.loads(path.read_text())["run"]["seeds"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
