@@ -19,25 +19,27 @@ from minmax_envs._files import path_part
 from minmax_envs.evaluation.stats import TaskKey
 
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#!|~&])")
-_BLOCK_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)])")
+_BACKSLASHED = set("\\`*_{}[]#!")  # escaped with a backslash by CommonMark and Python-Markdown alike
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "~": "&#126;"}  # not escapable in both
+_BLOCK_START = re.compile(r"^(\s*(?:\d+)?)([-+.)])")
 
 
 def md(text: Any, *, code: bool = False) -> str:
-    """``text`` as Markdown that shows it literally, on one line.
+    """``text`` as Markdown that shows it literally, on one line (GitHub's CommonMark and the site's Python-Markdown).
 
-    Line breaks become spaces (so no text can start a heading, a list, a table row or an HTML block), ``|`` is
-    escaped (so no text can add a table cell). With ``code=True`` the text becomes a code span whose backtick fence
-    is longer than any run of backticks inside it; otherwise every character with a Markdown meaning
-    (``\\ ` * _ { } [ ] < > # ! | ~ &``, and a ``-``, ``+``, ``=``, ``>`` or ``1.`` that would open a block) is
-    backslash-escaped, so no text makes a link, an image, emphasis or HTML."""
+    Line breaks become spaces, so no text can start a heading, a list, a table row or an HTML block. Otherwise
+    ``\\ ` * _ { } [ ] # !`` are backslash-escaped, ``& < > | ~`` become character references (no link, image,
+    emphasis, HTML or table cell), and a leading ``-``, ``+``, ``=`` or ``1.`` that would open a block is escaped.
+    With ``code=True`` the text becomes a code span whose backtick fence is longer than any run of backticks inside
+    it, with ``|`` escaped (``\\|``) so that it stays in its table cell."""
     s = _LINE_BREAKS.sub(" ", str(text))
     if code:
         fence = "`" * (1 + max((len(run) for run in re.findall(r"`+", s)), default=0))
         pad = " " if s.startswith("`") or s.endswith("`") or not s.strip() else ""
         return f"{fence}{pad}{s.replace('|', chr(92) + '|')}{pad}{fence}"
-    s = _MARKDOWN.sub(r"\\\1", s)
-    return _BLOCK_START.sub(r"\1\\\2", s, count=1)
+    s = "".join("\\" + c if c in _BACKSLASHED else _ENTITIES.get(c, c) for c in s)
+    s = _BLOCK_START.sub(r"\1\\\2", s, count=1)
+    return "&#61;" + s[1:] if s.startswith("=") else s
 
 
 # --- numbers -------------------------------------------------------------------------------------------------------

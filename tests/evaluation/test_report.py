@@ -296,7 +296,7 @@ def test_text_from_suite_json_and_records_cannot_add_lines_cells_links_or_html(t
     assert not [x for x in lines if x.startswith(("# injected", "| cell", "## h2", "- item", "<script"))]
     unescaped = text.replace("\\[", "").replace("\\]", "")
     assert "<script>" not in text and "](http://e/x.png)" not in unescaped and "[a](b)" not in unescaped
-    assert "\\<script\\>alert(1)\\</script\\>" in text and "### t\\|ask \\#\\# h2" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "### t&#124;ask \\#\\# h2" in text
     table = [x for x in lines if x.startswith("| ``ag`ent")]
     assert table and all(x.count(" | ") == 8 for x in table)  # the leaderboard's 9 cells: "|" inside is escaped
     assert "``ag`ent\\| - item``" in text
@@ -306,8 +306,9 @@ def test_text_from_suite_json_and_records_cannot_add_lines_cells_links_or_html(t
 def test_md_shows_text_literally_on_one_line():
     from minmax_envs.evaluation.formatting import md
 
-    assert md("a_b *c* <d> [e](f) #g | h\r\ni") == "a\\_b \\*c\\* \\<d\\> \\[e\\](f) \\#g \\| h i"
+    assert md("a_b *c* <d> [e](f) #g | h & i\r\nj") == "a\\_b \\*c\\* &lt;d&gt; \\[e\\](f) \\#g &#124; h &amp; i j"
     assert md("1. first") == "1\\. first" and md("- item") == "\\- item" and md("plain text.") == "plain text."
+    assert md("=== x") == "&#61;== x"
     assert md("a`b", code=True) == "``a`b``" and md("`a", code=True) == "`` `a ``" and md("x|y", code=True) == "`x\\|y`"
 
 
