@@ -107,10 +107,11 @@ def _size(n: int) -> str:
     return f"{n // 2**20} MiB" if n >= 2**20 else f"{n} bytes"
 
 
-def lines(f: IO[bytes], max_bytes: int | None = None) -> Iterator[bytes]:
+def lines(f: IO[bytes], max_bytes: int | None = None, name: str | os.PathLike | None = None) -> Iterator[bytes]:
     """The lines of the binary file ``f`` (each with its newline, the last one perhaps without), as iterating
     over ``f`` gives them, except that a line longer than ``max_bytes`` (:data:`MAX_LINE_BYTES`) raises a
-    ``ValueError`` naming the file and the line instead of being read into memory whole."""
+    ``ValueError`` naming the file (``name``, else ``f.name``) and the line instead of being read into memory
+    whole."""
     limit = MAX_LINE_BYTES if max_bytes is None else max_bytes
     number = 0
     while True:
@@ -119,7 +120,7 @@ def lines(f: IO[bytes], max_bytes: int | None = None) -> Iterator[bytes]:
             return
         number += 1
         if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
-            name = getattr(f, "name", "the file")
+            name = str(name if name is not None else getattr(f, "name", "the file"))
             raise ValueError(f"{name!r}: line {number} is longer than {_size(limit)}, which no record is; this is not "
                              "a results file written by minmax_envs: move it away or use another results directory")
         yield raw

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-run the reproduction suites (default: two-mode stability quick images-tiny) and refresh their reports
-# under docs/reproduction/<suite>/ (leaderboard.md, summary.csv, configs.csv, suite.json, plots/).
-# The episode records (results.jsonl) are copied there too; runs/<suite>/ keeps them for resuming.
+# under docs/reproduction/<suite>/ (leaderboard.md, summary.csv, configs.csv, suite.json, plots/) with the
+# outcomes of their records (outcomes.jsonl.gz: scripts/compact_records.py; tests/test_doc_numbers.py recomputes
+# the numbers of docs/reproduction.md from them). runs/<suite>/ keeps the full records for resuming.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,5 +13,6 @@ for suite in "${suites[@]}"; do
     .venv/bin/minmax report "runs/$suite" > /dev/null
     dest="docs/reproduction/$suite"
     rm -rf "$dest" && mkdir -p "$dest"
-    cp -r "runs/$suite"/{leaderboard.md,summary.csv,configs.csv,suite.json,results.jsonl,plots} "$dest/"
+    cp -r "runs/$suite"/{leaderboard.md,summary.csv,configs.csv,suite.json,plots} "$dest/"
+    .venv/bin/python scripts/compact_records.py "runs/$suite" "$dest"
 done

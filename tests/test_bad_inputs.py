@@ -921,16 +921,14 @@ ROWS: list[Row] = [
         setup=lambda tmp: os.symlink("/dev/zero", tmp / "s.json")),
 
     # --- results directories: special files, torn and deep suite.json
-    cli("bench-suite.json-deep", BENCH + ["--agents", "sgda"],
-        r"results directory '.*/out' has results but no readable suite\.json",
-        setup=lambda tmp: write("out/suite.json", deep_json())(tmp) or write(f"out/{RESULTS_FILE}", "")(tmp)),
     cli("bench-suite.json-fifo", BENCH + ["--agents", "sgda"],
-        r"'.*/out/suite\.json' is a FIFO \(named pipe\), not a regular file", setup=fifo("out/suite.json")),
+        r"/out/suite\.json is not a regular file; the program writes its suite\.json there",
+        setup=fifo("out/suite.json")),
     cli("bench-results-fifo", BENCH + ["--agents", "sgda"],
-        rf"'.*/out/{RESULTS_FILE}' is a FIFO \(named pipe\), not a regular file; it is not read",
+        rf"/out/{RESULTS_FILE} is not a regular file; the program writes its {RESULTS_FILE} there",
         setup=results_dir_of("quick", os.mkfifo)),
     cli("bench-results-dev-zero", BENCH + ["--agents", "sgda"],
-        rf"'.*/out/{RESULTS_FILE}' is a character device, not a regular file",
+        rf"/out/{RESULTS_FILE} is a symbolic link",
         setup=results_dir_of("quick", lambda p: os.symlink("/dev/zero", p))),
     cli("report-results-fifo", ["report", "{tmp}/out"],
         rf"'.*/out/{RESULTS_FILE}' is a FIFO \(named pipe\), not a regular file", setup=fifo(f"out/{RESULTS_FILE}")),
@@ -1365,8 +1363,8 @@ def test_a_results_line_longer_than_any_record_is_refused_unread(finished, tmp_p
     path.write_bytes(lines[0] + b"[" + b" " * 5000 + b"]\n" + b"".join(lines[1:]))
     monkeypatch.setattr(_json, "MAX_LINE_BYTES", 1000)
     reads = []
-    monkeypatch.setattr(_json, "lines", lambda f, max_bytes=None, real=_json.lines: (
-        reads.append(f.name), real(f, max_bytes))[1])
+    monkeypatch.setattr(_json, "lines", lambda f, max_bytes=None, name=None, real=_json.lines: (
+        reads.append(str(name)), real(f, max_bytes, name))[1])
     for argv in (["report", str(tmp_path / "out"), "--no-plots"],
                  ["bench", "--suite", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "out"), "--no-progress"]):
         assert main(argv) == 2
@@ -1384,3 +1382,244 @@ def test_a_deep_suite_json_warns_once_and_the_report_goes_on(finished, tmp_path,
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert re.search(r"minmax: warning: .*/out/suite\.json: cannot be read \(nested deeper than 64 levels", err)
+
+
+# ======================================================================================================================
+# Results and log directories: links, torn files, foreign directories (issue 26, section 2). A row of this block
+# prepares a copy of the finished sweep (``tmp/out``, with its report) and files of the user's outside it
+# (``tmp/victim``: the links point there), runs ``minmax ARGV`` and checks the outcome: exit 2 with the message, or
+# success (``message`` None) and ``after(tmp)``. Every row checks that nothing changed outside the folders the
+# command may write (``may_change``: ``tmp/out`` and ``tmp/tb``, or nothing at all for a refused directory).
+# ======================================================================================================================
+
+@dataclass(frozen=True)
+class Confined:
+    id: str
+    setup: Callable[[Path], Any]
+    argv: list[str]
+    message: str | None  # None: the command succeeds
+    after: Callable[[Path], Any] | None = None
+    may_change: tuple[str, ...] = ("out", "tb")
+
+
+OUT = "{tmp}/out"
+REPORT = ["report", OUT, "--no-plots"]
+REPORT_PLOTS = ["report", OUT]
+TENSORBOARD = ["report", OUT, "--no-plots", "--tensorboard", "{tmp}/tb"]
+TINY_BENCH = ["bench", "--suite", "{tmp}/tiny.json", "--out", OUT, "--no-progress", "--no-plots"]
+VICTIM = b"the user's own file\n"
+LINK_REFUSED = r"is a symbolic link; .*never follows a link"
+
+
+def victim(tmp: Path, name: str = "file") -> Path:
+    """A file of the user's (``tmp/victim/name``): what a planted link points to."""
+    path = tmp / "victim" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(VICTIM)
+    return path
+
+
+def link(name: str, to: str = "file", *, folder: bool = False) -> Callable[[Path], None]:
+    """A setup: ``tmp/out/name`` (what was there removed) is a symbolic link to the user's ``tmp/victim/to``: a file,
+    or with ``folder`` a folder holding one."""
+    def setup(tmp: Path) -> None:
+        target = victim(tmp, f"{to}/inside").parent if folder else victim(tmp, to)
+        path = tmp / "out" / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target)
+    return setup
+
+
+def tb_link(run: str, to: Callable[[Path], Path]) -> Callable[[Path], None]:
+    """A setup: ``tmp/tb/run`` is a symbolic link to ``to(tmp)``."""
+    def setup(tmp: Path) -> None:
+        path = tmp / "tb" / run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(to(tmp))
+    return setup
+
+
+def each(*setups: Callable[[Path], Any]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        for s in setups:
+            s(tmp)
+    return setup
+
+
+def is_file(name: str) -> Callable[[Path], None]:
+    """An after-check: ``tmp/out/name`` is now a regular file (the link there was replaced)."""
+    def check(tmp: Path) -> None:
+        path = tmp / "out" / name
+        assert path.is_file() and not path.is_symlink(), name
+    return check
+
+
+def edit_records(change: Callable[[dict], dict]) -> Callable[[Path], None]:
+    """A setup: every record of ``tmp/out/results.jsonl`` through ``change``."""
+    def setup(tmp: Path) -> None:
+        path = tmp / "out" / RESULTS_FILE
+        path.write_text("".join(json.dumps(change(json.loads(x))) + "\n" for x in path.read_text().splitlines()))
+    return setup
+
+
+def edit_lines(change: Callable[[list[bytes]], list[bytes]]) -> Callable[[Path], None]:
+    """A setup: the lines of ``tmp/out/results.jsonl`` through ``change`` (a damaged line: its episode runs again)."""
+    def setup(tmp: Path) -> None:
+        path = tmp / "out" / RESULTS_FILE
+        path.write_bytes(b"".join(change(path.read_bytes().splitlines(keepends=True))))
+    return setup
+
+
+def tear(name: str, keep: int = 40) -> Callable[[Path], None]:
+    """A setup: ``tmp/out/name`` cut after ``keep`` bytes (a crash or a full disk during its write)."""
+    def setup(tmp: Path) -> None:
+        path = tmp / "out" / name
+        path.write_bytes(path.read_bytes()[:keep])
+    return setup
+
+
+def fifo_in_out(name: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / "out" / name).unlink()
+        os.mkfifo(tmp / "out" / name)
+    return setup
+
+
+def users_folder(**files: bytes) -> Callable[[Path], None]:
+    """A setup: ``tmp/out`` is a folder of the user's holding ``files`` (nothing of a sweep)."""
+    def setup(tmp: Path) -> None:
+        shutil.rmtree(tmp / "out")
+        (tmp / "out").mkdir()
+        for name, data in files.items():
+            (tmp / "out" / name).write_bytes(data)
+    return setup
+
+
+def recovered_suite_json(tmp: Path) -> None:
+    saved = json.loads((tmp / "out" / "suite.json").read_text())
+    assert saved["name"] == "tiny" and saved["run"]["agents"] == ["sgda"]
+    assert len(list(ResultStore(tmp / "out").records())) == 3
+
+
+def plots_inside(tmp: Path) -> None:
+    assert "evil_curves.png" in {p.name for p in (tmp / "out" / "plots").iterdir()}
+    assert not (tmp / "evil").exists() and not (tmp / "evil_curves.png").exists()
+
+
+def tb_inside(tmp: Path) -> None:
+    assert [p.name for p in (tmp / "tb").iterdir()] == ["_"]  # the task ".."
+    assert [p.name for p in (tmp / "tb" / "_").iterdir()] == ["x"]  # the agent "../../x"
+
+
+def one_event_file(tmp: Path) -> None:
+    (only,) = [p for p in (tmp / "tb" / "bilinear" / "sgda").iterdir() if p.name.startswith("events.")]
+    assert only.is_file() and not only.is_symlink()
+
+
+SUITE_FILE_OF_THE_USER = json.dumps(TINY).encode()
+
+CONFINED = [
+    # files the program replaces: a link there is replaced by the file, the link's target untouched
+    *[Confined(f"report-replaces-a-link-at-{name}", link(name), REPORT, None, is_file(name))
+      for name in ("leaderboard.md", "summary.csv", "configs.csv")],
+    Confined("report-replaces-a-link-at-a-plot", link("plots/bilinear_curves.png"), REPORT_PLOTS, None,
+             is_file("plots/bilinear_curves.png")),
+    Confined("bench-replaces-a-link-at-suite-json", link("suite.json"), TINY_BENCH, None,
+             each(is_file("suite.json"), recovered_suite_json)),
+    Confined("tensorboard-replaces-a-link-at-an-event-file",
+             tb_link("bilinear/sgda/events.out.tfevents.1.h.1.0.minmax", victim), TENSORBOARD, None, one_event_file),
+    # files appended and folders entered: a link there is refused before anything is written
+    Confined("report-results-is-a-link", link(RESULTS_FILE), REPORT, rf"out/{RESULTS_FILE} {LINK_REFUSED}"),
+    Confined("report-plots-is-a-link", link("plots", "pictures", folder=True), REPORT_PLOTS,
+             rf"out/plots {LINK_REFUSED}"),
+    Confined("bench-results-is-a-link", link(RESULTS_FILE), TINY_BENCH, rf"out/{RESULTS_FILE} {LINK_REFUSED}"),
+    Confined("bench-errors-is-a-link", link("errors.jsonl"), TINY_BENCH, rf"out/errors.jsonl {LINK_REFUSED}"),
+    Confined("bench-damaged-file-is-a-link", link(DAMAGED_FILE), TINY_BENCH, rf"out/{DAMAGED_FILE} {LINK_REFUSED}"),
+    Confined("bench-lock-is-a-link", link(".results.lock"), TINY_BENCH, rf"out/\.results\.lock {LINK_REFUSED}"),
+    Confined("bench-claims-is-a-link", link(".claims", "claims", folder=True), TINY_BENCH,
+             rf"out/\.claims {LINK_REFUSED}"),
+    Confined("bench-claims-is-a-file", lambda tmp: (tmp / "out" / ".claims").rmdir() or (
+        tmp / "out" / ".claims").write_text("x"), TINY_BENCH,
+             r"out/\.claims is not a folder"),
+    Confined("bench-results-is-a-fifo", fifo_in_out(RESULTS_FILE), TINY_BENCH,
+             rf"out/{RESULTS_FILE} is not a regular file"),
+    Confined("tensorboard-run-folder-is-a-link", tb_link("bilinear", lambda tmp: victim(tmp, "logs/inside").parent),
+             TENSORBOARD, rf"tb/bilinear {LINK_REFUSED}"),
+    # the store's rewrite of a damaged file goes to a fresh temporary file: a link planted under the old name is inert
+    Confined("bench-rewrite-ignores-a-planted-tmp-link",
+             each(link(f".{RESULTS_FILE}.tmp"), edit_lines(lambda lines: [lines[0], b"not json\n", lines[2]])),
+             TINY_BENCH, None, lambda tmp: (tmp / "out" / DAMAGED_FILE).is_file()),
+    # names from records cannot leave the directories
+    Confined("report-task-named-dot-dot", edit_records(lambda r: {**r, "task": "../../evil"}), REPORT_PLOTS, None,
+             plots_inside),
+    Confined("tensorboard-names-dot-dot", edit_records(lambda r: {**r, "task": "..", "agent": "../../x"}),
+             TENSORBOARD, None, tb_inside),
+    # a torn or lost suite.json beside intact records is recovered from the suite on the command line
+    Confined("bench-recovers-a-torn-suite-json", tear("suite.json"), TINY_BENCH, None, recovered_suite_json),
+    Confined("bench-recovers-a-missing-suite-json", lambda tmp: (tmp / "out" / "suite.json").unlink(), TINY_BENCH,
+             None, recovered_suite_json),
+    Confined("bench-torn-suite-json-and-records-of-another-suite",
+             each(tear("suite.json"), edit_records(lambda r: {**r, "suite": "other"})), TINY_BENCH,
+             r"has results but its suite.json cannot be read \(.*\), and the records are not of suite 'tiny' "
+             r"version 1 \(a record is of suite 'other' version 1\)", may_change=()),
+    Confined("bench-torn-suite-json-and-records-of-another-task-definition",
+             each(tear("suite.json"), edit_records(lambda r: {**r, "steps": 31})), TINY_BENCH,
+             r"the records are not of suite 'tiny' version 1 \(a record of task 'bilinear' has steps 31, the suite "
+             r"30\)", may_change=()),
+    # --out into a folder that is not a results directory of this suite: refused, nothing in it written
+    Confined("bench-out-holds-other-files", users_folder(**{"thesis.tex": VICTIM}), TINY_BENCH,
+             r"out directory '.*/out' exists and is not a results directory \(it holds 'thesis\.tex', and no "
+             r"suite\.json or results\.jsonl\)", may_change=()),
+    Confined("bench-out-holds-a-foreign-suite-json", users_folder(**{"suite.json": VICTIM}), TINY_BENCH,
+             r"out directory '.*/out' holds a suite.json that bench did not write \(it cannot be read",
+             may_change=()),
+    Confined("bench-out-holds-the-suite-file-itself", users_folder(**{"suite.json": SUITE_FILE_OF_THE_USER}),
+             TINY_BENCH, r"holds a suite.json that bench did not write \(it has no 'run'\) and no results.jsonl",
+             may_change=()),
+]
+
+
+def _tree(root: Path, skip: set[Path]) -> dict[str, tuple]:
+    """Everything under ``root`` but the ``skip`` folders, links not followed: kind, size, time and content."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d not in skip]
+        for name in dirnames + filenames:
+            p = here / name
+            st = p.lstat()
+            if p.is_symlink():
+                out[str(p)] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[str(p)] = ("file", st.st_size, st.st_mtime_ns, p.read_bytes())
+            else:
+                out[str(p)] = ("other", st.st_mode)
+    return out
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in CONFINED])
+def test_writes_stay_inside_their_directory_and_never_follow_a_link(row, finished, tmp_path, capsys):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    assert main(["report", str(tmp_path / "out")]) == 0  # the finished sweep's report and plots
+    victim(tmp_path)
+    row.setup(tmp_path)
+    capsys.readouterr()
+    skip = {tmp_path / name for name in row.may_change}
+    before = _tree(tmp_path, skip)
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in row.argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if row.message is None:
+        assert code == 0, err
+        if row.after is not None:
+            row.after(tmp_path)
+    else:
+        assert code == 2, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("minmax: error: ") and re.search(row.message, last), (row.message, last)
+    assert _tree(tmp_path, skip) == before, "a file outside the directory changed"
+    assert all(p.read_bytes() == VICTIM for p in (tmp_path / "victim").rglob("*") if p.is_file())

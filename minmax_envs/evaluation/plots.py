@@ -12,23 +12,26 @@
 * the performance profiles across tasks, whose ``tau`` axis reaches past the largest finite ratio
   (:func:`profile_taus`).
 
-:func:`plot_all` draws them all for :func:`minmax_envs.evaluation.report`.
+:func:`plot_all` draws them all for :func:`minmax_envs.evaluation.report`, into ``plots/`` of the results directory
+(each PNG rendered in memory, then written atomically without following a link: :class:`minmax_envs._files.Folder`).
+Names from the records (tasks, figure names) become file names through :func:`minmax_envs._files.path_part`.
 """
 
 from __future__ import annotations
 
+import io
 import math
-import re
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from minmax_envs._files import Folder, path_part
+from minmax_envs.evaluation.formatting import ReportTask, num
 from minmax_envs.evaluation.stats import (
     N_RESAMPLES,
     GroupKey,
@@ -39,11 +42,9 @@ from minmax_envs.evaluation.stats import (
     time_ratios,
     worst_value,
 )
+from minmax_envs.evaluation.store import PLOTS_DIR
 
-if TYPE_CHECKING:
-    from minmax_envs.evaluation.report import ReportTask
-
-PLOTS = "plots"
+PLOTS = PLOTS_DIR
 TRAJECTORY_SEEDS = 4  # trajectories drawn per agent
 PROFILE_TAU_MARGIN = 1.1  # the profiles' tau axis ends this factor past the largest finite ratio
 PROFILE_TAU_MIN = 1.5  # ... and at least here (when every finite ratio is 1)
@@ -119,11 +120,20 @@ def profile_taus(ratios: dict[Any, dict[str, float]], points: int = 400) -> np.n
 
 # --- figures -------------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Target:
+    """Where a figure goes: the file ``name`` inside ``folder``."""
+
+    folder: Folder
+    name: str
+
+
 @contextmanager
-def _figure(path: Path, panels: int = 1, size: tuple[float, float] = (4.2, 3.6), title: str | None = None,
+def _figure(path: _Target, panels: int = 1, size: tuple[float, float] = (4.2, 3.6), title: str | None = None,
             max_cols: int = 5, **subplot_kw: Any) -> Iterator[list[Any]]:
     """A figure of ``panels`` axes on a grid (at most ``max_cols`` a row); yields the axes, then titles,
-    lays out, saves as PNG to ``path`` and closes the figure (also on error). Unused grid cells are hidden."""
+    lays out, renders as PNG and writes it to ``path`` (atomically), and closes the figure (also on error). Unused
+    grid cells are hidden."""
     import matplotlib.pyplot as plt
 
     cols = max(1, min(panels, max_cols))
@@ -138,8 +148,9 @@ def _figure(path: Path, panels: int = 1, size: tuple[float, float] = (4.2, 3.6),
         if title:
             fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=11)
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
+        path.folder.write(path.name, png.getvalue())
     finally:
         plt.close(fig)
 
@@ -155,9 +166,10 @@ class _Series:
     row: SummaryRow
 
 
-def plot_all(d: Path, tasks: list[ReportTask], records: list[dict[str, Any]],
+def plot_all(d: Folder, tasks: list[ReportTask], records: list[dict[str, Any]],
              rows: list[SummaryRow]) -> dict[Any, list[tuple[str, str]]]:
-    """Every plot into ``d/plots``; returns ``{task key or "profiles": [(caption, path relative to d), ...]}``."""
+    """Every plot into ``plots/`` of the results directory ``d``; returns ``{task key or "profiles": [(caption,
+    path relative to d), ...]}``."""
     evals = groups(records, "eval")
     agent_styles = styles(list(dict.fromkeys(r.agent for r in rows)))
     out: dict[Any, list[tuple[str, str]]] = {}
@@ -172,18 +184,16 @@ def plot_all(d: Path, tasks: list[ReportTask], records: list[dict[str, Any]],
                              lambda p, t, s, spec=spec, draw=draw: draw(p, t, s, spec)))
         for name, what, plot in plotters:
             rel = f"{PLOTS}/{task.slug}_{name}.png"
-            if plot(d / rel, task, series):
+            if plot(_Target(d, rel), task, series):
                 out.setdefault(task.key, []).append((f"{task.label}: {what}", rel))
     rel = f"{PLOTS}/performance_profiles.png"
-    if len({r.task_key for r in rows}) >= 2 and _plot_profiles(d / rel, rows, agent_styles):
+    if len({r.task_key for r in rows}) >= 2 and _plot_profiles(_Target(d, rel), rows, agent_styles):
         out["profiles"] = [("performance profiles", rel)]
     return out
 
 
 def _series(task: ReportTask, rows: list[SummaryRow], evals: dict[GroupKey, list[dict[str, Any]]],
             agent_styles: dict[str, Style]) -> list[_Series]:
-    from minmax_envs.evaluation.report import num
-
     task_rows = [r for r in rows if r.task_key == task.key]
     repeated = {a for a in (r.agent for r in task_rows) if sum(x.agent == a for x in task_rows) > 1}
     return [_Series(f"{r.agent} (lr_d={num(r.lr_d, 3)})" if r.agent in repeated else r.agent, r.agent,
@@ -193,7 +203,7 @@ def _series(task: ReportTask, rows: list[SummaryRow], evals: dict[GroupKey, list
 def _specs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The figure descriptions the records carry (``record["plots"]``), each once by name in order of first
     appearance; a description of an unknown kind is left out with a warning, and a name is reduced to a safe
-    file name part."""
+    file name part (:func:`minmax_envs._files.path_part`)."""
     out: dict[str, dict[str, Any]] = {}
     unknown = set()
     for r in records:
@@ -203,7 +213,7 @@ def _specs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if spec.get("kind") not in _KINDS:
                 unknown.add(str(spec.get("kind")))
                 continue
-            name = re.sub(r"[^A-Za-z0-9_-]+", "_", spec["name"])
+            name = path_part(spec["name"])
             out.setdefault(name, {**spec, "name": name})
     if unknown:
         warnings.warn(f"records describe plots of unknown kind(s) {', '.join(sorted(unknown))} (known: "
@@ -246,7 +256,7 @@ def _log_scale(arrays: list[np.ndarray]) -> bool:
     return vals.size > 0 and bool(np.all(vals > 0)) and math.log10(vals.max() / vals.min()) >= LOG_DECADES
 
 
-def _plot_curves(path: Path, task: ReportTask, series: list[_Series]) -> bool:
+def _plot_curves(path: _Target, task: ReportTask, series: list[_Series]) -> bool:
     worst = worst_value(task.higher_is_better)
     lines = []
     for s in series:
@@ -300,7 +310,7 @@ def _square(ax: Any, lim: float, **labels: Any) -> None:
     ax.grid(alpha=0.3)
 
 
-def _plot_points(path: Path, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
+def _plot_points(path: _Target, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
     """Every element ``(x[j], y[j])`` of two vector final metrics, over all evaluation seeds, one panel per agent;
     a succeeding seed's points in the agent's colour, a failing seed's in grey."""
     x, y = spec["x"], spec["y"]
@@ -330,7 +340,7 @@ def _plot_points(path: Path, task: ReportTask, series: list[_Series], spec: dict
     return True
 
 
-def _plot_trajectory(path: Path, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
+def _plot_trajectory(path: _Target, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
     """Scalar metric ``x`` against ``y`` over the evaluation points of the first :data:`TRAJECTORY_SEEDS`
     evaluation seeds, one panel per agent (dotted: a diverged seed)."""
     x, y = spec["x"], spec["y"]
@@ -368,10 +378,8 @@ def _track_limit(tracks: list[tuple[np.ndarray, np.ndarray, bool]], marks: np.nd
     return 1.1 * float(vals.max()) if vals.size and vals.max() > 0 else 1.0
 
 
-def _plot_samples(path: Path, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
+def _plot_samples(path: _Target, task: ReportTask, series: list[_Series], spec: dict[str, Any]) -> bool:
     """The generator samples stored with the first record of each agent that has some, over the marks."""
-    from minmax_envs.evaluation.report import num
-
     panels = []
     for s in series:
         rec = next((r for r in s.records if r.get("samples")), None)
@@ -412,7 +420,7 @@ _KINDS = {"points": _plot_points, "trajectory": _plot_trajectory, "samples": _pl
 
 # --- performance profiles ------------------------------------------------------------------------------------------
 
-def _plot_profiles(path: Path, rows: list[SummaryRow], agent_styles: dict[str, Style]) -> bool:
+def _plot_profiles(path: _Target, rows: list[SummaryRow], agent_styles: dict[str, Style]) -> bool:
     ratios = time_ratios(rows)
     if not ratios:
         return False

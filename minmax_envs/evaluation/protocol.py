@@ -22,17 +22,30 @@ A task with an instance family (:mod:`minmax_envs.families`) plays its train ins
 instances in evaluation: seed ``s`` plays instance ``s mod n`` of the phase's split, for every agent; a block whose
 seeds play instances of several groups (arguments drawn per batch) runs as one batched env per run of seeds of one
 group (:meth:`Unit.runs`).
+
+**The results directory** (docs/evaluation.md lists what it may hold). :func:`bench` writes only into a new or empty
+directory or a results directory of the same suite definition; ``suite.json`` is replaced atomically, and only when
+it changes; a missing or unreadable ``suite.json`` beside intact records is written again from the suite being run
+when every record agrees with it. Every unit is **claimed** before it runs (an exclusive ``flock`` on
+``.claims/<key>.lock``, released by the kernel if the process dies): writers sharing a directory run each unit once,
+a writer that finds a unit claimed goes on with the others and comes back to it when the claim is released, running
+whatever is still missing.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import socket
 import sys
 import time
 import traceback
+import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -44,10 +57,20 @@ import torch
 
 import minmax_envs
 from agents import as_pair, schedules
-from minmax_envs import _json
 from minmax_envs._checks import check_choice, check_int
+from minmax_envs._files import Folder
 from minmax_envs.evaluation.stats import final_value
-from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
+from minmax_envs.evaluation.store import (
+    CLAIMS_DIR,
+    ERRORS_FILE,
+    LAYOUT,
+    RESULTS_FILE,
+    SUITE_FILE,
+    ResultStore,
+    check_layout,
+    episode_key,
+    read_json,
+)
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
 from minmax_envs.evaluation.zoo import Runner, agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.registry import spec
@@ -56,6 +79,7 @@ SEARCHES = ("grid", "random")
 BACKENDS = ("local", "ray")
 PHASES = ("tune", "eval")
 SAMPLES = 500  # generator samples stored for the first seed of an evaluation run (games that draw samples)
+RAY_WINDOW = 256  # units claimed and in flight at once on Ray (each claim holds a file descriptor)
 
 
 def hash_seed(*parts: str) -> int:
@@ -189,6 +213,12 @@ class Unit:
 
     def keys(self) -> list[str]:
         return [self.key(s) for s in self.seeds]
+
+    @property
+    def claim(self) -> str:
+        """The name of the unit's claim: the key of its first block's first seed, so that writers asking for other
+        seeds of the same block (or, one seed per env, the same first seed) share one claim."""
+        return self.key(self.starts[0])
 
     def describe(self) -> str:
         span = (f"seed {self.seeds[0]}" if len(self.seeds) == 1
@@ -369,30 +399,88 @@ def _run_units(units: list[Unit], store: ResultStore, summary: BenchSummary, bac
 
     bar = tqdm(total=len(units), desc=desc, unit="run", disable=not progress, file=sys.stderr)
 
+    def remaining(unit: Unit) -> Unit | None:
+        """Under its claim: what of ``unit`` is not stored yet (another writer may have run it), or ``None``."""
+        have = store.fresh_keys()
+        seeds = [seed for seed, key in zip(unit.seeds, unit.keys()) if key not in have]
+        summary.skipped += len(unit.seeds) - len(seeds)
+        if not seeds:
+            bar.update(1)
+            return None
+        return replace(unit, seeds=tuple(seeds))
+
     def finished(unit: Unit, records: list | None, error: BaseException | None) -> None:
         if error is None:
             store.append(records)
             summary.ran += 1
         else:
             summary.failed += 1
-            _log_error(store.dir, unit, error)
+            _log_error(store.folder, unit, error)
         bar.update(1)
 
     try:
         if backend == "local":
+            def run(unit: Unit) -> None:
+                todo = remaining(unit)
+                if todo is not None:
+                    try:
+                        records, error = run_unit(todo), None
+                    except Exception as e:  # noqa: BLE001 - a failed unit is logged, the sweep goes on
+                        records, error = None, e
+                    finished(todo, records, error)
+
+            deferred = []
             for u in units:
-                try:
-                    records, error = run_unit(u), None
-                except Exception as e:  # noqa: BLE001 - a failed unit is logged, the sweep goes on
-                    records, error = None, e
-                finished(u, records, error)
+                with claimed(store.folder, u, wait=False) as mine:
+                    if mine:
+                        run(u)
+                    else:
+                        deferred.append(u)
+            for u in deferred:  # claimed by another writer: wait for it, then run what it left
+                with claimed(store.folder, u, wait=True):
+                    run(u)
         else:
-            _run_ray(units, address, finished)
+            _run_ray(units, address, remaining, finished, store.folder)
     finally:
         bar.close()
 
 
-def _run_ray(units: list[Unit], address: str | None, finished) -> None:
+@contextmanager
+def claimed(folder: Folder, unit: Unit, wait: bool) -> Iterator[bool]:
+    """Hold the claim on ``unit`` in the results directory ``folder`` for the block: yields ``True`` while this
+    process holds it, or ``False`` at once if another process does and ``wait`` is false (``wait``: block until it is
+    released). A claim is an exclusive ``flock`` on ``.claims/<Unit.claim>.lock`` (holding the owner's pid, host and
+    unit for a reader), so the kernel releases it when its process dies: a claim is never stale. The holder removes
+    the file when it is done; a process that locked a file removed meanwhile claims the new one. Without ``flock``
+    (not POSIX) every claim is granted."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: one writing process per directory
+        yield True
+        return
+    name = f"{CLAIMS_DIR}/{unit.claim}.lock"
+    while True:
+        with folder.open(name, "ab") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            now = folder.lstat(name)
+            if now is None or now.st_ino != os.fstat(f.fileno()).st_ino:
+                continue  # its holder finished and removed it while this process waited
+            f.truncate(0)
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "unit": unit.describe(),
+                                "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())
+            f.flush()
+            try:
+                yield True
+            finally:
+                folder.remove(name)  # before the lock goes with the file's closing
+            return
+
+
+def _run_ray(units: list[Unit], address: str | None, remaining, finished, folder: Folder) -> None:
     try:
         import ray
     except ImportError:
@@ -400,24 +488,51 @@ def _run_ray(units: list[Unit], address: str | None, finished) -> None:
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=1)(run_unit)
-    pending = {remote.remote(u): u for u in units}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        unit = pending.pop(done[0])
-        try:
-            records, error = ray.get(done[0]), None
-        except Exception as e:  # noqa: BLE001 - a failed unit is logged, the sweep goes on
-            records, error = None, e
-        finished(unit, records, error)
+    queue, deferred = list(units), []
+    pending: dict[Any, tuple[Unit, ExitStack]] = {}
+
+    def submit(unit: Unit, wait: bool) -> None:
+        stack = ExitStack()
+        if not stack.enter_context(claimed(folder, unit, wait)):
+            stack.close()
+            deferred.append(unit)
+            return
+        todo = remaining(unit)
+        if todo is None:
+            stack.close()
+            return
+        pending[remote.remote(todo)] = (todo, stack)
+
+    try:
+        while queue or pending or deferred:
+            while queue and len(pending) < RAY_WINDOW:
+                submit(queue.pop(0), wait=False)
+            if not pending and deferred:  # claimed by another writer: wait for it, then run what it left
+                submit(deferred.pop(0), wait=True)
+                continue
+            if not pending:
+                continue
+            done, _ = ray.wait(list(pending), num_returns=1)
+            unit, stack = pending.pop(done[0])
+            try:
+                try:
+                    records, error = ray.get(done[0]), None
+                except Exception as e:  # noqa: BLE001 - a failed unit is logged, the sweep goes on
+                    records, error = None, e
+                finished(unit, records, error)
+            finally:
+                stack.close()
+    finally:
+        for _, stack in pending.values():
+            stack.close()
 
 
-def _log_error(directory: Path, unit: Unit, error: BaseException) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+def _log_error(folder: Folder, unit: Unit, error: BaseException) -> None:
     entry = {"unit": unit.describe(), "error": f"{type(error).__name__}: {error}",
              "traceback": "".join(traceback.format_exception(error)),
              "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with open(directory / "errors.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
+    with folder.open(ERRORS_FILE, "ab") as f:
+        f.write((json.dumps(entry) + "\n").encode("utf-8"))
 
 
 def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None, out: str | Path = "results",
@@ -460,12 +575,8 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     minmax_envs.registry.parse_device(dev)  # a clear error now rather than in every unit
 
     store = ResultStore(out)
-    _claim(store.dir, s)
-    store.dir.mkdir(parents=True, exist_ok=True)
-    with open(store.dir / "suite.json", "w", encoding="utf-8") as f:
-        json.dump({**s.to_dict(), "run": {"agents": names, "seeds": n_eval, "tune_seeds": n_tune, "budget": k,
-                                          "search": search, "tasks": [t.name for t in chosen], "device": dev}},
-                  f, indent=1)
+    _prepare(store, s, {"agents": names, "seeds": n_eval, "tune_seeds": n_tune, "budget": k, "search": search,
+                        "tasks": [t.name for t in chosen], "device": dev})
     summary = BenchSummary(out=store.dir)
     spaces = {t.name: search_space(t, k, search, seed=hash_seed(s.name, t.name)) for t in chosen}
 
@@ -516,26 +627,83 @@ def _definition(suite: Suite) -> dict[str, Any]:
     return json.loads(json.dumps(suite.to_dict()))
 
 
-def _claim(directory: Path, suite: Suite) -> None:
-    """Refuse a results directory written by another suite or another definition of this suite (any field but
-    the descriptions), so that records of different definitions are never mixed in one leaderboard."""
-    path = directory / "suite.json"
-    if not path.exists() and not (directory / RESULTS_FILE).exists():
-        return
+def _prepare(store: ResultStore, suite: Suite, run: dict[str, Any]) -> None:
+    """Make ``store``'s directory a results directory of ``suite`` for this ``run``, or refuse it (``ValueError``):
+
+    * a name of the results layout that is a link the program would follow, or of the wrong kind, is refused
+      (:func:`~minmax_envs.evaluation.store.check_layout`);
+    * a directory that holds neither ``suite.json`` nor ``results.jsonl`` must be new, empty or hold only names of
+      the results layout (:data:`~minmax_envs.evaluation.store.LAYOUT`): a user's other files are never written over;
+    * a readable ``suite.json`` must hold this suite's definition (any field but the descriptions) and, without
+      ``results.jsonl``, a ``run`` (what bench writes): records of different definitions are never mixed;
+    * a missing or unreadable ``suite.json`` beside ``results.jsonl`` is recovered from ``suite`` when every record
+      agrees with it (suite, version and each task's episode and scoring), with a warning; else refused;
+    * ``suite.json`` is then replaced atomically with the definition and ``run``, only if that changes it."""
+    folder, where = store.folder, str(store.dir)
+    entries = folder.listdir()
+    check_layout(folder)
+    has_results = RESULTS_FILE in entries
     try:
-        old = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
-        old = {k: v for k, v in old.items() if k != "run"} if isinstance(old, dict) else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        old = None
-    if old is None:
-        raise ValueError(f"results directory {str(directory)!r} has results but no readable suite.json saying which "
-                         "suite wrote them; use another --out directory (or delete this one)")
+        old = read_json(folder, SUITE_FILE)
+        problem = None if isinstance(old, dict) else ("is not a JSON object" if old is not None else "is missing")
+    except ValueError as e:
+        old, problem = None, str(e)
+    if not has_results and SUITE_FILE not in entries:
+        foreign = [e for e in entries if e not in LAYOUT and not (e.startswith(".") and e.endswith(".tmp"))]
+        if foreign:
+            raise ValueError(f"out directory {where!r} exists and is not a results directory (it holds "
+                             f"{', '.join(map(repr, foreign[:5]))}{' ...' if len(foreign) > 5 else ''}, and no "
+                             f"{SUITE_FILE} or {RESULTS_FILE}); bench writes into a new or empty directory or one it "
+                             "wrote: use another out directory")
     new = _definition(suite)
-    diff = [d for d in _differences(old, new) if not d.split(":", 1)[0].endswith("description")]
-    if diff:  # descriptions change no record: an edited one is taken as it is
-        raise ValueError(f"results directory {str(directory)!r} holds results of another definition of suite "
-                         f"{old.get('name')!r} (differs in {'; '.join(diff[:5])}); records of different definitions "
-                         "are never mixed: use another --out directory (or delete this one)")
+    if problem is None:
+        defined = {k: v for k, v in old.items() if k != "run"}
+        if not has_results and not isinstance(old.get("run"), dict):
+            raise ValueError(f"out directory {where!r} holds a {SUITE_FILE} that bench did not write (it has no "
+                             f"'run') and no {RESULTS_FILE}; bench does not write over it: use another out directory")
+        diff = [d for d in _differences(defined, new) if not d.split(":", 1)[0].endswith("description")]
+        if diff:  # descriptions change no record: an edited one is taken as it is
+            raise ValueError(f"results directory {where!r} holds results of another definition of suite "
+                             f"{defined.get('name')!r} (differs in {'; '.join(diff[:5])}); records of different "
+                             "definitions are never mixed: use another --out directory (or delete this one)")
+    elif has_results:
+        records = list(store.records())
+        disagree = _disagreement(suite, records)
+        if disagree is not None:
+            raise ValueError(f"results directory {where!r} has results but its {SUITE_FILE} {problem}, and the "
+                             f"records are not of suite {suite.name!r} version {suite.version} ({disagree}); use "
+                             "another --out directory (or delete this one)")
+        if records:
+            warnings.warn(f"{folder / SUITE_FILE} {problem}: written again from suite {suite.name!r} version "
+                          f"{suite.version}, with which all {len(records)} records of {folder / RESULTS_FILE} agree",
+                          stacklevel=3)
+    elif SUITE_FILE in entries:
+        raise ValueError(f"out directory {where!r} holds a {SUITE_FILE} that bench did not write (it {problem}) and "
+                         f"no {RESULTS_FILE}; bench does not write over it: use another out directory")
+    content = {**(new if problem is not None else old), "run": run}
+    if problem is not None or old != content:
+        folder.write_text(SUITE_FILE, json.dumps(content, indent=1))
+
+
+_EPISODE_FIELDS = {"env_id": "env_id", "env_kwargs": "env_kwargs", "steps": "steps", "eval_every": "eval_every",
+                   "metric": "metric", "higher_is_better": "higher_is_better", "target": "target",
+                   "target_metric": "success_metric"}
+
+
+def _disagreement(suite: Suite, records: list[dict[str, Any]]) -> str | None:
+    """Where the first record that does not belong to ``suite`` differs from it (``None``: all agree)."""
+    tasks = {t.name: t for t in suite.tasks}
+    for r in records:
+        if (r["suite"], r["suite_version"]) != (suite.name, suite.version):
+            return f"a record is of suite {r['suite']!r} version {r['suite_version']}"
+        task = tasks.get(r["task"])
+        if task is None:
+            return f"a record is of task {r['task']!r}, which the suite does not have"
+        for field, attr in _EPISODE_FIELDS.items():
+            want = json.loads(json.dumps(getattr(task, attr)))
+            if r[field] != want:
+                return f"a record of task {r['task']!r} has {field} {r[field]!r}, the suite {want!r}"
+    return None
 
 
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:

@@ -14,23 +14,39 @@ and ``DIR/suite.json`` (if present) and writes into ``DIR``:
   generator samples over the modes), and the performance profiles when there are two tasks or more.
 
 The statistics are those of :mod:`minmax_envs.evaluation.stats`. Like the plots, the tables know no game: what
-they show comes from the records and ``suite.json``.
+they show comes from the records and ``suite.json``. The protocol paragraph of the header (agents, configurations,
+seeds, device, seed blocks) is read from the same records as the tables, so the two always describe the same runs,
+whatever the invocations that wrote them; ``suite.json`` gives the suite's name, description and tasks.
+
+Every file is written inside ``DIR`` without following a link and replaced atomically
+(:class:`minmax_envs._files.Folder`); text read from records or ``suite.json`` enters the Markdown through
+:func:`~minmax_envs.evaluation.formatting.md`, so it cannot add lines, cells, links or HTML.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import math
 import os
-import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from minmax_envs import _json
+from minmax_envs._files import Folder
+from minmax_envs.evaluation.formatting import (
+    ReportTask,
+    md,
+    num,
+    pct,
+    span,
+    success,
+    table,
+    time_to_target,
+    with_ci,
+)
 from minmax_envs.evaluation.stats import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -42,31 +58,19 @@ from minmax_envs.evaluation.stats import (
     task_key,
     time_ratios,
 )
-from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore
+from minmax_envs.evaluation.store import (
+    CONFIGS_CSV,
+    LEADERBOARD,
+    RESULTS_FILE,
+    SUITE_FILE,
+    SUMMARY_CSV,
+    ResultStore,
+    check_layout,
+    read_json,
+)
 
-LEADERBOARD = "leaderboard.md"
-SUMMARY_CSV = "summary.csv"
-CONFIGS_CSV = "configs.csv"
 _TASK_FIELDS = ("env_id", "env_kwargs", "steps", "eval_every", "metric", "higher_is_better", "target",
                 "target_metric", "description", "family")
-
-
-@dataclass
-class ReportTask:
-    """What the report knows of one task: its identity and scoring (from its records or ``suite.json``)."""
-
-    key: TaskKey
-    label: str
-    slug: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def metric(self) -> str:
-        return self.info.get("metric", "")
-
-    @property
-    def higher_is_better(self) -> bool:
-        return bool(self.info.get("higher_is_better", False))
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------
@@ -81,11 +85,13 @@ def report(directory: str | os.PathLike, plots: bool = True) -> str:
     d = Path(directory)
     if not d.is_dir():
         raise ValueError(f"results directory {str(d)!r} does not exist")
+    folder = Folder(d)
+    check_layout(folder)
     records = list(ResultStore(d).records())
-    suite = _read_suite(d)
+    suite = _read_suite(folder)
     rows, configs = summarize(records), config_table(records)
-    _write_csv(d / SUMMARY_CSV, SummaryRow, rows)
-    _write_csv(d / CONFIGS_CSV, ConfigRow, configs)
+    _write_csv(folder, SUMMARY_CSV, SummaryRow, rows)
+    _write_csv(folder, CONFIGS_CSV, ConfigRow, configs)
     tasks = _tasks(records, suite)
     figures: dict[Any, list[tuple[str, str]]] = {}
     if plots:
@@ -94,25 +100,25 @@ def report(directory: str | os.PathLike, plots: bool = True) -> str:
         from minmax_envs.evaluation.plots import plot_all
 
         matplotlib.use("Agg")
-        figures = plot_all(d, tasks, records, rows)
+        figures = plot_all(folder, tasks, records, rows)
     text = _markdown(suite, tasks, records, rows, configs, figures)
-    (d / LEADERBOARD).write_text(text, encoding="utf-8")
+    folder.write_text(LEADERBOARD, text)
     return text
 
 
 # --- inputs --------------------------------------------------------------------------------------------------------
 
-def _read_suite(d: Path) -> dict[str, Any] | None:
+def _read_suite(folder: Folder) -> dict[str, Any] | None:
     """``DIR/suite.json`` (written by :func:`~minmax_envs.evaluation.bench`), or ``None`` if it is missing, or
     unreadable or of the wrong shape (with a warning naming the file: the report is made without it)."""
-    path = d / "suite.json"
-    if not path.is_file():
-        return None
+    path = folder / SUITE_FILE
     try:
-        data = _json.loads(_json.read_text(path))  # a regular file, size and nesting bounded
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problem = f"cannot be read ({e})"
+        data = read_json(folder, SUITE_FILE)
+    except ValueError as e:
+        problem = str(e)
     else:
+        if data is None:
+            return None
         problem = _suite_problem(data)
     if problem is not None:
         warnings.warn(f"{path}: {problem}; the report is made without it", stacklevel=3)
@@ -161,47 +167,16 @@ def _tasks(records: list[dict[str, Any]], suite: dict[str, Any] | None) -> list[
     for key, meta in info.items():
         label = f"{key[0]} v{key[1]} / {key[2]}" if several_suites else key[2]
         meta["target_metric"] = meta.get("target_metric") or meta.get("metric")
-        tasks.append(ReportTask(key, label, re.sub(r"[^A-Za-z0-9_.-]+", "_", label), meta))
+        tasks.append(ReportTask(key, label, meta))
     return tasks
 
 
-def _write_csv(path: Path, cls: type, rows: Sequence[Any]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[x.name for x in fields(cls)])
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
-
-
-# --- number formatting ---------------------------------------------------------------------------------------------
-
-def num(x: float | None, digits: int = 4) -> str:
-    """A number for tables and plot titles: ``digits`` significant digits, ``n/a``, ``∞``."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return f"{x:.{digits}g}"
-
-
-def _with_ci(x: float, lo: float, hi: float) -> str:
-    return f"{num(x)} [{num(lo)}, {num(hi)}]"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.3g}%"
-
-
-def _success(k: int, n: int, lo: float, hi: float) -> str:
-    return f"{k}/{n} = {_pct(k / n)} [{_pct(lo)}, {_pct(hi)}]" if n else "n/a"
-
-
-def _time(t: float, reached: int, n: int) -> str:
-    return f"{num(t)} ({reached}/{n} reach)"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+def _write_csv(folder: Folder, name: str, cls: type, rows: Sequence[Any]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=[x.name for x in fields(cls)])
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in rows)
+    folder.write_text(name, text.getvalue())
 
 
 # --- markdown ------------------------------------------------------------------------------------------------------
@@ -213,7 +188,7 @@ def _markdown(suite: dict[str, Any] | None, tasks: list[ReportTask], records: li
         lines += ["", f"No episode records in `{RESULTS_FILE}` yet."]
     lines += ["", "## Results on the held-out seeds"]
     for task in tasks:
-        lines += ["", f"### {task.label}", "", _task_line(task)]
+        lines += ["", f"### {md(task.label)}", "", _task_line(task)]
         task_rows = [r for r in rows if r.task_key == task.key]
         if task_rows:
             lines += [""] + _leaderboard_table(task_rows)
@@ -230,39 +205,69 @@ def _header(suite: dict[str, Any] | None, records: list[dict[str, Any]]) -> list
     n_eval = sum(r.get("phase") == "eval" for r in records)
     counts = f"{len(records)} episodes stored ({n_eval} evaluation, {len(records) - n_eval} tuning)."
     if suite is None:
-        names = sorted({f"`{k[0]}` v{k[1]}" for k in map(task_key, records)})
-        return ["# Leaderboard", "", f"Suite(s): {', '.join(names) or 'unknown'} (no `suite.json`). {counts}"]
-    run = suite.get("run") or {}
-    lines = [f"# Leaderboard: suite `{suite.get('name', '?')}` (version {suite.get('version', '?')})", ""]
-    if suite.get("description"):
-        lines += [suite["description"], ""]
-    agents = ", ".join(f"`{a}`" for a in run.get("agents", suite.get("agents", [])))
-    budget, tune, seeds = (run.get(k, suite.get(d)) for k, d in
-                           (("budget", "budget"), ("tune_seeds", "tune_seeds"), ("seeds", "eval_seeds")))
-    if budget == 1:
-        tuning = "no tuning (budget 1): the single configuration"
+        names = sorted({f"{md(k[0], code=True)} v{k[1]}" for k in map(task_key, records)})
+        lines = ["# Leaderboard", "", f"Suite(s): {', '.join(names) or 'unknown'} (no `suite.json`). {counts}"]
     else:
-        tuning = (f"each agent tries the same {budget} step-size configurations `(lr_d, lr_g)` "
-                  f"({run.get('search', 'grid')} search) on {tune} tuning seeds each; the configuration with the "
-                  "highest tuning success rate (ties: best median final metric) is")
-    block = suite.get("seed_block")
-    blocks = (f"blocks of {block} seeds" if block is not None else
-              f"blocks of {suite.get('tune_seeds', '?')} tuning / {suite.get('eval_seeds', '?')} held-out seeds")
-    lines += [f"**Protocol.** Agents {agents}; {tuning} re-run on {seeds} held-out seeds `0..{_last(seeds)}`; "
-              f"device `{run.get('device', suite.get('device', '?'))}`. Batched games run the seeds in the "
-              f"suite's canonical {blocks}, so every record depends on its configuration and seed alone.", "",
-              f"**Statistics.** Median and IQM (interquartile mean) of the final metric over seeds with "
+        lines = [f"# Leaderboard: suite {md(suite.get('name', '?'), code=True)} (version {suite.get('version', '?')})",
+                 ""]
+        if suite.get("description"):
+            lines += [md(suite["description"]), ""]
+        lines += [counts]
+    if records:
+        lines += ["", _protocol(records)]
+    lines += ["", f"**Statistics.** Median and IQM (interquartile mean) of the final metric over seeds with "
               f"{100 * CONFIDENCE:.0f}% percentile-bootstrap CIs ({N_RESAMPLES} resamples); a diverged seed counts as "
               "the worst value (±∞). Success: the target is met at the end without diverging, with the "
               f"{100 * CONFIDENCE:.0f}% Wilson interval. Time to target: median over seeds of the first evaluation "
               "point (iterations) from which the target stays met to the end, a seed that does not succeed counting "
               "as ∞; in parentheses the seeds that have a time (the successful ones). Agents are ordered by "
-              "success rate, then median.", "", counts]
+              "success rate, then median."]
     return lines
 
 
-def _last(seeds: Any) -> str:
-    return str(seeds - 1) if isinstance(seeds, int) else "?"
+def _count(values: set[int], what: str) -> str:
+    """``"4 what"``, or ``"2 to 4 what"`` when the runs differ."""
+    lo, hi = min(values), max(values)
+    return f"{lo} {what}" if lo == hi else f"{lo} to {hi} {what}"
+
+
+def _protocol(records: list[dict[str, Any]]) -> str:
+    """The protocol paragraph, read from the records the tables summarize: agents, tuning configurations and seeds,
+    held-out seeds, devices and seed blocks."""
+    agents = ", ".join(md(a, code=True) for a in dict.fromkeys(r["agent"] for r in records))
+    tune = [r for r in records if r["phase"] == "tune"]
+    evals = [r for r in records if r["phase"] == "eval"]
+    if tune:
+        per_agent: dict[tuple, set[int]] = {}
+        per_config: dict[tuple, set[int]] = {}
+        for r in tune:
+            per_agent.setdefault((task_key(r), r["agent"]), set()).add(r["config_index"])
+            per_config.setdefault((task_key(r), r["agent"], r["config_index"]), set()).add(r["seed"])
+        tuning = (f"each agent tried {_count({len(v) for v in per_agent.values()}, 'step-size configurations')} "
+                  f"`(lr_d, lr_g)` on {_count({len(v) for v in per_config.values()}, 'tuning seeds')} each; the "
+                  "configuration with the highest tuning success rate (ties: best median final metric) is")
+    else:
+        tuning = "no tuning (budget 1): the single configuration is"
+    if evals:
+        per_run: dict[tuple, set[int]] = {}
+        for r in evals:
+            per_run.setdefault((task_key(r), r["agent"], json.dumps(r["config"], sort_keys=True)), set()).add(
+                r["seed"])
+        seed_sets = {tuple(sorted(v)) for v in per_run.values()}
+        if len(seed_sets) == 1:
+            (only,) = seed_sets
+            held = f"{len(only)} held-out seeds `{span(only)}`"
+        else:
+            held = f"{_count({len(v) for v in seed_sets}, 'held-out seeds')} (the seeds column of each table)"
+        evaluated = f"re-run on {held}"
+    else:
+        evaluated = "to be re-run on the held-out seeds (no evaluation record yet)"
+    devices = ", ".join(md(d, code=True) for d in sorted({str(r["device"]) for r in records}))
+    blocks = sorted({r.get("seed_block") for r in records if r.get("seed_block") is not None})
+    layout = (f" Batched games ran the seeds in blocks of {' or '.join(map(str, blocks))} (the suite's canonical "
+              "layout), so every record depends on its configuration and seed alone." if blocks else "")
+    return (f"**Protocol** (from the {len(records)} records below). Agents {agents}; {tuning} {evaluated}; "
+            f"device {devices}.{layout}")
 
 
 def _task_line(task: ReportTask) -> str:
@@ -272,28 +277,31 @@ def _task_line(task: ReportTask) -> str:
     direction = "higher" if task.higher_is_better else "lower"
     op = ">=" if task.higher_is_better else "<="
     kwargs = json.dumps(i.get("env_kwargs", {}), sort_keys=True)
-    line = (f"`{i.get('env_id', '?')}` `{kwargs}`, {i.get('steps', '?')} iterations, evaluated every "
-            f"{i.get('eval_every', '?')}. Metric `{task.metric}` ({direction} is better); success: "
-            f"`{i.get('target_metric')}` {op} {num(i.get('target'))} at the end.")
+    target = i.get("target")
+    line = (f"{md(i.get('env_id', '?'), code=True)} {md(kwargs, code=True)}, {md(i.get('steps', '?'))} iterations, "
+            f"evaluated every {md(i.get('eval_every', '?'))}. Metric {md(task.metric, code=True)} ({direction} is "
+            f"better); success: {md(i.get('target_metric'), code=True)} {op} "
+            f"{num(target) if isinstance(target, (int, float)) else md(target)} at the end.")
     family = i.get("family")
     if isinstance(family, dict):  # records hold its name, digest and split; suite.json its definition
-        digest = f" (digest `{family['digest']}`)" if "digest" in family else ""
-        line += (f" Instance family `{family.get('name', '?')}`{digest}: tuning on its train instances, held-out "
-                 "seeds on its test instances.")
-    return f"{i['description']}. {line}" if i.get("description") else line
+        digest = f" (digest {md(family['digest'], code=True)})" if "digest" in family else ""
+        line += (f" Instance family {md(family.get('name', '?'), code=True)}{digest}: tuning on its train instances, "
+                 "held-out seeds on its test instances.")
+    return f"{md(i['description'])}. {line}" if i.get("description") else line
 
 
 def _leaderboard_table(rows: list[SummaryRow]) -> list[str]:
     header = ["agent", "lr_d", "lr_g", "seeds", "median [95% CI]", "IQM [95% CI]", "success [95% CI]",
               "time to target", "diverged"]
-    body = [[f"`{r.agent}`", num(r.lr_d, 3), num(r.lr_g, 3), str(r.n), _with_ci(r.median, r.median_lo, r.median_hi),
-             _with_ci(r.iqm, r.iqm_lo, r.iqm_hi), _success(r.successes, r.n, r.success_lo, r.success_hi),
-             _time(r.time_to_target, r.reached, r.n), _pct(r.divergence_rate)] for r in rows]
-    return _table(header, body)
+    body = [[md(r.agent, code=True), num(r.lr_d, 3), num(r.lr_g, 3), str(r.n),
+             with_ci(r.median, r.median_lo, r.median_hi), with_ci(r.iqm, r.iqm_lo, r.iqm_hi),
+             success(r.successes, r.n, r.success_lo, r.success_hi), time_to_target(r.time_to_target, r.reached, r.n),
+             pct(r.divergence_rate)] for r in rows]
+    return table(header, body)
 
 
 def _figure_links(links: list[tuple[str, str]]) -> list[str]:
-    return [line for caption, rel in links for line in ("", f"![{caption}]({rel})")]
+    return [line for caption, rel in links for line in ("", f"![{md(caption)}]({rel})")]
 
 
 def _profiles_section(tasks: list[ReportTask], rows: list[SummaryRow], links: list[tuple[str, str]]) -> list[str]:
@@ -310,8 +318,8 @@ def _profiles_section(tasks: list[ReportTask], rows: list[SummaryRow], links: li
         return lines
     agents = list(dict.fromkeys(r.agent for r in rows))
     labels = {t.key: t.label for t in tasks}
-    body = [[labels.get(k, k[2])] + [num(v[a], 3) for a in agents] for k, v in ratios.items()]
-    return lines + [""] + _table(["task"] + [f"`{a}`" for a in agents], body) + _figure_links(links)
+    body = [[md(labels.get(k, k[2]))] + [num(v[a], 3) for a in agents] for k, v in ratios.items()]
+    return lines + [""] + table(["task"] + [md(a, code=True) for a in agents], body) + _figure_links(links)
 
 
 def _tuning_section(tasks: list[ReportTask], configs: list[ConfigRow]) -> list[str]:
@@ -325,13 +333,13 @@ def _tuning_section(tasks: list[ReportTask], configs: list[ConfigRow]) -> list[s
         rows = [c for c in configs if (c.suite, c.suite_version, c.task) == task.key]
         if not rows:
             continue
-        body = [[f"`{c.agent}`", str(c.config_index), num(c.lr_d, 3), num(c.lr_g, 3), str(c.n),
-                 _success(c.successes, c.n, c.success_lo, c.success_hi), num(c.median), _pct(c.divergence_rate),
+        body = [[md(c.agent, code=True), str(c.config_index), num(c.lr_d, 3), num(c.lr_g, 3), str(c.n),
+                 success(c.successes, c.n, c.success_lo, c.success_hi), num(c.median), pct(c.divergence_rate),
                  "✓" if c.selected else ""] for c in rows]
-        lines += ["", f"### {task.label}", ""]
-        lines += _table(["agent", "config", "lr_d", "lr_g", "seeds", "success [95% CI]", "median", "diverged",
-                         "selected"], body)
+        lines += ["", f"### {md(task.label)}", ""]
+        lines += table(["agent", "config", "lr_d", "lr_g", "seeds", "success [95% CI]", "median", "diverged",
+                        "selected"], body)
     return lines
 
 
-__all__ = ["report"]
+__all__ = ["ReportTask", "num", "report"]

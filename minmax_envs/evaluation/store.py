@@ -39,6 +39,11 @@ number, the problem, the text) and rewrites ``results.jsonl`` without them (a ne
 one), so the main file stays clean and nothing is deleted. Appends hold an exclusive lock
 (``DIR/.results.lock``, POSIX ``flock``) so that this rewrite never loses the records of another process
 appending to the same directory.
+
+**Links.** Every file of the store is opened inside its directory without following a link
+(:class:`minmax_envs._files.Folder`): a ``results.jsonl``, ``results.damaged.jsonl`` or ``.results.lock`` that is a
+symbolic link, a FIFO or a device is refused with a ``ValueError`` naming it, before anything is read or written;
+the rewrite goes to a new temporary file renamed over ``results.jsonl``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -56,10 +62,48 @@ from pathlib import Path
 from typing import IO, Any
 
 from minmax_envs import _json
+from minmax_envs._files import Folder
 
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
 LOCK_FILE = ".results.lock"
+SUITE_FILE = "suite.json"
+ERRORS_FILE = "errors.jsonl"
+CLAIMS_DIR = ".claims"
+LEADERBOARD = "leaderboard.md"
+SUMMARY_CSV = "summary.csv"
+CONFIGS_CSV = "configs.csv"
+PLOTS_DIR = "plots"
+LAYOUT: dict[str, str] = {
+    RESULTS_FILE: "appended", DAMAGED_FILE: "appended", LOCK_FILE: "appended", ERRORS_FILE: "appended",
+    SUITE_FILE: "replaced", LEADERBOARD: "replaced", SUMMARY_CSV: "replaced", CONFIGS_CSV: "replaced",
+    CLAIMS_DIR: "folder", PLOTS_DIR: "folder",
+}
+"""The names a results directory may hold and how the program writes each (docs/evaluation.md): a file
+``"appended"`` (opened in place: a link there is refused), a file ``"replaced"`` (a new file renamed over it: a link
+there is replaced) or a ``"folder"`` (entered: a link there is refused). Temporary files (``.NAME.PID.RANDOM.tmp``)
+come and go beside them."""
+
+
+def check_layout(folder: Folder) -> None:
+    """Refuse (``ValueError`` naming it) a name of :data:`LAYOUT` in ``folder`` that the program would have to follow
+    or could not write: a symbolic link where a file is appended or a folder entered, a folder where a file belongs,
+    or a file (a FIFO, a device...) where a folder or a regular file belongs."""
+    for name, kind in LAYOUT.items():
+        st = folder.lstat(name)
+        if st is None:
+            continue
+        path = folder / name
+        if stat.S_ISLNK(st.st_mode):
+            if kind != "replaced":
+                raise ValueError(f"{path} is a symbolic link; a results directory holds plain files and folders only "
+                                 "and the program never follows a link there (remove it, or use another directory)")
+        elif kind == "folder" and not stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{path} is not a folder; the program writes its {name} there (remove it, or use "
+                             "another directory)")
+        elif kind != "folder" and not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file; the program writes its {name} there (remove it, or use "
+                             "another directory)")
 PHASES = ("tune", "eval")
 MAX_LISTED = 5  # damaged lines named one by one in a warning
 
@@ -224,9 +268,9 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, "not a record (nested too deeply)"
 
 
-def _lines(f: IO[bytes], start: int = 0, number: int = 1) -> Iterator[_Line]:
-    """The lines of the binary file ``f`` from byte ``start`` (line ``number``), each parsed."""
-    for raw in _json.lines(f):  # a line longer than any record is refused, not read whole
+def _lines(f: IO[bytes], path: Path, start: int = 0, number: int = 1) -> Iterator[_Line]:
+    """The lines of the binary file ``f`` (the file ``path``) from byte ``start`` (line ``number``), each parsed."""
+    for raw in _json.lines(f, name=path):  # a line longer than any record is refused, not read whole
         yield _Line(number, start, raw, *_parse(raw))
         start, number = start + len(raw), number + 1
 
@@ -245,17 +289,22 @@ def _damage_message(path: Path, lines: list[_Line]) -> str:
             f"resumed sweep runs them again) and the next write to the store moves them to {DAMAGED_FILE}")
 
 
-def _fsync_dir(directory: Path) -> None:
+def read_json(folder: Folder, name: str) -> Any:
+    """The JSON value of the file ``name`` in ``folder`` (``None`` if it is missing), read without following a link;
+    else a ``ValueError`` saying ``cannot be read (why)``: a link, not a regular file, not UTF-8, not JSON, nested
+    too deeply."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        with folder.open(name, "rb") as f:
+            if f is None:
+                return None
+            raw = f.read(_json.MAX_FILE_BYTES + 1)
+        if len(raw) > _json.MAX_FILE_BYTES:
+            raise ValueError(f"larger than {_json.MAX_FILE_BYTES} bytes")
+        return _json.loads(raw.decode("utf-8"), parse_constant=_no_constant)  # nesting bounded
+    except RecursionError:
+        raise ValueError("cannot be read (nested too deeply)") from None
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"cannot be read ({e})") from None
 
 
 # --- the store -----------------------------------------------------------------------------------------------------
@@ -267,6 +316,7 @@ class ResultStore:
         self.dir = Path(directory)
         if self.dir.exists() and not self.dir.is_dir():
             raise ValueError(f"results directory {str(self.dir)!r} exists and is not a directory")
+        self.folder = Folder(self.dir)
         self.path = self.dir / RESULTS_FILE
         self.damaged_path = self.dir / DAMAGED_FILE
         for p in (self.path, self.damaged_path):
@@ -275,24 +325,21 @@ class ResultStore:
                                  "its JSONL file: move the directory away or use another results directory")
         # (inode, bytes, lines) of a prefix of results.jsonl known to hold only records, each line ended
         self._clean: tuple[int, int, int] | None = None
+        self._known: tuple[int, int, set[str]] = (-1, 0, set())  # (inode, bytes read, keys) of fresh_keys
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, in write order. A torn last line (a crash mid-write) is skipped; so is a damaged line
         (not UTF-8, not JSON, not a record by :data:`RECORD_FIELDS`), with one :class:`DamagedRecordWarning` per
         read naming the file and the lines. Keys already seen are skipped too, so a record is never counted
-        twice."""
-        try:
-            f = _json.open_regular(self.path)  # never a FIFO or a device
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise ValueError(f"cannot read the results file {str(self.path)!r}: {e.strerror}") from None
+        twice. A results file that is a symbolic link or not a regular file is refused (``ValueError``)."""
         seen: set[str] = set()
         damaged: list[_Line] = []
         try:
-            with f:
+            with self._reading() as f:
+                if f is None:
+                    return
                 inode, end, count, torn = os.fstat(f.fileno()).st_ino, 0, 0, False
-                for line in _lines(f):
+                for line in _lines(f, self.path):
                     end, count, torn = line.start + len(line.raw), line.number, line.torn
                     if line.record is None:
                         if line.problem is not None and not line.torn:
@@ -308,8 +355,37 @@ class ResultStore:
             if damaged:
                 warnings.warn(_damage_message(self.path, damaged), DamagedRecordWarning, stacklevel=2)
 
+    @contextmanager
+    def _reading(self) -> Iterator[IO[bytes] | None]:
+        try:
+            with self.folder.open(RESULTS_FILE, "rb") as f:
+                yield f
+        except OSError as e:
+            raise ValueError(f"cannot read the results file {str(self.path)!r}: {e.strerror}") from None
+
     def keys(self) -> set[str]:
         return {r["key"] for r in self.records()}
+
+    def fresh_keys(self) -> set[str]:
+        """The keys stored now, like :meth:`keys`, reading only the lines appended since the last call (all of the
+        file again if it was replaced meanwhile): cheap enough to ask before every unit of a sweep."""
+        inode, offset, keys = self._known
+        with self._reading() as f:
+            if f is None:
+                self._known = (-1, 0, set())
+                return set()
+            st = os.fstat(f.fileno())
+            if st.st_ino != inode or st.st_size < offset:
+                offset, keys = 0, set()
+            f.seek(offset)
+            for line in _lines(f, self.path, offset):
+                if line.torn:
+                    break
+                if line.record is not None:
+                    keys.add(line.record["key"])
+                offset = line.start + len(line.raw)
+            self._known = (st.st_ino, offset, keys)
+        return set(keys)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records in one write, then fsync: all of them land, or (crash) none is read back.
@@ -327,10 +403,9 @@ class ResultStore:
             lines.append(line + "\n")
         if not lines:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             count = self._quarantine()
-            with open(self.path, "ab") as f:
+            with self.folder.open(RESULTS_FILE, "ab") as f:
                 f.write("".join(lines).encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
@@ -345,7 +420,7 @@ class ResultStore:
         except ImportError:  # pragma: no cover - not POSIX: one writing process per directory
             yield
             return
-        with open(self.dir / LOCK_FILE, "ab") as f:
+        with self.folder.open(LOCK_FILE, "ab") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -356,17 +431,16 @@ class ResultStore:
         """Under the lock: leave ``results.jsonl`` holding only records, each line ended, moving the rest to
         ``results.damaged.jsonl``; returns its number of lines. Reads only what was added since the file was
         last known clean."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        st = self.folder.lstat(RESULTS_FILE)
+        if st is None:
             return 0
         start, number = 0, 1
         if self._clean is not None and self._clean[0] == st.st_ino and self._clean[1] <= st.st_size:
             start, number = self._clean[1], self._clean[2] + 1
         damaged, last = False, None
-        with open(self.path, "rb") as f:
+        with self.folder.open(RESULTS_FILE, "rb") as f:
             f.seek(start)
-            for line in _lines(f, start, number):
+            for line in _lines(f, self.path, start, number):
                 damaged = damaged or (line.problem is not None and not line.torn)
                 last = line
         if damaged:
@@ -374,13 +448,13 @@ class ResultStore:
         count = number - 1 if last is None else last.number
         if last is not None and last.torn:
             if last.record is not None:  # a whole record that lacks only its newline
-                with open(self.path, "ab") as f:
+                with self.folder.open(RESULTS_FILE, "ab") as f:
                     f.write(b"\n")
                     os.fsync(f.fileno())
             else:
                 if last.problem is not None:
                     self._set_aside([last])  # first: a crash in between leaves the line in both files, not neither
-                with open(self.path, "r+b") as f:
+                with self.folder.open(RESULTS_FILE, "r+b") as f:
                     f.truncate(last.start)
                     os.fsync(f.fileno())
                 count -= 1
@@ -388,20 +462,15 @@ class ResultStore:
 
     def _rewrite(self) -> int:
         """Copy the records to a new file, set the rest aside, rename the copy over ``results.jsonl``."""
-        tmp = self.dir / f".{RESULTS_FILE}.tmp"
         bad, kept = [], 0
-        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-            for line in _lines(src):
+        with self.folder.open(RESULTS_FILE, "rb") as src, self.folder.replace(RESULTS_FILE) as dst:
+            for line in _lines(src, self.path):
                 if line.record is not None:
                     dst.write(line.raw if not line.torn else line.raw + b"\n")
                     kept += 1
                 elif line.problem is not None:
                     bad.append(line)
-            dst.flush()
-            os.fsync(dst.fileno())
-        self._set_aside(bad)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.dir)
+            self._set_aside(bad)  # before the rename: a crash in between leaves a line in both files, not neither
         return kept
 
     def _set_aside(self, lines: list[_Line]) -> None:
@@ -410,7 +479,7 @@ class ResultStore:
         out = "".join(json.dumps({"line": ln.number, "problem": _problem(ln), "moved": stamp,
                                   "text": ln.raw.decode("utf-8", "backslashreplace").rstrip("\n")}) + "\n"
                       for ln in lines)
-        with open(self.damaged_path, "ab") as f:
+        with self.folder.open(DAMAGED_FILE, "ab") as f:
             f.write(out.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())

@@ -114,7 +114,10 @@ class DiracGAN(Game):
 
     ## Metrics
     ``distance`` to the equilibrium, $\sqrt{\theta^2 + \psi^2}$ (the quality metric, smaller is better),
-    ``theta``, ``psi``, ``diverged``.
+    ``theta``, ``psi``, ``diverged``. Where $\theta^2 + \psi^2$ falls below the normal range of the dtype (in
+    float32 below $1.2 \cdot 10^{-38}$, a distance below $1.1 \cdot 10^{-19}$), the squares lose their digits
+    or underflow to 0, and the distance is ``hypot``$(\theta, \psi)$ instead, which keeps them (a distance of
+    $8.6 \cdot 10^{-28}$ reads $8.6 \cdot 10^{-28}$, not 0); above, it is the square root of the sum.
 
     ## Update schedule
     Simultaneous by default: both players move at every step. ``make(..., update="alternating", n_critic=k)``:
@@ -209,4 +212,12 @@ class DiracGAN(Game):
 
     def metrics(self, params, instance, last_updates, eval_rng):
         theta, psi = params["generator"]["theta"], params["discriminator"]["psi"]
-        return {"distance": torch.sqrt(theta**2 + psi**2), "theta": theta.clone(), "psi": psi.clone()}
+        return {"distance": distance(theta, psi), "theta": theta.clone(), "psi": psi.clone()}
+
+
+def distance(theta: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    r"""$\sqrt{\theta^2 + \psi^2}$, elementwise, without underflow: where the sum of squares is below the dtype's
+    smallest normal number (the squares lost their digits or became 0), ``hypot(theta, psi)``, accurate at any
+    scale; elsewhere the square root of the sum of squares."""
+    squares = theta**2 + psi**2
+    return torch.where(squares >= torch.finfo(squares.dtype).tiny, torch.sqrt(squares), torch.hypot(theta, psi))

@@ -215,8 +215,8 @@ def test_game_plots_come_from_the_records_not_from_the_env_id(tmp_path):
     spec = {**DIRAC_PLOTS[0], "name": "../../escape"}
     renamed = [{**r, "env_id": "Elsewhere-v7", "plots": [spec]} for r in dirac_records()]
     text = report(write(tmp_path / "new", renamed))
-    assert (tmp_path / "new" / "plots" / "dirac__escape.png").read_bytes().startswith(PNG)
-    assert "](plots/dirac__escape.png)" in text and not (tmp_path / "escape.png").exists()
+    assert (tmp_path / "new" / "plots" / "dirac_escape.png").read_bytes().startswith(PNG)
+    assert "](plots/dirac_escape.png)" in text and not (tmp_path / "escape.png").exists()
 
 
 def test_a_plot_of_unknown_kind_is_left_out_with_a_warning(tmp_path):
@@ -262,3 +262,71 @@ def test_profile_tau_axis_reaches_past_the_largest_finite_ratio():
     taus = plots.profile_taus(ratios)
     assert taus[0] == 1.0 and taus[-1] >= 37.5 and np.all(np.diff(taus) > 0)
     assert plots.profile_taus({"t": {"a": 1.0, "b": float("inf")}})[-1] > 1.0
+
+
+# --- the header describes the records; text from files stays text ------------------------------------------------
+
+def test_the_header_and_the_tables_describe_the_same_runs_after_a_resume_with_other_options(tmp_path):
+    """A resume with fewer seeds and fewer agents rewrites suite.json's run; the header still describes the
+    records that the tables summarize."""
+    from minmax_envs.evaluation import Suite, Task, bench
+
+    task = Task("bilinear", "Bilinear-v0", 20, 10, "distance", False, 1.0, {"n": 3}, lr_range=(0.03, 0.3))
+    suite = Suite("resume", 1, (task,), budget=2, tune_seeds=2, eval_seeds=3, agents=("sgda", "adam"))
+    bench(suite, out=tmp_path, progress=False)
+    bench(suite, ["sgda"], out=tmp_path, seeds=2, progress=False)
+    assert json.loads((tmp_path / "suite.json").read_text())["run"]["seeds"] == 2
+    text = report(tmp_path, plots=False)
+    protocol = next(line for line in text.splitlines() if line.startswith("**Protocol**"))
+    assert "Agents `sgda`, `adam`;" in protocol
+    assert "each agent tried 2 step-size configurations `(lr_d, lr_g)` on 2 tuning seeds each" in protocol
+    assert "re-run on 3 held-out seeds `0..2`" in protocol
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [line.split(" | ")[3] for line in rows[:2]] == ["3", "3"]  # the seeds column of the leaderboard
+
+
+def test_text_from_suite_json_and_records_cannot_add_lines_cells_links_or_html(tmp_path):
+    evil = "x\n# injected heading\n| cell | cell |\n<script>alert(1)</script> ![img](http://e/x.png) [a](b)"
+    records = [{**r, "task": "t|ask\n## h2", "agent": "ag`ent|\n- item"} for r in dirac_records()]
+    for r in records:
+        r["plots"] = [{**DIRAC_PLOTS[0], "caption": evil}]
+    suite = {**SUITE, "description": evil, "tasks": [{"name": "t|ask\n## h2", "description": evil}]}
+    text = report(write(tmp_path, records, suite))
+    lines = text.splitlines()
+    assert not [x for x in lines if x.startswith(("# injected", "| cell", "## h2", "- item", "<script"))]
+    unescaped = text.replace("\\[", "").replace("\\]", "")
+    assert "<script>" not in text and "](http://e/x.png)" not in unescaped and "[a](b)" not in unescaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "### t&#124;ask \\#\\# h2" in text
+    table = [x for x in lines if x.startswith("| ``ag`ent")]
+    assert table and all(x.count(" | ") == 8 for x in table)  # the leaderboard's 9 cells: "|" inside is escaped
+    assert "``ag`ent\\| - item``" in text
+    assert (tmp_path / "plots").is_dir() and all(p.parent == tmp_path / "plots" for p in tmp_path.rglob("*.png"))
+
+
+def test_md_shows_text_literally_on_one_line():
+    from minmax_envs.evaluation.formatting import md
+
+    assert md("a_b *c* <d> [e](f) #g | h & i\r\nj") == "a\\_b \\*c\\* &lt;d&gt; \\[e\\](f) \\#g &#124; h &amp; i j"
+    assert md("1. first") == "1\\. first" and md("- item") == "\\- item" and md("plain text.") == "plain text."
+    assert md("=== x") == "&#61;== x"
+    assert md("a`b", code=True) == "``a`b``" and md("`a", code=True) == "`` `a ``" and md("x|y", code=True) == "`x\\|y`"
+
+
+def test_plots_and_report_share_their_formatting_without_importing_each_other():
+    import ast
+    from pathlib import Path
+
+    def imports(module) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    import importlib
+
+    formatting = importlib.import_module("minmax_envs.evaluation.formatting")
+    report_module = importlib.import_module("minmax_envs.evaluation.report")
+
+    assert "minmax_envs.evaluation.report" not in imports(plots)
+    assert "minmax_envs.evaluation.plots" not in imports(formatting)
+    assert "minmax_envs.evaluation.report" not in imports(formatting)
+    assert "minmax_envs.evaluation.formatting" in imports(plots) & imports(report_module)

@@ -4,15 +4,26 @@ write), atomic appends. Bad inputs with their messages are in tests/test_bad_inp
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 
+from minmax_envs._files import Folder
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
+from minmax_envs.evaluation.protocol import Unit, claimed
 from minmax_envs.evaluation.store import (
+    CLAIMS_DIR,
     DAMAGED_FILE,
     OPTIONAL_FIELDS,
     RECORD_FIELDS,
+    RESULTS_FILE,
     DamagedRecordWarning,
     validate_record,
 )
@@ -137,3 +148,95 @@ def test_a_key_already_stored_is_read_once(tmp_path):
     store.append([rec(0, value=2.0), rec(1)])
     assert [(r["seed"], r["value"]) for r in store.records()] == [(0, 1.0), (1, 1.0)]
     assert len(store) == 2 and store.keys() == {rec(0)["key"], rec(1)["key"]}
+
+
+# --- two writers on one directory: units are claimed ---------------------------------------------------------------
+
+CLAIMS_TASK = Task("bilinear", "Bilinear-v0", 20, 10, "distance", False, 1.0, {"n": 3}, lr_range=(0.03, 0.3))
+CLAIMS_SUITE = Suite("claims", 1, (CLAIMS_TASK,), budget=1, tune_seeds=1, eval_seeds=3, agents=("sgda", "adam"))
+
+
+def _lines(out):
+    return [json.loads(x) for x in (out / RESULTS_FILE).read_text().splitlines()]
+
+
+def test_a_unit_claimed_by_another_writer_is_left_to_it_and_never_run_twice(tmp_path):
+    """While another writer holds a unit's claim, bench runs the other units, then waits; when the other writer has
+    stored the unit's records and released its claim, bench finds them and does not run the unit again."""
+    reference = tmp_path / "reference"
+    bench(CLAIMS_SUITE, out=reference, progress=False)
+    theirs = [r for r in ResultStore(reference).records() if r["agent"] == "sgda"]
+    unit = Unit.of_records(CLAIMS_SUITE, theirs)
+    out = tmp_path / "out"
+    out.mkdir()
+    holding, release = threading.Event(), threading.Event()
+
+    def other_writer():
+        with claimed(Folder(out), unit, wait=False) as mine:
+            assert mine
+            holding.set()
+            release.wait(60)
+            ResultStore(out).append(theirs)  # its records land while it still holds the claim
+
+    other = threading.Thread(target=other_writer)
+    other.start()
+    assert holding.wait(60)
+    done = {}
+    ours = threading.Thread(target=lambda: done.update(summary=bench(CLAIMS_SUITE, out=out, progress=False)))
+    ours.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(r["agent"] == "adam" for r in ResultStore(out).records()):
+        time.sleep(0.05)  # bench runs the unclaimed unit first
+    assert ours.is_alive(), "bench must wait for the claimed unit"
+    release.set()
+    other.join(60)
+    ours.join(120)
+    summary = done["summary"]
+    assert (summary.ran, summary.skipped) == (1, 3)
+    lines = _lines(out)
+    assert len(lines) == len({r["key"] for r in lines}) == 6
+    assert not list((out / CLAIMS_DIR).iterdir())  # claims are removed when their unit is done
+
+
+def test_the_claim_of_a_killed_writer_is_released(tmp_path):
+    """A claim is a flock: the kernel releases it when its process dies, so a killed writer never locks a sweep out."""
+    reference = tmp_path / "reference"
+    bench(CLAIMS_SUITE, out=reference, progress=False)
+    unit = Unit.of_records(CLAIMS_SUITE, [r for r in ResultStore(reference).records() if r["agent"] == "sgda"])
+    out = tmp_path / "out"
+    (out / CLAIMS_DIR).mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'ab'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+                               str(out / CLAIMS_DIR / f"{unit.claim}.lock")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    summary = bench(CLAIMS_SUITE, out=out, progress=False)
+    assert summary.ran == 2 and len(_lines(out)) == 6
+
+
+def test_two_concurrent_writers_share_the_units(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps(Suite("share", 1, (CLAIMS_TASK,), budget=4, tune_seeds=2, eval_seeds=2,
+                                      agents=("sgda", "adam", "nsgda")).to_dict()))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "minmax_envs", "--threads", "1", "bench", "--suite", str(suite), "--out",
+           str(tmp_path / "out"), "--no-report", "--no-progress"]
+    writers = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [w.communicate(timeout=300)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], said
+    lines = _lines(tmp_path / "out")
+    assert len(lines) == len({r["key"] for r in lines}) == 3 * 4 * 2 + 3 * 2  # every episode stored once
+    ran = [int(s.strip().splitlines()[-1].split(" runs done")[0]) for s in said]
+    assert sum(ran) == 3 * 4 + 3  # every unit run by one of the two
+
+
+def test_suite_json_is_written_again_only_when_it_changes(tmp_path):
+    bench(CLAIMS_SUITE, out=tmp_path, progress=False)
+    path = tmp_path / "suite.json"
+    first = path.stat()
+    bench(CLAIMS_SUITE, out=tmp_path, progress=False)  # a resume with the same options: the file is left alone
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    bench(CLAIMS_SUITE, out=tmp_path, seeds=2, progress=False)  # other options: replaced by a new file
+    assert path.stat().st_ino != first.st_ino and json.loads(path.read_text())["run"]["seeds"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

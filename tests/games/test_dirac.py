@@ -166,3 +166,19 @@ def test_the_schedule_is_an_env_argument_recorded_in_make_kwargs():
         minmax_envs.make("DiracGAN-v0", n_critic=2)
     with pytest.raises(ValueError, match="unknown update 'unrolled'; choose one of simultaneous, alternating"):
         minmax_envs.make("DiracGAN-v0", update="unrolled")
+
+
+def test_the_distance_does_not_underflow_in_float32_and_is_unchanged_where_the_squares_are_normal():
+    from minmax_envs.games.dirac import distance
+
+    theta = torch.tensor([8.6e-28, 3e-23, 1e-19, 0.0, 1.0, 2e-10])
+    psi = torch.tensor([0.0, 4e-23, 0.0, 0.0, 1.0, 1e-10])
+    d = distance(theta, psi)
+    assert d[:3].tolist() == pytest.approx([8.6e-28, 5e-23, 1e-19], rel=1e-6)  # sqrt of the squares gives 0 here
+    assert d[3] == 0.0
+    x = torch.randn(10_000) * torch.logspace(-18, 3, 10_000)
+    y = torch.randn(10_000)
+    assert torch.equal(distance(x, y), torch.sqrt(x**2 + y**2))  # stored records keep their values
+    env = minmax_envs.make("DiracGAN-v0", theta0=8.6e-28, psi0=0.0)
+    env.reset(seed=0)
+    assert env.game.metrics(env.params, None, None, None)["distance"].item() == pytest.approx(8.6e-28, rel=1e-6)
