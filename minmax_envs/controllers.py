@@ -152,7 +152,7 @@ def _packaged(name: str) -> Path:
     """The stem of the shipped controller ``name`` (``pkg:NAME``), or a ``ValueError`` listing the shipped ones."""
     shipped = packaged_controllers()
     if name not in shipped:
-        raise ValueError(f"controller {PACKAGED}{name!r} is not shipped with minmax_envs; shipped: "
+        raise ValueError(f"controller {PACKAGED + name!r} is not shipped with minmax_envs; shipped: "
                          f"{', '.join(PACKAGED + n for n in shipped)}")
     return _packaged_dir() / name
 

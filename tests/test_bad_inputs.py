@@ -666,6 +666,14 @@ ROWS: list[Row] = [
         setup=crafted_zip),
     cli("bench-learned-missing", BENCH + ["--agents", "sgda,learned:{tmp}/missing.pt"],
         r"controller weights file '.*/missing\.pt' and description file '.*/missing\.json' do not exist"),
+    # a controller shipped in the package (learned:pkg:NAME): only the shipped names, never a path
+    cli("bench-learned-pkg-unknown", BENCH + ["--agents", "sgda,learned:pkg:nope"],
+        r"controller 'pkg:nope' is not shipped with minmax_envs; shipped: pkg:balance-correlated-coefficients, "
+        r"pkg:balance-correlated-modes"),
+    api("learned-pkg-path", lambda tmp: check_agent("learned:pkg:../controllers_data/balance-correlated-modes"),
+        r"controller 'pkg:\.\./controllers_data/balance-correlated-modes' is not shipped with minmax_envs"),
+    api("save-controller-into-the-package", lambda tmp: save_controller(None, None, "pkg:mine"),
+        r"save_controller writes NAME\.pt and NAME\.json; pass NAME or NAME\.pt, not 'pkg:mine'"),
 ]
 
 
