@@ -5,7 +5,7 @@ wheelhouse installed with ``--no-index`` next to an image's own torch, then ``gp
 The fresh environments are real virtual environments without system site-packages. What they are given besides the
 wheel is this environment's own installed distributions, linked (not copied) into a folder that a ``.pth`` file puts
 on their path: for the wheel test every distribution but minmax-envs, for the offline test only torch and the
-packages a CUDA PyTorch image has (``scripts/wheelhouse.py image``)."""
+packages a CUDA PyTorch image has (``scripts/wheelhouse.py image``, and pip)."""
 
 from __future__ import annotations
 
@@ -196,8 +196,9 @@ def _linked(dists: list[md.Distribution], farm: Path) -> None:
 
 
 def _fresh_venv(path: Path, dists: list[md.Distribution]) -> Path:
-    """A virtual environment without system site-packages that holds ``dists`` (linked) and pip; its python."""
-    _run([sys.executable, "-m", "venv", path], cwd=path.parent)
+    """A virtual environment without system site-packages (nor the pip and setuptools venv would put in it, which
+    would hide those of ``dists``) that holds ``dists``, linked; its python."""
+    _run([sys.executable, "-m", "venv", "--without-pip", path], cwd=path.parent)
     _linked(dists, path / "linked")
     (_site_packages(path) / "linked.pth").write_text(str(path / "linked") + "\n")
     return path / "bin" / "python"
@@ -297,8 +298,8 @@ def test_the_gpu_check_runs_offline_from_a_wheelhouse_next_to_the_images_torch(t
     assert {"torch", "numpy", "scipy", "matplotlib", "tqdm", "tensorboard", "scikit-learn", "pytest"} <= image
     from packaging.utils import canonicalize_name
 
-    python = _fresh_venv(tmp_path / "image", [d for d in _installed_here(set())
-                                              if canonicalize_name(d.metadata["Name"]) in image])
+    python = _fresh_venv(tmp_path / "image", [d for d in _installed_here(set())  # an image has pip too
+                                              if canonicalize_name(d.metadata["Name"]) in image | {"pip"}])
     for missing in ("gymnasium", "pettingzoo", "stable_baselines3", "minmax_envs", "hypothesis"):
         r = subprocess.run([python, "-c", f"import {missing}"], cwd=tmp_path, env=_env(), capture_output=True)
         assert r.returncode != 0, f"the fresh environment already has {missing}"
