@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -58,6 +60,7 @@ PYTHONS = ("3.10", "3.11", "3.12")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux_2_12_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
 LIMIT_MIB = 48
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "minmax_envs", "agents")
 
 
 class Fail(Exception):
@@ -208,15 +211,24 @@ def build(directory: Path, versions: list[str]) -> None:
     log.write_text("", encoding="utf-8")
     for old in directory.glob("minmax_envs-*.whl"):
         old.unlink()
-    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(directory), str(ROOT)]
-    for cmd in (base[:4] + ["--no-build-isolation"] + base[4:], base):  # offline first, then with a build env
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}\n")
-        if r.returncode == 0:
-            break
-    else:
-        raise Fail(f"building the project's wheel failed; see {log}")
+    with tempfile.TemporaryDirectory() as tmp:  # a clean copy of what the wheel is built from (no stale build/)
+        source = Path(tmp) / "source"
+        source.mkdir()
+        for name in WHEEL_SOURCES:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, source / name)
+        base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(directory), str(source)]
+        for cmd in (base[:4] + ["--no-build-isolation"] + base[4:], base):  # offline first, then with a build env
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}\n")
+            if r.returncode == 0:
+                break
+        else:
+            raise Fail(f"building the project's wheel failed; see {log}")
     wheel = project_wheel(directory)
     image, missing = image_closure()
     if missing:
