@@ -166,9 +166,34 @@ def _pick(directory: Path, name: str, spec: SpecifierSet, tags: set) -> tuple[Ve
     return max(found) if found else None
 
 
-def resolve(directory: Path, version: str, roots: list[Requirement], image: set[str], log: Path) -> dict:
+def _torch_ok(wheel: Path, floor: Version, env: dict[str, str]) -> bool:
+    """Whether the wheel's own torch requirement (if any) admits ``floor``, the oldest torch the project supports."""
+    return all(r.specifier.contains(floor, prereleases=True) for r in requirements(wheel_metadata(wheel), (), env)
+               if canonicalize_name(r.name) == "torch")
+
+
+class _Conflict(Exception):
+    """A requirement met after its distribution was chosen: ``(name, spec)`` to honour from the start."""
+
+
+def resolve(directory: Path, version: str, roots: list[Requirement], image: set[str], log: Path,
+            floor: Version) -> dict:
     """``{name: (version, wheel)}`` of everything ``roots`` need on CPython ``version`` but the image's
-    distributions, downloaded into ``directory`` level by level."""
+    distributions, downloaded into ``directory`` level by level: for each the newest release whose own torch
+    requirement admits ``floor`` (so that the wheelhouse serves every torch the project supports). A requirement
+    that a distribution chosen earlier does not meet is added to the start and the walk is made again."""
+    learned: dict[str, SpecifierSet] = {}
+    for _ in range(20):
+        try:
+            return _walk_down(directory, version, roots, image, log, floor, learned)
+        except _Conflict as c:
+            name, spec = c.args
+            learned[name] = learned.get(name, SpecifierSet()) & spec
+    raise Fail(f"Python {version}: the requirements did not settle ({learned})")
+
+
+def _walk_down(directory: Path, version: str, roots: list[Requirement], image: set[str], log: Path,
+               floor: Version, learned: dict[str, SpecifierSet]) -> dict:
     env, tags = marker_env(version), target_tags(version)
     chosen: dict[str, tuple[Version, Path]] = {}
     done: set[tuple[str, str]] = set()  # (name, extra) whose requirements were queued
@@ -179,7 +204,7 @@ def resolve(directory: Path, version: str, roots: list[Requirement], image: set[
             name = canonicalize_name(req.name)
             if name in image or name == canonicalize_name(PROJECT):
                 continue
-            spec, extras, parents = wanted.setdefault(name, (SpecifierSet(), set(), []))
+            spec, extras, parents = wanted.setdefault(name, (learned.get(name, SpecifierSet()), set(), []))
             wanted[name] = (spec & req.specifier, extras | set(req.extras), parents + [parent])
         new = [n for n in wanted if n not in chosen]
         if new:
@@ -188,13 +213,18 @@ def resolve(directory: Path, version: str, roots: list[Requirement], image: set[
         for name, (spec, extras, parents) in wanted.items():
             if name in chosen:
                 if not spec.contains(chosen[name][0], prereleases=True):
-                    raise Fail(f"Python {version}: {name} {chosen[name][0]} was chosen, but {', '.join(parents)} "
-                               f"need {name}{spec}")
+                    raise _Conflict(name, spec)  # chosen too early: walk again with this requirement from the start
             else:
                 picked = _pick(directory, name, spec, tags)
-                if picked is None:
-                    raise Fail(f"Python {version}: no manylinux x86_64 wheel of {name}{spec} was downloaded "
-                               f"(needed by {', '.join(parents)}); see {log}")
+                for _ in range(20):  # a release that needs a newer torch than the floor: the one before it
+                    if picked is None or _torch_ok(picked[1], floor, env):
+                        break
+                    spec = spec & SpecifierSet(f"<{picked[0]}")
+                    _download(directory, version, [f"{name}{spec}"], log)
+                    picked = _pick(directory, name, spec, tags)
+                if picked is None or not _torch_ok(picked[1], floor, env):
+                    raise Fail(f"Python {version}: no manylinux x86_64 wheel of {name}{spec} that runs on torch "
+                               f"{floor} was downloaded (needed by {', '.join(parents)}); see {log}")
                 chosen[name] = picked
             meta = wheel_metadata(chosen[name][1])
             for extra in ("", *sorted(extras)):
@@ -230,13 +260,17 @@ def build(directory: Path, versions: list[str]) -> None:
         else:
             raise Fail(f"building the project's wheel failed; see {log}")
     wheel = project_wheel(directory)
+    floor = min((Version(s.version) for s in torch_requirement(wheel).specifier if s.operator in (">=", "==", "~=")),
+                default=None)
+    if floor is None:
+        raise Fail("the project's torch requirement states no floor (torch>=X)")
     image, missing = image_closure()
     if missing:
         print(f"wheelhouse: note: {', '.join(missing)} not installed for {sys.executable}: what they depend on is "
               "not known here and may be downloaded too", file=sys.stderr)
     keep = {wheel}
     for version in versions:
-        chosen = resolve(directory, version, root_requirements(wheel, marker_env(version)), image, log)
+        chosen = resolve(directory, version, root_requirements(wheel, marker_env(version)), image, log, floor)
         keep |= {f for _, f in chosen.values()}
         lines = [f"{name}=={v}\n" for name, (v, _) in sorted(chosen.items())]
         pins_file(directory, version).write_text("".join(lines), encoding="utf-8")
