@@ -11,6 +11,11 @@ Agents that update parameters in place (torch.optim's contract, :class:`InPlaceT
 in-place built-ins of :mod:`agents.inplace`.
 """
 
+__version__ = "0.1.0"  # the version of minmax-envs, the distribution that ships this package
+#: Marks this package as minmax_envs' ``agents`` (the import name is shared with other distributions; ``import
+#: minmax_envs`` reads this line before it imports anything from here).
+__minmax_envs_agents__ = True
+
 from agents import schedules
 from agents._base import (
     Agent,

@@ -4,6 +4,7 @@ Every GAN setup of the papers is a game whose two players (generator, discrimina
 their own loss; optimizers are agents (see the ``agents`` package) acting on gradient observations.
 """
 
+from minmax_envs import _agents_check  # noqa: F401  (first: stops unless `agents` is this project's)
 from minmax_envs._alloc import tune_cpu_allocator
 from minmax_envs._gym_registration import register_gymnasium_envs
 from minmax_envs.env import BatchedEnv, Observation, PlayerObservation

@@ -202,9 +202,38 @@ _POLICY_KEYS = ("class", "kwargs", "observation_space", "action_space")
 _SPACE_KEYS = ("type", "shape", "dtype", "low", "high")
 
 
+#: ``pkg:NAME`` names a controller shipped inside the package: ``minmax_envs/controllers_data/NAME.pt`` with
+#: ``NAME.json`` (read through :mod:`importlib.resources`, so from any directory and from an installed wheel).
+PACKAGED = "pkg:"
+
+
+def packaged_controllers() -> list[str]:
+    """The names of the controllers shipped with the package (``learned:pkg:NAME``)."""
+    return sorted(f.name[:-3] for f in _packaged_dir().iterdir() if f.name.endswith(".pt"))
+
+
+def _packaged_dir() -> Path:
+    from importlib.resources import files
+
+    return Path(os.fspath(files("minmax_envs") / "controllers_data"))
+
+
+def _packaged(name: str) -> Path:
+    """The stem of the shipped controller ``name`` (``pkg:NAME``), or a ``ValueError`` listing the shipped ones."""
+    shipped = packaged_controllers()
+    if name not in shipped:
+        raise ValueError(f"controller {PACKAGED + name!r} is not shipped with minmax_envs; shipped: "
+                         f"{', '.join(PACKAGED + n for n in shipped)}")
+    return _packaged_dir() / name
+
+
 def controller_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """The weights (``.pt``) and description (``.json``) files of the controller ``path`` (``NAME``, ``NAME.pt``
-    or ``NAME.json``); a ``.zip`` is refused with a ``ValueError`` that says how to convert it."""
+    or ``NAME.json``, or ``pkg:NAME`` for a controller shipped with the package); a ``.zip`` is refused with a
+    ``ValueError`` that says how to convert it."""
+    if isinstance(path, str) and path.startswith(PACKAGED):
+        stem = _packaged(path[len(PACKAGED):])
+        return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
     p = Path(path)
     if p.suffix == ".zip":
         raise _zip_refused(p)
@@ -531,7 +560,7 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
     ``.pt`` path, which ``learned:PATH`` takes. ``layout`` is the order of the policy's entries: by default
     that of today's step-size env (with ``config.action``'s entries), on which ``model`` was trained. What it
     writes is read back (:func:`check_controller`)."""
-    if Path(path).suffix == ".zip":
+    if Path(path).suffix == ".zip" or str(path).startswith(PACKAGED):
         raise ValueError(f"save_controller writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
     algorithm = type(model).__name__
     if algorithm not in SB3_ALGORITHMS or not hasattr(model, "policy"):

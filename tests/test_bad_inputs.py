@@ -998,6 +998,14 @@ ROWS: list[Row] = [
         r"total_timesteps=100 is less than one rollout, num_envs \* num_steps = 4096"),
     api("ppo-gamma-above-1", lambda tmp: PPOArgs(gamma=1.5), r"gamma must be in \[0.0, 1.0\], got 1.5"),
     api("ppo-device-unknown", lambda tmp: PPOArgs(device="tpu"), r"unknown device 'tpu'; choose cpu or cuda"),
+    # a controller shipped in the package (learned:pkg:NAME): only the shipped names, never a path
+    cli("bench-learned-pkg-unknown", BENCH + ["--agents", "sgda,learned:pkg:nope"],
+        r"controller 'pkg:nope' is not shipped with minmax_envs; shipped: pkg:balance-correlated-coefficients, "
+        r"pkg:balance-correlated-modes\b"),
+    api("learned-pkg-path", lambda tmp: check_agent("learned:pkg:../controllers_data/balance-correlated-modes"),
+        r"controller 'pkg:\.\./controllers_data/balance-correlated-modes' is not shipped with minmax_envs"),
+    api("save-controller-into-the-package", lambda tmp: save_controller(None, None, "pkg:mine"),
+        r"save_controller writes NAME\.pt and NAME\.json; pass NAME or NAME\.pt, not 'pkg:mine'"),
 ]
 
 

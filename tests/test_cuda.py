@@ -1,9 +1,12 @@
 """The suite on a CUDA device: every game, every named agent, checkpoint/resume and the seed layout.
 
 Marked ``cuda``: skipped where torch sees no CUDA device; ``scripts/gpu_check.sh`` runs them on a GPU
-(``pytest -m cuda``)."""
+(``pytest -m cuda``). The device is ``cuda`` unless the environment variable ``MINMAX_ENVS_TEST_DEVICE`` names
+another (``gpu_check.sh --device cpu`` sets it to ``cpu``, so that the check's logic runs on any machine)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -14,7 +17,10 @@ from minmax_envs import PLAYERS
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench, list_agents
 from tests.conftest import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+DEVICE = os.environ.get("MINMAX_ENVS_TEST_DEVICE", "cuda")
+KIND = torch.device(DEVICE).type
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(KIND == "cuda" and not torch.cuda.is_available(),
+                                                   reason="needs a CUDA device")]
 
 DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
              {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.03, 0.3))
@@ -25,12 +31,12 @@ TORCH_AGENTS = ("torch:torch.optim.Adam", "torch:torch.optim.AdamW", "torch:torc
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_every_game_plays_on_cuda(env_id):
-    env = small_env(env_id, 4, device="cuda")
+    env = small_env(env_id, 4, device=DEVICE)
     result = minmax_envs.run_episode(env, agents.adam(1e-3), steps=3, seed=0, eval_every=3)
     for pl in PLAYERS:
-        assert all(p.device.type == "cuda" for p in env.params[pl].values())
+        assert all(p.device.type == KIND for p in env.params[pl].values())
     quality = result.metrics[env.game.quality_metric]
-    assert quality.device.type == "cuda" and torch.isfinite(quality).all()
+    assert quality.device.type == KIND and torch.isfinite(quality).all()
 
 
 def test_every_named_agent_plays_on_cuda(tmp_path):
@@ -41,10 +47,10 @@ def test_every_named_agent_plays_on_cuda(tmp_path):
 
 def _bench_plays_every_agent_on_cuda(suite: Suite, out) -> None:
     """bench ``suite`` on cuda: no failed episode, every record on cuda, every agent evaluated."""
-    summary = bench(suite, out=out, device="cuda", progress=False)
+    summary = bench(suite, out=out, device=DEVICE, progress=False)
     assert summary.failed == 0
     records = list(ResultStore(out).records())
-    assert {r["device"] for r in records} == {"cuda"}
+    assert {r["device"] for r in records} == {KIND}
     assert {r["agent"] for r in records if r["phase"] == "eval"} == set(suite.agents)
 
 
@@ -52,14 +58,14 @@ def _bench_plays_every_agent_on_cuda(suite: Suite, out) -> None:
 def test_an_interrupted_episode_resumes_bit_for_bit_on_cuda(in_place, tmp_path):
     tx = agents.in_place(agents.adam(1e-2)) if in_place else agents.adam(1e-2)
     kw = {"steps": 10, "seed": 3, "eval_every": 5}
-    ref_env = small_env("MoG-Ring-v0", 4, device="cuda")
+    ref_env = small_env("MoG-Ring-v0", 4, device=DEVICE)
     ref = minmax_envs.run_episode(ref_env, tx, **kw)
     ckpt = tmp_path / "episode.pt"
     with pytest.raises(Interrupt):
-        minmax_envs.run_episode(small_env("MoG-Ring-v0", 4, device="cuda"),
+        minmax_envs.run_episode(small_env("MoG-Ring-v0", 4, device=DEVICE),
                                 {"generator": interrupting(tx, PROBE_CALLS + 6), "discriminator": tx},
                                 checkpoint=ckpt, checkpoint_every=3, **kw)
-    env = small_env("MoG-Ring-v0", 4, device="cuda")
+    env = small_env("MoG-Ring-v0", 4, device=DEVICE)
     resumed = minmax_envs.run_episode(env, tx, checkpoint=ckpt, checkpoint_every=3, **kw)
     for pl in PLAYERS:
         for k, v in ref_env.params[pl].items():
@@ -71,7 +77,7 @@ def test_an_interrupted_episode_resumes_bit_for_bit_on_cuda(in_place, tmp_path):
 def test_in_place_fast_paths_match_their_pure_references_on_cuda():
     pairs = ((agents.inplace.adam(1e-2), agents.adam(1e-2)), (agents.inplace.nsgda(1e-2), agents.nsgda(1e-2)))
     for fast, pure in pairs:
-        a, b = small_env("MoG-Ring-v0", 8, device="cuda"), small_env("MoG-Ring-v0", 8, device="cuda")
+        a, b = small_env("MoG-Ring-v0", 8, device=DEVICE), small_env("MoG-Ring-v0", 8, device=DEVICE)
         minmax_envs.run_episode(a, fast, steps=20, seed=0)
         minmax_envs.run_episode(b, pure, steps=20, seed=0)
         for pl in PLAYERS:
@@ -86,17 +92,17 @@ def test_records_do_not_depend_on_how_a_cuda_sweep_is_split(tmp_path):
     def outcomes(d):
         return {r["key"]: {k: r.get(k) for k in outcome} for r in ResultStore(d).records()}
 
-    bench(suite, out=tmp_path / "full", device="cuda", progress=False)
-    bench(suite, out=tmp_path / "split", device="cuda", seeds=3, progress=False)
-    bench(suite, out=tmp_path / "split", device="cuda", progress=False)
+    bench(suite, out=tmp_path / "full", device=DEVICE, progress=False)
+    bench(suite, out=tmp_path / "split", device=DEVICE, seeds=3, progress=False)
+    bench(suite, out=tmp_path / "split", device=DEVICE, progress=False)
     assert outcomes(tmp_path / "split") == outcomes(tmp_path / "full")
 
 
 def test_a_batched_cuda_env_matches_single_seed_envs_closely():
-    batch = small_env("TwoMode-v0", 8, device="cuda", dtype=torch.float64)
+    batch = small_env("TwoMode-v0", 8, device=DEVICE, dtype=torch.float64)
     minmax_envs.run_episode(batch, agents.nsgda(0.05), steps=30, seed=0)
     for i in (0, 5):
-        one = small_env("TwoMode-v0", 1, device="cuda", dtype=torch.float64)
+        one = small_env("TwoMode-v0", 1, device=DEVICE, dtype=torch.float64)
         minmax_envs.run_episode(one, agents.nsgda(0.05), steps=30, seed=i)
         for pl in PLAYERS:
             for k, v in one.params[pl].items():  # other batch sizes, other kernels: float64 rounding only

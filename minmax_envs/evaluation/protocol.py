@@ -71,8 +71,15 @@ from minmax_envs.evaluation.store import (
     episode_key,
     read_json,
 )
-from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
-from minmax_envs.evaluation.zoo import Runner, agent_digest, check_agent, make_agent, make_runner
+from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite, list_suites
+from minmax_envs.evaluation.zoo import (
+    Runner,
+    agent_digest,
+    check_agent,
+    make_agent,
+    make_runner,
+    resolve_agent,
+)
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
@@ -120,7 +127,8 @@ class Unit:
     phase's first seed), whatever seeds a run asks for; a unit runs each block that holds one of its
     ``seeds`` (the other seeds of the block are computed and not recorded). Games that run one seed per env
     have ``block == 1``. So a record depends on its configuration and seed alone, never on how a sweep was
-    split, resumed or sized.
+    split, resumed or sized. ``root``: the directory of the suite file that names the agent, where a relative
+    ``learned:PATH`` is found (:func:`~minmax_envs.evaluation.zoo.resolve_agent`); not part of any record.
     """
 
     suite: str
@@ -133,6 +141,7 @@ class Unit:
     seeds: tuple[int, ...]
     block: int = 1
     device: str = "cpu"
+    root: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(sorted(self.seeds)))
@@ -186,11 +195,16 @@ class Unit:
         extra = {} if family is None else family.arguments(self.split, range(start, start + count))
         return {**self.task.env_kwargs, **extra}
 
+    @property
+    def playing(self) -> str:
+        """The agent's name with a relative ``learned:`` path resolved in :attr:`root`: what plays."""
+        return resolve_agent(self.agent, self.root)
+
     @cached_property
     def agent_digest(self) -> str | None:
         """:func:`~minmax_envs.evaluation.zoo.agent_digest` of the agent, read once per unit (a controller's
         files are hashed, not once per seed)."""
-        return agent_digest(self.agent)
+        return agent_digest(self.playing)
 
     def identity(self, seed: int) -> dict[str, Any]:
         """Every input that can change the record of ``seed``: the suite (name, version), the task's episode
@@ -252,7 +266,7 @@ def _lrs(unit: Unit, game, evaluations: int | None = None) -> tuple[Any, Any]:
     if unit.task.schedule == "constant":
         return lr_d, lr_g
     if evaluations is None:
-        evaluations = as_pair(make_agent(unit.agent, lr_d, lr_g)).evaluations
+        evaluations = as_pair(make_agent(unit.playing, lr_d, lr_g)).evaluations
     calls = _player_calls(game, evaluations)
     steps = unit.task.steps
     return (schedules.linear_decay(lr_d, max(1, steps * calls["discriminator"])),
@@ -263,7 +277,7 @@ def episode_agents(unit: Unit, game) -> Any:
     """The agents ``unit`` plays on ``game``, step sizes on the task's schedule: what :func:`run_unit`'s runner
     builds for a pair of agents, for a replay through :func:`~minmax_envs.run_episode` with its other options
     (``diagnostics_every``, checkpoints)."""
-    return make_agent(unit.agent, *_lrs(unit, game))
+    return make_agent(unit.playing, *_lrs(unit, game))
 
 
 def replay(unit: Unit, start: int, **options: Any) -> minmax_envs.EpisodeResult:
@@ -292,7 +306,7 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
     task = unit.task
     schedule = None if task.schedule == "constant" else (
         lambda game, agents: _lrs(unit, game, as_pair(agents).evaluations))
-    runner = make_runner(unit.agent, unit.config["lr_d"], unit.config["lr_g"], schedule)
+    runner = make_runner(unit.playing, unit.config["lr_d"], unit.config["lr_g"], schedule)
     draws = spec(task.env_id).game_class().has_samples
     wanted = set(unit.seeds)
     records: list[dict[str, Any]] = []
@@ -542,7 +556,8 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     """Run (or resume) the protocol of ``suite`` for ``agents`` and store every episode under ``out``.
 
     Args:
-        suite: a :class:`Suite`, a registered suite name, or a ``.json`` suite file.
+        suite: a :class:`Suite`, a registered suite name, or a ``.json`` suite file (a relative ``learned:PATH``
+            that the file names is found relative to the file).
         agents: agent names (:func:`minmax_envs.evaluation.list_agents`); the suite's defaults if ``None``.
         out: results directory (``results.jsonl``, ``suite.json``, ``errors.jsonl``).
         seeds: held-out evaluation seeds ``0 .. seeds - 1`` (suite default if ``None``). They run in the suite's
@@ -561,8 +576,12 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     names = list(s.agents if agents is None else agents)
     if not names:
         raise ValueError("no agents given")
+    from_file = (not isinstance(suite, Suite) and os.fspath(suite) not in list_suites())
+    root = os.path.dirname(os.path.abspath(os.fspath(suite))) if from_file else None
+    named = set(s.agents) | {a for t in s.tasks for a in (t.agents or ())}
+    roots = {a: root if a in named else None for a in names}  # the suite file's own names resolve beside it
     for a in names:
-        check_agent(a)
+        check_agent(resolve_agent(a, roots[a]))
     check_choice("backend", backend, BACKENDS)
     check_choice("search", search, SEARCHES)
     if address is not None and backend != "ray":
@@ -584,7 +603,8 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
         """The request: every seed of the phase for one configuration (canonical blocks of the suite)."""
         seeds = range(TUNE_SEED_BASE, TUNE_SEED_BASE + n_tune) if phase == "tune" else range(n_eval)
         block = s.block_size(phase) if spec(task.env_id).game_class().batched else 1
-        return Unit(s.name, s.version, task, agent, spaces[task.name][i], i, phase, tuple(seeds), block, dev)
+        return Unit(s.name, s.version, task, agent, spaces[task.name][i], i, phase, tuple(seeds), block, dev,
+                    roots[agent])
 
     def missing(units: list[Unit]) -> list[Unit]:
         """The units' seeds not in the store yet: one unit per block for batched games (each its own batched env),

@@ -555,9 +555,8 @@ register_suite(Suite(
 # --- balanced updates ----------------------------------------------------------------------------------------------
 
 #: The learned balance controllers of the suite ``balance`` (baselines/train_controller.py --action balance), one per
-#: two-mode case, each played on the task it was trained on.
-BALANCE_CONTROLLERS = {case: f"learned:docs/controllers/balance-{case}/controller.pt"
-                       for case in ("correlated-modes", "correlated-coefficients")}
+#: two-mode case, each played on the task it was trained on; shipped in the package (``learned:pkg:NAME``).
+BALANCE_CONTROLLERS = {case: f"learned:pkg:balance-{case}" for case in ("correlated-modes", "correlated-coefficients")}
 _PACED = ("sgda", "nsgda", "adam", "balanced:sgda?ratio=tuned", "balanced:sgda?ratio=tuned&anchor=generator",
           "balanced:sgda?ratio=tuned&anchor=discriminator", "balanced:sgda?ratio=1", "balanced:adam?ratio=tuned",
           "balanced:sgda?ratio=tuned&anchor=fixed")

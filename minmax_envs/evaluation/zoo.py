@@ -12,6 +12,7 @@ themselves (a learned step-size controller) as they are.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -188,7 +189,21 @@ def _digest_learned(path: str) -> str:
 
 
 register_agent_prefix("learned", _learned, _check_learned, _digest_learned,
-                      "learned:PATH  a saved step-size controller (NAME.pt + NAME.json, baselines/train_controller.py)")
+                      "learned:PATH  a saved step-size controller (NAME.pt + NAME.json, baselines/train_controller.py; "
+                      "learned:pkg:NAME for one shipped in the package)")
+
+
+def resolve_agent(name: str, root: str | os.PathLike | None) -> str:
+    """The name agent ``name`` plays under when a suite file in the directory ``root`` names it: a relative
+    ``learned:PATH`` is ``learned:ROOT/PATH`` (a suite file's controllers are found beside it, from any working
+    directory); every other name, and every name for ``root=None``, is itself. Records keep ``name``: the
+    controller's files are identified by their hash (:func:`agent_digest`), not by where they lie."""
+    if root is None or not isinstance(name, str) or not name.startswith("learned:"):
+        return name
+    path = name[len("learned:"):]
+    if path.startswith("pkg:") or os.path.isabs(path):
+        return name
+    return "learned:" + os.path.join(os.fspath(root), path)
 
 
 # --- any PyTorch optimizer: "torch:MODULE.CLASS" or "torch:MODULE.CLASS?key=JSON&key=JSON" ---------------------
