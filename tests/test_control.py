@@ -25,7 +25,7 @@ from minmax_envs.control import (
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.gym_env import StepSizeEnv
 from minmax_envs.vector_env import StepSizeVectorEnv
-from tests.conftest import SMALL_KWARGS
+from tests.helpers import SMALL_KWARGS
 
 ALTERNATING = "Digits-ResNetWGANGP-v0"  # n_critic = 2 in SMALL_KWARGS: D, D, G, D, D, G, ...
 

@@ -33,7 +33,7 @@ from minmax_envs.controllers import (
 )
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.gym_env import StepSizeEnv
-from tests.test_bad_inputs import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
+from tests.helpers import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
 
 TASK = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2))

@@ -12,7 +12,7 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench, list_agents
-from tests.conftest import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
+from tests.helpers import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

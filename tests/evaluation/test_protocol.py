@@ -32,7 +32,7 @@ from minmax_envs.evaluation import (
 )
 from minmax_envs.evaluation.protocol import Unit, run_unit
 from minmax_envs.evaluation.zoo import AGENTS, Runner, make_runner
-from tests.conftest import SMALL_KWARGS
+from tests.helpers import SMALL_KWARGS
 
 DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
              {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.03, 0.3))
