@@ -55,7 +55,7 @@ import agents
 import minmax_envs
 from baselines.ppo_step_size import Args as PPOArgs
 from minmax_envs.cli import main
-from minmax_envs.controllers import (
+from minmax_envs.controller_files import (
     ControllerConfig,
     LearnedController,
     check_controller,

@@ -48,7 +48,7 @@ def test_run_refuses_every_argument_it_sets_itself_as_an_env_argument():
     import inspect
 
     from minmax_envs.cli import RUN_OWN_ARGS
-    from minmax_envs.controllers import LearnedController
+    from minmax_envs.controller_files import LearnedController
     from minmax_envs.evaluation import run_one
     from minmax_envs.registry import make
 
@@ -99,7 +99,7 @@ def test_allow_module_imports_your_optimizer_for_that_command_and_its_source_key
     its import runs); without the opt-in, before or after, it is not. Its source is part of every record's key."""
     import torch
 
-    from minmax_envs.evaluation.zoo import agent_digest
+    from minmax_envs.evaluation.agent_names import agent_digest
 
     (tmp_path / "my_optim.py").write_text(MY_OPTIM)
     monkeypatch.chdir(tmp_path)

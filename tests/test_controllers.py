@@ -18,10 +18,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from baselines import train_controller
-from minmax_envs import controllers
+from minmax_envs import controller_files
 from minmax_envs.cli import main as minmax
-from minmax_envs.control import OBS_NAMES, ControlConfig
-from minmax_envs.controllers import (
+from minmax_envs.controller_files import (
     LEGACY_CONTROL_KEYS,
     LEGACY_LAYOUT,
     ControllerConfig,
@@ -33,6 +32,7 @@ from minmax_envs.controllers import (
 )
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.step_size_control import OBS_NAMES, ControlConfig
 from tests.helpers import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
 
 TASK = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
@@ -203,14 +203,14 @@ def _param_sums(env) -> dict[str, list[float]]:
 
 def _played(agent, monkeypatch, *args, **kwargs):
     """``agent.run(*args, **kwargs)`` and the final parameter sums of the batched env it played on."""
-    cores, make_core = [], controllers.StepSizeCore
+    cores, make_core = [], controller_files.StepSizeCore
 
     def core(*a, **k):
         cores.append(make_core(*a, **k))
         return cores[-1]
 
     with monkeypatch.context() as m:
-        m.setattr(controllers, "StepSizeCore", core)
+        m.setattr(controller_files, "StepSizeCore", core)
         result = agent.run(*args, **kwargs)
     return result, _param_sums(cores[-1].env)
 

@@ -122,7 +122,7 @@ def test_the_native_ppo_trainer_trains_on_cuda_and_its_controller_plays_there(ac
     import numpy as np
 
     from baselines.ppo_step_size import Args, deterministic_actions, make_env, train
-    from minmax_envs.controllers import LearnedController
+    from minmax_envs.controller_files import LearnedController
 
     args = Args(suite="quick", task="dirac-wgan", action=action, horizon=10, num_envs=64, num_steps=8,
                 minibatch_size=128, total_timesteps=64 * 8 * 3, device="cuda", out=str(tmp_path), tensorboard=False)

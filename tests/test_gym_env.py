@@ -12,8 +12,8 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import minmax_envs
-from minmax_envs.control import OBS_NAMES
 from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.step_size_control import OBS_NAMES
 from minmax_envs.vector_env import StepSizeVectorEnv
 from tests.helpers import BATCHED_IDS, ENV_IDS, SMALL_KWARGS
 

@@ -46,10 +46,10 @@ import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs import _json
 from minmax_envs._checks import check_choice, check_int
+from minmax_envs.evaluation.agent_names import Runner, agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite
-from minmax_envs.evaluation.zoo import Runner, agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
@@ -164,7 +164,7 @@ class Unit:
 
     @cached_property
     def agent_digest(self) -> str | None:
-        """:func:`~minmax_envs.evaluation.zoo.agent_digest` of the agent, read once per unit (a controller's
+        """:func:`~minmax_envs.evaluation.agent_names.agent_digest` of the agent, read once per unit (a controller's
         files are hashed, not once per seed)."""
         return agent_digest(self.agent)
 
@@ -258,7 +258,7 @@ def replay(unit: Unit, start: int, **options: Any) -> minmax_envs.EpisodeResult:
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
     batched env of ``unit.block`` seeds per block (see :class:`Unit`), played by the agent's
-    :class:`~minmax_envs.evaluation.zoo.Runner`."""
+    :class:`~minmax_envs.evaluation.agent_names.Runner`."""
     task = unit.task
     schedule = None if task.schedule == "constant" else (
         lambda game, agents: _lrs(unit, game, as_pair(agents).evaluations))

@@ -30,8 +30,8 @@ from minmax_envs.evaluation import (
     run_one,
     search_space,
 )
+from minmax_envs.evaluation.agent_names import AGENTS, Runner, make_runner
 from minmax_envs.evaluation.protocol import Unit, run_unit
-from minmax_envs.evaluation.zoo import AGENTS, Runner, make_runner
 from tests.helpers import SMALL_KWARGS
 
 DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
@@ -334,13 +334,13 @@ def test_any_torch_optimizer_plays_under_the_protocol(tmp_path):
     assert all(r["value"] is not None for r in per_agent["torch:pytorch_optimizer.Lion"])
     import pytorch_optimizer  # noqa: F401  (the optimizer's package version is part of the key)
 
-    from minmax_envs.evaluation.zoo import agent_digest
+    from minmax_envs.evaluation.agent_names import agent_digest
 
     assert agent_digest("torch:pytorch_optimizer.Lion").startswith("pytorch_optimizer==")
 
 
 def test_balanced_agents_by_name_parse_build_and_play_under_the_protocol(tmp_path):
-    from minmax_envs.evaluation.zoo import agent_digest, parse_balanced_agent
+    from minmax_envs.evaluation.agent_names import agent_digest, parse_balanced_agent
 
     assert parse_balanced_agent("sgda") == ("sgda", 1.0, "geometric")
     assert parse_balanced_agent("adam?ratio=tuned&anchor=generator") == ("adam", "tuned", "generator")
@@ -372,7 +372,7 @@ def test_balanced_agents_by_name_parse_build_and_play_under_the_protocol(tmp_pat
     ("balanced:sgdx", "unknown agent 'sgdx'"),
 ])
 def test_bad_balanced_agent_names_are_refused_with_the_syntax(name, match):
-    from minmax_envs.evaluation.zoo import check_agent
+    from minmax_envs.evaluation.agent_names import check_agent
 
     with pytest.raises(ValueError, match=match):
         check_agent(name)
