@@ -53,7 +53,7 @@ from gymnasium import spaces
 from minmax_envs import _json
 from minmax_envs._checks import check_int, check_real
 from minmax_envs.checkpoint import UnreadableTensorFile, load_tensors
-from minmax_envs.episode import EpisodeResult, check_samples, episode_result
+from minmax_envs.episode import EpisodeResult, EpisodeTask, check_samples, episode_result
 from minmax_envs.games._base import PLAYERS
 from minmax_envs.step_size_control import ACTIONS, OBS_NAMES, ControlConfig, GameConfig, StepSizeCore
 
@@ -657,15 +657,28 @@ class LearnedController:
         action, _ = self.policy.predict(x, deterministic=True)
         return np.ascontiguousarray(action[:, acted])
 
-    def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
-            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
-        """Play ``steps`` actions on ``count`` seeds ``seed, seed + 1, ...`` of ``env_id`` as one batch, the
-        policy acting deterministically; metrics every ``eval_every`` actions and ``samples`` generator samples
-        per seed at the end, as :func:`run_episode` records them (an action is one update cycle of the game
-        unless the controller says otherwise): the :class:`~minmax_envs.evaluation.agent_names.Runner` interface."""
+    def run(self, task: EpisodeTask, *args: Any, **kwargs: Any) -> EpisodeResult:
+        """Play the batched episode ``task``, the policy acting deterministically: the
+        :class:`~minmax_envs.evaluation.agent_names.Runner` interface.
+
+        ``task.steps`` actions on the seeds ``task.seed, task.seed + 1, ...`` (``task.count`` of them), metrics every
+        ``task.eval_every`` actions and ``task.samples`` generator samples per seed at the end, as
+        :func:`~minmax_envs.run_episode` records them (an action is one update cycle of the game unless the
+        controller says otherwise).
+
+        Args:
+            task: the episode (:class:`~minmax_envs.episode.EpisodeTask`; the positional form
+                ``run(env_id, steps, seed, count, ...)`` is deprecated).
+
+        Returns:
+            What the episode produced.
+        """
+        task = EpisodeTask.of(task, *args, **kwargs)
+        steps, seed, count, eval_every, samples = task.steps, task.seed, task.count, task.eval_every, task.samples
         control = replace(self.config.control, base_lr={"discriminator": self.lr_d, "generator": self.lr_g},
                           horizon=steps)
-        core = StepSizeCore(GameConfig.from_kwargs(env_id, device=device, **env_kwargs), control, count)
+        core = StepSizeCore(GameConfig.from_kwargs(task.env_id, device=task.device, **task.env_kwargs), control,
+                            count)
         for name, mine, env_space in (("observations", self.policy.observation_space, core.observation_space()),
                                       ("actions", self.policy.action_space, core.action_space())):
             if mine.shape != env_space.shape:

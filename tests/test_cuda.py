@@ -11,6 +11,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
+from minmax_envs.episode import EpisodeTask
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench, list_agents
 from tests.helpers import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
 
@@ -137,5 +138,5 @@ def test_the_native_ppo_trainer_trains_on_cuda_and_its_controller_plays_there(ac
     expected = deterministic_actions(run.agent, run.normalization, obs).cpu().numpy()
     np.testing.assert_allclose(controller.actions(obs.float().cpu().numpy()), expected, rtol=1e-5, atol=1e-6)
     task = minmax_envs.evaluation.get_suite("quick").task("dirac-wgan")
-    result = controller.run("DiracGAN-v0", 10, 0, 8, device="cuda", **task.env_kwargs)
+    result = controller.run(EpisodeTask("DiracGAN-v0", 10, 0, 8, device="cuda", env_kwargs=task.env_kwargs))
     assert result.metrics["distance"].device.type == "cuda" and torch.isfinite(result.metrics["distance"]).all()

@@ -19,7 +19,7 @@ import agents
 import minmax_envs
 from agents import GradientTransformation
 from minmax_envs import Game
-from minmax_envs.episode import EpisodeResult
+from minmax_envs.episode import EpisodeResult, EpisodeTask
 
 Factory = Callable[[object], GradientTransformation]
 NSGD = '"Adam is no better than normalized SGD"'  # the paper the built-ins come from (ICLR 2022 submission)
@@ -116,11 +116,18 @@ def make_agent(name: str, lr_d, lr_g):
 class Runner(Protocol):
     """What plays one batched episode for the protocol and ``minmax run``, whatever the agent's kind."""
 
-    def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
-            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
-        """Play ``steps`` iterations on ``count`` seeds ``seed, seed + 1, ...`` of ``env_id`` as one batch,
-        metrics every ``eval_every`` iterations, and ``samples`` generator samples per seed at the end
-        (:func:`~minmax_envs.run_episode`'s conventions)."""
+    def run(self, task: EpisodeTask) -> EpisodeResult:
+        """Play the batched episode ``task``: ``task.steps`` iterations on the seeds ``task.seed, task.seed + 1,
+        ...`` (``task.count`` of them) of ``task.env_id`` as one batch, metrics every ``task.eval_every``
+        iterations and ``task.samples`` generator samples per seed at the end (:func:`~minmax_envs.run_episode`'s
+        conventions).
+
+        Args:
+            task: the episode (:class:`~minmax_envs.episode.EpisodeTask`).
+
+        Returns:
+            What the episode produced.
+        """
         ...
 
 
@@ -139,14 +146,17 @@ class AgentRunner:
         self._made: tuple | None = None
         self._agents: Any = None
 
-    def run(self, env_id: str, steps: int, seed: int, count: int, eval_every: int | None = None,
-            device: Any = "cpu", samples: int = 0, **env_kwargs: Any) -> EpisodeResult:
-        made = (env_id, count, str(device), env_kwargs)
+    def run(self, task: EpisodeTask, *args: Any, **kwargs: Any) -> EpisodeResult:
+        """:func:`~minmax_envs.run_episode` of the pair on the batched env of ``task`` (an
+        :class:`~minmax_envs.episode.EpisodeTask`; the positional form ``run(env_id, steps, seed, count, ...)`` is
+        deprecated), made anew only when the env's arguments change."""
+        task = EpisodeTask.of(task, *args, **kwargs)
+        made = (task.env_id, task.count, str(task.device), task.env_kwargs)
         if made != self._made:
-            self._env = minmax_envs.make(env_id, num_seeds=count, device=device, **env_kwargs)
+            self._env = minmax_envs.make(task.env_id, num_seeds=task.count, device=task.device, **task.env_kwargs)
             self._made, self._agents = made, self._build(self._env.game)
-        return minmax_envs.run_episode(self._env, self._agents, steps=steps, seed=seed, eval_every=eval_every,
-                                       samples=samples)
+        return minmax_envs.run_episode(self._env, self._agents, steps=task.steps, seed=task.seed,
+                                       eval_every=task.eval_every, samples=task.samples)
 
 
 def make_runner(name: str, lr_d, lr_g, schedule: Callable[[Game, Any], tuple[Any, Any]] | None = None) -> Runner:

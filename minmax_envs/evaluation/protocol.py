@@ -46,6 +46,7 @@ import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs import _json
 from minmax_envs._checks import check_choice, check_int
+from minmax_envs.episode import EpisodeTask
 from minmax_envs.evaluation.agent_names import Runner, agent_digest, check_agent, make_agent, make_runner
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import RESULTS_FILE, ResultStore, episode_key
@@ -273,8 +274,9 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
             first = draws and unit.phase == "eval" and start == unit.base and start in wanted
-            result = runner.run(task.env_id, task.steps, start, count, task.eval_every, unit.device,
-                                samples=SAMPLES if first else 0, **unit.env_kwargs(start, count))
+            result = runner.run(EpisodeTask(task.env_id, task.steps, seed=start, count=count,
+                                            eval_every=task.eval_every, device=unit.device,
+                                            samples=SAMPLES if first else 0, env_kwargs=unit.env_kwargs(start, count)))
             sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
             wall = (time.perf_counter() - t0) / count
             records += [r for r in _records(unit, start, count, result, sample, wall) if r["seed"] in wanted]
@@ -554,7 +556,8 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
     """One batched episode of a named agent on an env id (what ``minmax run`` does); returns the
     :class:`~minmax_envs.EpisodeResult`."""
     runner = make_runner(agent, lr_d, lr_d if lr_g is None else lr_g)
-    return runner.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
+    return runner.run(EpisodeTask(env_id, steps, seed=seed, count=seeds, eval_every=eval_every, device=device,
+                                  env_kwargs=env_kwargs))
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "episode_agents", "run_one", "run_unit", "search_space",
