@@ -20,9 +20,16 @@ def chart(panels: Sequence[tuple[np.ndarray, Sequence[tuple[int, int, int]]]], w
           panel_height: int = 120) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 line chart drawn with numpy alone, what ``render()`` of the control envs returns.
 
-    ``panels`` are stacked top to bottom; each is ``(values, colors)`` with ``values`` of shape ``(T, k)``: ``k``
-    series over the ``T`` steps so far (stretched over the width), each drawn in its color, every panel scaled
-    to the finite range of its own values. Non-finite values are skipped.
+    Args:
+        panels: stacked top to bottom; each is ``(values, colors)`` with ``values`` of shape ``(T, k)``: ``k``
+            series over the ``T`` steps so far (stretched over the width), each drawn in its ``(r, g, b)`` color,
+            every panel scaled to the finite range of its own values (larger values up). Non-finite values are
+            skipped; a panel with none finite stays blank.
+        width: the image's width in pixels.
+        panel_height: each panel's height in pixels.
+
+    Returns:
+        The image, ``(panel_height * len(panels), width, 3)`` uint8, white where nothing is drawn.
     """
     margin = 4
     image = np.full((panel_height * len(panels), width, 3), 255, dtype=np.uint8)
@@ -55,18 +62,32 @@ def chart(panels: Sequence[tuple[np.ndarray, Sequence[tuple[int, int, int]]]], w
 
 def step_size_chart(history: Sequence[tuple[float, float, float]]) -> np.ndarray:
     """The chart of a step-size episode so far: the quality (green, top) and ``log10`` of the generator's (blue)
-    and the discriminator's (red) step sizes (bottom); ``history`` holds ``(quality, lr_G, lr_D)`` per step."""
+    and the discriminator's (red) step sizes (bottom).
+
+    Args:
+        history: ``(quality, lr_G, lr_D)`` per step.
+
+    Returns:
+        The :func:`chart` of the two panels, ``(240, 320, 3)`` uint8.
+    """
     h = np.asarray(history, dtype=np.float64).reshape(-1, 3)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_lr = np.log10(h[:, 1:])
     return chart([(h[:, :1], [QUALITY_COLOR]), (log_lr, [GENERATOR_COLOR, DISCRIMINATOR_COLOR])])
 
 
+#: The render modes of the Gymnasium and vector faces.
 RENDER_MODES: tuple[str, ...] = ("rgb_array",)
 
 
 def check_render_mode(render_mode: Any, owner: str, modes: tuple[str, ...] = RENDER_MODES) -> str | None:
-    """``render_mode`` if it is ``None`` or one of ``modes`` (default :data:`RENDER_MODES`), else a ``ValueError``."""
+    """``render_mode`` if it is ``None`` or one of ``modes``, else a ``ValueError`` naming ``owner`` and the modes.
+
+    Args:
+        render_mode: what the user passed.
+        owner: the env class, for the message.
+        modes: the modes ``owner`` renders (default :data:`RENDER_MODES`).
+    """
     if render_mode is not None and render_mode not in modes:
         raise ValueError(f"{owner} renders {', '.join(map(repr, modes))} (a chart of the episode so far); "
                          f"render_mode must be None or one of them, got {render_mode!r}")

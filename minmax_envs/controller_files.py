@@ -13,17 +13,17 @@ acts, and its episode runs every seed of a batch at once through :class:`~minmax
   builds tensors, numbers, strings, lists and dicts and refuses every other object;
 - ``NAME.json``, its description (``"format": "minmax_envs.controller"``, ``"format_version": 1``): how it
   acts (:class:`ControllerConfig`: the ``"algorithm"``, the ``"control"`` settings it was trained with, a
-  :class:`~minmax_envs.step_size_control.ControlConfig` as a JSON object, and what it was ``"trained_on"``; descriptions
-  written before hold six of those settings, ``base``, ``momentum``, ``scope``, ``log10_range``,
-  ``steps_per_action`` and ``action``, at the top level instead, and still load) and its ``"policy"``:
+  :class:`~minmax_envs.step_size_control.ControlConfig` as a JSON object, and what it was ``"trained_on"``; a
+  description without ``"control"`` holds six of those settings, ``base``, ``momentum``, ``scope``,
+  ``log10_range``, ``steps_per_action`` and ``action``, at the top level instead, :data:`LEGACY_CONTROL_KEYS`)
+  and its ``"policy"``:
   the class (``MlpPolicy``), its constructor arguments (``net_arch``, the activation function by name, ...:
   each from an allow-list, see :data:`POLICY_KWARGS`) and its observation and action spaces (``Box``: shape,
   dtype, bounds);
 - and its ``"layout"`` (:class:`Layout`): the order of the policy's action entries (player names) and
   observation entries (:data:`~minmax_envs.step_size_control.OBS_NAMES`), written by :func:`save_controller`. A
-  description without it is in :data:`LEGACY_LAYOUT`, the order of the env the first controllers were trained
-  on (discriminator first); the controller maps the env's entries to its own order by name, so it acts the same
-  whatever order the env has;
+  description without it is in :data:`LEGACY_LAYOUT` (discriminator first); the controller maps the env's
+  entries to its own order by name, so it acts the same whatever order the env has;
 - and, optionally, its ``"observation_normalization"`` (:class:`ObservationNormalization`): the running mean and
   variance a trainer that normalizes observations (``baselines/ppo_step_size.py``) ended with, in the policy's
   order, so that the loaded policy sees exactly the inputs the trained one saw.
@@ -92,7 +92,7 @@ class ControllerConfig:
     trained_on: dict[str, Any] = field(default_factory=dict)
 
 
-#: The control settings a description written before ``"control"`` holds at its top level (``action`` optional).
+#: The control settings a description without ``"control"`` holds at its top level (``action`` optional).
 LEGACY_CONTROL_KEYS = ("base", "momentum", "scope", "log10_range", "steps_per_action", "action")
 
 
@@ -101,8 +101,8 @@ class Layout:
     """The order of a controller policy's entries, by name: ``action`` the entries of its action vector (the
     players for ``action="step_sizes"``, ``pace`` and ``scale`` for ``"balance"``:
     :data:`~minmax_envs.step_size_control.ACTIONS`), ``observation`` the step-size env's observation entries
-    (:data:`~minmax_envs.step_size_control.OBS_NAMES`) as the policy takes them. ``Layout()`` is the order of today's
-    step-size env."""
+    (:data:`~minmax_envs.step_size_control.OBS_NAMES`) as the policy takes them. ``Layout()`` is the order of the
+    step-size env (``PLAYERS`` order, generator first)."""
 
     action: tuple[str, ...] = PLAYERS
     observation: tuple[str, ...] = OBS_NAMES
@@ -126,8 +126,8 @@ class Layout:
         return cls(tuple(d["action"]), tuple(d["observation"]))
 
 
-#: The layout of a description without one: the order of the env the first controllers (the committed
-#: ``docs/controllers/*``) were trained on, discriminator first.
+#: The layout of a description without one: discriminator first (the layout of the committed
+#: ``docs/controllers/*``).
 LEGACY_LAYOUT = Layout(action=("discriminator", "generator"), observation=(
     "discriminator/log10_grad_norm", "discriminator/log10_param_norm", "discriminator/loss",
     "generator/log10_grad_norm", "generator/log10_param_norm", "generator/loss",
@@ -380,7 +380,7 @@ def _parse_description(data: Any, file: Path) -> tuple[ControllerConfig, Layout,
             raise ValueError(f"{where}: the control settings are in 'control'; the top-level "
                              f"{', '.join(map(repr, legacy))} of descriptions written before it cannot be given too")
         control = _control(data["control"], where)
-    else:  # a description written before "control"
+    else:  # the settings at the top level (LEGACY_CONTROL_KEYS)
         control = _control(legacy, where)
     config = ControllerConfig(algorithm=data["algorithm"], control=control, trained_on=data["trained_on"])
     if config.algorithm not in SB3_ALGORITHMS:
@@ -529,8 +529,8 @@ def save_controller(model: Any, config: ControllerConfig, path: str | os.PathLik
     """Save the policy of an SB3 ``model`` (``MlpPolicy`` of PPO, A2C, SAC, TD3 or DDPG) and its settings as
     ``NAME.pt`` (weights) and ``NAME.json`` (description) for ``path`` = ``NAME`` (or ``NAME.pt``); returns the
     ``.pt`` path, which ``learned:PATH`` takes. ``layout`` is the order of the policy's entries: by default
-    that of today's step-size env (with ``config.action``'s entries), on which ``model`` was trained. What it
-    writes is read back (:func:`check_controller`)."""
+    that of the step-size env (:class:`Layout` with ``config.action``'s entries), on which ``model`` was trained.
+    What it writes is read back (:func:`check_controller`)."""
     if Path(path).suffix == ".zip":
         raise ValueError(f"save_controller writes NAME.pt and NAME.json; pass NAME or NAME.pt, not {str(path)!r}")
     algorithm = type(model).__name__
@@ -591,10 +591,9 @@ def convert_sb3_zip(src: str | os.PathLike, dst: str | os.PathLike | None = None
 
     This **unpickles** ``src`` (``ALGORITHM.load``): a crafted zip runs any code it holds. Only for a file you
     trust (one you trained yourself), hence the explicit ``allow_pickle=True``; the result holds no code.
-    ``config`` defaults to the settings file ``src``'s ``.json`` (the former sidecar). ``layout`` is the order of
-    the zip policy's entries: by default that of today's step-size env; pass :data:`LEGACY_LAYOUT` for a zip
-    trained on the env before its action and observation took the ``PLAYERS`` order (discriminator first, as
-    the zips this package's ``train_controller.py`` wrote then). Returns the ``.pt`` path.
+    ``config`` defaults to the settings file beside ``src`` (its ``.json``). ``layout`` is the order of the zip
+    policy's entries: by default that of the step-size env (:class:`Layout`); pass :data:`LEGACY_LAYOUT` for a
+    zip whose policy takes the discriminator first. Returns the ``.pt`` path.
     """
     src = Path(src)
     if not allow_pickle:

@@ -134,7 +134,7 @@ def crafted_sb3_zip(path: Path, marker: Path) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("data", json.dumps(data))
         z.writestr("_stable_baselines3_version", "2.3.0")
-    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the former settings sidecar
+    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the settings file beside the zip
     return path
 
 

@@ -230,10 +230,10 @@ def test_the_committed_controllers_are_read_in_the_legacy_layout_and_replay_thei
         np.testing.assert_allclose(got[pl], expected, rtol=1e-6, atol=1e-7)
 
 
-def _legacy_and_todays_twin(tmp_path):
+def _legacy_and_default_twin(tmp_path):
     """The same policy twice: saved in the legacy layout, and with its input columns and its action rows
-    permuted, saved in today's layout. Each first-layer unit reads one observation entry only, so both compute
-    exactly the same numbers (no sum changes its order)."""
+    permuted, saved in the default layout (``Layout()``). Each first-layer unit reads one observation entry only,
+    so both compute exactly the same numbers (no sum changes its order)."""
     from stable_baselines3 import PPO
 
     legacy = PPO("MlpPolicy", StepSizeEnv("DiracGAN-v0"), seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
@@ -256,17 +256,17 @@ def _legacy_and_todays_twin(tmp_path):
     twin.policy.load_state_dict(permuted)
     config = ControllerConfig(control=ControlConfig(log10_range=2.0))
     return (save_controller(legacy, config, tmp_path / "legacy", layout=LEGACY_LAYOUT),
-            save_controller(twin, config, tmp_path / "today"))
+            save_controller(twin, config, tmp_path / "default"))
 
 
-def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical_episodes(tmp_path, monkeypatch):
-    legacy_path, today_path = _legacy_and_todays_twin(tmp_path)
+def test_a_legacy_layout_controller_and_its_twin_in_the_default_layout_play_identical_episodes(tmp_path, monkeypatch):
+    legacy_path, default_path = _legacy_and_default_twin(tmp_path)
     description = json.loads((tmp_path / "legacy.json").read_text())
     assert description["layout"]["action"] == ["discriminator", "generator"]
     del description["layout"]  # a description without a layout is read in the legacy layout
     (tmp_path / "legacy.json").write_text(json.dumps(description))
     runs = []
-    for path in (legacy_path, today_path):
+    for path in (legacy_path, default_path):
         agent = LearnedController.load(path, 0.1, 0.03)
         runs.append(_played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, eval_every=5, env_kwargs=WGAN))
     (a, a_sums), (b, b_sums) = runs
@@ -276,7 +276,7 @@ def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical
         for key in ma:
             assert torch.equal(ma[key], mb[key]), key
     # the players do act differently: the twin with its action rows left in place plays another episode
-    agent = LearnedController.load(today_path, 0.1, 0.03)
+    agent = LearnedController.load(default_path, 0.1, 0.03)
     agent.layout = Layout(action=("discriminator", "generator"))
     assert _played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, env_kwargs=WGAN)[1] != b_sums
 
@@ -337,7 +337,7 @@ def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_pat
     assert path == tmp_path / "old.pt"
     loaded = LearnedController.load(path)
     assert loaded.config.control.base == "adam" and loaded.config.control.log10_range == 0.5
-    assert loaded.layout == Layout()  # a zip trained on today's env, unless told otherwise
+    assert loaded.layout == Layout()  # the default layout, unless told otherwise
     old = convert_sb3_zip(tmp_path / "old.zip", tmp_path / "older", allow_pickle=True, layout=LEGACY_LAYOUT)
     assert LearnedController.load(old).layout == LEGACY_LAYOUT
     obs = _observations()

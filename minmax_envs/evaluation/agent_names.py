@@ -99,9 +99,19 @@ def check_agent(name: str) -> str:
     return name
 
 
-def make_agent(name: str, lr_d, lr_g):
-    """The pair ``{"discriminator": ..., "generator": ...}`` of agent ``name`` with these step sizes
-    (numbers or schedules), or what its prefix builds (a :class:`Runner` for a learned controller)."""
+def make_agent(name: str, lr_d: Any, lr_g: Any) -> Any:
+    """The agents of ``name`` at these step sizes.
+
+    Args:
+        name: a registered agent (:data:`AGENTS`) or a ``"prefix:ARG"`` name (``learned:``, ``torch:``,
+            ``balanced:``); checked by :func:`check_agent`.
+        lr_d: the discriminator's step size, a number or a schedule.
+        lr_g: the generator's step size, a number or a schedule.
+
+    Returns:
+        The pair ``{"discriminator": ..., "generator": ...}``, or what the prefix builds (a :class:`Runner`
+            for a learned controller).
+    """
     check_agent(name)
     if name in AGENTS:
         factory = AGENTS[name][0]
@@ -159,12 +169,21 @@ class AgentRunner:
                                        eval_every=task.eval_every, samples=task.samples)
 
 
-def make_runner(name: str, lr_d, lr_g, schedule: Callable[[Game, Any], tuple[Any, Any]] | None = None) -> Runner:
+def make_runner(name: str, lr_d: Any, lr_g: Any,
+                schedule: Callable[[Game, Any], tuple[Any, Any]] | None = None) -> Runner:
     """The :class:`Runner` of agent ``name`` with step sizes ``(lr_d, lr_g)``.
 
-    ``schedule(game, agents) -> (lr_d, lr_g)``, if given, replaces the step sizes by what it returns once the
-    game is known (``agents``: the pair built with the plain step sizes); it applies to pairs of agents only:
-    an agent that plays its own episodes (a learned controller) keeps its base step sizes constant."""
+    Args:
+        name: the agent, as in :func:`make_agent`.
+        lr_d: the discriminator's step size, a number or a schedule.
+        lr_g: the generator's step size, a number or a schedule.
+        schedule: ``schedule(game, agents) -> (lr_d, lr_g)``, if given, replaces the step sizes by what it returns
+            once the game is known (``agents``: the pair built with the plain step sizes); it applies to pairs of
+            agents only: an agent that plays its own episodes (a learned controller) keeps its base step sizes.
+
+    Returns:
+        The runner: an :class:`AgentRunner` for a pair of agents, the agent itself if it is a runner.
+    """
     built = make_agent(name, lr_d, lr_g)
     if isinstance(built, Runner):
         return built

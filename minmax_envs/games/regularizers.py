@@ -1,4 +1,4 @@
-r"""Gradient-field transforms: change the gradient each player sees, chosen by name when an env is made.
+r"""Gradient-field regularizers: they change the gradient each player sees, chosen by name when an env is made.
 
 * ``"nk"`` — Nagarajan & Kolter (2017), "Gradient descent GAN optimization is locally stable", Sec. 5:
   the generator descends $f + \eta\, \lVert \nabla_D f \rVert^2$ ($f$ its loss, $\eta$ = ``reg_weight``, the squared
@@ -23,7 +23,9 @@ import torch
 from minmax_envs._checks import check_real
 from minmax_envs.games._base import PLAYERS, Game, PlayerParams, autograd_grads, leaf_params, per_seed_sq_norm
 
+#: ``(params, instance, batch, players) -> (losses, grads)``: what an env calls to observe gradients.
 GradientField = Callable[..., tuple[dict[str, torch.Tensor], PlayerParams]]
+#: The regularizers by name (``make(..., regularizer=NAME)``).
 REGULARIZERS = ("nk", "consensus")
 
 
@@ -79,8 +81,18 @@ def _consensus(game: Game, gamma: float) -> GradientField:
 
 
 def gradient_field(game: Game, regularizer: str | None, reg_weight: float | None) -> GradientField:
-    """The function ``(params, instance, batch, players) -> (losses, grads)`` the env uses to observe
-    gradients."""
+    r"""The gradient field an env observes: the game's own gradients, or a regularizer's.
+
+    Args:
+        game: the game whose losses the field differentiates.
+        regularizer: ``None``, or one of :data:`REGULARIZERS` (``"nk"``, ``"consensus"``).
+        reg_weight: the regularizer's weight ($\eta$ for NK, $\gamma$ for consensus, default 0.5); must be
+            ``None`` without a regularizer.
+
+    Returns:
+        The function ``(params, instance, batch, players) -> (losses, grads)``: the losses the game reports and
+        each moving player's gradient under the field.
+    """
     if regularizer is None:
         if reg_weight is not None:
             raise ValueError("reg_weight is given but regularizer is None; choose one of " + ", ".join(REGULARIZERS))
