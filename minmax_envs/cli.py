@@ -36,7 +36,7 @@ class _Error(Exception):
     """A user error: printed as ``minmax: error: ...``, exit status 2."""
 
 
-# What ``minmax run`` sets itself (make(), run_one() and LearnedController.run() arguments): ``--arg`` must not.
+# What ``minmax run`` sets itself (make() and run_one() arguments, EpisodeTask fields): ``--arg`` must not.
 RUN_OWN_ARGS = {
     "env_id": "the ENV argument", "agent": "--agent", "lr_d": "--lr", "lr_g": "--lr-g", "steps": "--steps",
     "seeds": "--seeds", "num_seeds": "--seeds", "count": "--seeds", "seed": "--seed", "device": "--device",
