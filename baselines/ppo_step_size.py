@@ -70,8 +70,7 @@ from torch import nn
 
 from baselines._args import parse
 from baselines.train_controller import base_step_sizes
-from minmax_envs.control import ACTIONS, OBS_NAMES, SPLITS, StepSizeCore, configs
-from minmax_envs.controllers import (
+from minmax_envs.controller_files import (
     ControllerConfig,
     Layout,
     ObservationNormalization,
@@ -79,6 +78,7 @@ from minmax_envs.controllers import (
     save_policy,
 )
 from minmax_envs.evaluation import get_suite
+from minmax_envs.step_size_control import ACTIONS, OBS_NAMES, SPLITS, StepSizeCore, configs
 
 HIDDEN = (64, 64)  # the hidden widths of stable-baselines3's MlpPolicy for PPO (actor and critic alike)
 OBS_EPSILON, OBS_CLIP = 1e-8, 10.0  # observation normalization (gymnasium's NormalizeObservation, CleanRL)

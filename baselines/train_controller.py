@@ -23,7 +23,7 @@ agent ``balanced:BASE?ratio=tuned``:
 
     python baselines/train_controller.py --suite balance --task correlated-modes --action balance
 
-Writes the controller (``save_controller``, a format that holds no code: see ``minmax_envs.controllers``):
+Writes the controller (``save_controller``, a format that holds no code: see ``minmax_envs.controller_files``):
 ``OUT/TASK.pt``, the policy's weights (plain tensors, read back with ``torch.load(weights_only=True)``), and
 ``OUT/TASK.json``, its description (control settings, policy class and arguments, observation and action
 spaces), from which loading rebuilds the policy with stable-baselines3's classes; and the evaluation in
@@ -46,10 +46,10 @@ import torch
 
 import minmax_envs
 from baselines._args import parse
-from minmax_envs.control import ControlConfig
-from minmax_envs.controllers import ControllerConfig, save_controller
+from minmax_envs.controller_files import ControllerConfig, save_controller
 from minmax_envs.evaluation import bench, get_suite
 from minmax_envs.evaluation.report import report
+from minmax_envs.step_size_control import ControlConfig
 
 
 @dataclass

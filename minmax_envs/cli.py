@@ -36,7 +36,7 @@ class _Error(Exception):
     """A user error: printed as ``minmax: error: ...``, exit status 2."""
 
 
-# What ``minmax run`` sets itself (make(), run_one() and LearnedController.run() arguments): ``--arg`` must not.
+# What ``minmax run`` sets itself (make() and run_one() arguments, EpisodeTask fields): ``--arg`` must not.
 RUN_OWN_ARGS = {
     "env_id": "the ENV argument", "agent": "--agent", "lr_d": "--lr", "lr_g": "--lr-g", "steps": "--steps",
     "seeds": "--seeds", "num_seeds": "--seeds", "count": "--seeds", "seed": "--seed", "device": "--device",
@@ -118,7 +118,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
         print("agents:")
         for name, (_, summary) in sorted(AGENTS.items()):
             print(f"  {name:<30} {summary}")
-        from minmax_envs.evaluation.zoo import PREFIX_SUMMARIES
+        from minmax_envs.evaluation.agent_names import PREFIX_SUMMARIES
 
         for form, summary in sorted(PREFIX_SUMMARIES.items()):
             print(f"  {form:<30} {summary}")
@@ -162,7 +162,7 @@ def _names(option: str, text: str | None) -> list[str] | None:
     """Comma-separated names (``None``: not given); an error if there are none or one is repeated."""
     if text is None:
         return None
-    from minmax_envs.evaluation.zoo import split_agent_names
+    from minmax_envs.evaluation.agent_names import split_agent_names
 
     names = split_agent_names(text)  # commas inside brackets belong to a name (torch:...?betas=[0.5,0.9])
     if not names:

@@ -13,7 +13,7 @@ from minmax_envs._checks import check_int, check_real
 from minmax_envs._rng import SeedStreams
 from minmax_envs.checkpoint import check_env_state
 from minmax_envs.games._base import Game, all_true
-from minmax_envs.games._fields import gradient_field
+from minmax_envs.games.regularizers import gradient_field
 from minmax_envs.types import PLAYERS, Params, PlayerParams
 
 _MAX_SEED = 2**63 - 1

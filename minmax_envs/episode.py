@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,61 @@ class EpisodeResult:
     @property
     def diverged(self) -> torch.Tensor:
         return self.divergence_step >= 0
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """One batched episode to play, whoever plays it: what a
+    :class:`~minmax_envs.evaluation.agent_names.Runner` takes.
+
+    Attributes:
+        env_id: the registered id of the game.
+        steps: iterations (agent updates; a controller's actions) to play.
+        seed: the first seed; the batch plays seeds ``seed, seed + 1, ..., seed + count - 1``.
+        count: the number of seeds, one batched env.
+        eval_every: metrics every ``eval_every`` iterations (``None``: at the end only).
+        device: where the env lives.
+        samples: generator samples per seed at the end (games with :attr:`~minmax_envs.Game.has_samples`).
+        env_kwargs: the game's other arguments (as :func:`minmax_envs.make` takes them).
+    """
+
+    env_id: str
+    steps: int
+    seed: int = 0
+    count: int = 1
+    eval_every: int | None = None
+    device: Any = "cpu"
+    samples: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+
+    @classmethod
+    def of(cls, task: EpisodeTask | str, *args: Any, **kwargs: Any) -> EpisodeTask:
+        """``task`` itself, or, for the positional form ``run(env_id, steps, seed, count, eval_every, device,
+        samples=0, **env_kwargs)`` of a runner, the task it spells (with a ``DeprecationWarning``).
+
+        Args:
+            task: an :class:`EpisodeTask`, or an env id followed by the other values in ``args`` / ``kwargs``.
+
+        Returns:
+            The episode task.
+        """
+        if isinstance(task, EpisodeTask):
+            if args or kwargs:
+                raise TypeError("a runner takes one EpisodeTask, nothing else")
+            return task
+        if not isinstance(task, str):
+            raise TypeError(f"a runner takes an EpisodeTask, got {type(task).__name__}")
+        warnings.warn("run(env_id, steps, seed, count, ...) is deprecated; pass one "
+                      "minmax_envs.episode.EpisodeTask(env_id, steps, seed, count, ...)", DeprecationWarning,
+                      stacklevel=3)
+        names = ("steps", "seed", "count", "eval_every", "device", "samples")
+        if len(args) > len(names):
+            raise TypeError(f"run takes at most {len(names) + 1} positional values, got {len(args) + 1}")
+        own = {**dict(zip(names, args)), **{k: kwargs.pop(k) for k in names if k in kwargs}}
+        return cls(task, **own, env_kwargs=kwargs)
 
 
 def check_samples(env: BatchedEnv, samples: int) -> int:

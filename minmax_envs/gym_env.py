@@ -1,6 +1,6 @@
 """Gymnasium single-agent face of the games: a learned controller sets both players' step sizes.
 
-The control problem itself is :class:`~minmax_envs.control.StepSizeCore`, over the ``N`` slots of one
+The control problem itself is :class:`~minmax_envs.step_size_control.StepSizeCore`, over the ``N`` slots of one
 :class:`~minmax_envs.env.BatchedEnv`; :class:`StepSizeEnv` is its stateful single-seed shell and
 :class:`~minmax_envs.vector_env.StepSizeVectorEnv` its natively batched shell, so "vector slot ``i`` ==
 single env seeded ``s + i``" holds by construction.
@@ -14,16 +14,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from minmax_envs.control import (
+from minmax_envs.charts import check_render_mode, step_size_chart
+from minmax_envs.env import BatchedEnv
+from minmax_envs.registry import NAMESPACE, list_envs, spec
+from minmax_envs.step_size_control import (
     StepSizeCore,
     Transition,
     actions_array,
-    check_render_mode,
     configs,
-    step_size_chart,
 )
-from minmax_envs.env import BatchedEnv
-from minmax_envs.registry import NAMESPACE, list_envs, spec
 
 
 class RegisteredGame:
@@ -100,7 +99,7 @@ class StepSizeEnv(RegisteredGame, gym.Env):
     | 10 | discriminator: log10 of the norm of its last update (0 before the first) | -30 | 30 |
 
     Norms are Euclidean over all of a player's tensors; gradients are the (possibly regularized) gradient
-    field the players see. Names in :data:`~minmax_envs.control.OBS_NAMES`.
+    field the players see. Names in :data:`~minmax_envs.step_size_control.OBS_NAMES`.
 
     ## Rewards
     The improvement of the quality (entry 8) since the previous action: ``q_t - q_{t-1}``, so the return
@@ -143,9 +142,9 @@ class StepSizeEnv(RegisteredGame, gym.Env):
     * ``render_mode``: ``None`` (default) or ``"rgb_array"``: :meth:`render` then returns an ``(H, W, 3)``
       uint8 chart of the episode so far (the quality, and ``log10`` of both step sizes).
 
-    The keywords become a :class:`~minmax_envs.control.ControlConfig` (the control settings, defaults as above)
-    and a :class:`~minmax_envs.control.GameConfig` (the rest) by :func:`~minmax_envs.control.configs`
-    (``env.control``, ``env.game``), both validated eagerly.
+    The keywords become a :class:`~minmax_envs.step_size_control.ControlConfig` (the control settings, defaults as
+    above) and a :class:`~minmax_envs.step_size_control.GameConfig` (the rest) by
+    :func:`~minmax_envs.step_size_control.configs` (``env.control``, ``env.game``), both validated eagerly.
 
     ``info`` holds ``quality`` (the unclipped quality), ``diverged``, ``game_step`` and, after a step,
     ``lr_generator`` / ``lr_discriminator``.
@@ -154,7 +153,7 @@ class StepSizeEnv(RegisteredGame, gym.Env):
     * v0: initial version. Before the first release: the update-norm entries 9, 10, ``base="adam"`` and
       ``split`` were added with the learned controllers; the action and the per-player blocks of the
       observation follow ``PLAYERS`` order (generator first; they were discriminator first, the order
-      the committed controllers were trained in, see ``minmax_envs.controllers``); ``render_mode="rgb_array"``
+      the committed controllers were trained in, see ``minmax_envs.controller_files``); ``render_mode="rgb_array"``
       was added; ``action="balance"`` was added.
     """
 

@@ -15,24 +15,20 @@ from pettingzoo.utils import wrappers
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
 from minmax_envs._checks import check_choice, check_int, check_real
-from minmax_envs.control import (
-    DISCRIMINATOR_COLOR,
-    GENERATOR_COLOR,
+from minmax_envs.charts import DISCRIMINATOR_COLOR, GENERATOR_COLOR, QUALITY_COLOR, chart, check_render_mode
+from minmax_envs.env import BatchedEnv
+from minmax_envs.games._base import PLAYERS
+from minmax_envs.registry import NAMESPACE, spec
+from minmax_envs.step_size_control import (
     LOG_BOUND,
-    QUALITY_COLOR,
     SPLITS,
     VALUE_BOUND,
     ControlledGame,
     actions_array,
     bounded,
-    chart,
-    check_render_mode,
     configs,
     log10_norm,
 )
-from minmax_envs.env import BatchedEnv
-from minmax_envs.games._base import PLAYERS
-from minmax_envs.registry import NAMESPACE, spec
 
 ACTION_MODES: tuple[str, ...] = ("update", "step_size")
 REWARD_MODES: tuple[str, ...] = ("zero_sum", "quality")
@@ -113,8 +109,9 @@ class MinMaxParallelEnv(ParallelEnv):
     shapes: the spaces are fixed); ``device``, ``dtype``, ``regularizer``,
     ``reg_weight``, ``divergence_threshold`` as in :func:`minmax_envs.make`; other keywords go to the game;
     ``render_mode``: ``None`` (default) or ``"rgb_array"`` (see Rendering). They become a
-    :class:`~minmax_envs.control.GameConfig` (``env.game``) and a :class:`~minmax_envs.control.ControlConfig`
-    (``env.control``: one game step per env step, ``horizon = max_cycles``), both validated eagerly.
+    :class:`~minmax_envs.step_size_control.GameConfig` (``env.game``) and a
+    :class:`~minmax_envs.step_size_control.ControlConfig` (``env.control``: one game step per env step,
+    ``horizon = max_cycles``), both validated eagerly.
     ``infos[agent]`` holds ``diverged``, ``game_step`` and, with ``reward_mode="quality"``, ``quality``.
 
     ## Rendering

@@ -12,18 +12,17 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from minmax_envs._checks import check_int
-from minmax_envs.control import (
+from minmax_envs.charts import check_render_mode, step_size_chart
+from minmax_envs.env import BatchedEnv
+from minmax_envs.gym_env import RegisteredGame
+from minmax_envs.registry import spec
+from minmax_envs.step_size_control import (
     SEED_HIGH,
     StepSizeCore,
     Transition,
     actions_array,
-    check_render_mode,
     configs,
-    step_size_chart,
 )
-from minmax_envs.env import BatchedEnv
-from minmax_envs.gym_env import RegisteredGame
-from minmax_envs.registry import spec
 
 #: The autoreset modes of :class:`StepSizeVectorEnv`: every one of gymnasium's.
 AUTORESET_MODES: tuple[AutoresetMode, ...] = tuple(AutoresetMode)

@@ -26,8 +26,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minmax_envs.evaluation import get_suite  # noqa: E402
+from minmax_envs.evaluation.agent_names import Runner, make_agent  # noqa: E402
 from minmax_envs.evaluation.protocol import Unit, replay  # noqa: E402
-from minmax_envs.evaluation.zoo import Runner, make_agent  # noqa: E402
 from scripts.figure_cli import figure_cli  # noqa: E402
 
 TWO_MODE = ("correlated-modes", "correlated-coefficients")

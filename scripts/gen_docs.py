@@ -20,8 +20,8 @@ from docstring_markdown import to_markdown  # scripts/ (this file's folder) is o
 
 import agents
 import minmax_envs
-from minmax_envs.control import OBS_NAMES
-from minmax_envs.evaluation.zoo import AGENTS
+from minmax_envs.evaluation.agent_names import AGENTS
+from minmax_envs.step_size_control import OBS_NAMES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

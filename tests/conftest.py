@@ -1,4 +1,4 @@
-"""Shared test configuration: small, fast arguments for every registered game, and offline test data."""
+"""Test configuration: offline test data and the fixtures (shared helpers are in tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import os
 import pickle
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-import agents
-import minmax_envs
 
 
 def _fake_image_data(root: Path) -> None:
@@ -44,66 +42,6 @@ os.environ["MINMAX_ENVS_CIFAR10"] = str(_TMP)
 os.environ["MINMAX_ENVS_IMAGEFOLDER"] = str(_TMP / "folder")
 os.environ["MINMAX_ENVS_CACHE"] = str(_TMP / "cache")
 
-_IMAGE = {"width": 4, "resolution": 8, "batch_size": 8, "eval_samples": 32, "classifier_epochs": 1,
-          "max_images": 160}
-
-# CPU-sized arguments per env id; every registered id must have an entry (checked in test_registry).
-SMALL_KWARGS: dict[str, dict] = {
-    "TwoMode-v0": {"d": 40, "m_d": 3, "m_g": 3},
-    "DiracGAN-v0": {"init_std": 0.5},
-    "Bilinear-v0": {"n": 4},
-    "MoG-Ring-v0": {"hidden": 16, "batch_size": 32, "eval_samples": 200},
-    "MoG-Grid-v0": {"hidden": 16, "batch_size": 32, "eval_samples": 200},
-    "Digits-DCGAN-v0": _IMAGE,
-    "Digits-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
-    "MNIST-DCGAN-v0": _IMAGE,
-    "MNIST-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
-    "CIFAR10-DCGAN-v0": _IMAGE,
-    "CIFAR10-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
-    "ImageFolder-ResNetWGANGP-v0": {**_IMAGE, "n_critic": 2},
-}
-
-ENV_IDS = minmax_envs.list_envs()
-BATCHED_IDS = [i for i in ENV_IDS if minmax_envs.spec(i).game_class().batched]
-
-
-def seeds_for(env_id: str, n: int) -> int:
-    """``n`` seeds for a batched game, 1 for a single-seed (image) game."""
-    return n if env_id in BATCHED_IDS else 1
-
-
-def small_env(env_id: str, num_seeds: int = 1, **kwargs):
-    return minmax_envs.make(env_id, num_seeds=seeds_for(env_id, num_seeds), **{**SMALL_KWARGS[env_id], **kwargs})
-
-
-PROBE_CALLS = 3  # agent calls of run_episode's fingerprint probe, at the start of a checkpointed episode
-
-
-class Interrupt(Exception):
-    """A sweep killed mid-episode (raised by :func:`interrupting`)."""
-
-
-def interrupting(tx, after: int):
-    """``tx`` (a pure or an in-place agent) that raises :class:`Interrupt` after ``after`` calls of its
-    ``update`` / ``step``: a sweep killed mid-episode."""
-    calls = {"n": 0}
-    in_place = isinstance(tx, agents.InPlaceTransformation)
-    inner = tx.step if in_place else tx.update
-
-    def call(*args):
-        calls["n"] += 1
-        if calls["n"] > after:
-            raise Interrupt
-        return inner(*args)
-
-    return tx._replace(step=call) if in_place else tx._replace(update=call)
-
-
-def simultaneous_kwargs(env_id: str) -> dict:
-    """Arguments that make every player move at every step (image games alternate by default)."""
-    return {} if env_id in BATCHED_IDS else {"update": "simultaneous", "n_critic": 1}
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """The tests use tiny tensors: with several OpenMP threads on a busy 2-core machine, tiny ops spend
@@ -112,3 +50,13 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_warnings():
+    """Fail on any warning raised inside the test body (Gymnasium / SB3 checkers warn, never raise)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    assert not messages, "unexpected warnings:\n" + "\n".join(messages)

@@ -32,7 +32,6 @@ Append new rows to ``ROWS``; the tests at the end run them all.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -43,7 +42,6 @@ import stat
 import subprocess
 import sys
 import warnings
-import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +55,7 @@ import agents
 import minmax_envs
 from baselines.ppo_step_size import Args as PPOArgs
 from minmax_envs.cli import main
-from minmax_envs.controllers import (
+from minmax_envs.controller_files import (
     ControllerConfig,
     LearnedController,
     check_controller,
@@ -66,6 +64,7 @@ from minmax_envs.controllers import (
 )
 from minmax_envs.evaluation import ResultStore, Suite, Task, check_agent
 from minmax_envs.evaluation.store import DAMAGED_FILE, RESULTS_FILE, DamagedRecordWarning, validate_record
+from tests.helpers import MALICIOUS_WEIGHTS, CallPickle, ExecPickle, crafted_sb3_zip, marker, standard_env, standard_run
 
 
 @dataclass(frozen=True)
@@ -167,79 +166,6 @@ def edit(field: str, value: Any = None, *, drop: bool = False) -> Callable[[byte
             rec[field] = value
         return json.dumps(rec).encode()
     return transform
-
-
-# --- crafted files: loading them runs code, which creates the marker file -------------------------------------------
-
-def marker(tmp: Path) -> Path:
-    """The file a crafted input creates when its code runs (for a file in ``tmp``)."""
-    return tmp / "MARKER"
-
-
-def plant_marker(path: str) -> None:
-    """What a malicious checkpoint would call on load."""
-    Path(path).write_text("code ran")
-
-
-class ExecPickle:
-    """A pickle whose loading runs code (``exec``)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
-
-
-class CallPickle:
-    """A pickle whose loading calls a function of ours (:func:`plant_marker`)."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return plant_marker, (self.marker,)
-
-
-class OpenPickle:
-    """A pickle whose loading calls ``open(path, "w")``, creating the marker file."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-def crafted_sb3_zip(path: Path, marker: Path) -> Path:
-    """An SB3-like controller zip whose ``data`` entry holds a ``:serialized:`` pickle that creates ``marker``."""
-    payload = base64.b64encode(pickle.dumps(OpenPickle(marker))).decode()
-    data = {"policy_class": {":type:": "<class 'abc.ABCMeta'>", ":serialized:": payload},
-            "observation_space": {":type:": "<class 'gymnasium.spaces.box.Box'>", ":serialized:": payload}}
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("data", json.dumps(data))
-        z.writestr("_stable_baselines3_version", "2.3.0")
-    path.with_suffix(".json").write_text(json.dumps({"algorithm": "PPO"}))  # the former settings sidecar
-    return path
-
-
-#: controller weights files that are malicious pickles: ``write(path, marker)``
-MALICIOUS_WEIGHTS: dict[str, Callable[[Path, Path], Any]] = {
-    "torch.save": lambda p, m: torch.save({"log_std": OpenPickle(m)}, p),
-    "raw-pickle": lambda p, m: p.write_bytes(pickle.dumps({"log_std": OpenPickle(m)})),
-}
-
-
-# --- checkpoints: the standard episode and how its checkpoint is damaged -------------------------------------------
-
-def standard_env(**kwargs: Any):
-    return minmax_envs.make("DiracGAN-v0", num_seeds=2, **{"loss": "gan", "init_std": 0.5, **kwargs})
-
-
-def standard_run(path: Path, agent: Any = None, env: Any = None, steps: int = 2):
-    """The episode every bad checkpoint is offered to."""
-    return minmax_envs.run_episode(env or standard_env(), agent or agents.sgda(0.1), steps=steps, seed=0,
-                                   checkpoint=path)
 
 
 def valid_checkpoint(path: Path) -> dict:
@@ -671,10 +597,10 @@ ROWS: list[Row] = [
                lambda p: torch.save({"format": "x", "payload": ExecPickle(marker(p.parent))}, p),
                r"cannot be read: it refers to (builtins\.)?exec, which is neither a tensor nor a plain container"),
     checkpoint("checkpoint-crafted-call", lambda p: torch.save(CallPickle(marker(p.parent)), p),
-               r"cannot be read: it refers to tests\.test_bad_inputs\.plant_marker"),
+               r"cannot be read: it refers to tests\.helpers\.plant_marker"),
     checkpoint("checkpoint-crafted-call-raw-pickle",
                lambda p: p.write_bytes(pickle.dumps(CallPickle(marker(p.parent)), protocol=2)),
-               r"cannot be read: it refers to tests\.test_bad_inputs\.plant_marker"),
+               r"cannot be read: it refers to tests\.helpers\.plant_marker"),
     checkpoint("checkpoint-namedtuple-state", lambda p: torch.save({"agent": agents.EmptyState()}, p),  # the format
                r"cannot be read: it refers to agents\._base\.EmptyState"),  # before this one: NamedTuple states
     checkpoint("checkpoint-list", lambda p: torch.save([1, 2], p),

@@ -43,12 +43,13 @@ def test_run_prints_the_final_metrics(capsys):
 
 
 def test_run_refuses_every_argument_it_sets_itself_as_an_env_argument():
-    """``--arg`` may not set what minmax run passes to make(), run_one() or a learned controller's run() itself
+    """``--arg`` may not set what minmax run passes to make(), run_one() or the EpisodeTask a runner plays itself
     (bad inputs and their messages: tests/test_bad_inputs.py)."""
     import inspect
+    from dataclasses import fields
 
     from minmax_envs.cli import RUN_OWN_ARGS
-    from minmax_envs.controllers import LearnedController
+    from minmax_envs.episode import EpisodeTask
     from minmax_envs.evaluation import run_one
     from minmax_envs.registry import make
 
@@ -56,7 +57,7 @@ def test_run_refuses_every_argument_it_sets_itself_as_an_env_argument():
         return {n for n, p in inspect.signature(fn).parameters.items()
                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"}
 
-    own = named(run_one) | (named(LearnedController.run) - {"env_id"}) | {"env_id", "num_seeds", "device"}
+    own = named(run_one) | ({f.name for f in fields(EpisodeTask)} - {"env_kwargs"}) | {"env_id", "num_seeds", "device"}
     assert own <= set(RUN_OWN_ARGS), own - set(RUN_OWN_ARGS)
     assert "dtype" in named(make) and "dtype" not in RUN_OWN_ARGS  # a real env argument: --arg dtype=float64
 
@@ -99,7 +100,7 @@ def test_allow_module_imports_your_optimizer_for_that_command_and_its_source_key
     its import runs); without the opt-in, before or after, it is not. Its source is part of every record's key."""
     import torch
 
-    from minmax_envs.evaluation.zoo import agent_digest
+    from minmax_envs.evaluation.agent_names import agent_digest
 
     (tmp_path / "my_optim.py").write_text(MY_OPTIM)
     monkeypatch.chdir(tmp_path)

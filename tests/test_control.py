@@ -1,4 +1,4 @@
-"""The control core (minmax_envs/control.py): its configurations, the one step rule every face shares, the
+"""The control core (minmax_envs/step_size_control.py): its configurations, the one step rule every face shares, the
 memory of the waiting player in an alternating game, and the chart the faces render."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import pytest
 import torch
 
 import minmax_envs
-from minmax_envs.control import (
+from minmax_envs.charts import chart
+from minmax_envs.games._base import PLAYERS
+from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.step_size_control import (
     OBS_NAMES,
     OBSERVATION,
     ControlConfig,
@@ -19,13 +22,10 @@ from minmax_envs.control import (
     GameConfig,
     StepSizeCore,
     Transition,
-    chart,
     configs,
 )
-from minmax_envs.games._base import PLAYERS
-from minmax_envs.gym_env import StepSizeEnv
 from minmax_envs.vector_env import StepSizeVectorEnv
-from tests.conftest import SMALL_KWARGS
+from tests.helpers import SMALL_KWARGS
 
 ALTERNATING = "Digits-ResNetWGANGP-v0"  # n_critic = 2 in SMALL_KWARGS: D, D, G, D, D, G, ...
 

@@ -18,10 +18,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from baselines import train_controller
-from minmax_envs import controllers
+from minmax_envs import controller_files
 from minmax_envs.cli import main as minmax
-from minmax_envs.control import OBS_NAMES, ControlConfig
-from minmax_envs.controllers import (
+from minmax_envs.controller_files import (
     LEGACY_CONTROL_KEYS,
     LEGACY_LAYOUT,
     ControllerConfig,
@@ -31,9 +30,11 @@ from minmax_envs.controllers import (
     convert_sb3_zip,
     save_controller,
 )
+from minmax_envs.episode import EpisodeTask
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.gym_env import StepSizeEnv
-from tests.test_bad_inputs import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
+from minmax_envs.step_size_control import OBS_NAMES, ControlConfig
+from tests.helpers import MALICIOUS_WEIGHTS, crafted_sb3_zip, marker
 
 TASK = Task("dirac", "DiracGAN-v0", 20, 10, "distance", False, 0.5,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.05, 0.2))
@@ -94,7 +95,7 @@ def test_the_controller_acts_in_bench_as_it_does_in_its_gymnasium_env(controller
     deterministic actions."""
     agent = LearnedController.load(controller / "dirac.pt", 0.1, 0.1)
     env = StepSizeEnv("DiracGAN-v0", base_lr=0.1, horizon=TASK.steps, **TASK.env_kwargs)
-    batched = agent.run("DiracGAN-v0", TASK.steps, 0, 3, **TASK.env_kwargs)
+    batched = agent.run(EpisodeTask("DiracGAN-v0", TASK.steps, 0, 3, env_kwargs=TASK.env_kwargs))
     for seed in (0, 2):
         obs, _ = env.reset(seed=seed)
         for _ in range(TASK.steps):
@@ -201,17 +202,20 @@ def _param_sums(env) -> dict[str, list[float]]:
             for pl, ps in env.params.items()}
 
 
+WGAN = {"loss": "wgan", "init_std": 0.5}  # the Dirac GAN the layout tests play
+
+
 def _played(agent, monkeypatch, *args, **kwargs):
-    """``agent.run(*args, **kwargs)`` and the final parameter sums of the batched env it played on."""
-    cores, make_core = [], controllers.StepSizeCore
+    """``agent.run(EpisodeTask(*args, **kwargs))`` and the final parameter sums of the batched env it played on."""
+    cores, make_core = [], controller_files.StepSizeCore
 
     def core(*a, **k):
         cores.append(make_core(*a, **k))
         return cores[-1]
 
     with monkeypatch.context() as m:
-        m.setattr(controllers, "StepSizeCore", core)
-        result = agent.run(*args, **kwargs)
+        m.setattr(controller_files, "StepSizeCore", core)
+        result = agent.run(EpisodeTask(*args, **kwargs))
     return result, _param_sums(cores[-1].env)
 
 
@@ -221,15 +225,15 @@ def test_the_committed_controllers_are_read_in_the_legacy_layout_and_replay_thei
     agent = LearnedController.load(DOCS / task / "controller.pt", 0.1, 0.05)
     assert agent.layout == LEGACY_LAYOUT and agent.layout.action == ("discriminator", "generator")
     env_id, kwargs, sums = COMMITTED_EPISODES[task]
-    _, got = _played(agent, monkeypatch, env_id, 20, 0, 2, **kwargs)
+    _, got = _played(agent, monkeypatch, env_id, 20, 0, 2, env_kwargs=kwargs)
     for pl, expected in sums.items():
         np.testing.assert_allclose(got[pl], expected, rtol=1e-6, atol=1e-7)
 
 
-def _legacy_and_todays_twin(tmp_path):
+def _legacy_and_default_twin(tmp_path):
     """The same policy twice: saved in the legacy layout, and with its input columns and its action rows
-    permuted, saved in today's layout. Each first-layer unit reads one observation entry only, so both compute
-    exactly the same numbers (no sum changes its order)."""
+    permuted, saved in the default layout (``Layout()``). Each first-layer unit reads one observation entry only,
+    so both compute exactly the same numbers (no sum changes its order)."""
     from stable_baselines3 import PPO
 
     legacy = PPO("MlpPolicy", StepSizeEnv("DiracGAN-v0"), seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
@@ -252,19 +256,19 @@ def _legacy_and_todays_twin(tmp_path):
     twin.policy.load_state_dict(permuted)
     config = ControllerConfig(control=ControlConfig(log10_range=2.0))
     return (save_controller(legacy, config, tmp_path / "legacy", layout=LEGACY_LAYOUT),
-            save_controller(twin, config, tmp_path / "today"))
+            save_controller(twin, config, tmp_path / "default"))
 
 
-def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical_episodes(tmp_path, monkeypatch):
-    legacy_path, today_path = _legacy_and_todays_twin(tmp_path)
+def test_a_legacy_layout_controller_and_its_twin_in_the_default_layout_play_identical_episodes(tmp_path, monkeypatch):
+    legacy_path, default_path = _legacy_and_default_twin(tmp_path)
     description = json.loads((tmp_path / "legacy.json").read_text())
     assert description["layout"]["action"] == ["discriminator", "generator"]
     del description["layout"]  # a description without a layout is read in the legacy layout
     (tmp_path / "legacy.json").write_text(json.dumps(description))
     runs = []
-    for path in (legacy_path, today_path):
+    for path in (legacy_path, default_path):
         agent = LearnedController.load(path, 0.1, 0.03)
-        runs.append(_played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, eval_every=5, loss="wgan", init_std=0.5))
+        runs.append(_played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, eval_every=5, env_kwargs=WGAN))
     (a, a_sums), (b, b_sums) = runs
     assert a_sums == b_sums
     assert [t for t, _ in a.trajectory] == [t for t, _ in b.trajectory] == [0, 5, 10, 15]
@@ -272,9 +276,9 @@ def test_a_legacy_layout_controller_and_its_twin_in_todays_layout_play_identical
         for key in ma:
             assert torch.equal(ma[key], mb[key]), key
     # the players do act differently: the twin with its action rows left in place plays another episode
-    agent = LearnedController.load(today_path, 0.1, 0.03)
+    agent = LearnedController.load(default_path, 0.1, 0.03)
     agent.layout = Layout(action=("discriminator", "generator"))
-    assert _played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, loss="wgan", init_std=0.5)[1] != b_sums
+    assert _played(agent, monkeypatch, "DiracGAN-v0", 15, 0, 3, env_kwargs=WGAN)[1] != b_sums
 
 
 def test_a_description_holds_the_control_config_and_the_form_before_it_still_loads(tmp_path):
@@ -333,7 +337,7 @@ def test_convert_sb3_zip_needs_the_explicit_opt_in_and_keeps_the_actions(tmp_pat
     assert path == tmp_path / "old.pt"
     loaded = LearnedController.load(path)
     assert loaded.config.control.base == "adam" and loaded.config.control.log10_range == 0.5
-    assert loaded.layout == Layout()  # a zip trained on today's env, unless told otherwise
+    assert loaded.layout == Layout()  # the default layout, unless told otherwise
     old = convert_sb3_zip(tmp_path / "old.zip", tmp_path / "older", allow_pickle=True, layout=LEGACY_LAYOUT)
     assert LearnedController.load(old).layout == LEGACY_LAYOUT
     obs = _observations()
@@ -365,7 +369,7 @@ def test_a_controller_for_another_observation_layout_is_refused(tmp_path):
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, device="cpu")
     path = save_controller(model, ControllerConfig(), tmp_path / "odd")
     with pytest.raises(ValueError, match=r"expects observations of shape \(3,\), the step-size env has \(11,\)"):
-        LearnedController.load(path, 0.1, 0.1).run("DiracGAN-v0", 2, 0, 1)
+        LearnedController.load(path, 0.1, 0.1).run(EpisodeTask("DiracGAN-v0", 2, 0, 1))
 
 
 # --- crafted files: the controls of the crafted-file rows of tests/test_bad_inputs.py ------------------------------
@@ -396,12 +400,13 @@ def test_the_malicious_weights_files_run_their_code_under_an_unrestricted_torch_
 def test_a_learned_controller_returns_generator_samples_through_the_runner_interface():
     agent = LearnedController.load(DOCS / "mog-ring-small" / "controller.pt", 0.01, 0.01)
     kwargs = COMMITTED_EPISODES["mog-ring-small"][1]
-    result = agent.run("MoG-Ring-v0", 3, 0, 2, samples=7, **kwargs)
+    result = agent.run(EpisodeTask("MoG-Ring-v0", 3, 0, 2, samples=7, env_kwargs=kwargs))
     assert result.samples.shape == (2, 7, 2) and torch.isfinite(result.samples).all()
     assert result.plots and result.plots[0]["kind"] == "samples"
-    assert agent.run("MoG-Ring-v0", 3, 0, 2, **kwargs).samples is None
+    assert agent.run(EpisodeTask("MoG-Ring-v0", 3, 0, 2, env_kwargs=kwargs)).samples is None
     with pytest.raises(ValueError, match="samples=5: DiracGAN draws no generator samples"):
-        LearnedController.load(DOCS / "two-mode-small" / "controller.pt").run("DiracGAN-v0", 3, 0, 1, samples=5)
+        two_mode = LearnedController.load(DOCS / "two-mode-small" / "controller.pt")
+        two_mode.run(EpisodeTask("DiracGAN-v0", 3, 0, 1, samples=5))
 
 
 # --- balance controllers: the action sets the pace ratio and the scale ---------------------------------------
@@ -418,7 +423,7 @@ def test_a_balance_controller_trains_saves_loads_and_plays_its_gymnasium_episode
     assert agents == {"sgda", "nsgda", "balanced:sgda?ratio=tuned", f"learned:{tmp_path / 'pace.pt'}"}
     agent = LearnedController.load(tmp_path / "pace.pt", 0.1, 0.05)
     assert agent.config.control.action == "balance"
-    batched = agent.run("DiracGAN-v0", TASK.steps, 0, 2, **TASK.env_kwargs)
+    batched = agent.run(EpisodeTask("DiracGAN-v0", TASK.steps, 0, 2, env_kwargs=TASK.env_kwargs))
     env = StepSizeEnv("DiracGAN-v0", action="balance", base_lr={"discriminator": 0.1, "generator": 0.05},
                       horizon=TASK.steps, **TASK.env_kwargs)
     obs, _ = env.reset(seed=1)

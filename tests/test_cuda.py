@@ -14,8 +14,9 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
+from minmax_envs.episode import EpisodeTask
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench, list_agents
-from tests.conftest import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
+from tests.helpers import ENV_IDS, PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting, small_env
 
 DEVICE = os.environ.get("MINMAX_ENVS_TEST_DEVICE", "cuda")
 KIND = torch.device(DEVICE).type
@@ -128,7 +129,7 @@ def test_the_native_ppo_trainer_trains_on_cuda_and_its_controller_plays_there(ac
     import numpy as np
 
     from baselines.ppo_step_size import Args, deterministic_actions, make_env, train
-    from minmax_envs.controllers import LearnedController
+    from minmax_envs.controller_files import LearnedController
 
     args = Args(suite="quick", task="dirac-wgan", action=action, horizon=10, num_envs=64, num_steps=8,
                 minibatch_size=128, total_timesteps=64 * 8 * 3, device="cuda", out=str(tmp_path), tensorboard=False)
@@ -143,5 +144,5 @@ def test_the_native_ppo_trainer_trains_on_cuda_and_its_controller_plays_there(ac
     expected = deterministic_actions(run.agent, run.normalization, obs).cpu().numpy()
     np.testing.assert_allclose(controller.actions(obs.float().cpu().numpy()), expected, rtol=1e-5, atol=1e-6)
     task = minmax_envs.evaluation.get_suite("quick").task("dirac-wgan")
-    result = controller.run("DiracGAN-v0", 10, 0, 8, device="cuda", **task.env_kwargs)
+    result = controller.run(EpisodeTask("DiracGAN-v0", 10, 0, 8, device="cuda", env_kwargs=task.env_kwargs))
     assert result.metrics["distance"].device.type == "cuda" and torch.isfinite(result.metrics["distance"]).all()

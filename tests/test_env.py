@@ -9,7 +9,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
-from tests.conftest import small_env
+from tests.helpers import small_env
 
 
 def _zero_updates(obs):

@@ -13,8 +13,17 @@ from minmax_envs import PLAYERS
 from minmax_envs.env import BatchedEnv
 from minmax_envs.games._base import Schedule
 from minmax_envs.games.dirac import DiracGAN
-from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
-from tests.test_bad_inputs import CallPickle, ExecPickle, marker, standard_env, standard_run
+from tests.helpers import (
+    PROBE_CALLS,
+    CallPickle,
+    ExecPickle,
+    Interrupt,
+    interrupting,
+    marker,
+    small_env,
+    standard_env,
+    standard_run,
+)
 
 
 @pytest.mark.parametrize("env_id", ["MoG-Ring-v0", "TwoMode-v0"])

@@ -10,11 +10,11 @@ import torch
 
 import agents
 import minmax_envs
-from minmax_envs.control import ControlConfig, GameConfig, StepSizeCore
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench, get_suite, report
+from minmax_envs.evaluation.agent_names import make_agent
 from minmax_envs.evaluation.protocol import Unit, run_unit
-from minmax_envs.evaluation.zoo import make_agent
 from minmax_envs.families import Family, Param, get_family, list_families
+from minmax_envs.step_size_control import ControlConfig, GameConfig, StepSizeCore
 from minmax_envs.vector_env import StepSizeVectorEnv
 
 SMALL_TWO_MODE = Family("t-two-mode", "TwoMode-v0",

@@ -7,7 +7,7 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs.games._base import leaf_params, per_seed_sq_norm
-from tests.conftest import BATCHED_IDS, ENV_IDS, seeds_for, simultaneous_kwargs, small_env
+from tests.helpers import BATCHED_IDS, ENV_IDS, seeds_for, simultaneous_kwargs, small_env
 
 
 def _run(env_id, num_seeds, seed, steps=6, **kw):

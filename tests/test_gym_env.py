@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import gymnasium
 import numpy as np
 import pytest
@@ -14,26 +12,14 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import minmax_envs
-from minmax_envs.control import OBS_NAMES
 from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.step_size_control import OBS_NAMES
 from minmax_envs.vector_env import StepSizeVectorEnv
-from tests.conftest import BATCHED_IDS, ENV_IDS, SMALL_KWARGS
-
-IDS = ENV_IDS
+from tests.helpers import BATCHED_IDS, ENV_IDS, SMALL_KWARGS
 
 
 def _gym_id(env_id: str) -> str:
     return f"minmax_envs/{env_id}"
-
-
-@pytest.fixture
-def no_warnings():
-    """Fail on any warning raised inside the test body (Gymnasium / SB3 checkers warn, never raise)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
-    assert not messages, "unexpected warnings:\n" + "\n".join(messages)
 
 
 # --- registration -------------------------------------------------------------------------------
@@ -58,20 +44,20 @@ def test_make_gives_step_size_env_under_time_limit(no_warnings):
 
 
 # --- checkers -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_gymnasium_check_env(env_id, no_warnings):
     env = gymnasium.make(_gym_id(env_id), **SMALL_KWARGS[env_id])
     gym_check_env(env.unwrapped)  # the raw env, as check_env recommends; its spec comes from make
     env.close()
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_check_env(env_id, no_warnings):
     env = gymnasium.make(_gym_id(env_id), **SMALL_KWARGS[env_id])
     sb3_check_env(env, warn=True)
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_wrapped_episode_stays_in_spaces_without_warnings(env_id, no_warnings):
     # PassiveEnvChecker (added by make) warns on any out-of-space or malformed output
     env = gymnasium.make(_gym_id(env_id), max_episode_steps=4, horizon=4, steps_per_action=2, **SMALL_KWARGS[env_id])

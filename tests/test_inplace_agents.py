@@ -26,7 +26,7 @@ import agents
 import minmax_envs
 from agents import inplace
 from minmax_envs import PLAYERS
-from tests.conftest import PROBE_CALLS, Interrupt, interrupting, simultaneous_kwargs, small_env
+from tests.helpers import PROBE_CALLS, Interrupt, interrupting, simultaneous_kwargs, small_env
 
 NAMES = ("sgda", "nsgda", "adam", "adalr", "adadir")
 PURE = {name: getattr(agents, name) for name in NAMES}

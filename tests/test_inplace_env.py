@@ -8,7 +8,7 @@ import torch
 import agents
 import minmax_envs
 from minmax_envs import PLAYERS
-from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
+from tests.helpers import PROBE_CALLS, Interrupt, interrupting, small_env
 
 # update_speed_ratio (TwoMode) reads the last update: the env adds a pure agent's update u, and recovers an
 # in-place agent's as (p + u) - p, equal to u up to one rounding.

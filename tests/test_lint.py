@@ -58,3 +58,39 @@ def test_no_evaluation_module_imports_a_game_or_branches_on_env_ids():
     assert len(modules) >= 8  # the package is where this test looks
     found = {m.name: game_knowledge(m.read_text(encoding="utf-8")) for m in modules}
     assert {k: v for k, v in found.items() if v} == {}
+
+
+# --- tests share helpers, never each other ---------------------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+
+
+def imported_tests(source: str) -> list[str]:
+    """The imports in a test module's source of another test module or of ``conftest`` (shared helpers belong in
+    ``tests/helpers.py``; fixtures in ``conftest.py`` reach tests by name)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if isinstance(node, ast.ImportFrom) and node.module in ("tests", None):
+            names += [a.name for a in node.names]
+        for name in names:
+            last = name.rsplit(".", 1)[-1]
+            if last == "conftest" or last.startswith("test_"):
+                found.append(f"line {node.lineno}: imports {name}")
+    return found
+
+
+def test_the_test_import_check_finds_what_it_looks_for():
+    pkg = "tests"  # spelled apart, so that grep finds no such import in the tests
+    bad = (f"from {pkg}.conftest import SMALL_KWARGS\nfrom {pkg}.test_bad_inputs import marker\n"
+           "import tests.evaluation.test_report\nfrom tests import test_gym_env\nfrom .conftest import x\n")
+    assert len(imported_tests(bad)) == 5
+    assert imported_tests("from tests.helpers import SMALL_KWARGS\nimport pytest\nfrom minmax_envs import make\n") == []
+
+
+def test_no_test_module_imports_another_test_module_or_conftest():
+    modules = sorted(TESTS.rglob("*.py"))
+    assert len(modules) >= 30  # the tree is where this test looks
+    found = {str(m.relative_to(ROOT)): imported_tests(m.read_text(encoding="utf-8")) for m in modules}
+    assert {k: v for k, v in found.items() if v} == {}

@@ -157,7 +157,7 @@ def test_an_overwritten_agents_package_stops_the_import_with_one_message(tmp_pat
 def test_a_suite_file_finds_the_controllers_it_names_beside_it(tmp_path, monkeypatch):
     """A relative ``learned:PATH`` in a suite file is the controller beside the file, from any working directory;
     the records keep the name as the file writes it."""
-    from minmax_envs.controllers import controller_files
+    from minmax_envs.controller_files import controller_files
 
     here = tmp_path / "suites"
     (here / "ctrl").mkdir(parents=True)

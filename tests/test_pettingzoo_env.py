@@ -14,15 +14,14 @@ from pettingzoo.test.state_test import state_test
 import minmax_envs
 from minmax_envs.pettingzoo_env import MinMaxParallelEnv, parallel_env
 from minmax_envs.pettingzoo_env import env as aec_env
-from tests.conftest import SMALL_KWARGS
-from tests.test_gym_env import IDS, no_warnings  # noqa: F401  (no_warnings: the fixture, used by name)
+from tests.helpers import ENV_IDS, SMALL_KWARGS
 
 MODES = ["update", "step_size"]
 
 
 @pytest.mark.usefixtures("no_warnings")
 @pytest.mark.parametrize("action_mode", MODES)
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_parallel_api_test(env_id, action_mode):
     env = parallel_env(env_id, action_mode=action_mode, **SMALL_KWARGS[env_id])
     parallel_api_test(env, num_cycles=8)
@@ -30,7 +29,7 @@ def test_parallel_api_test(env_id, action_mode):
 
 @pytest.mark.usefixtures("no_warnings")
 @pytest.mark.parametrize("action_mode", MODES)
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_parallel_seed_test(env_id, action_mode):
     parallel_seed_test(lambda: parallel_env(env_id, action_mode=action_mode, reward_mode="quality", max_cycles=6,
                                             **SMALL_KWARGS[env_id]), num_cycles=6)
@@ -44,7 +43,7 @@ def test_exported_and_metadata():
     assert env.max_cycles == minmax_envs.spec("DiracGAN-v0").max_episode_steps
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_spaces_are_cached_and_sized_per_tensor(env_id):
     for mode in MODES:
         env = parallel_env(env_id, action_mode=mode, **SMALL_KWARGS[env_id])
@@ -170,7 +169,7 @@ def test_bad_actions_raise_clear_errors():
 
 
 # --- state, the AEC env, rendering ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_aec_env_passes_api_test(env_id):
     aec = aec_env(env_id, **SMALL_KWARGS[env_id])
     assert isinstance(aec, AECEnv) and aec.possible_agents == ["generator", "discriminator"]
@@ -219,7 +218,7 @@ def test_aec_env_plays_the_parallel_game_and_clips_out_of_box_actions(caplog):
         aec_env("DiracGAN-v0").step(np.zeros(1))
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_state_is_both_observations_for_a_centralized_critic(env_id):
     par = parallel_env(env_id, **SMALL_KWARGS[env_id])
     with pytest.raises(RuntimeError, match="call reset"):

@@ -15,7 +15,7 @@ import agents
 from agents import inplace
 from agents.schedules import constant, linear, linear_decay
 from minmax_envs import PLAYERS
-from tests.conftest import ENV_IDS, small_env
+from tests.helpers import ENV_IDS, small_env
 
 F32 = torch.float32
 N = 3

@@ -12,10 +12,10 @@ import torch
 
 from baselines.ppo_step_size import Agent, Args, deterministic_actions, make_env, ppo_gradients, train
 from minmax_envs.cli import main as minmax
-from minmax_envs.control import StepSizeCore, configs
-from minmax_envs.controllers import LearnedController, check_controller
+from minmax_envs.controller_files import LearnedController, check_controller
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
-from minmax_envs.evaluation.zoo import make_agent
+from minmax_envs.evaluation.agent_names import make_agent
+from minmax_envs.step_size_control import StepSizeCore, configs
 
 # the NK-regularized Dirac WGAN with step sizes far below what it tolerates: larger steps converge faster
 TASK = Task("dirac", "DiracGAN-v0", 12, 4, "distance", False, 0.1,

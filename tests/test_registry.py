@@ -8,7 +8,7 @@ import minmax_envs
 from minmax_envs.games.dirac import DiracGAN, DiracGANConfig
 from minmax_envs.games.mog import MixtureOfGaussiansConfig
 from minmax_envs.games.two_mode import TwoModeConfig
-from tests.conftest import SMALL_KWARGS, small_env
+from tests.helpers import SMALL_KWARGS, small_env
 
 
 def test_every_registered_env_has_small_test_arguments():

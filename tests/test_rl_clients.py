@@ -9,8 +9,8 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from minmax_envs.control import OBS_NAMES
 from minmax_envs.gym_env import StepSizeEnv
+from minmax_envs.step_size_control import OBS_NAMES
 from minmax_envs.vector_env import StepSizeVectorEnv
 
 PROGRESS = OBS_NAMES.index("progress")

@@ -157,8 +157,8 @@ def test_sb3_vec_env_makes_no_spurious_transitions_when_some_seeds_end():
     """Every step applies every action: a sub-env that ends (diverging or at the time limit, while others go on)
     returns done with its next episode's first observation (progress 0) and its last one in terminal_observation;
     no step ever ignores an action (as Gymnasium's NEXT_STEP autoreset does)."""
-    from minmax_envs.control import OBS_NAMES
     from minmax_envs.sb3_vec_env import StepSizeSB3VecEnv
+    from minmax_envs.step_size_control import OBS_NAMES
 
     horizon = 6
     venv = StepSizeSB3VecEnv(4, "DiracGAN-v0", max_episode_steps=horizon, loss="wgan", base_lr=0.2,

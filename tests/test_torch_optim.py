@@ -12,7 +12,7 @@ import agents
 import minmax_envs
 from agents.torch_optim import ELEMENTWISE, TorchOptimizerState
 from minmax_envs import PLAYERS
-from tests.conftest import PROBE_CALLS, Interrupt, interrupting, small_env
+from tests.helpers import PROBE_CALLS, Interrupt, interrupting, small_env
 
 po = pytest.importorskip("pytorch_optimizer")
 

@@ -4,6 +4,14 @@ Entry points: :func:`bench` (run or resume a suite's protocol into a results dir
 :func:`report` (leaderboard, CSV and plots from a results directory); the ``minmax`` command wraps both.
 """
 
+from minmax_envs.evaluation.agent_names import (
+    AGENTS,
+    check_agent,
+    list_agents,
+    make_agent,
+    register_agent,
+    register_agent_prefix,
+)
 from minmax_envs.evaluation.protocol import (
     BenchSummary,
     Unit,
@@ -23,14 +31,6 @@ from minmax_envs.evaluation.suites import (
     get_suite,
     list_suites,
     register_suite,
-)
-from minmax_envs.evaluation.zoo import (
-    AGENTS,
-    check_agent,
-    list_agents,
-    make_agent,
-    register_agent,
-    register_agent_prefix,
 )
 
 __all__ = [

@@ -59,6 +59,15 @@ import minmax_envs
 from agents import as_pair, schedules
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs._files import Folder
+from minmax_envs.episode import EpisodeTask
+from minmax_envs.evaluation.agent_names import (
+    Runner,
+    agent_digest,
+    check_agent,
+    make_agent,
+    make_runner,
+    resolve_agent,
+)
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import (
     CLAIMS_DIR,
@@ -72,14 +81,6 @@ from minmax_envs.evaluation.store import (
     read_json,
 )
 from minmax_envs.evaluation.suites import TUNE_SEED_BASE, Suite, Task, get_suite, list_suites
-from minmax_envs.evaluation.zoo import (
-    Runner,
-    agent_digest,
-    check_agent,
-    make_agent,
-    make_runner,
-    resolve_agent,
-)
 from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
@@ -128,7 +129,7 @@ class Unit:
     ``seeds`` (the other seeds of the block are computed and not recorded). Games that run one seed per env
     have ``block == 1``. So a record depends on its configuration and seed alone, never on how a sweep was
     split, resumed or sized. ``root``: the directory of the suite file that names the agent, where a relative
-    ``learned:PATH`` is found (:func:`~minmax_envs.evaluation.zoo.resolve_agent`); not part of any record.
+    ``learned:PATH`` is found (:func:`~minmax_envs.evaluation.agent_names.resolve_agent`); not part of any record.
     """
 
     suite: str
@@ -202,7 +203,7 @@ class Unit:
 
     @cached_property
     def agent_digest(self) -> str | None:
-        """:func:`~minmax_envs.evaluation.zoo.agent_digest` of the agent, read once per unit (a controller's
+        """:func:`~minmax_envs.evaluation.agent_names.agent_digest` of the agent, read once per unit (a controller's
         files are hashed, not once per seed)."""
         return agent_digest(self.playing)
 
@@ -302,7 +303,7 @@ def replay(unit: Unit, start: int, **options: Any) -> minmax_envs.EpisodeResult:
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Run one unit and return the records of its seeds (see :mod:`.store` for the layout): one episode of a
     batched env of ``unit.block`` seeds per block (see :class:`Unit`), played by the agent's
-    :class:`~minmax_envs.evaluation.zoo.Runner`."""
+    :class:`~minmax_envs.evaluation.agent_names.Runner`."""
     task = unit.task
     schedule = None if task.schedule == "constant" else (
         lambda game, agents: _lrs(unit, game, as_pair(agents).evaluations))
@@ -317,8 +318,9 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             # generator samples of the evaluation's first seed (slot 0 of its block), for games that draw samples
             first = draws and unit.phase == "eval" and start == unit.base and start in wanted
-            result = runner.run(task.env_id, task.steps, start, count, task.eval_every, unit.device,
-                                samples=SAMPLES if first else 0, **unit.env_kwargs(start, count))
+            result = runner.run(EpisodeTask(task.env_id, task.steps, seed=start, count=count,
+                                            eval_every=task.eval_every, device=unit.device,
+                                            samples=SAMPLES if first else 0, env_kwargs=unit.env_kwargs(start, count)))
             sample = _json_value(result.samples[0].cpu()) if result.samples is not None else None
             wall = (time.perf_counter() - t0) / count
             records += [r for r in _records(unit, start, count, result, sample, wall) if r["seed"] in wanted]
@@ -742,7 +744,8 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
     """One batched episode of a named agent on an env id (what ``minmax run`` does); returns the
     :class:`~minmax_envs.EpisodeResult`."""
     runner = make_runner(agent, lr_d, lr_d if lr_g is None else lr_g)
-    return runner.run(env_id, steps, seed, seeds, eval_every, device, **env_kwargs)
+    return runner.run(EpisodeTask(env_id, steps, seed=seed, count=seeds, eval_every=eval_every, device=device,
+                                  env_kwargs=env_kwargs))
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "episode_agents", "run_one", "run_unit", "search_space",

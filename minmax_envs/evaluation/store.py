@@ -12,7 +12,7 @@ A record (all values JSON; :data:`RECORD_FIELDS` is this table as code, checked 
     key            sha1 of the episode's identity (see episode_key and protocol.Unit.identity)
     suite, suite_version, task, env_id, env_kwargs, steps, eval_every, device
     metric, higher_is_better, target, target_metric     the task's scoring (see Task)
-    agent          agent name (see minmax_envs.evaluation.zoo)
+    agent          agent name (see minmax_envs.evaluation.agent_names)
     config         {"lr_d": float, "lr_g": float};  config_index: its index in the tuning search space
     phase          "tune" (tuning seeds) or "eval" (held-out seeds, tuned configuration)
     seed           the episode's seed;  seed_block: (optional) seeds per batched env of its phase (the layout)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import minmax_envs
+from minmax_envs.episode import EpisodeTask
 from minmax_envs.evaluation import (
     TUNE_SEED_BASE,
     ResultStore,
@@ -30,9 +31,9 @@ from minmax_envs.evaluation import (
     run_one,
     search_space,
 )
+from minmax_envs.evaluation.agent_names import AGENTS, Runner, make_runner
 from minmax_envs.evaluation.protocol import Unit, run_unit
-from minmax_envs.evaluation.zoo import AGENTS, Runner, make_runner
-from tests.conftest import SMALL_KWARGS
+from tests.helpers import SMALL_KWARGS
 
 DIRAC = Task("dirac-nk", "DiracGAN-v0", 40, 10, "distance", False, 0.3,
              {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(0.03, 0.3))
@@ -152,8 +153,8 @@ def test_mixture_eval_records_store_generator_samples(tmp_path):
     first, second = sorted(ResultStore(tmp_path).records(), key=lambda r: r["seed"])
     assert np.asarray(first["samples"]).shape == (500, 2) and "samples" not in second
     # the samples are the first seed's of the episode its runner plays, asked for through run(..., samples=K)
-    direct = make_runner("adam", 1e-3, 1e-3).run("MoG-Ring-v0", 4, 0, first["seed_block"], 2, samples=500,
-                                                  **SMALL_KWARGS["MoG-Ring-v0"])
+    direct = make_runner("adam", 1e-3, 1e-3).run(EpisodeTask("MoG-Ring-v0", 4, 0, first["seed_block"], 2, samples=500,
+                                                              env_kwargs=SMALL_KWARGS["MoG-Ring-v0"]))
     assert np.array_equal(np.asarray(first["samples"]), direct.samples[0].double().numpy())
     # every record carries the game's figure descriptions: here the samples over the ring's eight modes
     assert first["plots"] == second["plots"] == [dict(p) for p in direct.plots]
@@ -166,18 +167,20 @@ def test_every_agent_plays_through_one_runner_interface(monkeypatch):
     monkeypatch.setattr(minmax_envs, "make", lambda *a, **k: made.append(a) or make(*a, **k))
     runner = make_runner("sgda", 0.1, 0.1)
     assert isinstance(runner, Runner)
-    a = runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.5)
-    b = runner.run("DiracGAN-v0", 5, 2, 2, 5, init_std=0.5)  # another block: the same env, reset
-    c = runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.5)
+    a = runner.run(EpisodeTask("DiracGAN-v0", 5, 0, 2, 5, env_kwargs={"init_std": 0.5}))
+    b = runner.run(EpisodeTask("DiracGAN-v0", 5, 2, 2, 5, env_kwargs={"init_std": 0.5}))  # another block: same env
+    c = runner.run(EpisodeTask("DiracGAN-v0", 5, 0, 2, 5, env_kwargs={"init_std": 0.5}))
     assert len(made) == 1 and torch.equal(a.metrics["distance"], c.metrics["distance"])
     assert not torch.equal(a.metrics["distance"], b.metrics["distance"])
-    runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.3)  # other arguments: a new env
+    runner.run(EpisodeTask("DiracGAN-v0", 5, 0, 2, 5, env_kwargs={"init_std": 0.3}))  # other arguments: a new env
     assert len(made) == 2
+    with pytest.warns(DeprecationWarning, match="pass one minmax_envs.episode.EpisodeTask"):
+        old = runner.run("DiracGAN-v0", 5, 0, 2, 5, init_std=0.5)  # the positional form still plays the episode
+    assert torch.equal(old.metrics["distance"], a.metrics["distance"])
 
     class Plays:  # an agent that plays its episodes itself (as a learned controller does) is its own runner
-        def run(self, env_id, steps, seed, count, eval_every=None, device="cpu", samples=0, **env_kwargs):
-            return make_runner("adam", 0.1, 0.1).run(env_id, steps, seed, count, eval_every, device, samples,
-                                                     **env_kwargs)
+        def run(self, task):
+            return make_runner("adam", 0.1, 0.1).run(task)
 
     plays = Plays()
     register_agent_prefix("plays", lambda arg, lr_d, lr_g: plays)
@@ -334,13 +337,13 @@ def test_any_torch_optimizer_plays_under_the_protocol(tmp_path):
     assert all(r["value"] is not None for r in per_agent["torch:pytorch_optimizer.Lion"])
     import pytorch_optimizer  # noqa: F401  (the optimizer's package version is part of the key)
 
-    from minmax_envs.evaluation.zoo import agent_digest
+    from minmax_envs.evaluation.agent_names import agent_digest
 
     assert agent_digest("torch:pytorch_optimizer.Lion").startswith("pytorch_optimizer==")
 
 
 def test_balanced_agents_by_name_parse_build_and_play_under_the_protocol(tmp_path):
-    from minmax_envs.evaluation.zoo import agent_digest, parse_balanced_agent
+    from minmax_envs.evaluation.agent_names import agent_digest, parse_balanced_agent
 
     assert parse_balanced_agent("sgda") == ("sgda", 1.0, "geometric")
     assert parse_balanced_agent("adam?ratio=tuned&anchor=generator") == ("adam", "tuned", "generator")
@@ -372,7 +375,7 @@ def test_balanced_agents_by_name_parse_build_and_play_under_the_protocol(tmp_pat
     ("balanced:sgdx", "unknown agent 'sgdx'"),
 ])
 def test_bad_balanced_agent_names_are_refused_with_the_syntax(name, match):
-    from minmax_envs.evaluation.zoo import check_agent
+    from minmax_envs.evaluation.agent_names import check_agent
 
     with pytest.raises(ValueError, match=match):
         check_agent(name)

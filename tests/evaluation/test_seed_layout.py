@@ -15,7 +15,7 @@ import torch
 import minmax_envs
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.evaluation.protocol import Unit, run_unit
-from tests.conftest import SMALL_KWARGS
+from tests.helpers import SMALL_KWARGS
 
 # Fields that say what an episode did (not when or how fast it ran).
 OUTCOME = ("final", "value", "success", "diverged", "divergence_step", "curve", "time_to_target", "config",

@@ -27,7 +27,7 @@ from minmax_envs.evaluation.store import (
     DamagedRecordWarning,
     validate_record,
 )
-from tests.evaluation.test_report import make_record
+from tests.helpers import make_record
 
 
 def rec(seed: int, **fields):

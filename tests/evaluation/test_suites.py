@@ -9,7 +9,7 @@ import pytest
 
 import minmax_envs
 from minmax_envs.evaluation import Suite, Task, get_suite, list_suites
-from tests.conftest import ENV_IDS, small_env
+from tests.helpers import ENV_IDS, small_env
 
 
 @pytest.mark.parametrize("name", list_suites())

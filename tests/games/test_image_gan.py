@@ -13,7 +13,7 @@ import agents
 import minmax_envs
 from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
-from tests.conftest import PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting
+from tests.helpers import PROBE_CALLS, SMALL_KWARGS, Interrupt, interrupting
 
 F64 = torch.float64
 TINY = SMALL_KWARGS["Digits-DCGAN-v0"]  # resolution 8, width 4, batch 8, 160 images, 32 eval samples

@@ -12,8 +12,8 @@ from minmax_envs import PLAYERS
 from minmax_envs._rng import SeedStreams
 from minmax_envs.episode import run_episode
 from minmax_envs.games._base import Schedule
-from minmax_envs.games._fields import gradient_field
 from minmax_envs.games.mog import LOSSES, MixtureOfGaussians, coverage_metrics, orthogonal_weights
+from minmax_envs.games.regularizers import gradient_field
 
 SMALL = {"hidden": 16, "batch_size": 32, "eval_samples": 200}
 TINY = {"z_dim": 3, "hidden": 4, "batch_size": 6, "eval_samples": 50}
