@@ -3,7 +3,7 @@ of the sweeps whose full records are too large to commit).
 
     python scripts/compact_records.py runs/two-mode docs/reproduction/two-mode
 
-Each line is a record (minmax_envs/evaluation/store.py) without its curves, generator samples, figure descriptions
+Each line is a record (minmax_envs/evaluation/record.py) without its curves, generator samples, figure descriptions
 and package versions, and without the final metrics that are lists (per-neuron cosines): its identity, its
 configuration and seed, its scalar final metrics, value, success, divergence, time to target and wall time, plus
 ``start``: each scalar metric at the first evaluation point. The records are written in the store's order, and the

@@ -113,7 +113,8 @@ def test_a_batched_cuda_env_matches_single_seed_envs_closely():
 def test_the_balance_suites_agents_play_on_cuda(tmp_path):
     """Suite `balance` runs with --device cuda unchanged: its balanced agents (a torch: base in place too) and the
     committed learned balance controller, on a short two-mode task."""
-    from minmax_envs.evaluation.suites import BALANCE_CONTROLLERS, get_suite
+    from minmax_envs.evaluation.catalogue import BALANCE_CONTROLLERS
+    from minmax_envs.evaluation.suites import get_suite
 
     names = (*get_suite("balance").agents[:9], "balanced:torch:torch.optim.SGD?momentum=0.9&ratio=tuned",
              BALANCE_CONTROLLERS["correlated-modes"])

@@ -4,6 +4,7 @@ Entry points: :func:`bench` (run or resume a suite's protocol into a results dir
 :func:`report` (leaderboard, CSV and plots from a results directory); the ``minmax`` command wraps both.
 """
 
+from minmax_envs.evaluation import catalogue  # noqa: F401 (registers the suites the project ships)
 from minmax_envs.evaluation.agent_names import (
     AGENTS,
     check_agent,
@@ -22,8 +23,9 @@ from minmax_envs.evaluation.protocol import (
     search_space,
     select_config,
 )
+from minmax_envs.evaluation.record import PHASES, validate_record
 from minmax_envs.evaluation.report import report
-from minmax_envs.evaluation.store import DamagedRecordWarning, ResultStore, validate_record
+from minmax_envs.evaluation.store import DamagedRecordWarning, ResultStore
 from minmax_envs.evaluation.suites import (
     TUNE_SEED_BASE,
     Suite,
@@ -34,7 +36,8 @@ from minmax_envs.evaluation.suites import (
 )
 
 __all__ = [
-    "AGENTS", "TUNE_SEED_BASE", "BenchSummary", "DamagedRecordWarning", "ResultStore", "Suite", "Task", "Unit",
+    "AGENTS", "PHASES", "TUNE_SEED_BASE", "BenchSummary", "DamagedRecordWarning", "ResultStore", "Suite", "Task",
+    "Unit",
     "bench", "check_agent", "config_score", "get_suite", "list_agents", "list_suites", "make_agent",
     "register_agent", "register_agent_prefix", "register_suite", "report", "run_one", "run_unit", "search_space",
     "select_config", "validate_record",

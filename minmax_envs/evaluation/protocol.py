@@ -68,6 +68,7 @@ from minmax_envs.evaluation.agent_names import (
     make_runner,
     resolve_agent,
 )
+from minmax_envs.evaluation.record import build_record
 from minmax_envs.evaluation.stats import final_value
 from minmax_envs.evaluation.store import (
     CLAIMS_DIR,
@@ -85,7 +86,6 @@ from minmax_envs.registry import spec
 
 SEARCHES = ("grid", "random")
 BACKENDS = ("local", "ray")
-PHASES = ("tune", "eval")
 SAMPLES = 500  # generator samples stored for the first seed of an evaluation run (games that draw samples)
 RAY_WINDOW = 256  # units claimed and in flight at once on Ray (each claim holds a file descriptor)
 
@@ -207,20 +207,26 @@ class Unit:
         files are hashed, not once per seed)."""
         return agent_digest(self.playing)
 
-    def identity(self, seed: int) -> dict[str, Any]:
-        """Every input that can change the record of ``seed``: the suite (name, version), the task's episode
-        and scoring (env id and arguments, steps, evaluation points, metric, direction, target, schedule), the
-        agent and its configuration, the phase, the seed, its block (the seed layout), the device type and, for a
-        task with an instance family, the family's name, digest and split."""
+    def described(self, seed: int) -> dict[str, Any]:
+        """The identity fields of the record of ``seed`` as stored (the fields of role ``"identity"`` and ``"task"``
+        of :data:`~minmax_envs.evaluation.record.FIELDS`): the suite (name, version), the task and its episode and
+        scoring (:func:`task_fields`), the agent and its configuration, the phase, the seed, its block (the seed
+        layout), the device and, for a task with an instance family, the family's name, digest and split."""
         t = self.task
-        identity = {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, "env_id": t.env_id,
-                    "env_kwargs": t.env_kwargs, "steps": t.steps, "eval_every": t.eval_every, "metric": t.metric,
-                    "higher_is_better": t.higher_is_better, "target": t.target, "target_metric": t.success_metric,
-                    "schedule": t.schedule, "agent": self.agent, "agent_digest": self.agent_digest,
-                    "config": self.config, "phase": self.phase, "seed": seed, "seed_block": self.block,
-                    "device": torch.device(self.device).type}
+        described = {"suite": self.suite, "suite_version": self.suite_version, "task": t.name, **task_fields(t),
+                     "device": self.device, "agent": self.agent, "config": self.config, "phase": self.phase,
+                     "seed": seed, "seed_block": self.block}
         if t.family is not None:  # only then: the keys of tasks without a family stay what they were
-            identity["family"] = t.family.key(self.split)
+            described["family"] = t.family.key(self.split)
+        return described
+
+    def identity(self, seed: int) -> dict[str, Any]:
+        """Every input that can change the record of ``seed`` (the names of
+        :data:`~minmax_envs.evaluation.record.IDENTITY`): what :meth:`described` stores, with the device's type in
+        place of the device, and the task's step-size schedule and the agent's digest, which the record does not
+        store."""
+        identity = {**self.described(seed), "device": torch.device(self.device).type, "schedule": self.task.schedule,
+                    "agent_digest": self.agent_digest}
         return identity
 
     def key(self, seed: int) -> str:
@@ -240,6 +246,16 @@ class Unit:
                 else f"seeds {self.seeds[0]}..{self.seeds[-1]} ({len(self.seeds)})")
         return (f"{self.suite}/{self.task.name} {self.agent} lr_d={self.config['lr_d']:.3g} "
                 f"lr_g={self.config['lr_g']:.3g} {self.phase} {span}, blocks of {self.block}")
+
+
+def task_fields(task: Task) -> dict[str, Any]:
+    """The fields of a record that come from its task (:data:`~minmax_envs.evaluation.record.TASK_FIELDS`): its
+    episode (env id and arguments, steps, evaluation points) and its scoring (metric, direction, target, target
+    metric)."""
+    values = {"env_id": task.env_id, "env_kwargs": task.env_kwargs, "steps": task.steps, "eval_every": task.eval_every,
+              "metric": task.metric, "higher_is_better": task.higher_is_better, "target": task.target,
+              "target_metric": task.success_metric}
+    return values
 
 
 def _versions() -> dict[str, str]:
@@ -351,25 +367,20 @@ def _records(unit: Unit, start: int, width: int, result, sample, wall: float) ->
         value = _json_value(final[task.metric][i])
         success = bool(not diverged[i] and task.reached(float(final[task.success_metric][i])))
         held = _held_from(steps, [task.reached(v) for v in curves[task.success_metric][:, i].tolist()])
-        rec = {
-            "key": unit.key(seed), "suite": unit.suite, "suite_version": unit.suite_version, "task": task.name,
-            "env_id": task.env_id, "env_kwargs": task.env_kwargs, "steps": task.steps, "eval_every": task.eval_every,
-            "device": unit.device, "metric": task.metric, "higher_is_better": task.higher_is_better,
-            "target": task.target, "target_metric": task.success_metric, "agent": unit.agent, "config": unit.config,
-            "config_index": unit.config_index, "phase": unit.phase, "seed": seed, "seed_block": unit.block,
+        values = {
+            **unit.described(seed), "key": unit.key(seed), "config_index": unit.config_index,
             "final": {k: _json_value(v[i]) for k, v in final.items()}, "value": value, "success": success,
             "diverged": bool(diverged[i]), "divergence_step": int(div_step[i]),
             "curve": {"steps": steps, **{k: _json_value(c[:, i]) for k, c in curves.items()}},
             "time_to_target": held if success else None, "wall_time_s": wall, "versions": versions, "time": stamp,
         }
         if task.family is not None:
-            rec["family"] = task.family.key(unit.split)
-            rec["instance"] = task.family.instance(unit.split, seed)
+            values["instance"] = task.family.instance(unit.split, seed)
         if result.plots:
-            rec["plots"] = [dict(p) for p in result.plots]
+            values["plots"] = [dict(p) for p in result.plots]
         if sample is not None and i == 0:
-            rec["samples"] = sample
-        out.append(rec)
+            values["samples"] = sample
+        out.append(build_record(values))  # the fields in the order of record.FIELDS
     return out
 
 
@@ -707,11 +718,6 @@ def _prepare(store: ResultStore, suite: Suite, run: dict[str, Any]) -> None:
         folder.write_text(SUITE_FILE, json.dumps(content, indent=1))
 
 
-_EPISODE_FIELDS = {"env_id": "env_id", "env_kwargs": "env_kwargs", "steps": "steps", "eval_every": "eval_every",
-                   "metric": "metric", "higher_is_better": "higher_is_better", "target": "target",
-                   "target_metric": "success_metric"}
-
-
 def _disagreement(suite: Suite, records: list[dict[str, Any]]) -> str | None:
     """Where the first record that does not belong to ``suite`` differs from it (``None``: all agree)."""
     tasks = {t.name: t for t in suite.tasks}
@@ -721,8 +727,8 @@ def _disagreement(suite: Suite, records: list[dict[str, Any]]) -> str | None:
         task = tasks.get(r["task"])
         if task is None:
             return f"a record is of task {r['task']!r}, which the suite does not have"
-        for field, attr in _EPISODE_FIELDS.items():
-            want = json.loads(json.dumps(getattr(task, attr)))
+        for field, value in task_fields(task).items():
+            want = json.loads(json.dumps(value))
             if r[field] != want:
                 return f"a record of task {r['task']!r} has {field} {r[field]!r}, the suite {want!r}"
     return None
@@ -749,4 +755,4 @@ def run_one(env_id: str, agent: str, lr_d: float, lr_g: float | None = None, *, 
 
 
 __all__ = ["BenchSummary", "Unit", "bench", "config_score", "episode_agents", "run_one", "run_unit", "search_space",
-           "select_config", "hash_seed"]
+           "select_config", "hash_seed", "task_fields"]

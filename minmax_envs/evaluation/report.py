@@ -47,6 +47,7 @@ from minmax_envs.evaluation.formatting import (
     time_to_target,
     with_ci,
 )
+from minmax_envs.evaluation.record import TASK_FIELDS
 from minmax_envs.evaluation.stats import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -69,8 +70,7 @@ from minmax_envs.evaluation.store import (
     read_json,
 )
 
-_TASK_FIELDS = ("env_id", "env_kwargs", "steps", "eval_every", "metric", "higher_is_better", "target",
-                "target_metric", "description", "family")
+_TASK_FIELDS = (*TASK_FIELDS, "description", "family")  # what the report shows of a task: its record fields and more
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------

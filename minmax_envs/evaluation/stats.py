@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
+from minmax_envs._checks import check_choice
+from minmax_envs.evaluation.record import PHASES
+
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 
@@ -154,9 +157,11 @@ def task_key(record: dict[str, Any]) -> TaskKey:
 
 
 def groups(records: Iterable[dict[str, Any]], phase: str) -> dict[GroupKey, list[dict[str, Any]]]:
-    """The records of ``phase`` (``"tune"`` or ``"eval"``) grouped by :func:`group_key`, in order of first
-    appearance. Results of one (task, agent) under two step-size configurations (e.g. evaluation runs of
-    two tuning budgets written to one directory) stay apart: they are different experiments."""
+    """The records of ``phase`` (one of :data:`~minmax_envs.evaluation.record.PHASES`) grouped by
+    :func:`group_key`, in order of first appearance. Results of one (task, agent) under two step-size
+    configurations (e.g. evaluation runs of two tuning budgets written to one directory) stay apart: they are
+    different experiments."""
+    check_choice("phase", phase, PHASES)
     out: dict[GroupKey, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("phase") == phase:

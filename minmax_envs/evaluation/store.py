@@ -7,31 +7,11 @@ flushed to disk, so a crash leaves either all of the batch or, at worst, a trunc
 re-run skips the keys already stored, so an interrupted sweep resumes without repeating or losing a finished
 episode.
 
-A record (all values JSON; :data:`RECORD_FIELDS` is this table as code, checked by :func:`validate_record`)::
+A record is declared in :mod:`minmax_envs.evaluation.record` (its fields, their JSON types and roles; checked by
+:func:`~minmax_envs.evaluation.record.validate_record`); other fields are allowed (and kept).
 
-    key            sha1 of the episode's identity (see episode_key and protocol.Unit.identity)
-    suite, suite_version, task, env_id, env_kwargs, steps, eval_every, device
-    metric, higher_is_better, target, target_metric     the task's scoring (see Task)
-    agent          agent name (see minmax_envs.evaluation.agent_names)
-    config         {"lr_d": float, "lr_g": float};  config_index: its index in the tuning search space
-    phase          "tune" (tuning seeds) or "eval" (held-out seeds, tuned configuration)
-    seed           the episode's seed;  seed_block: (optional) seeds per batched env of its phase (the layout)
-    final          {metric: value} at the end: scalars, or lists for per-unit metrics (e.g. per-neuron cosines);
-                   non-finite values are stored as null
-    value          final value of `metric`, null if not finite
-    success        target reached at the end without diverging
-    diverged, divergence_step (env steps, -1 if none)
-    curve          {"steps": [iterations...], metric name: [values...]} for every scalar metric at the
-                   evaluation points
-    time_to_target first evaluation point (iterations) from which target_metric meets the target until the end of
-                   the episode; null for a seed that does not succeed
-    samples        (optional) generator samples [[x, y], ...] of the first evaluation seed (2-D games)
-    plots          (optional) the game's figure descriptions [{"kind", "name", "caption", ...}, ...] (Game.plots)
-    wall_time_s    wall time of the batched run divided by its seeds
-    versions       {"minmax_envs", "torch", "numpy", "python"};  time: ISO 8601 UTC of the write
-
-Other fields are allowed (and kept). **Damaged lines.** A line that is not UTF-8, not JSON (``NaN`` included:
-the store writes strict JSON) or not a record by this schema is skipped by :meth:`ResultStore.records`, which
+**Damaged lines.** A line that is not UTF-8, not JSON (``NaN`` included: the store writes strict JSON) or not a
+record by this schema is skipped by :meth:`ResultStore.records`, which
 warns once per read (a :class:`DamagedRecordWarning` naming the file and the line numbers): its episode counts
 as not run, so a resumed sweep runs it again and a report leaves it out. The next :meth:`ResultStore.append`
 moves such lines, and a torn last line, to ``DIR/results.damaged.jsonl`` (one JSON object per line: the line
@@ -50,11 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import stat
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,6 +42,7 @@ from typing import IO, Any
 
 from minmax_envs import _json
 from minmax_envs._files import Folder
+from minmax_envs.evaluation.record import OPTIONAL_FIELDS, PHASES, RECORD_FIELDS, FieldType, validate_record
 
 RESULTS_FILE = "results.jsonl"
 DAMAGED_FILE = "results.damaged.jsonl"
@@ -104,7 +84,6 @@ def check_layout(folder: Folder) -> None:
         elif kind != "folder" and not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file; the program writes its {name} there (remove it, or use "
                              "another directory)")
-PHASES = ("tune", "eval")
 MAX_LISTED = 5  # damaged lines named one by one in a warning
 
 
@@ -113,114 +92,6 @@ def episode_key(identity: dict[str, Any]) -> str:
     :meth:`minmax_envs.evaluation.protocol.Unit.identity`) as canonical JSON."""
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()
-
-
-# --- the record schema ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FieldType:
-    """The JSON type of a record field: ``what`` names it in messages, ``check`` tests a value."""
-
-    what: str
-    check: Callable[[Any], bool]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_values(v: Any) -> bool:
-    """A metric value: a number, null, or a (nested) list of them."""
-    return v is None or _is_number(v) or (isinstance(v, list) and all(_is_values(e) for e in v))
-
-
-def _is_curve(v: Any) -> bool:
-    if not (isinstance(v, dict) and isinstance(v.get("steps"), list) and all(map(_is_int, v["steps"]))):
-        return False
-    n = len(v["steps"])
-    return all(isinstance(c, list) and len(c) == n and all(x is None or _is_number(x) for x in c)
-               for k, c in v.items() if k != "steps")
-
-
-STRING = FieldType("a string", lambda v: isinstance(v, str))
-INT = FieldType("an integer", _is_int)
-NUMBER = FieldType("a finite number", _is_number)
-BOOL = FieldType("true or false", lambda v: isinstance(v, bool))
-OBJECT = FieldType("an object", lambda v: isinstance(v, dict))
-
-RECORD_FIELDS: dict[str, FieldType] = {
-    "key": FieldType("a non-empty string", lambda v: isinstance(v, str) and v != ""),
-    "suite": STRING, "suite_version": INT, "task": STRING, "env_id": STRING, "env_kwargs": OBJECT, "steps": INT,
-    "eval_every": INT, "device": STRING,
-    "metric": STRING, "higher_is_better": BOOL, "target": NUMBER, "target_metric": STRING,
-    "agent": STRING,
-    "config": FieldType('an object {"lr_d": number, "lr_g": number}',
-                        lambda v: isinstance(v, dict) and _is_number(v.get("lr_d")) and _is_number(v.get("lr_g"))),
-    "config_index": INT,
-    "phase": FieldType(" or ".join(map(json.dumps, PHASES)), lambda v: isinstance(v, str) and v in PHASES),
-    "seed": INT,
-    "final": FieldType("an object of metric values (numbers, null, or lists of them)",
-                       lambda v: isinstance(v, dict) and all(_is_values(x) for x in v.values())),
-    "value": FieldType("a finite number or null", lambda v: v is None or _is_number(v)),
-    "success": BOOL, "diverged": BOOL, "divergence_step": INT,
-    "curve": FieldType('an object {"steps": [integers], metric: [numbers or null, one per step], ...}', _is_curve),
-    "time_to_target": FieldType("a finite number or null", lambda v: v is None or _is_number(v)),
-    "wall_time_s": NUMBER,
-    "versions": FieldType("an object of strings", lambda v: isinstance(v, dict)
-                          and all(isinstance(x, str) for x in v.values())),
-    "time": STRING,
-}
-"""The fields every record has, and their JSON types (the module docstring's table)."""
-
-OPTIONAL_FIELDS: dict[str, FieldType] = {
-    "seed_block": FieldType("a positive integer", lambda v: _is_int(v) and v >= 1),
-    "samples": FieldType("a list of [x, y] points (numbers or null)", lambda v: isinstance(v, list) and all(
-        isinstance(p, list) and all(x is None or _is_number(x) for x in p) for p in v)),
-    "plots": FieldType("a list of figure objects with a kind and a name", lambda v: isinstance(v, list) and all(
-        isinstance(p, dict) and isinstance(p.get("kind"), str) and isinstance(p.get("name"), str) for p in v)),
-    "family": FieldType('an object {"name": string, "digest": string, "split": string}', lambda v: isinstance(v, dict)
-                        and all(isinstance(v.get(k), str) for k in ("name", "digest", "split"))),
-    "instance": OBJECT,
-}
-"""Fields a record may have (older records lack ``seed_block`` and ``plots``; only 2-D games store ``samples``; only
-tasks with an instance family store ``family``, the family's name, digest and split, and ``instance``, the drawn
-arguments the seed played)."""
-
-
-def _json_kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}.get(
-        type(v), type(v).__name__)
-
-
-def _short(v: Any, limit: int = 60) -> str:
-    text = json.dumps(v, default=repr)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def validate_record(record: Any) -> dict[str, Any]:
-    """``record`` if it is an episode record (every field of :data:`RECORD_FIELDS` with its type, and the
-    :data:`OPTIONAL_FIELDS` it has with theirs), else a ``ValueError`` naming the missing fields and the
-    fields of a wrong type with what they hold."""
-    if not isinstance(record, dict):
-        raise ValueError(f"a record is a JSON object, got {_json_kind(record)}: {_short(record)}")
-    problems = []
-    missing = [name for name in RECORD_FIELDS if name not in record]
-    if missing:
-        problems.append(f"missing field(s) {', '.join(missing)}")
-    for name, t in {**RECORD_FIELDS, **OPTIONAL_FIELDS}.items():
-        if name in record and not t.check(record[name]):
-            problems.append(f"{name} must be {t.what}, got {_short(record[name])}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return record
 
 
 # --- lines of a results file ---------------------------------------------------------------------------------------
@@ -489,3 +360,8 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.dir)!r})"
+
+
+__all__ = ["DAMAGED_FILE", "LAYOUT", "OPTIONAL_FIELDS", "PHASES", "RECORD_FIELDS", "RESULTS_FILE", "SUITE_FILE",
+           "DamagedRecordWarning", "FieldType", "ResultStore", "check_layout", "episode_key", "read_json",
+           "validate_record"]

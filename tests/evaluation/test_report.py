@@ -16,7 +16,7 @@ from minmax_envs.evaluation.store import ResultStore
 from minmax_envs.games.dirac import DiracGAN
 from minmax_envs.games.mog import MixtureOfGaussians
 from minmax_envs.games.two_mode import TwoMode
-from tests.helpers import make_record
+from tests.evaluation.records import make_record
 
 # the figure descriptions the protocol stores with each record of these games (Game.plots)
 DIRAC_PLOTS = [p.as_dict() for p in DiracGAN().plots()]

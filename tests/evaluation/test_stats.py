@@ -18,16 +18,15 @@ from minmax_envs.evaluation.stats import (
     time_ratios,
     wilson,
 )
+from tests.evaluation.records import make_record
 
 
 def record(task="t", agent="a", phase="eval", seed=0, value=1.0, success=False, diverged=False, ttt=None,
            lr=(0.1, 0.1), higher_is_better=False, wall=0.5, config_index=0):
-    """A minimal episode record in the store's layout (see minmax_envs.evaluation.store)."""
-    return {"key": f"{task}/{agent}/{phase}/{lr}/{seed}", "suite": "s", "suite_version": 1, "task": task,
-            "env_id": "DiracGAN-v0", "agent": agent, "phase": phase, "seed": seed,
-            "config": {"lr_d": lr[0], "lr_g": lr[1]}, "config_index": config_index, "metric": "m",
-            "higher_is_better": higher_is_better, "target": 0.1, "target_metric": "m", "value": value,
-            "success": success, "diverged": diverged, "time_to_target": ttt, "wall_time_s": wall}
+    """An episode record of suite ``s`` version 1 on the metric ``m`` (tests.evaluation.records)."""
+    return make_record(task, "DiracGAN-v0", agent, seed, phase=phase, value=value, success=success, diverged=diverged,
+                       ttt=ttt, lr=lr, metric="m", higher_is_better=higher_is_better, config_index=config_index,
+                       suite="s", suite_version=1, wall=wall, key=f"{task}/{agent}/{phase}/{lr}/{seed}")
 
 
 def seeds(values, **kw):

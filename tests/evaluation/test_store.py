@@ -17,17 +17,18 @@ import pytest
 
 from minmax_envs._files import Folder
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
-from minmax_envs.evaluation.protocol import Unit, claimed
-from minmax_envs.evaluation.store import (
-    CLAIMS_DIR,
-    DAMAGED_FILE,
+from minmax_envs.evaluation.protocol import Unit, claimed, task_fields
+from minmax_envs.evaluation.record import (
+    FIELDS,
+    IDENTITY,
     OPTIONAL_FIELDS,
     RECORD_FIELDS,
-    RESULTS_FILE,
-    DamagedRecordWarning,
+    TASK_FIELDS,
+    build_record,
     validate_record,
 )
-from tests.helpers import make_record
+from minmax_envs.evaluation.store import CLAIMS_DIR, DAMAGED_FILE, RESULTS_FILE, DamagedRecordWarning, episode_key
+from tests.evaluation.records import make_record
 
 
 def rec(seed: int, **fields):
@@ -54,7 +55,28 @@ def test_the_schema_is_what_bench_writes(tmp_path):
     for r in records:
         assert set(RECORD_FIELDS) <= set(r) <= set(RECORD_FIELDS) | set(OPTIONAL_FIELDS)
         assert validate_record(r) is r
+        assert list(r) == [name for name in FIELDS if name in r]  # written in the declared order
     assert any("samples" in r for r in records)
+
+
+def test_the_key_is_the_declared_identity_and_the_stored_identity_fields_are_the_units():
+    task = Task("ring", "MoG-Ring-v0", 4, 2, "modes_covered", True, 8.0, {"hidden": 8}, lr_range=(1e-3, 1e-2))
+    unit = Unit("s", 1, task, "sgda", {"lr_d": 0.1, "lr_g": 0.1}, 0, "eval", (0, 1), block=2, device="cpu")
+    identity = unit.identity(1)
+    assert set(identity) == set(IDENTITY) - {"family"}  # family: only for a task with an instance family
+    assert unit.key(1) == episode_key(identity)
+    assert tuple(task_fields(task)) == TASK_FIELDS
+    stored = {name for name, f in FIELDS.items() if f.role in ("identity", "task")} - {"family"}
+    assert set(unit.described(1)) == stored
+
+
+def test_build_record_lays_out_the_declared_fields_and_names_what_is_wrong():
+    r = rec(0)
+    shuffled = dict(reversed(list(r.items())))
+    assert list(build_record(shuffled)) == list(r) == [name for name in FIELDS if name in r]
+    del shuffled["value"]
+    with pytest.raises(ValueError, match=r"^a record has undeclared field\(s\) extra; lacks field\(s\) value "):
+        build_record({**shuffled, "extra": 1})
 
 
 def test_validate_record_names_every_missing_field_and_each_wrong_type():

@@ -55,3 +55,13 @@ def test_every_game_declares_the_scalar_metrics_its_tasks_may_score(env_id):
     assert scalar <= set(game.scalar_metrics) and game.quality_metric in game.scalar_metrics
     assert set(game.scalar_metrics) - scalar <= {"inception_fid"}
 
+
+
+def test_the_catalogue_registers_the_shipped_suites_and_suites_still_names_its_constants():
+    from minmax_envs.evaluation import catalogue, suites
+
+    assert {"quick", "paper", "balance"} <= set(suites.list_suites())
+    assert suites.get_suite("quick").name == "quick"
+    assert suites.NK_ADAM == catalogue.NK_ADAM and suites.BALANCE_CONTROLLERS == catalogue.BALANCE_CONTROLLERS
+    with pytest.raises(AttributeError, match="has no attribute 'NOT_A_NAME'"):
+        suites.NOT_A_NAME  # noqa: B018
