@@ -1309,6 +1309,35 @@ def test_a_results_line_longer_than_any_record_is_refused_unread(finished, tmp_p
     assert reads and path.read_bytes().startswith(lines[0] + b"[ ")  # refused, not moved or rewritten
 
 
+def test_a_suite_json_task_with_a_non_numeric_target_is_named_and_the_report_goes_on(finished, tmp_path, capsys):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    suite = json.loads((tmp_path / "out" / "suite.json").read_text())
+    suite["tasks"].append({**suite["tasks"][0], "name": "no-records", "target": "ten"})
+    suite["run"]["tasks"] = None
+    (tmp_path / "out" / "suite.json").write_text(json.dumps(suite))
+    assert main(["report", str(tmp_path / "out"), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(r"minmax: warning: .*/out/suite\.json: task 'no-records': target must be a finite number, got 'ten'; "
+                     r"the report is made without it", err)
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ({"kind": "points", "name": "p"}, r"'p' \(x and y must name metrics\)"),
+    ({"kind": "samples", "name": "s", "marks": [["a", 1]]}, r"'s' \(marks must be \[x, y\] pairs of numbers\)"),
+    ({"kind": "samples", "name": "s", "limit": "big"}, r"'s' \(limit must be a positive number\)"),
+])
+def test_a_malformed_stored_plot_is_named_and_left_out(spec, problem, finished, tmp_path, capsys):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "out" / RESULTS_FILE
+    records = [json.loads(x) for x in path.read_bytes().splitlines()]
+    path.write_text("".join(json.dumps({**r, "plots": [spec]}) + "\n" for r in records))
+    assert main(["report", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(rf"records describe malformed plots {problem}; they are left out", err)
+
+
 def test_a_deep_suite_json_warns_once_and_the_report_goes_on(finished, tmp_path, capsys):
     shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
     (tmp_path / "out" / "suite.json").write_bytes(deep_json())

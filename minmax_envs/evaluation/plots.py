@@ -205,7 +205,7 @@ def _specs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     appearance; a description of an unknown kind is left out with a warning, and a name is reduced to a safe
     file name part (:func:`minmax_envs._files.path_part`)."""
     out: dict[str, dict[str, Any]] = {}
-    unknown = set()
+    unknown, malformed = set(), set()
     for r in records:
         for spec in r.get("plots") or []:
             if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
@@ -213,12 +213,38 @@ def _specs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if spec.get("kind") not in _KINDS:
                 unknown.add(str(spec.get("kind")))
                 continue
+            problem = _spec_problem(spec)
+            if problem:
+                malformed.add(f"{spec['name']!r} ({problem})")
+                continue
             name = path_part(spec["name"])
             out.setdefault(name, {**spec, "name": name})
     if unknown:
         warnings.warn(f"records describe plots of unknown kind(s) {', '.join(sorted(unknown))} (known: "
                       f"{', '.join(_KINDS)}); they are left out", stacklevel=3)
+    if malformed:
+        warnings.warn(f"records describe malformed plots {', '.join(sorted(malformed))}; they are left out",
+                      stacklevel=3)
     return list(out.values())
+
+
+def _spec_problem(spec: dict[str, Any]) -> str | None:
+    """What is wrong with a figure description of a known kind (a stored file is not trusted), else ``None``:
+    ``points`` and ``trajectory`` name two metrics ``x`` and ``y``; ``marks`` are pairs of numbers, ``limit`` a
+    positive number."""
+    if spec["kind"] in ("points", "trajectory") and not all(isinstance(spec.get(k), str) for k in ("x", "y")):
+        return "x and y must name metrics"
+    try:
+        marks = _marks(spec)
+    except (TypeError, ValueError):
+        return "marks must be [x, y] pairs of numbers"
+    if not np.isfinite(marks).all():
+        return "marks must be finite"
+    limit = spec.get("limit")
+    if limit is not None and not (isinstance(limit, (int, float)) and not isinstance(limit, bool)
+                                  and math.isfinite(limit) and limit > 0):
+        return "limit must be a positive number"
+    return None
 
 
 # --- metric curves -------------------------------------------------------------------------------------------------

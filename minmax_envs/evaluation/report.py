@@ -47,7 +47,7 @@ from minmax_envs.evaluation.formatting import (
     time_to_target,
     with_ci,
 )
-from minmax_envs.evaluation.record import TASK_FIELDS
+from minmax_envs.evaluation.record import FIELDS, TASK_FIELDS
 from minmax_envs.evaluation.stats import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -139,6 +139,10 @@ def _suite_problem(data: Any) -> str | None:
     if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name", ""), str)
                                               for t in tasks):
         return "tasks must be a list of task objects"
+    for t in tasks:  # a task without records is reported from these fields: each of its record field's type
+        for name in TASK_FIELDS:
+            if name in t and t[name] is not None and not FIELDS[name].type.check(t[name]):
+                return f"task {t.get('name', '')!r}: {name} must be {FIELDS[name].type.what}, got {t[name]!r}"
     run = data.get("run") or {}
     if not isinstance(run, dict):
         return f"run must be an object, got {run!r}"
