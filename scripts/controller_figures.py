@@ -48,6 +48,8 @@ from minmax_envs.games._base import PLAYERS  # noqa: E402
 SUITE = "learned-controllers"
 DATA = Path(__file__).resolve().parents[1] / "minmax_envs" / "controllers_data"
 SEEDS = 4  # held-out seeds drawn in the actions figure
+#: What a balance controller on nSGDA's direction plays at action 0: SGDA's direction at a fixed pace and size
+FIXED_SIZE = "balanced:sgda?ratio=tuned&anchor=fixed"
 
 
 def read_curve(path: Path) -> dict[str, np.ndarray]:
@@ -122,11 +124,17 @@ def learning_curves(plt, out: Path, tasks: list[str]) -> list[str]:
             steps = curves[0]["global_step"]
             values = []
             for c in curves:  # each seed's points where episodes ended, on the common steps
+                c.setdefault(key, c["global_step"] * np.nan)  # (a run in which no episode ended)
                 ok = np.isfinite(c[key])
                 values.append(np.interp(steps, c["global_step"][ok], c[key][ok]) if ok.any() else steps * np.nan)
             v = np.array(values)
-            ax.plot(steps, np.nanmedian(v, 0), linewidth=1.2)
-            ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), alpha=0.2, linewidth=0)
+            if np.isfinite(v).any():
+                ax.plot(steps, np.nanmedian(v, 0), linewidth=1.2)
+                ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), alpha=0.2, linewidth=0)
+            else:
+                ax.text(0.5, 0.5, "no episode ended", ha="center", transform=ax.transAxes, fontsize=8)
+            if row == 0:
+                ax.set_yscale("symlog", linthresh=1.0)  # the first episodes' divergences are far below the rest
             ax.set_xlabel("env steps")
             ax.set_ylabel("episode return" if row == 0 else "mean reward per step")
             ax.grid(alpha=0.3)
@@ -199,10 +207,12 @@ def actions(plt, runs: Path, out: Path, tasks: list[str]) -> list[str]:
             for s in range(lrs.shape[1]):
                 ax.plot(steps, lrs[:, s, j], color=color, alpha=0.6, linewidth=0.8,
                         label=f"{pl} (learned)" if s == 0 else None)
-        constant = tuned(records, name, "nsgda" if action == "balance" else base)
+        own = FIXED_SIZE if action == "balance" else base
+        constant = tuned(records, name, own)
         if constant is not None:
-            ax.axhline(constant["lr_g"], color="tab:blue", linestyle="--", linewidth=1, label=f"{base} tuned, G")
-            ax.axhline(constant["lr_d"], color="tab:red", linestyle="--", linewidth=1, label=f"{base} tuned, D")
+            short = "fixed-size balanced" if action == "balance" else base
+            ax.axhline(constant["lr_g"], color="tab:blue", linestyle="--", linewidth=1, label=f"{short} tuned, G")
+            ax.axhline(constant["lr_d"], color="tab:red", linestyle="--", linewidth=1, label=f"{short} tuned, D")
         ax.set_yscale("log")
         ax.set_ylabel("step size on the base's unit update")
         ax.legend(fontsize=5)
@@ -229,6 +239,53 @@ def actions(plt, runs: Path, out: Path, tasks: list[str]) -> list[str]:
     return lines
 
 
+def cells(r: dict) -> tuple[str, str]:
+    """A summary row's success (with its Wilson interval) and median (with its bootstrap interval)."""
+    return (f"{r['successes']}/{r['n']} [{float(r['success_lo']):.0%}, {float(r['success_hi']):.0%}]",
+            f"{float(r['median']):.4g} [{float(r['median_lo']):.4g}, {float(r['median_hi']):.4g}]")
+
+
+def rank(r: dict, up: bool) -> tuple[float, float]:
+    """The leaderboard's order: success rate, then the median."""
+    return float(r["success_rate"]), float(r["median"]) if up else -float(r["median"])
+
+
+def median_apart(a: dict, b: dict, up: bool) -> bool:
+    """Whether ``a``'s median interval lies entirely on the better side of ``b``'s."""
+    return float(a["median_lo"]) > float(b["median_hi"]) if up else float(a["median_hi"]) < float(b["median_lo"])
+
+
+def verdicts(out: Path) -> list[str]:
+    """Each learned controller against the tuned constant step sizes of its base agent and the best tuned agent of
+    its task, from the report's ``OUT/summary.csv`` (held-out seeds, test instances).
+
+    Matching its base: ``met`` when its success rate is at least the base's (its median at least as good on a tie),
+    ``within noise`` when lower but both the success and the median intervals overlap, ``not met`` otherwise.
+    Beating the best tuned agent (the leaderboard's order: success rate, then median): its success interval, or
+    its median interval, entirely better than the best agent's (non-overlapping)."""
+    with (out / "summary.csv").open() as f:
+        rows = {(r["task"], r["agent"]): r for r in csv.DictReader(f)}
+    lines = ["| task | learned (base, action) | success | median [95% CI] | base agent | its success | its median "
+             "[95% CI] | matches its base | best tuned agent | its success | its median [95% CI] | beats it |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    for name, (base, action) in LEARNED_BASES.items():
+        mine = rows.get((name, LEARNED_CONTROLLERS[name]))
+        if mine is None:
+            continue
+        up = mine["higher_is_better"] == "True"
+        own = rows[(name, FIXED_SIZE if action == "balance" else base)]
+        best = max((r for (t, a), r in rows.items() if t == name and not a.startswith("learned:")),
+                   key=lambda r: rank(r, up))
+        apart = float(mine["success_hi"]) < float(own["success_lo"]) or median_apart(own, mine, up)
+        match = "met" if rank(mine, up) >= rank(own, up) else "not met" if apart else "within noise"
+        beats = float(mine["success_lo"]) > float(best["success_hi"]) or median_apart(mine, best, up)
+        lines.append(f"| {name} | {base}, {action} | " + " | ".join(cells(mine)) + f" | {own['agent']} | "
+                     + " | ".join(cells(own)) + f" | {match} | {best['agent']} | " + " | ".join(cells(best))
+                     + f" | {'yes' if beats else 'no'} |")
+    return lines
+
+
 def figures(runs: Path, out: Path) -> None:
     import matplotlib
 
@@ -239,7 +296,9 @@ def figures(runs: Path, out: Path) -> None:
     tasks = list(LEARNED_BASES)
     text = ["# learned-controllers: learning curves and actions", "",
             f"Made by `python scripts/controller_figures.py figures {runs} {out}`.", "",
-            "## Learning curves (train instances)", "", "![learning curves](plots/learning_curves.png)", "",
+            "## Each controller against its base and the best tuned agent (held-out seeds, test instances)", "",
+            *verdicts(out), "", "## Learning curves (train instances)", "",
+            "![learning curves](plots/learning_curves.png)", "",
             "Per task, over its PPO seeds: median [min, max] of the mean over the first and the last tenth of the "
             "iterations.", "", *learning_curves(plt, out, tasks), "",
             "## What the picked controllers do (held-out seeds 0-3, test instances)", "",
