@@ -175,6 +175,9 @@ def make_env(args: Args, num_envs: int | None = None) -> tuple[StepSizeCore, dic
                             log10_range=args.log10_range, action=args.action, horizon=horizon, split="train",
                             base_lr=base_lr, family=task.family, **task.env_kwargs)
     core = StepSizeCore(game, control, num_envs or args.num_envs)
+    if not core.env.game.batched or core.env.game.cycle != 1:
+        raise ValueError(f"task {task.name!r} plays {task.env_id} with one seed per env or alternating players; the "
+                         "native trainer restarts seeds one by one in a batch of simultaneous games (the small games)")
     trained_on = {"suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
                   "base_lr": base_lr, "horizon": horizon, "split": "train", "trainer": "baselines/ppo_step_size.py",
                   "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,

@@ -22,8 +22,7 @@ from minmax_envs.families import Family, Param
 TASK = Task("dirac", "DiracGAN-v0", 12, 4, "distance", False, 0.1,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(1e-3, 1e-2))
 SUITE = Suite("ppo-tiny", 1, (TASK,), budget=1, tune_seeds=2, eval_seeds=3, agents=("sgda",))
-TINY = {"task": "dirac", "num_envs": 16, "num_steps": 8, "minibatch_size": 64, "total_timesteps": 512,
-        "tensorboard": False}
+TINY = {"task": "dirac", "num_envs": 16, "num_steps": 8, "minibatch_size": 64, "total_timesteps": 512}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +64,18 @@ def test_a_run_is_reproducible_given_its_seed(trained, tmp_path):
     assert any("charts/episodic_return" in row for row in first.history)  # episodes ended and restarted
     assert not torch.equal(first.agent.params, other.agent.params)
     assert (tmp_path / "again" / "dirac.pt").read_bytes() == first.path.read_bytes()
+
+
+def test_the_curves_are_tensorboard_scalars_with_namespaced_names(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args, run = trained
+    events = EventAccumulator(str(run.path.parent / "tensorboard" / f"dirac-seed{args.seed}"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/approx_kl"} <= tags
+    steps = [e.step for e in events.Scalars("losses/value_loss")]
+    assert steps == [row["global_step"] for row in run.history]  # one point per iteration, at the env step
 
 
 def test_the_saved_controller_acts_exactly_as_the_trained_policy(trained):
