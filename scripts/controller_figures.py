@@ -1,8 +1,10 @@
 """The learned controllers of the suite ``learned-controllers``: pick each task's PPO seed, draw its learning curves
 and what the picked policies do over an episode.
 
-    python scripts/controller_figures.py select runs/controllers docs/reproduction/controllers
-    python scripts/controller_figures.py figures docs/reproduction/controllers docs/reproduction/controllers
+    python scripts/controller_figures.py select runs/controllers docs/reproduction/learned-controllers
+    python scripts/controller_figures.py figures docs/reproduction/learned-controllers \
+        docs/reproduction/learned-controllers
+    python scripts/controller_figures.py train-return mog-ring-small CONTROLLER.pt --base adam --episodes 8
 
 ``select TRAINED OUT``: for every task of the suite, the runs ``TRAINED/TASK-seedS.pt`` of
 ``baselines/ppo_step_size.py --name TASK-seedS`` (their curves ``TRAINED/curves/TASK-seedS-seedS.csv``). The run
@@ -12,6 +14,10 @@ one (``--train-episodes 0``), the mean reward of its rollouts' transitions over 
 (the stochastic policy, train instances too). Never a test result. The kept controller is copied to
 ``minmax_envs/controllers_data/TASK.pt`` and ``.json`` (what ``learned:minmax_envs/controllers_data/TASK`` plays), the
 curves to ``OUT/curves/``, and the choice to ``OUT/selection.csv``.
+
+``train-return TASK [CONTROLLER.pt ...] --base B --action A --episodes E``: the deterministic return over full
+episodes on every train instance of the task, of action 0 (the base agent at the training base step sizes) and
+of each controller at the same base: what ``select`` ranks runs by, and a check of a run against its own constant.
 
 ``figures RUNS OUT``: from the curves in ``OUT/curves/`` and the suite's records in ``RUNS`` (``minmax bench
 --out``), ``OUT/plots/learning_curves.png`` (per task: the return of the episodes that ended in an iteration and
@@ -308,6 +314,30 @@ def figures(runs: Path, out: Path) -> None:
     os.replace(tmp, out / "figures.md")
 
 
+def train_returns(task: str, base: str, action: str, episodes: int, controllers: list[str]) -> None:
+    """Print the deterministic return over full episodes on every train instance of ``task`` (``episodes`` per group
+    of its family, as ``baselines/ppo_step_size.py --train-episodes`` scores a run) of action 0 (the base agent at
+    the training base step sizes) and of each controller, all at those base step sizes: mean, standard error, count."""
+    from baselines.ppo_step_size import Args, make_env, train_seeds
+
+    args = Args(suite=SUITE, task=task, base=base, action=action)
+    print("| policy | mean return | standard error | episodes |\n|---|---|---|---|")
+    for path in ["action 0", *controllers]:
+        core, trained_on = make_env(args, episodes)
+        controller = None if path == "action 0" else LearnedController.load(path)
+        returns = []
+        for seeds in train_seeds(core, episodes):
+            tr = core.reset(seeds)
+            total = torch.zeros(episodes, dtype=torch.float64)
+            for _ in range(trained_on["horizon"]):
+                a = torch.zeros(episodes, 2) if controller is None else torch.as_tensor(controller.actions(tr.obs))
+                tr = core.step(a.clamp(-1.0, 1.0))
+                total += torch.as_tensor(tr.reward)
+            returns.append(total)
+        r = torch.cat(returns)
+        print(f"| {path} | {float(r.mean()):.3f} | {float(r.std() / len(r) ** 0.5):.3f} | {len(r)} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -317,11 +347,19 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser("figures", help="learning curves and actions")
     f.add_argument("runs", type=Path, help="the suite's results directory (minmax bench --out)")
     f.add_argument("out", type=Path)
+    r = sub.add_parser("train-return", help="action 0 and controllers on every train instance of a task")
+    r.add_argument("task")
+    r.add_argument("controllers", nargs="*", help="controller files (NAME.pt)")
+    r.add_argument("--base", default="sgda")
+    r.add_argument("--action", default="step_sizes")
+    r.add_argument("--episodes", type=int, default=8, help="episodes per group of the task's family")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "select":
         select(args.trained, args.out)
+    elif args.command == "train-return":
+        train_returns(args.task, args.base, args.action, args.episodes, args.controllers)
     else:
         figures(args.runs, args.out)
 
