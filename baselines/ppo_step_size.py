@@ -36,9 +36,18 @@ exactly as the trained policy's deterministic actions (the Gaussian's mean, clip
 
 **Curves.** TensorBoard scalars in ``OUT/tensorboard/NAME-seedS/`` (``--tensorboard false`` to skip): ``charts/``
 (``episodic_return``, ``episodic_length``, ``divergence_rate`` of the episodes that ended in the iteration,
-``learning_rate``, ``SPS``) and ``losses/`` (``value_loss``, ``policy_loss``, ``entropy``, ``approx_kl``,
-``clipfrac``: means over the last epoch's minibatches; ``explained_variance`` of the rollout's returns), at the
-global env step. The same numbers are returned by :func:`train` (``Trained.history``).
+``learning_rate``, ``SPS``, ``mean_reward``: the mean reward of the rollout's transitions) and ``losses/``
+(``value_loss``, ``policy_loss``, ``entropy``, ``approx_kl``, ``clipfrac``: means over the last epoch's minibatches;
+``explained_variance`` of the rollout's returns), at the global env step; the same numbers in
+``OUT/curves/NAME-seedS.csv`` and in what :func:`train` returns (``Trained.history``).
+
+**Instance families.** A task with an instance family trains on its **train** instances only: every slot plays
+the instance of its training seed (:func:`make_env`), a slot that restarts gets its new seed's instance, and, when
+the family draws arguments per batch (shapes, a loss, a data case), the whole batch restarts on a new group of
+instances every ``horizon`` actions (slots that restarted on the way after a divergence are truncated there and
+bootstrap). After training, the deterministic policy plays ``--train-episodes`` episodes per group of train
+instances; its mean return (``trained_on.train_return`` of the saved description) is what a run is picked by
+among PPO seeds, never a test result.
 
 **Speed.** At the sizes PPO uses, the update (tens of minibatches of a few hundred transitions per rollout) is most
 of an iteration's time, and a minibatch of these small networks costs operations more than arithmetic. So the
@@ -55,6 +64,7 @@ A run is a function of its arguments (``--seed`` included), the torch build, the
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -78,7 +88,7 @@ from minmax_envs.controller_files import (
     save_policy,
 )
 from minmax_envs.evaluation import get_suite
-from minmax_envs.step_size_control import ACTIONS, OBS_NAMES, SPLITS, StepSizeCore, configs
+from minmax_envs.step_size_control import ACTIONS, OBS_NAMES, SPLITS, StepSizeCore, TensorStep, configs
 
 HIDDEN = (64, 64)  # the hidden widths of stable-baselines3's MlpPolicy for PPO (actor and critic alike)
 OBS_EPSILON, OBS_CLIP = 1e-8, 10.0  # observation normalization (gymnasium's NormalizeObservation, CleanRL)
@@ -119,10 +129,15 @@ class Args:
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
     out: str = field(default="runs/ppo", metadata={"help": "output directory"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard curves to OUT/tensorboard/"})
+    train_episodes: int = field(default=64, metadata={
+        "help": "after training, play the deterministic policy on this many train-instance episodes per group of "
+                "the task's family (0: skip); the mean return is saved as trained_on.train_return"})
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; choose one of {', '.join(ACTIONS)}")
+        if isinstance(self.train_episodes, bool) or not isinstance(self.train_episodes, int) or self.train_episodes < 0:
+            raise ValueError(f"train_episodes must be an int >= 0, got {self.train_episodes!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "minibatch_size", "update_epochs", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -143,26 +158,57 @@ class Args:
 
 
 # --- the environment: the one place it is built ------------------------------------------------------------------
-def make_env(args: Args) -> tuple[StepSizeCore, dict[str, Any]]:
+def make_env(args: Args, num_envs: int | None = None) -> tuple[StepSizeCore, dict[str, Any]]:
     """The batched step-size control problem the controller trains on, over ``args.num_envs`` seeds on
     ``args.device``, and the record of what it is (``trained_on`` of the saved controller).
 
-    The task's game and arguments, its episode length (``args.horizon`` or the task's ``steps``), the base step
-    sizes at the middle of its tuning grid (:func:`baselines.train_controller.base_step_sizes`), training seeds
-    from the ``"train"`` split."""
+    The task's game and arguments, its instance family if it has one (every slot then plays the instance of its
+    seed in the family's **train** set: :class:`~minmax_envs.families.FamilySlots`), its episode length
+    (``args.horizon`` or the task's ``steps``), the base step sizes at the middle of its tuning grid
+    (:func:`baselines.train_controller.base_step_sizes`), training seeds from the ``"train"`` split. ``num_envs``:
+    the number of slots (default ``args.num_envs``)."""
     task = get_suite(args.suite).task(args.task)
     lr_d, lr_g = base_step_sizes(task)
     base_lr = {"discriminator": lr_d, "generator": lr_g}
     horizon = args.horizon or task.steps
     game, control = configs(task.env_id, device=args.device, base=args.base, momentum=args.momentum,
                             log10_range=args.log10_range, action=args.action, horizon=horizon, split="train",
-                            base_lr=base_lr, **task.env_kwargs)
-    core = StepSizeCore(game, control, args.num_envs)
+                            base_lr=base_lr, family=task.family, **task.env_kwargs)
+    core = StepSizeCore(game, control, num_envs or args.num_envs)
+    if not core.env.game.batched or core.env.game.cycle != 1:
+        raise ValueError(f"task {task.name!r} plays {task.env_id} with one seed per env or alternating players; the "
+                         "native trainer restarts seeds one by one in a batch of simultaneous games (the small games)")
     trained_on = {"suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
                   "base_lr": base_lr, "horizon": horizon, "split": "train", "trainer": "baselines/ppo_step_size.py",
                   "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
                   "args": asdict(args)}
+    if task.family is not None:
+        trained_on["family"] = task.family.key("train")
     return core, trained_on
+
+
+def regroups(core: StepSizeCore) -> bool:
+    """Whether the core's instance family draws arguments per batch (shapes, discrete switches): then a batch
+    plays one group of instances, and training restarts the whole batch on a new group every ``horizon`` actions
+    (:func:`train`)."""
+    return core.instances is not None and bool(core.instances.family.batch_params)
+
+
+def train_seeds(core: StepSizeCore, count: int) -> list[list[int]]:
+    """Seeds of the ``"train"`` split for one deterministic pass over the train instances, as batches (one per group
+    of the core's family, each batch ``count`` seeds of that group's members in turn); without a family, one batch
+    of the ``count`` first training seeds."""
+    low = SPLITS["train"][0]
+    if core.instances is None:
+        return [list(range(low, low + count))]
+    family = core.instances.family
+    n, span = family.size("train"), family.span("train")
+    first = -(-low // n) * n  # seed `first + i` plays train instance i
+    batches = []
+    for g in range(-(-n // span)):
+        size = min(span, n - g * span)  # (a last group may be short)
+        batches.append([first + g * span + j % size + (j // size) * n for j in range(count)])
+    return batches
 
 
 # --- the policy --------------------------------------------------------------------------------------------------
@@ -401,6 +447,7 @@ class Trained(NamedTuple):
     normalization: ObservationNormalization  # the observation normalization the policy was trained with
     history: list[dict[str, float]]  # per iteration: global_step and every TensorBoard scalar
     seconds: dict[str, float]  # the training loop's wall and CPU (this process's) seconds, set-up and saving excluded
+    train_return: float | None = None  # the deterministic policy's mean return on the train instances (train_return)
 
 
 def deterministic_actions(agent: Agent, normalization: ObservationNormalization, obs: torch.Tensor) -> torch.Tensor:
@@ -408,6 +455,22 @@ def deterministic_actions(agent: Agent, normalization: ObservationNormalization,
     the Gaussian's mean of the normalized observations, clipped to ``[-1, 1]``."""
     with torch.no_grad():
         return agent.mean(normalization.apply(obs)).clamp(-1.0, 1.0)
+
+
+def train_return(agent: Agent, normalization: ObservationNormalization, args: Args, count: int = 64) -> float:
+    """The mean return of the trained policy's deterministic actions over full episodes (``horizon`` actions) on
+    the **train** instances: ``count`` slots per group of the task's family (each train instance in turn), or the
+    ``count`` first training seeds without a family. What a run is selected by among PPO seeds (never a test
+    result)."""
+    core, trained_on = make_env(args, count)
+    returns = []
+    for seeds in train_seeds(core, count):
+        core.reset(seeds)
+        total = torch.zeros(count, dtype=torch.float64, device=core.env.device)
+        for _ in range(trained_on["horizon"]):  # a diverged slot earns 0 after its penalty (StepSizeCore.reward)
+            total += core.step_tensors(deterministic_actions(agent, normalization, core.observation())).reward
+        returns.append(total)
+    return float(torch.cat(returns).mean())
 
 
 # --- training ----------------------------------------------------------------------------------------------------
@@ -441,6 +504,8 @@ def train(args: Args) -> Trained:
     obs = core.observation()
     obs_rms.update(obs.to(torch.float32))
     restart = torch.zeros(n, dtype=torch.bool, device=device)  # slots that restart at the next step
+    regroup = regroups(core)  # a family with per-batch arguments: the whole batch restarts on a new group
+    since_regroup, regroup_next = 0, False  # actions since the batch last restarted as a whole; whether it does next
     episode_t = torch.zeros(n, dtype=torch.int64, device=device)
     episode_return = torch.zeros(n, dtype=torch.float64, device=device)
     discounted = torch.zeros(n, dtype=torch.float64, device=device)  # for the reward scale
@@ -467,19 +532,30 @@ def train(args: Args) -> Trained:
                 action = mean + torch.exp(agent.p["log_std"]) * noise
                 obs_buf[t], raw_buf[t], act_buf[t], valid_buf[t] = x, obs, action, ~restart
                 logp_buf[t], val_buf[t] = agent.log_prob(mean, action), agent.value(x)
-            # a restart step ignores its actions; on the CPU, skip the restart work when no slot restarts (on an
-            # accelerator, finding out would synchronize: the masked step is always taken there)
-            masked = device.type != "cpu" or bool(restart.any())
-            step = core.step_tensors(action.clamp(-1.0, 1.0), restart if masked else None,
-                                     draw_seeds() if masked else None)
+            if regroup_next:  # every slot restarts, on the instances of a new group (a new batched env)
+                core.reset(draw_seeds().tolist())
+                step = TensorStep(core.observation(), torch.zeros(n, dtype=torch.float64, device=device),
+                                  torch.zeros(n, dtype=torch.bool, device=device))
+                since_regroup, regroup_next = 0, False
+            else:
+                # a restart step ignores its actions; on the CPU, skip the restart work when no slot restarts (on an
+                # accelerator, finding out would synchronize: the masked step is always taken there)
+                masked = device.type != "cpu" or bool(restart.any())
+                step = core.step_tensors(action.clamp(-1.0, 1.0), restart if masked else None,
+                                         draw_seeds() if masked else None)
+                since_regroup += 1
             obs = step.obs
             episode_t = torch.where(restart, 0, episode_t + 1)
             truncated = (episode_t >= horizon) & ~step.terminated
-            done = step.terminated | truncated
+            ends = step.terminated | truncated  # episodes that ended by themselves (diverged, or at the horizon)
+            # with regrouping, the batch restarts as a whole once its synchronized episodes reach the horizon: the
+            # slots that restarted on the way (after a divergence) are truncated there (their values bootstrap)
+            regroup_next = regroup and since_regroup >= horizon
+            done = ends | regroup_next
             rew_buf[t], term_buf[t], done_buf[t] = step.reward.to(torch.float32), step.terminated, done
             episode_return = episode_return + step.reward
-            ended += torch.stack([done.sum().double(), torch.where(done, episode_return, 0.0).sum(),
-                                  torch.where(done, episode_t, 0).sum().double(), step.terminated.sum().double()])
+            ended += torch.stack([ends.sum().double(), torch.where(ends, episode_return, 0.0).sum(),
+                                  torch.where(ends, episode_t, 0).sum().double(), step.terminated.sum().double()])
             episode_return = torch.where(done, 0.0, episode_return)
             restart = done
             global_step += n
@@ -531,10 +607,11 @@ def train(args: Args) -> Trained:
 
         # --- curves: one host sync per iteration ---
         explained = 1.0 - (batch[:, a + 2] - batch[:, a + 1]).var() / batch[:, a + 2].var()
-        numbers = torch.cat([ended, (stats / updates).double(), explained.double()[None]]).tolist()
-        count, ret_sum, len_sum, diverged, pg, vl, ent, kl, cf, ev = numbers
+        mean_reward = (rew_buf * valid_buf).sum().double() / valid_buf.sum()  # the rollout's transitions, unscaled
+        numbers = torch.cat([ended, (stats / updates).double(), explained.double()[None], mean_reward[None]]).tolist()
+        count, ret_sum, len_sum, diverged, pg, vl, ent, kl, cf, ev, mr = numbers
         row = {"global_step": global_step, "charts/learning_rate": lr,
-               "charts/SPS": global_step / (time.perf_counter() - start),
+               "charts/SPS": global_step / (time.perf_counter() - start), "charts/mean_reward": mr,
                "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl,
                "losses/clipfrac": cf, "losses/explained_variance": ev}
         if count:
@@ -553,12 +630,33 @@ def train(args: Args) -> Trained:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
-    config = ControllerConfig(algorithm="PPO", control=core.control,
-                              trained_on={**trained_on, "train_seconds": round(seconds, 1)})
+    write_curve(history, Path(args.out) / "curves" / f"{name}-seed{args.seed}.csv")
+    trained_on = {**trained_on, "train_seconds": round(seconds, 1)}
+    achieved = None
+    if args.train_episodes:
+        achieved = train_return(agent, normalization, args, args.train_episodes)
+        trained_on["train_return"] = achieved
+    config = ControllerConfig(algorithm="PPO", control=core.control, trained_on=trained_on)
     path = save(agent, core, config, normalization, Path(args.out) / name)
     print(f"trained PPO on {trained_on['env_id']} ({args.task}) for {global_step} env steps in {seconds:.0f} s "
-          f"({global_step / seconds:.0f} env-steps/s) -> {path}", file=sys.stderr)
-    return Trained(path, agent, normalization, history, {"wall": seconds, "cpu": cpu_seconds})
+          f"({global_step / seconds:.0f} env-steps/s), deterministic return on the train instances {achieved} -> "
+          f"{path}", file=sys.stderr)
+    return Trained(path, agent, normalization, history, {"wall": seconds, "cpu": cpu_seconds}, achieved)
+
+
+def write_curve(history: list[dict[str, float]], path: Path) -> None:
+    """The curves of :func:`train` (``Trained.history``) as a CSV file, one row per iteration (an empty cell where an
+    iteration ended no episode), written atomically."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    lines = [",".join(columns)] + [",".join("" if row.get(k) is None else repr(float(row[k])) for k in columns)
+                                   for row in history]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save(agent: Agent, core: StepSizeCore, config: ControllerConfig, normalization: ObservationNormalization,

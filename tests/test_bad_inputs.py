@@ -1318,8 +1318,8 @@ def test_a_suite_json_task_with_a_non_numeric_target_is_named_and_the_report_goe
     assert main(["report", str(tmp_path / "out"), "--no-plots"]) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert re.search(r"minmax: warning: .*/out/suite\.json: task 'no-records': target must be a finite number, got 'ten'; "
-                     r"the report is made without it", err)
+    assert re.search(r"minmax: warning: .*/out/suite\.json: task 'no-records': target must be a finite number, "
+                     r"got 'ten'; the report is made without it", err)
 
 
 @pytest.mark.parametrize("spec, problem", [

@@ -15,14 +15,14 @@ from minmax_envs.cli import main as minmax
 from minmax_envs.controller_files import LearnedController, check_controller
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.evaluation.agent_names import make_agent
+from minmax_envs.families import Family, Param
 from minmax_envs.step_size_control import StepSizeCore, configs
 
 # the NK-regularized Dirac WGAN with step sizes far below what it tolerates: larger steps converge faster
 TASK = Task("dirac", "DiracGAN-v0", 12, 4, "distance", False, 0.1,
             {"loss": "wgan", "regularizer": "nk", "init_std": 0.5}, lr_range=(1e-3, 1e-2))
 SUITE = Suite("ppo-tiny", 1, (TASK,), budget=1, tune_seeds=2, eval_seeds=3, agents=("sgda",))
-TINY = {"task": "dirac", "num_envs": 16, "num_steps": 8, "minibatch_size": 64, "total_timesteps": 512,
-        "tensorboard": False}
+TINY = {"task": "dirac", "num_envs": 16, "num_steps": 8, "minibatch_size": 64, "total_timesteps": 512}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,18 @@ def test_a_run_is_reproducible_given_its_seed(trained, tmp_path):
     assert any("charts/episodic_return" in row for row in first.history)  # episodes ended and restarted
     assert not torch.equal(first.agent.params, other.agent.params)
     assert (tmp_path / "again" / "dirac.pt").read_bytes() == first.path.read_bytes()
+
+
+def test_the_curves_are_tensorboard_scalars_with_namespaced_names(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args, run = trained
+    events = EventAccumulator(str(run.path.parent / "tensorboard" / f"dirac-seed{args.seed}"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/approx_kl"} <= tags
+    steps = [e.step for e in events.Scalars("losses/value_loss")]
+    assert steps == [row["global_step"] for row in run.history]  # one point per iteration, at the env step
 
 
 def test_the_saved_controller_acts_exactly_as_the_trained_policy(trained):
@@ -140,3 +152,53 @@ def test_the_trainer_learns_to_beat_the_base_step_size_on_an_easy_task(suite, tm
     learned = episode_return(lambda o: torch.as_tensor(controller.actions(o.to(torch.float32).numpy())))
     assert best_constant > base
     assert learned >= base + 0.5 * (best_constant - base), (base, best_constant, learned)
+
+
+# a family with a per-batch argument (the loss) and a per-seed one (theta0): training must regroup and restart slots
+FAMILY = Family("ppo-tiny-family", "DiracGAN-v0", (Param("loss", "choice", choices=("wgan", "nsgan")),
+                                                  Param("theta0", "uniform", 0.5, 2.0, per_seed=True)),
+                {"init_std": 0.5}, train=8, test=8, group=4, seed=1)  # seed 1: its train groups have both losses
+FAMILY_TASK = Task("dirac-family", "DiracGAN-v0", 6, 2, "distance", False, 0.1, {}, lr_range=(1e-2, 1.0),
+                   family=FAMILY)
+
+
+def test_the_trainer_plays_only_the_train_instances_of_a_tasks_family(tmp_path, monkeypatch):
+    """Every batch the trainer steps (rollouts, restarts after a divergence or the horizon, regrouping, and the
+    final train-instance episodes) holds train instances of the task's family and no test instance; the groups
+    and the instances vary over training."""
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(Suite("ppo-family", 1, (FAMILY_TASK,), budget=1, tune_seeds=2, eval_seeds=2,
+                                     agents=("sgda",)).to_dict()))
+    played: set[tuple[str, float]] = set()
+
+    def record(core: StepSizeCore) -> None:
+        game = core.env.game
+        played.update((game.loss, round(v, 9)) for v in game.seed_args["theta0"].tolist())
+
+    step_tensors, reset = StepSizeCore.step_tensors, StepSizeCore.reset
+
+    def spied_step(self, *a, **k):
+        out = step_tensors(self, *a, **k)
+        record(self)
+        return out
+
+    def spied_reset(self, *a, **k):
+        out = reset(self, *a, **k)
+        record(self)
+        return out
+
+    monkeypatch.setattr(StepSizeCore, "step_tensors", spied_step)
+    monkeypatch.setattr(StepSizeCore, "reset", spied_reset)
+    args = Args(suite=str(path), task="dirac-family", num_envs=8, num_steps=8, minibatch_size=32,
+                total_timesteps=640, tensorboard=False, train_episodes=4, out=str(tmp_path / "out"),
+                log10_range=2.0)  # steps up to 100 on the Dirac GAN: some slots diverge and restart
+    run = train(args)
+
+    def instances(split: str) -> set[tuple[str, float]]:
+        return {(x["loss"], round(x["theta0"], 9)) for x in FAMILY.instances(split)}
+
+    train_set, test_set = instances("train"), instances("test")
+    assert played <= train_set and not played & test_set
+    assert len({loss for loss, _ in played}) == 2 and len(played) > FAMILY.group  # regrouped: both losses
+    assert played == train_set  # the final train-instance episodes play every train instance
+    assert json.loads(run.path.with_suffix(".json").read_text())["trained_on"]["family"] == FAMILY.key("train")

@@ -8,9 +8,10 @@ are in :mod:`minmax_envs.evaluation.suites`; this module registers the suites th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from minmax_envs.evaluation.suites import Suite, Task, get_suite, register_suite
+from minmax_envs.evaluation.suites import DEFAULT_AGENTS, Suite, Task, get_suite, register_suite
 
 _DIRAC = {"init_std": 0.5}  # theta0 = psi0 = 1 plus per-seed N(0, 0.5^2) offsets: seeds differ
 _MOG_SMALL = {"hidden": 32, "batch_size": 64, "eval_samples": 500}
@@ -237,4 +238,39 @@ register_suite(Suite(
         Task("mog-ring", "MoG-Ring-v0", 2000, 200, "modes_covered", True, 8.0, _MOG, lr_range=(1e-4, 10.0),
              ratios=(1.0, 0.5, 0.25), description="8 Gaussians on a ring, standard GAN loss", agents=_PACED),
     ),
+))
+
+# --- learned controllers on instance families ----------------------------------------------------------------------
+
+#: The base direction of each learned controller of the suite ``learned-controllers`` (baselines/ppo_step_size.py),
+#: by task, and its action: the steps act on this agent's unit updates (docs/controllers.md says why each).
+LEARNED_BASES = {"dirac-wgan": ("sgda", "step_sizes"), "dirac-wgan-nk": ("sgda", "step_sizes"),
+                 "bilinear": ("sgda", "step_sizes"), "two-mode-small": ("nsgda", "step_sizes"),
+                 "mog-ring-small": ("adam", "step_sizes"), "section4-correlated-modes": ("nsgda", "balance"),
+                 "section4-correlated-coefficients": ("nsgda", "balance")}
+#: The learned controller of each task of ``learned-controllers``, shipped as package data, played on its task only.
+LEARNED_CONTROLLERS = {name: f"learned:pkg:{name}" for name in LEARNED_BASES}
+_FIXED_SIZE = "balanced:sgda?ratio=tuned&anchor=fixed"
+_FAMILIES = get_suite("families")
+
+
+def _section4_family_task(case: str) -> Task:
+    """Section 4's two-mode problem (d = 1000, m_D = 7, m_G = 13) as its instance family (gamma per seed), with a
+    step-size grid around the pace and size nSGDA is tuned to in the suite ``balance`` (lr_d 0.0316, ratio 0.4)."""
+    name = f"section4-{case.replace('_', '-')}"
+    return Task(name, "TwoMode-v0", 3000, 300, **_TWO_MODE_TARGET, lr_range=(10**-2.5, 10**-0.5), ratios=(0.4,),
+                description=f"Section 4's two-mode problem ({case.replace('_', ' ')}), d = 1000, m_D = 7, m_G = 13, "
+                            "gamma per seed", family=f"two-mode-section4-{case.replace('_', '-')}",
+                agents=(*DEFAULT_AGENTS, _FIXED_SIZE, LEARNED_CONTROLLERS[name]))
+
+
+register_suite(Suite(
+    name="learned-controllers", version=1, budget=3, tune_seeds=8, eval_seeds=16,
+    agents=(*DEFAULT_AGENTS, _FIXED_SIZE, *LEARNED_CONTROLLERS.values()),
+    description="Step-size and balance controllers learned with baselines/ppo_step_size.py on the train instances of "
+                "each task's family, judged on held-out seeds playing its test instances against the tuned agents "
+                "(docs/controllers.md): the families suite's five quick-suite tasks and Section 4's two-mode cases.",
+    tasks=(*(replace(_FAMILIES.task(name), agents=(*DEFAULT_AGENTS, LEARNED_CONTROLLERS[name]))
+             for name in ("dirac-wgan", "dirac-wgan-nk", "bilinear", "two-mode-small", "mog-ring-small")),
+           _section4_family_task("correlated_modes"), _section4_family_task("correlated_coefficients")),
 ))
