@@ -139,7 +139,15 @@ def _origin(top: str) -> Path | None:
 
 
 def _installed(path: Path | None) -> bool:
-    return path is not None and any(path.is_relative_to(d) for d in _site_dirs())
+    """Whether ``path`` is in an installed package: under this interpreter's site directories, or under another
+    ``site-packages`` (``dist-packages``) directory that a ``.pth`` file put on the path (an environment layered on
+    another's packages), never under the working directory."""
+    if path is None:
+        return False
+    if any(path.is_relative_to(d) for d in _site_dirs()):
+        return True
+    return (any(p.name in ("site-packages", "dist-packages") for p in path.parents)
+            and not path.is_relative_to(Path.cwd().resolve()))
 
 
 def _allowed_prefix(name: str, allow_modules: tuple[str, ...] = ()) -> str:
