@@ -139,15 +139,15 @@ def _origin(top: str) -> Path | None:
 
 
 def _installed(path: Path | None) -> bool:
-    """Whether ``path`` is in an installed package: under this interpreter's site directories, or under another
-    ``site-packages`` (``dist-packages``) directory that a ``.pth`` file put on the path (an environment layered on
-    another's packages), never under the working directory."""
+    """Whether the top-level module at ``path`` is an installed package: under this interpreter's site directories,
+    or found directly in another ``site-packages`` (``dist-packages``) directory that a ``.pth`` file put on the path
+    (an environment layered on another's packages); never a module of the working directory or a script's."""
     if path is None:
         return False
     if any(path.is_relative_to(d) for d in _site_dirs()):
         return True
-    return (any(p.name in ("site-packages", "dist-packages") for p in path.parents)
-            and not path.is_relative_to(Path.cwd().resolve()))
+    entry = path.parent.parent if path.name == "__init__.py" else path.parent  # the sys.path entry it comes from
+    return entry.name in ("site-packages", "dist-packages")
 
 
 def _allowed_prefix(name: str, allow_modules: tuple[str, ...] = ()) -> str:
