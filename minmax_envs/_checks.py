@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from typing import Any
 
 import numpy as np
@@ -40,3 +41,21 @@ def check_str(name: str, value: Any, *, allow_none: bool = False, allow_empty: b
         what = "a string" if allow_empty else "a non-empty string"
         raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
     return value
+
+
+def required_fields(cls: type) -> list[str]:
+    """The fields of the dataclass ``cls`` that have no default."""
+    return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+
+
+def check_fields(where: str, kind: str, d: dict[str, Any], cls: type, sort_allowed: bool = False) -> None:
+    """A ``ValueError`` naming the unknown and the missing fields of ``d``, a JSON object read as the dataclass
+    ``cls`` (a suite, a task, a family...); the allowed fields in declaration order, or sorted."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(allowed), key=str)
+    if unknown:
+        listed = sorted(allowed) if sort_allowed else allowed
+        raise ValueError(f"{where}: unknown {kind} field(s) {unknown}; allowed: {', '.join(listed)}")
+    missing = [f for f in required_fields(cls) if f not in d]
+    if missing:
+        raise ValueError(f"{where}: missing {kind} field(s) {missing}; required: {', '.join(required_fields(cls))}")

@@ -38,13 +38,21 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from minmax_envs._checks import check_bool, check_choice, check_int, check_real, check_str
+from minmax_envs._checks import (
+    check_bool,
+    check_choice,
+    check_fields,
+    check_int,
+    check_real,
+    check_str,
+    required_fields,
+)
 from minmax_envs.registry import game_kwargs_allowed, make_game, spec
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "log_uniform", "choice")
@@ -140,7 +148,7 @@ class Param:
         """The parameter of a :meth:`to_dict` layout (a parsed JSON object), validated."""
         if not isinstance(d, dict):
             raise ValueError(f"{where} must be an object {{\"name\": ..., \"distribution\": ...}}, got {d!r}")
-        _check_fields(f"{where} {d.get('name')!r}", "parameter", d, cls)
+        check_fields(f"{where} {d.get('name')!r}", "parameter", d, cls)
         return cls(**d)
 
 
@@ -375,8 +383,8 @@ class Family:
         """The family of a :meth:`to_dict` layout (a parsed JSON object), validated field by field."""
         if not isinstance(d, dict):
             raise ValueError(f"a family is a registered family's name or an object with the fields "
-                             f"{', '.join(_required(cls))}, ..., got {d!r}")
-        _check_fields(f"family {d.get('name')!r}", "family", d, cls)
+                             f"{', '.join(required_fields(cls))}, ..., got {d!r}")
+        check_fields(f"family {d.get('name')!r}", "family", d, cls)
         if not isinstance(d["params"], list):
             raise ValueError(f"family {d.get('name')!r}: params must be a list of parameter objects, got "
                              f"{d['params']!r}")
@@ -408,22 +416,6 @@ def _split(split: Any) -> str:
 
 def _key(instance: dict[str, Any]) -> str:
     return json.dumps(instance, sort_keys=True)
-
-
-def _required(cls: type) -> list[str]:
-    from dataclasses import MISSING
-
-    return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-
-
-def _check_fields(where: str, kind: str, d: dict[str, Any], cls: type) -> None:
-    allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(d) - set(allowed), key=str)
-    if unknown:
-        raise ValueError(f"{where}: unknown {kind} field(s) {unknown}; allowed: {', '.join(allowed)}")
-    missing = [f for f in _required(cls) if f not in d]
-    if missing:
-        raise ValueError(f"{where}: missing {kind} field(s) {missing}; required: {', '.join(_required(cls))}")
 
 
 # --- the registry ----------------------------------------------------------------------------------------------------

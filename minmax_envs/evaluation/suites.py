@@ -10,12 +10,20 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
 
-from minmax_envs._checks import check_bool, check_choice, check_int, check_real, check_str
+from minmax_envs._checks import (
+    check_bool,
+    check_choice,
+    check_fields,
+    check_int,
+    check_real,
+    check_str,
+    required_fields,
+)
 from minmax_envs._json import read_json
 from minmax_envs.families import Family, resolve_family
 from minmax_envs.registry import game_kwargs_allowed, make, spec
@@ -265,10 +273,10 @@ class Suite:
         """The suite of a :meth:`to_dict` layout (a parsed JSON suite file), validated field by field: a
         ``ValueError`` names the suite, the task, the field, what was given and what is allowed."""
         if not isinstance(d, dict):
-            raise ValueError(f"a suite is a JSON object with the fields {', '.join(_required(cls))}, ..., "
+            raise ValueError(f"a suite is a JSON object with the fields {', '.join(required_fields(cls))}, ..., "
                              f"got {d!r}")
         where = f"suite {d.get('name')!r}"
-        _check_fields(where, "suite", d, cls)
+        check_fields(where, "suite", d, cls, sort_allowed=True)
         if not isinstance(d["tasks"], list):
             raise ValueError(f"{where}: tasks must be a list of task objects, got {d['tasks']!r}")
         tasks = []
@@ -276,7 +284,7 @@ class Suite:
             if not isinstance(t, dict):
                 raise ValueError(f"{where}: tasks[{i}] must be a task object {{\"name\": ..., \"env_id\": ...}}, "
                                  f"got {t!r}")
-            _check_fields(f"{where}: task {t.get('name', i)!r}", "task", t, Task)
+            check_fields(f"{where}: task {t.get('name', i)!r}", "task", t, Task, sort_allowed=True)
             try:
                 tasks.append(Task(**t))
             except ValueError as e:
@@ -307,21 +315,6 @@ def _check_env_kwargs(where: str, env_id: str, env_kwargs: dict[str, Any]) -> No
     if unknown:
         raise ValueError(f"{where}: env_kwargs: {spec(env_id).id} got unknown argument(s) {unknown}; allowed: "
                          f"{', '.join(allowed)}")
-
-
-def _required(cls: type) -> list[str]:
-    return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-
-
-def _check_fields(where: str, kind: str, d: dict[str, Any], cls: type) -> None:
-    """Unknown and missing fields of a suite or task object."""
-    allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(d) - set(allowed), key=str)
-    if unknown:
-        raise ValueError(f"{where}: unknown {kind} field(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-    missing = [f for f in _required(cls) if f not in d]
-    if missing:
-        raise ValueError(f"{where}: missing {kind} field(s) {missing}; required: {', '.join(_required(cls))}")
 
 
 TUNE_SEED_BASE = 10_000
