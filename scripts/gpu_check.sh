@@ -24,7 +24,9 @@
 # 3. the image iteration overhead of the env against a hand-written loop (benchmarks/bench_image_step.py, ResNet
 #    WGAN-GP and DCGAN at width 32, 16x16);
 # 4. ResNet WGAN-GP generator iterations per second at batch 64 on CIFAR-shaped synthetic data (3x32x32, width
-#    128, n_critic 5).
+#    128, n_critic 5);
+# 5. env-steps per second of the native PPO trainer's whole training loop (rollout and update) at 4,096 parallel
+#    envs, DiracGAN and TwoMode (benchmarks/bench_rl.py --native-only; baselines/ppo_step_size.py).
 # Exit status: that of the tests, else 1 if a benchmark failed (a benchmark stopped at its time limit is reported,
 # not failed: the benchmarks report figures, they do not judge them).
 set -uo pipefail
@@ -105,12 +107,14 @@ if [ $quick = 1 ]; then
   small=(--repeats 2 --steps 20 --ref-steps 50)
   image=(--width 16 --resolution 16 --batch 16 --iters 2 --repeats 2 --warmup 1)
   cifar=(--width 16 --resolution 32 --channels 3 --batch 8 --n-critic 5 --iters 2 --repeats 2 --warmup 1)
+  rl=(--num-envs 256 --iterations 2 --repeats 1)
 else
   small=(--repeats 3 --ref-steps 500)
   image=(--width 32 --resolution 16 --batch 64 --iters 20 --repeats 3)
   cifar=(--width 128 --resolution 32 --channels 3 --batch 64 --n-critic 5 --iters 30 --repeats 3)
+  rl=(--num-envs 4096 --iterations 5 --repeats 2)
 fi
-part "CUDA tests (on $device)" 210 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_rng.py \
+part "CUDA tests (on $device)" 190 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_rng.py \
   -k "cuda or test_cuda"
 tests=$?
 bench "Small games, batched vs hand-written single-seed loops" 90 \
@@ -120,6 +124,9 @@ bench "Image iteration: env vs hand-written loop" 60 \
 bench "ResNet WGAN-GP at CIFAR size ($([ $quick = 1 ] && echo '3x32x32, n_critic 5; --quick: width 16, batch 8' \
   || echo '3x32x32, width 128, batch 64, n_critic 5'))" 90 \
   "$PY" benchmarks/bench_image_step.py --device "$device" --arch resnet "${cifar[@]}"
+bench "Native PPO trainer: env-steps per second of the whole training loop ($([ $quick = 1 ] && echo '256 envs' \
+  || echo '4,096 envs'))" 40 \
+  "$PY" benchmarks/bench_rl.py --device "$device" --native-only --threads 1 "${rl[@]}"
 echo "figures in $out" >&2
 [ "$tests" = 0 ] || exit "$tests"
 exit "$benchmarks"
