@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,13 @@ def _net_arch(value: Any, ctx: str) -> Any:
                      f"{', '.join(_NET_ARCH_KEYS)} holding such lists, got {value!r}")
 
 
+def _refuse_unknown(d: dict[str, Any], allowed: Sequence[str], what: str) -> None:
+    """A ``ValueError`` ``"WHAT 'a', 'b'; allowed: ..."`` when ``d`` holds keys outside ``allowed``."""
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise ValueError(f"{what} {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+
+
 def _kwargs_from_json(d: Any, where: str) -> dict[str, Any]:
     """The constructor arguments of a description, validated, classes resolved from the allow-lists."""
     from stable_baselines3.common import torch_layers
@@ -347,10 +355,7 @@ def _kwargs_from_json(d: Any, where: str) -> dict[str, Any]:
     ctx = f"{where}: policy kwargs"
     if not isinstance(d, dict):
         raise ValueError(f"{ctx} must be a JSON object, got {d!r}")
-    unknown = sorted(set(d) - set(POLICY_KWARGS))
-    if unknown:
-        raise ValueError(f"{ctx}: unknown argument(s) {', '.join(map(repr, unknown))}; allowed: "
-                         f"{', '.join(POLICY_KWARGS)}")
+    _refuse_unknown(d, POLICY_KWARGS, f"{ctx}: unknown argument(s)")
     out: dict[str, Any] = {}
     for key, value in d.items():
         if key == "activation_fn":
@@ -447,10 +452,7 @@ def _control(d: Any, where: str) -> ControlConfig:
     ``ValueError`` naming the file)."""
     if not isinstance(d, dict):
         raise ValueError(f"{where}: control must be a JSON object of control settings, got {d!r}")
-    unknown = sorted(set(d) - set(_CONTROL_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: control: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: "
-                         f"{', '.join(_CONTROL_KEYS)}")
+    _refuse_unknown(d, _CONTROL_KEYS, f"{where}: control: unknown setting(s)")
     try:
         return ControlConfig(**d)
     except ValueError as e:
