@@ -102,6 +102,12 @@ def allow_optimizer_modules(*names: str) -> _OptIn:
     return _OptIn(tuple(names))
 
 
+def opted_in_modules() -> tuple[str, ...]:
+    """The modules :func:`allow_optimizer_modules` holds open now, in the order they were opted in to (what a sweep
+    hands to its Ray workers, which are other processes)."""
+    return tuple(dict.fromkeys(_OPTED_IN))
+
+
 def _check_module_name(name: Any) -> str:
     if not isinstance(name, str) or not name or not all(p.isidentifier() for p in name.split(".")):
         raise ValueError(f"a module to allow optimizers from is a dotted module name such as 'my_optim' or "

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import sys
 import warnings
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from minmax_envs._json import loads
+from minmax_envs.registry import parse_device
 
 
 class _Error(Exception):
@@ -42,8 +42,6 @@ RUN_OWN_ARGS = {
     "seeds": "--seeds", "num_seeds": "--seeds", "count": "--seeds", "seed": "--seed", "device": "--device",
     "eval_every": None, "samples": None,
 }
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-RAY_CONNECT_TIMEOUT_S = 10.0  # how long --address may take to answer before bench gives up
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -83,22 +81,11 @@ def _check_count(option: str, value: int | None, low: int = 1) -> None:
 
 def _check_device(option: str, value: str | None) -> None:
     """A device this machine has, or an error naming ``option`` and what is allowed."""
-    if value is None:
-        return
-    try:
-        dev = torch.device(value)
-    except (RuntimeError, TypeError):
-        dev = None
-    if dev is None or dev.type not in DEVICE_TYPES:
-        raise _Error(f"{option} {value!r} is not a device; use cpu, cuda, cuda:N or mps")
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise _Error(f"{option} {value!r}: CUDA is not available here; use {option} cpu")
-        if dev.index is not None and dev.index >= n:
-            raise _Error(f"{option} {value!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise _Error(f"{option} {value!r}: MPS is not available here; use {option} cpu")
+    if value is not None:
+        try:
+            parse_device(value, option)
+        except ValueError as e:
+            raise _Error(str(e)) from None
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -173,32 +160,19 @@ def _names(option: str, text: str | None) -> list[str] | None:
     return names
 
 
-def _check_ray_address(address: str | None, timeout: float) -> None:
-    """A Ray address ``host:port`` or ``ray://host:port`` that accepts a connection within ``timeout`` seconds
-    (``ray.init`` itself may wait far longer on an unreachable one); ``auto`` and ``local`` are Ray's own."""
-    if address is None or address in ("auto", "local"):
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _Error(f"--address {address!r} is not a Ray cluster address: give host:port or ray://host:port "
-                     "(or auto, local)")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as e:
-        why = "no answer" if isinstance(e, (socket.timeout, TimeoutError)) else (e.strerror or str(e))
-        raise _Error(f"--address {address!r}: no Ray cluster reachable there ({why} within {timeout:g} s); start "
-                     "one (ray start --head) or check the address") from None
-
-
 def _cmd_bench(args: argparse.Namespace) -> None:
     from minmax_envs.evaluation import bench
+    from minmax_envs.evaluation.protocol import check_ray_address
 
     agents, tasks = _names("--agents", args.agents), _names("--tasks", args.tasks)
     for option, value in (("--seeds", args.seeds), ("--tune-seeds", args.tune_seeds), ("--budget", args.budget)):
         _check_count(option, value)
     _check_device("--device", args.device)
     if args.backend == "ray":
-        _check_ray_address(args.address, RAY_CONNECT_TIMEOUT_S)
+        try:
+            check_ray_address(args.address, "--address")
+        except ValueError as e:
+            raise _Error(str(e)) from None
     summary = bench(args.suite, agents, args.out, seeds=args.seeds, tune_seeds=args.tune_seeds,
                     budget=args.budget, search=args.search, tasks=tasks, device=args.device,
                     backend=args.backend, address=args.address, progress=not args.no_progress)

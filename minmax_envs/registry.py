@@ -77,14 +77,26 @@ def _parse_dtype(dtype: Any) -> torch.dtype:
     return table[dtype]
 
 
-def parse_device(device: Any) -> torch.device:
-    """``device`` as a ``torch.device`` this machine has, or a ``ValueError`` saying what is allowed."""
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # the kinds of torch device an episode runs on
+
+
+def parse_device(device: Any, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` of a kind episodes run on (:data:`DEVICE_TYPES`) that this machine has, or
+    a one-line ``ValueError`` naming ``name`` (the option or field it came from) and what is allowed."""
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"invalid device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise ValueError(f"{name} {device!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"{name} {device!r}: CUDA is not available here; use {name} cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{name} {device!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {device!r}: MPS is not available here; use {name} cpu")
     return dev
 
 

@@ -878,6 +878,21 @@ ROWS: list[Row] = [
         r"--address '127\.0\.0\.1:1': no Ray cluster reachable there \(.* within 10 s\)"),
     cli("bench-ray-address-malformed", BENCH + ["--agents", "sgda", "--backend", "ray", "--address", "headnode"],
         r"--address 'headnode' is not a Ray cluster address: give host:port or ray://host:port"),
+    api("bench-api-device-meta", lambda tmp: minmax_envs.evaluation.bench("quick", ["sgda"], tmp / "out",
+                                                                          device="meta", progress=False),
+        r"device 'meta' is not a device; use cpu, cuda, cuda:N or mps"),
+    api("bench-api-device-cuda-index", lambda tmp: minmax_envs.evaluation.bench("quick", ["sgda"], tmp / "out",
+                                                                                device="cuda:99", progress=False),
+        r"device 'cuda:99': (CUDA is not available here|this machine has \d+ CUDA device)"),
+    api("bench-api-ray-unreachable", lambda tmp: minmax_envs.evaluation.bench(
+        "quick", ["sgda"], tmp / "out", backend="ray", address="127.0.0.1:1", progress=False),
+        r"address '127\.0\.0\.1:1': no Ray cluster reachable there \(.* within 10 s\)"),
+    api("bench-api-ray-address-malformed", lambda tmp: minmax_envs.evaluation.bench(
+        "quick", ["sgda"], tmp / "out", backend="ray", address="headnode", progress=False),
+        r"address 'headnode' is not a Ray cluster address: give host:port or ray://host:port"),
+    api("bench-api-ray-address-not-a-string", lambda tmp: minmax_envs.evaluation.bench(
+        "quick", ["sgda"], tmp / "out", backend="ray", address=6379, progress=False),
+        r"address must be a string host:port or ray://host:port, got 6379"),
     api("gym-make-env_id-of-another-game", gym_make("minmax_envs/DiracGAN-v0", env_id="TwoMode-v0"),
         r"gymnasium id 'minmax_envs/DiracGAN-v0' is the game DiracGAN-v0; env_id='TwoMode-v0' names another game: "
         r"make minmax_envs/TwoMode-v0 instead"),

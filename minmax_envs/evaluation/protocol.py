@@ -39,6 +39,7 @@ import math
 import os
 import platform
 import socket
+import socket
 import sys
 import time
 import traceback
@@ -57,6 +58,7 @@ import torch
 
 import minmax_envs
 from agents import as_pair, schedules
+from agents.torch_optim import allow_optimizer_modules, opted_in_modules
 from minmax_envs._checks import check_choice, check_int
 from minmax_envs._files import Folder
 from minmax_envs.episode import EpisodeTask
@@ -507,6 +509,35 @@ def claimed(folder: Folder, unit: Unit, wait: bool) -> Iterator[bool]:
             return
 
 
+RAY_CONNECT_TIMEOUT_S = 10.0  # how long a Ray address may take to answer before bench gives up
+
+
+def check_ray_address(address: str | None, name: str = "address", timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A Ray address ``host:port`` or ``ray://host:port`` that accepts a connection within ``timeout`` seconds
+    (``ray.init`` itself may wait far longer on an unreachable one); ``None``, ``auto`` and ``local`` are Ray's own.
+    A ``ValueError`` names ``name`` (the option or argument it came from) otherwise."""
+    if address is None or address in ("auto", "local"):
+        return
+    if not isinstance(address, str):
+        raise ValueError(f"{name} must be a string host:port or ray://host:port, got {address!r}")
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{name} {address!r} is not a Ray cluster address: give host:port or ray://host:port "
+                         "(or auto, local)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, (socket.timeout, TimeoutError)) else (e.strerror or str(e))
+        raise ValueError(f"{name} {address!r}: no Ray cluster reachable there ({why} within {timeout:g} s); start "
+                         "one (ray start --head) or check the address") from None
+
+
+def _run_unit_opted_in(unit: Unit, modules: tuple[str, ...]) -> list[dict[str, Any]]:
+    """:func:`run_unit` in a Ray worker, under the driver's opt-ins to optimizer modules."""
+    with allow_optimizer_modules(*modules):
+        return run_unit(unit)
+
+
 def _run_ray(units: list[Unit], address: str | None, remaining, finished, folder: Folder) -> None:
     try:
         import ray
@@ -514,7 +545,8 @@ def _run_ray(units: list[Unit], address: str | None, remaining, finished, folder
         raise ValueError("backend='ray' needs Ray: pip install 'minmax-envs[ray]'") from None
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(run_unit)
+    remote = ray.remote(num_cpus=1)(_run_unit_opted_in)
+    modules = opted_in_modules()  # the opt-ins of this process reach the workers with every unit
     queue, deferred = list(units), []
     pending: dict[Any, tuple[Unit, ExitStack]] = {}
 
@@ -528,7 +560,7 @@ def _run_ray(units: list[Unit], address: str | None, remaining, finished, folder
         if todo is None:
             stack.close()
             return
-        pending[remote.remote(todo)] = (todo, stack)
+        pending[remote.remote(todo, modules)] = (todo, stack)
 
     try:
         while queue or pending or deferred:
@@ -605,6 +637,8 @@ def bench(suite: str | Suite, agents: list[str] | tuple[str, ...] | None = None,
     chosen = list(s.tasks) if tasks is None else [s.task(t) for t in tasks]
     dev = s.device if device is None else device
     minmax_envs.registry.parse_device(dev)  # a clear error now rather than in every unit
+    if backend == "ray":
+        check_ray_address(address)
 
     store = ResultStore(out)
     _prepare(store, s, {"agents": names, "seeds": n_eval, "tune_seeds": n_tune, "budget": k, "search": search,

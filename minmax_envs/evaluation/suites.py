@@ -26,11 +26,10 @@ from minmax_envs._checks import (
 )
 from minmax_envs._json import read_json
 from minmax_envs.families import Family, resolve_family
-from minmax_envs.registry import game_kwargs_allowed, make, spec
+from minmax_envs.registry import DEVICE_TYPES, game_kwargs_allowed, make, spec
 
 DEFAULT_AGENTS = ("sgda", "nsgda", "adam", "adalr", "adadir")
 SCHEDULES = ("constant", "linear_decay")
-DEVICE_TYPES = ("cpu", "cuda", "mps")
 MAX_SEED_BLOCK = 2**16  # seeds in one batched env: beyond, a block is an allocation no machine makes
 
 #: env_kwargs a task may not hold: what the protocol passes to make() and to a Runner itself, and where it comes from

@@ -261,6 +261,32 @@ def test_ray_backend_gives_the_same_results_as_local(tmp_path):
             {k: r[k] for k in ("config", "final", "curve", "success")}
 
 
+def test_ray_workers_get_the_drivers_opt_in_to_an_optimizer_module(tmp_path, monkeypatch):
+    """``allow_optimizer_modules`` in the driver reaches the Ray workers that run the units (other processes): a
+    module of your own plays there as here, with the same records."""
+    ray = pytest.importorskip("ray")
+    from agents import allow_optimizer_modules
+
+    (tmp_path / "lab_optim.py").write_text("import torch\n\n\nclass Opt(torch.optim.SGD):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lab_optim", raising=False)
+    agent = "torch:lab_optim.Opt?momentum=0.5"
+    with allow_optimizer_modules("lab_optim"):
+        bench(TINY, [agent], out=tmp_path / "local", progress=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(tmp_path)}})
+        try:
+            summary = bench(TINY, [agent], out=tmp_path / "ray", progress=False, backend="ray")
+        finally:
+            ray.shutdown()
+    assert summary.failed == 0 and summary.ran > 0
+    local = {r["key"]: r for r in ResultStore(tmp_path / "local").records()}
+    remote = {r["key"]: r for r in ResultStore(tmp_path / "ray").records()}
+    assert local.keys() == remote.keys() and len(local) > 0
+    for key, r in local.items():
+        assert remote[key]["final"] == r["final"]
+
+
 # --- suites and agents -----------------------------------------------------------------------------------------------
 
 def test_registered_suites_cover_the_issue_and_their_tasks_are_valid():
