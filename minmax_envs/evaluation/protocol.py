@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import socket
-import socket
 import sys
 import time
 import traceback
