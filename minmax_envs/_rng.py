@@ -73,8 +73,20 @@ class SeedStreams:
         self.device = seeds.device
         self.counters = torch.zeros_like(seeds)
         self.salt = salt & _MASK32
-        self.keys = self._derive_keys(seeds)
+        self._seeds: torch.Tensor | None = seeds  # keyed on first use (evaluation streams are often never drawn)
+        self._keys: torch.Tensor | None = None
         self._advance: torch.Tensor | None = None
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The two 32-bit keys of every slot, ``(N, 2)`` int64, derived from the seeds on first use."""
+        if self._keys is None:
+            self._keys, self._seeds = self._derive_keys(self._seeds), None
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: torch.Tensor) -> None:
+        self._keys, self._seeds = keys, None
 
     def _derive_keys(self, seeds: torch.Tensor) -> torch.Tensor:
         lo, hi = seeds & _MASK32, (seeds >> 32) & _MASK32
@@ -84,7 +96,7 @@ class SeedStreams:
 
     @property
     def num_seeds(self) -> int:
-        return self.keys.shape[0]
+        return self.counters.shape[0]
 
     def reseed(self, mask: torch.Tensor, seeds: torch.Tensor) -> None:
         """Give the slots where ``mask`` is true fresh streams keyed by ``seeds`` (counters back to 0)."""

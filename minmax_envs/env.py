@@ -483,9 +483,15 @@ class BatchedEnv:
         return out
 
     def quality(self, metrics: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """The game's quality metric, signed so that larger is better: shape ``(N,)``."""
-        m = self.metrics() if metrics is None else metrics
-        return self.game.quality_sign * m[self.game.quality_metric]
+        """The game's quality metric, signed so that larger is better: shape ``(N,)`` (from ``metrics`` if given,
+        else computed alone: :meth:`Game.quality <minmax_envs.games._base.Game.quality>`)."""
+        if metrics is not None:
+            return self.game.quality_sign * metrics[self.game.quality_metric]
+        self._require_reset()
+        with torch.no_grad():
+            q = self.game.quality(self._params, self._instance, self._last_updates,
+                                  SeedStreams(self._seeds, salt=_EVAL_SALT))
+        return self.game.quality_sign * q
 
     # --- validation ---------------------------------------------------------------------------
     def _validate(self, updates: Any, written: dict[str, Any]) -> bool:

@@ -71,6 +71,18 @@ def test_metrics_are_per_seed_and_include_diverged_and_quality(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
+def test_quality_alone_is_the_quality_metric_bit_for_bit(env_id):
+    """``env.quality()`` (what the control envs' rewards read at every step, computed without the other metrics
+    where a game can) equals the signed quality metric of ``env.metrics()`` exactly, mid-episode."""
+    env = small_env(env_id, 3)
+    tx = {"generator": agents.nsgda(0.01, momentum=0.5), "discriminator": agents.sgda(0.02, momentum=0.5)}
+    minmax_envs.run_episode(env, tx, steps=5, seed=11)
+    m = env.metrics()
+    assert torch.equal(env.quality(), env.game.quality_sign * m[env.game.quality_metric])
+    assert torch.equal(env.quality(m), env.quality())
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_float32_default_and_float64_allowed(env_id):
     for dtype in (torch.float32, torch.float64):
         env = small_env(env_id, 2, dtype=dtype)

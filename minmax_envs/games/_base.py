@@ -311,6 +311,12 @@ class Game:
         raise NotImplementedError
 
     # --- defaults -------------------------------------------------------------------------------
+    def quality(self, params: PlayerParams, instance: dict[str, torch.Tensor], last_updates: PlayerParams | None,
+                eval_rng: SeedStreams) -> torch.Tensor:
+        """The metric ``quality_metric`` alone, ``(N,)``: what :meth:`metrics` gives for it, bit for bit (a game
+        may compute it without the other metrics, as the control envs' rewards ask for it at every step)."""
+        return self.metrics(params, instance, last_updates, eval_rng)[self.quality_metric]
+
     def grads(self, params: PlayerParams, instance: dict[str, torch.Tensor],
               batch: dict[str, torch.Tensor], players: tuple[str, ...] = PLAYERS
               ) -> tuple[dict[str, torch.Tensor], PlayerParams]:

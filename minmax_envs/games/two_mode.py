@@ -306,6 +306,9 @@ class TwoMode(Game):
         norms = torch.linalg.vector_norm(rows, dim=2).clamp_min(torch.finfo(rows.dtype).tiny)
         return torch.bmm(modes, rows.transpose(1, 2)) / norms[:, None, :]
 
+    def quality(self, params, instance, last_updates, eval_rng):
+        return self._cosines(params["generator"]["V"], instance["modes"]).amax(dim=2).mean(dim=1)
+
     def metrics(self, params, instance, last_updates, eval_rng):
         modes = instance["modes"]
         v, w = params["generator"]["V"], params["discriminator"]["W"]
