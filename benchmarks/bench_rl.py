@@ -36,7 +36,8 @@ Two rates per candidate: env steps per wall-clock second (the throughput) and pe
 a machine shared with other jobs, what one idle core would give at one thread; at two threads it adds both
 threads' time). Each figure is the median over ``--repeats``; within a repeat the candidates run in turn, the
 order reversed every other repeat, so that other load on a shared machine hits them alike. Ratios are ratios of
-medians.
+medians, followed by the smallest and largest ratio within one repeat. A training loop's rate depends on what its
+policy does (an exploring policy that makes seeds diverge pays for their restarts), so ``--iterations`` moves it.
 
 ``--profile`` runs the native trainer (stable-baselines3's sizes) under ``torch.profiler`` and prints where its time
 goes: the game's steps (``StepSizeCore.step_tensors``), the policy's acting passes, the update's hand-derived
@@ -117,7 +118,7 @@ def native_args(task: str, device: str, num_envs: int, iterations: int, out: str
                                 "update_epochs": EPOCHS}
     probe = Args(suite="quick", task=task, num_envs=num_envs, device=device, **sizes)
     return Args(suite="quick", task=task, num_envs=num_envs, device=device, **sizes, out=out, tensorboard=False,
-                total_timesteps=iterations * num_envs * probe.num_steps)
+                total_timesteps=iterations * num_envs * probe.num_steps, train_episodes=0)  # the loop alone
 
 
 class LoopClock(BaseCallback):
@@ -270,8 +271,16 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{task}, {unit}: " + ", ".join(f"{k} {v:,.0f}" for k, v in med.items()))
                 for ref in ("sb3-single", "sb3-vector"):
                     if ref in med and "native" in med:
-                        print(f"  native / {ref}: {med['native'] / med[ref]:.1f}x, "
-                              f"native-default / {ref}: {med['native-default'] / med[ref]:.1f}x")
+                        print(f"  native / {ref}: {_ratio(rates, 'native', ref, i)}, "
+                              f"native-default / {ref}: {_ratio(rates, 'native-default', ref, i)}")
+
+
+def _ratio(rates: dict[str, list[tuple[float, float]]], name: str, ref: str, i: int) -> str:
+    """The ratio of the medians, and the smallest and largest ratio within one repeat (the candidates of a repeat run
+    in turn, so a repeat's ratio sees one state of the machine): ``"2.6x (2.4-2.9x)"``."""
+    med = statistics.median(r[i] for r in rates[name]) / statistics.median(r[i] for r in rates[ref])
+    within = [a[i] / b[i] for a, b in zip(rates[name], rates[ref])]
+    return f"{med:.1f}x ({min(within):.1f}-{max(within):.1f}x over {len(within)} repeats)"
 
 
 if __name__ == "__main__":
