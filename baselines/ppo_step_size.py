@@ -120,6 +120,9 @@ class Args:
     clip_coef: float = field(default=0.2, metadata={"help": "PPO's clipping of the probability ratio (and value)"})
     clip_vloss: bool = field(default=True, metadata={"help": "clip the value loss as the policy's ratio"})
     ent_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus"})
+    log_std_init: float = field(default=0.0, metadata={
+        "help": "the Gaussian policy's initial log standard deviation, in action units (stable-baselines3's "
+                "log_std_init; the mean starts near 0, the base step sizes)"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the value loss"})
     max_grad_norm: float = field(default=0.5, metadata={"help": "clip of the global gradient norm"})
     target_kl: float | None = field(default=None, metadata={
@@ -150,6 +153,8 @@ class Args:
         for name, low, high in (("gamma", 0.0, 1.0), ("gae_lambda", 0.0, 1.0)):
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name} must be in [{low}, {high}], got {getattr(self, name)!r}")
+        if not math.isfinite(self.log_std_init):
+            raise ValueError(f"log_std_init must be a finite number, got {self.log_std_init!r}")
         for name in ("learning_rate", "clip_coef", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -486,6 +491,7 @@ def train(args: Args) -> Trained:
     with torch.random.fork_rng(devices=[]):  # the network's initialization draws from torch's generator
         torch.manual_seed(args.seed)
         agent = Agent(obs_dim, act_dim, device)
+        agent.p["log_std"].fill_(args.log_std_init)
     optimizer = Adam(agent.params.data, eps=1e-5)
     obs_rms, ret_rms = RunningMeanStd((obs_dim,), device), RunningMeanStd((), device)
     seed_low, seed_high = SPLITS["train"]

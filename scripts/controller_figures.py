@@ -7,13 +7,13 @@ and what the picked policies do over an episode.
     python scripts/controller_figures.py train-return mog-ring-small CONTROLLER.pt --base adam --episodes 8
 
 ``select TRAINED OUT``: for every task of the suite, the runs ``TRAINED/TASK-seedS.pt`` of
-``baselines/ppo_step_size.py --name TASK-seedS`` (their curves ``TRAINED/curves/TASK-seedS-seedS.csv``). The run
-kept is the one with the best return on the **train** instances: ``trained_on.train_return`` of its description
-(the deterministic policy's mean return over full episodes on every train instance), or, for a run saved without
-one (``--train-episodes 0``), the mean reward of its rollouts' transitions over the last quarter of its iterations
-(the stochastic policy, train instances too). Never a test result. The kept controller is copied to
-``minmax_envs/controllers_data/TASK.pt`` and ``.json`` (what ``learned:pkg:TASK`` plays), the
-curves to ``OUT/curves/``, and the choice to ``OUT/selection.csv``.
+``baselines/ppo_step_size.py --name TASK-seedS`` (their curves ``TRAINED/curves/TASK-seedS-seedS.csv``); the tasks
+without runs there keep their rows of ``OUT/selection.csv``. The run kept is the one with the best return on the
+**train** instances: ``trained_on.train_return`` of its description (the deterministic policy's mean return over full
+episodes on every train instance), or, for a run saved without one (``--train-episodes 0``), the mean reward of its
+rollouts' transitions over the last quarter of its iterations (the stochastic policy, train instances too). Never a
+test result. The kept controller is copied to ``minmax_envs/controllers_data/TASK.pt`` and ``.json`` (what
+``learned:pkg:TASK`` plays), the curves to ``OUT/curves/``, and the choice to ``OUT/selection.csv``.
 
 ``train-return TASK [CONTROLLER.pt ...] --base B --action A --episodes E``: the deterministic return over full
 episodes on every train instance of the task, of action 0 (the base agent at the training base step sizes) and
@@ -44,12 +44,12 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minmax_envs.control import GameConfig, StepSizeCore  # noqa: E402
-from minmax_envs.controllers import LearnedController  # noqa: E402
+from minmax_envs.controller_files import LearnedController  # noqa: E402
 from minmax_envs.evaluation import get_suite  # noqa: E402
+from minmax_envs.evaluation.catalogue import LEARNED_BASES, LEARNED_CONTROLLERS  # noqa: E402
 from minmax_envs.evaluation.store import ResultStore  # noqa: E402
-from minmax_envs.evaluation.suites import LEARNED_BASES, LEARNED_CONTROLLERS  # noqa: E402
 from minmax_envs.games._base import PLAYERS  # noqa: E402
+from minmax_envs.step_size_control import GameConfig, StepSizeCore  # noqa: E402
 
 SUITE = "learned-controllers"
 DATA = Path(__file__).resolve().parents[1] / "minmax_envs" / "controllers_data"
@@ -110,10 +110,18 @@ def select(trained: Path, out: Path) -> None:
         for suffix in (".pt", ".json"):
             copy_atomic(best[1].with_suffix(suffix), DATA / f"{task}{suffix}")
         print(f"{task}: PPO seed {best[0]} ({best[4]} {best[3]:.4g})")
-    with (out / "selection.csv").open("w", newline="") as f:
+    done = {r["task"] for r in rows}
+    path = out / "selection.csv"
+    if path.is_file():  # the tasks not trained again in TRAINED keep their rows
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["task"] not in done] + rows
+    rows.sort(key=lambda r: (list(LEARNED_BASES).index(r["task"]), int(r["ppo_seed"])))
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def learning_curves(plt, out: Path, tasks: list[str]) -> list[str]:

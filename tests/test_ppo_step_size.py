@@ -5,6 +5,7 @@ learns an easy task."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -64,6 +65,18 @@ def test_a_run_is_reproducible_given_its_seed(trained, tmp_path):
     assert any("charts/episodic_return" in row for row in first.history)  # episodes ended and restarted
     assert not torch.equal(first.agent.params, other.agent.params)
     assert (tmp_path / "again" / "dirac.pt").read_bytes() == first.path.read_bytes()
+
+
+def test_log_std_init_sets_the_exploration_the_policy_starts_from(suite, tmp_path):
+    """``--log-std-init`` is the Gaussian's initial log standard deviation (stable-baselines3's ``log_std_init``):
+    the entropy of the first update's policy is that Gaussian's, and a run's actions spread accordingly."""
+    runs = {s: train(Args(suite=suite, out=str(tmp_path / str(s)), log_std_init=s, **TINY)) for s in (0.0, -1.5)}
+    act_dim = 2
+    for s, run in runs.items():
+        assert run.history[0]["losses/entropy"] == pytest.approx(act_dim * (0.5 + 0.5 * math.log(2 * math.pi) + s),
+                                                                 abs=0.05)
+    with pytest.raises(ValueError, match="log_std_init must be a finite number, got nan"):
+        Args(log_std_init=float("nan"))
 
 
 def test_the_curves_are_tensorboard_scalars_with_namespaced_names(trained):
