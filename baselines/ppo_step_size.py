@@ -24,7 +24,8 @@ truncated (its advantage bootstraps from the value of its last observation). Tra
 instances, are drawn from the ``"train"`` split (:data:`~minmax_envs.control.SPLITS`, seeds >= 2**20) by a torch
 generator seeded with ``--seed``. A seed that ended restarts at the next step, as the native vector env's
 ``NEXT_STEP`` autoreset does: that step ignores the slot's action and is dropped from the PPO batch (it is no
-transition of the game); env steps counted include it.
+transition of the game); env steps counted include it. The reward is the env's, the change of the quality metric,
+or with ``--reward log-distance`` the decades a distance closed (:func:`reward_of`).
 
 **Saved controller.** ``OUT/NAME.pt`` and ``OUT/NAME.json`` (``NAME`` = ``--name`` or the task's name): the policy
 is the actor-critic MLP of stable-baselines3's ``MlpPolicy`` (two hidden layers of 64, tanh, separate actor and
@@ -93,6 +94,12 @@ from minmax_envs.step_size_control import ACTIONS, OBS_NAMES, SPLITS, StepSizeCo
 HIDDEN = (64, 64)  # the hidden widths of stable-baselines3's MlpPolicy for PPO (actor and critic alike)
 OBS_EPSILON, OBS_CLIP = 1e-8, 10.0  # observation normalization (gymnasium's NormalizeObservation, CleanRL)
 REWARD_EPSILON, REWARD_CLIP = 1e-8, 10.0  # reward scaling (gymnasium's NormalizeReward, CleanRL)
+#: What PPO maximizes (``--reward``): the env's own reward, or the decrease of the distance in decades.
+REWARDS = ("change", "log-distance")
+QUALITY = OBS_NAMES.index("quality")
+#: ``log-distance``: a distance below float32's normal range counts as this, the equilibrium reached (a game in
+#: float32 that lands on 0 would otherwise earn hundreds of decades in one step).
+DISTANCE_FLOOR = torch.finfo(torch.float32).tiny
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,10 @@ class Args:
     clip_coef: float = field(default=0.2, metadata={"help": "PPO's clipping of the probability ratio (and value)"})
     clip_vloss: bool = field(default=True, metadata={"help": "clip the value loss as the policy's ratio"})
     ent_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus"})
+    reward: str = field(default="change", metadata={
+        "help": "what PPO maximizes: change (the env's reward, the change of the quality metric) or log-distance "
+                "(the decrease of log10 of a distance metric per step: every decade counts alike; games whose "
+                "quality metric is a distance only)"})
     log_std_init: float = field(default=0.0, metadata={
         "help": "the Gaussian policy's initial log standard deviation, in action units (stable-baselines3's "
                 "log_std_init; the mean starts near 0, the base step sizes)"})
@@ -139,6 +150,8 @@ class Args:
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; choose one of {', '.join(ACTIONS)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; choose one of {', '.join(REWARDS)}")
         if isinstance(self.train_episodes, bool) or not isinstance(self.train_episodes, int) or self.train_episodes < 0:
             raise ValueError(f"train_episodes must be an int >= 0, got {self.train_episodes!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "minibatch_size", "update_epochs", "threads"):
@@ -183,6 +196,9 @@ def make_env(args: Args, num_envs: int | None = None) -> tuple[StepSizeCore, dic
     if not core.env.game.batched or core.env.game.cycle != 1:
         raise ValueError(f"task {task.name!r} plays {task.env_id} with one seed per env or alternating players; the "
                          "native trainer restarts seeds one by one in a batch of simultaneous games (the small games)")
+    if args.reward == "log-distance" and core.env.game.quality_sign > 0:
+        raise ValueError(f"reward 'log-distance' needs a quality metric that is a distance (smaller is better); "
+                         f"task {task.name!r}'s, {core.env.game.quality_metric!r}, is larger-is-better: use 'change'")
     trained_on = {"suite": args.suite, "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
                   "base_lr": base_lr, "horizon": horizon, "split": "train", "trainer": "baselines/ppo_step_size.py",
                   "total_timesteps": args.total_timesteps, "num_envs": args.num_envs, "seed": args.seed,
@@ -455,6 +471,25 @@ class Trained(NamedTuple):
     train_return: float | None = None  # the deterministic policy's mean return on the train instances (train_return)
 
 
+def reward_of(args: Args, before: torch.Tensor, step: TensorStep, silent: torch.Tensor) -> torch.Tensor:
+    r"""The reward PPO maximizes for one step of every slot, ``(N,)`` float64, from the raw observations before the
+    step, the step, and the slots that earn nothing (restarting, or ended before the step).
+
+    ``args.reward == "change"``: the env's reward, the change of the (signed) quality metric
+    (:meth:`StepSizeCore.reward <minmax_envs.step_size_control.StepSizeCore.reward>`). ``"log-distance"``: with
+    $d_t$ the distance metric (the quality observed, negated), $r_t = \log_{10} d_{t-1} - \log_{10} d_t$, the
+    decades the step closed, so that an episode's return is $\log_{10}(d_0 / d_T)$ and the last steps of a
+    converging episode, which change $d$ by $10^{-6}$, weigh as much as the first; $d$ is floored at
+    :data:`DISTANCE_FLOOR` (float32's smallest normal number, about $1.2 \times 10^{-38}$); a step on which a seed
+    diverges keeps the env's ``divergence_penalty``."""
+    if args.reward == "change":
+        return step.reward
+    decades = (torch.log10((-before[:, QUALITY]).clamp_min(DISTANCE_FLOOR))
+               - torch.log10((-step.obs[:, QUALITY]).clamp_min(DISTANCE_FLOOR)))
+    reward = torch.where(step.terminated, step.reward, decades)
+    return torch.where(silent, torch.zeros_like(reward), reward)
+
+
 def deterministic_actions(agent: Agent, normalization: ObservationNormalization, obs: torch.Tensor) -> torch.Tensor:
     """The trained policy's deterministic actions ``(N, act_dim)`` for raw observations ``(N, 11)`` of the core:
     the Gaussian's mean of the normalized observations, clipped to ``[-1, 1]``."""
@@ -463,17 +498,21 @@ def deterministic_actions(agent: Agent, normalization: ObservationNormalization,
 
 
 def train_return(agent: Agent, normalization: ObservationNormalization, args: Args, count: int = 64) -> float:
-    """The mean return of the trained policy's deterministic actions over full episodes (``horizon`` actions) on
-    the **train** instances: ``count`` slots per group of the task's family (each train instance in turn), or the
-    ``count`` first training seeds without a family. What a run is selected by among PPO seeds (never a test
-    result)."""
+    """The mean return (``args.reward``) of the trained policy's deterministic actions over full episodes
+    (``horizon`` actions) on the **train** instances: ``count`` slots per group of the task's family (each train
+    instance in turn), or the ``count`` first training seeds without a family. What a run is selected by among PPO
+    seeds (never a test result)."""
     core, trained_on = make_env(args, count)
     returns = []
     for seeds in train_seeds(core, count):
         core.reset(seeds)
         total = torch.zeros(count, dtype=torch.float64, device=core.env.device)
+        ended = torch.zeros(count, dtype=torch.bool, device=core.env.device)
         for _ in range(trained_on["horizon"]):  # a diverged slot earns 0 after its penalty (StepSizeCore.reward)
-            total += core.step_tensors(deterministic_actions(agent, normalization, core.observation())).reward
+            before = core.observation()
+            step = core.step_tensors(deterministic_actions(agent, normalization, before))
+            total += reward_of(args, before, step, ended)
+            ended = ended | step.terminated
         returns.append(total)
     return float(torch.cat(returns).mean())
 
@@ -550,6 +589,7 @@ def train(args: Args) -> Trained:
                 step = core.step_tensors(action.clamp(-1.0, 1.0), restart if masked else None,
                                          draw_seeds() if masked else None)
                 since_regroup += 1
+            reward = reward_of(args, obs, step, restart)
             obs = step.obs
             episode_t = torch.where(restart, 0, episode_t + 1)
             truncated = (episode_t >= horizon) & ~step.terminated
@@ -558,8 +598,8 @@ def train(args: Args) -> Trained:
             # slots that restarted on the way (after a divergence) are truncated there (their values bootstrap)
             regroup_next = regroup and since_regroup >= horizon
             done = ends | regroup_next
-            rew_buf[t], term_buf[t], done_buf[t] = step.reward.to(torch.float32), step.terminated, done
-            episode_return = episode_return + step.reward
+            rew_buf[t], term_buf[t], done_buf[t] = reward.to(torch.float32), step.terminated, done
+            episode_return = episode_return + reward
             ended += torch.stack([ends.sum().double(), torch.where(ends, episode_return, 0.0).sum(),
                                   torch.where(ends, episode_t, 0).sum().double(), step.terminated.sum().double()])
             episode_return = torch.where(done, 0.0, episode_return)

@@ -77,10 +77,11 @@ def runs_of(trained: Path, task: str) -> list[tuple[int, Path, Path]]:
 def train_score(pt: Path, curve: Path) -> tuple[float, str]:
     """What a run is picked by (see the module's docstring) and its name."""
     trained_on = json.loads(pt.with_suffix(".json").read_text())["trained_on"]
+    unit = " (log-distance)" if trained_on.get("args", {}).get("reward") == "log-distance" else ""
     if trained_on.get("train_return") is not None:
-        return float(trained_on["train_return"]), "deterministic train return"
+        return float(trained_on["train_return"]), "deterministic train return" + unit
     rewards = read_curve(curve)["charts/mean_reward"]
-    return float(np.nanmean(rewards[-max(1, len(rewards) // 4):])), "mean reward, last quarter"
+    return float(np.nanmean(rewards[-max(1, len(rewards) // 4):])), "mean reward, last quarter" + unit
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
@@ -322,25 +323,33 @@ def figures(runs: Path, out: Path) -> None:
     os.replace(tmp, out / "figures.md")
 
 
-def train_returns(task: str, base: str, action: str, episodes: int, controllers: list[str]) -> None:
+def train_returns(task: str, base: str, action: str, episodes: int, controllers: list[str],
+                  reward: str = "change", constants: tuple[float, ...] = ()) -> None:
     """Print the deterministic return over full episodes on every train instance of ``task`` (``episodes`` per group
     of its family, as ``baselines/ppo_step_size.py --train-episodes`` scores a run) of action 0 (the base agent at
-    the training base step sizes) and of each controller, all at those base step sizes: mean, standard error, count."""
-    from baselines.ppo_step_size import Args, make_env, train_seeds
+    the training base step sizes) and of each controller, all at those base step sizes: mean, standard error, count.
+    ``reward``: the trainer's ``--reward`` the returns add up (``baselines.ppo_step_size.reward_of``);
+    ``constants``: more constant actions, each the same for both entries (``a`` sets ``base * 10 ** a``)."""
+    from baselines.ppo_step_size import Args, make_env, reward_of, train_seeds
 
-    args = Args(suite=SUITE, task=task, base=base, action=action)
+    args = Args(suite=SUITE, task=task, base=base, action=action, reward=reward)
     print("| policy | mean return | standard error | episodes |\n|---|---|---|---|")
-    for path in ["action 0", *controllers]:
+    for path in ["action 0", *(f"action {a:g}" for a in constants), *controllers]:
         core, trained_on = make_env(args, episodes)
-        controller = None if path == "action 0" else LearnedController.load(path)
+        constant = float(path.split()[1]) if path.startswith("action ") else None
+        controller = None if constant is not None else LearnedController.load(path)
         returns = []
         for seeds in train_seeds(core, episodes):
-            tr = core.reset(seeds)
+            core.reset(seeds)
             total = torch.zeros(episodes, dtype=torch.float64)
+            ended = torch.zeros(episodes, dtype=torch.bool)
             for _ in range(trained_on["horizon"]):
-                a = torch.zeros(episodes, 2) if controller is None else torch.as_tensor(controller.actions(tr.obs))
-                tr = core.step(a.clamp(-1.0, 1.0))
-                total += torch.as_tensor(tr.reward)
+                before = core.observation()
+                a = (torch.full((episodes, 2), constant) if controller is None
+                     else torch.as_tensor(controller.actions(before.to(torch.float32).numpy())))
+                step = core.step_tensors(a.clamp(-1.0, 1.0))
+                total += reward_of(args, before, step, ended)
+                ended = ended | step.terminated
             returns.append(total)
         r = torch.cat(returns)
         print(f"| {path} | {float(r.mean()):.3f} | {float(r.std() / len(r) ** 0.5):.3f} | {len(r)} |", flush=True)
@@ -361,13 +370,17 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--base", default="sgda")
     r.add_argument("--action", default="step_sizes")
     r.add_argument("--episodes", type=int, default=8, help="episodes per group of the task's family")
+    r.add_argument("--reward", default="change", help="what the returns add up: change or log-distance")
+    r.add_argument("--constants", type=lambda v: tuple(float(x) for x in v.split(",")), default=(),
+                   help="more constant actions to score, comma-separated (e.g. 0.2,0.5)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "select":
         select(args.trained, args.out)
     elif args.command == "train-return":
-        train_returns(args.task, args.base, args.action, args.episodes, args.controllers)
+        train_returns(args.task, args.base, args.action, args.episodes, args.controllers, args.reward,
+                      args.constants)
     else:
         figures(args.runs, args.out)
 

@@ -54,6 +54,7 @@ import torch
 import agents
 import minmax_envs
 from baselines.ppo_step_size import Args as PPOArgs
+from baselines.ppo_step_size import make_env as make_ppo_env
 from minmax_envs.cli import main
 from minmax_envs.controller_files import (
     ControllerConfig,
@@ -939,6 +940,12 @@ ROWS: list[Row] = [
         r"total_timesteps=100 is less than one rollout, num_envs \* num_steps = 4096"),
     api("ppo-gamma-above-1", lambda tmp: PPOArgs(gamma=1.5), r"gamma must be in \[0.0, 1.0\], got 1.5"),
     api("ppo-device-unknown", lambda tmp: PPOArgs(device="tpu"), r"unknown device 'tpu'; choose cpu or cuda"),
+    api("ppo-reward-unknown", lambda tmp: PPOArgs(reward="log"),
+        r"unknown reward 'log'; choose one of change, log-distance"),
+    api("ppo-reward-log-distance-of-a-larger-is-better-metric",
+        lambda tmp: make_ppo_env(PPOArgs(suite="quick", task="two-mode-small", reward="log-distance", num_envs=4)),
+        r"reward 'log-distance' needs a quality metric that is a distance \(smaller is better\); task "
+        r"'two-mode-small'"),
     # a controller shipped in the package (learned:pkg:NAME): only the shipped names, never a path
     cli("bench-learned-pkg-unknown", BENCH + ["--agents", "sgda,learned:pkg:nope"],
         r"controller 'pkg:nope' is not shipped with minmax_envs; shipped: pkg:balance-correlated-coefficients, "

@@ -11,13 +11,24 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.ppo_step_size import Agent, Args, deterministic_actions, make_env, ppo_gradients, train
+from baselines.ppo_step_size import (
+    DISTANCE_FLOOR,
+    QUALITY,
+    Agent,
+    Args,
+    deterministic_actions,
+    make_env,
+    ppo_gradients,
+    reward_of,
+    train,
+    train_return,
+)
 from minmax_envs.cli import main as minmax
 from minmax_envs.controller_files import LearnedController, check_controller
 from minmax_envs.evaluation import ResultStore, Suite, Task, bench
 from minmax_envs.evaluation.agent_names import make_agent
 from minmax_envs.families import Family, Param
-from minmax_envs.step_size_control import StepSizeCore, configs
+from minmax_envs.step_size_control import StepSizeCore, TensorStep, configs
 
 # the NK-regularized Dirac WGAN with step sizes far below what it tolerates: larger steps converge faster
 TASK = Task("dirac", "DiracGAN-v0", 12, 4, "distance", False, 0.1,
@@ -166,6 +177,47 @@ def test_the_trainer_learns_to_beat_the_base_step_size_on_an_easy_task(suite, tm
     assert best_constant > base
     assert learned >= base + 0.5 * (best_constant - base), (base, best_constant, learned)
 
+
+
+def test_the_log_distance_reward_counts_the_decades_the_distance_closed(suite, tmp_path):
+    """``--reward log-distance``: each step earns ``log10(d_before / d_after)``, so an episode's return is
+    ``log10(d_0 / d_T)`` whatever the scale of the last steps; a divergence keeps the env's penalty, a silent slot
+    (restarting, or ended) earns 0; the trainer trains on it and scores its runs with it."""
+    args = Args(suite=suite, reward="log-distance", num_envs=8, **{k: v for k, v in TINY.items() if k != "num_envs"})
+    core, horizon = make_env(args)[0], TASK.steps
+    core.reset([5] * 8)  # one game seed in every slot
+    first = core.observation()
+    total = torch.zeros(8, dtype=torch.float64)
+    change = torch.zeros(8, dtype=torch.float64)
+    actions = torch.linspace(-1, 1, 8)[:, None].expand(8, 2)  # eight constant policies, base to 10x
+    for _ in range(horizon):
+        before = core.observation()
+        step = core.step_tensors(actions)
+        total += reward_of(args, before, step, torch.zeros(8, dtype=torch.bool))
+        change += reward_of(Args(suite=suite), before, step, torch.zeros(8, dtype=torch.bool))
+        assert torch.equal(reward_of(Args(suite=suite), before, step, torch.ones(8, dtype=torch.bool)), step.reward)
+    d0, d_end = -first[:, QUALITY], -core.observation()[:, QUALITY]
+    torch.testing.assert_close(total, torch.log10(d0) - torch.log10(d_end), rtol=0, atol=1e-9)
+    torch.testing.assert_close(change, d0 - d_end, rtol=0, atol=1e-9)  # the env's reward: the change itself
+    assert bool((total[1:] > total[:-1]).all())  # on this game larger steps close more decades
+
+    diverged = TensorStep(step.obs * 10, torch.full((8,), -1.0, dtype=torch.float64), torch.ones(8, dtype=torch.bool))
+    assert reward_of(args, before, diverged, torch.zeros(8, dtype=torch.bool)).tolist() == [-1.0] * 8
+    assert reward_of(args, before, step, torch.ones(8, dtype=torch.bool)).tolist() == [0.0] * 8
+    landed = TensorStep(step.obs * 0, step.reward, torch.zeros(8, dtype=torch.bool))  # on the equilibrium exactly
+    torch.testing.assert_close(reward_of(args, before, landed, torch.zeros(8, dtype=torch.bool)),
+                               torch.log10(-before[:, QUALITY]) - math.log10(DISTANCE_FLOOR), rtol=0, atol=1e-12)
+
+    run = train(Args(**{**args.__dict__, "out": str(tmp_path), "tensorboard": False, "train_episodes": 4}))
+    assert run.train_return == pytest.approx(train_return(run.agent, run.normalization, args, 4), abs=1e-12)
+    in_distance = train_return(run.agent, run.normalization, Args(**{**args.__dict__, "reward": "change"}), 4)
+    assert run.train_return != pytest.approx(in_distance, rel=0.1)  # scored in decades, not in distance
+
+
+def test_the_log_distance_reward_needs_a_distance():
+    with pytest.raises(ValueError, match=r"reward 'log-distance' needs a quality metric that is a distance .*"
+                                         r"'two-mode-small'.*'mode_alignment'.*use 'change'"):
+        make_env(Args(suite="quick", task="two-mode-small", reward="log-distance", num_envs=4))
 
 # a family with a per-batch argument (the loss) and a per-seed one (theta0): training must regroup and restart slots
 FAMILY = Family("ppo-tiny-family", "DiracGAN-v0", (Param("loss", "choice", choices=("wgan", "nsgan")),
