@@ -15,9 +15,11 @@ rollouts' transitions over the last quarter of its iterations (the stochastic po
 test result. The kept controller is copied to ``minmax_envs/controllers_data/TASK.pt`` and ``.json`` (what
 ``learned:pkg:TASK`` plays), the curves to ``OUT/curves/``, and the choice to ``OUT/selection.csv``.
 
-``train-return TASK [CONTROLLER.pt ...] --base B --action A --episodes E``: the deterministic return over full
-episodes on every train instance of the task, of action 0 (the base agent at the training base step sizes) and
-of each controller at the same base: what ``select`` ranks runs by, and a check of a run against its own constant.
+``train-return TASK [CONTROLLER.pt ...] --base B --action A --episodes E [--reward R] [--constants A1,A2]``: the
+deterministic return over full episodes on every train instance of the task, of action 0 (the base agent at the
+training base step sizes), of the other constant actions given and of each controller at the same base, the rewards
+added up as the trainer's ``--reward R`` adds them: what ``select`` ranks runs by (with ``--episodes 64``, the
+trainer's ``--train-episodes``, a run's own ``trained_on.train_return``), and a check of a run against constants.
 
 ``figures RUNS OUT``: from the curves in ``OUT/curves/`` and the suite's records in ``RUNS`` (``minmax bench
 --out``), ``OUT/plots/learning_curves.png`` (per task: the return of the episodes that ended in an iteration and
