@@ -68,6 +68,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -497,11 +498,11 @@ def deterministic_actions(agent: Agent, normalization: ObservationNormalization,
         return agent.mean(normalization.apply(obs)).clamp(-1.0, 1.0)
 
 
-def train_return(agent: Agent, normalization: ObservationNormalization, args: Args, count: int = 64) -> float:
-    """The mean return (``args.reward``) of the trained policy's deterministic actions over full episodes
-    (``horizon`` actions) on the **train** instances: ``count`` slots per group of the task's family (each train
-    instance in turn), or the ``count`` first training seeds without a family. What a run is selected by among PPO
-    seeds (never a test result)."""
+def episode_returns(args: Args, policy: Callable[[torch.Tensor], torch.Tensor], count: int = 64) -> torch.Tensor:
+    """The returns (``args.reward``) of ``policy`` over full episodes (``horizon`` actions) on the **train**
+    instances: ``count`` slots per group of the task's family (each train instance in turn), or the ``count`` first
+    training seeds without a family; one per episode, float64. ``policy`` maps the core's raw observations
+    ``(N, 11)`` to actions ``(N, act_dim)`` in ``[-1, 1]``."""
     core, trained_on = make_env(args, count)
     returns = []
     for seeds in train_seeds(core, count):
@@ -510,11 +511,17 @@ def train_return(agent: Agent, normalization: ObservationNormalization, args: Ar
         ended = torch.zeros(count, dtype=torch.bool, device=core.env.device)
         for _ in range(trained_on["horizon"]):  # a diverged slot earns 0 after its penalty (StepSizeCore.reward)
             before = core.observation()
-            step = core.step_tensors(deterministic_actions(agent, normalization, before))
+            step = core.step_tensors(policy(before))
             total += reward_of(args, before, step, ended)
             ended = ended | step.terminated
         returns.append(total)
-    return float(torch.cat(returns).mean())
+    return torch.cat(returns)
+
+
+def train_return(agent: Agent, normalization: ObservationNormalization, args: Args, count: int = 64) -> float:
+    """The mean of :func:`episode_returns` of the trained policy's deterministic actions: what a run is selected by
+    among PPO seeds (never a test result)."""
+    return float(episode_returns(args, lambda obs: deterministic_actions(agent, normalization, obs), count).mean())
 
 
 # --- training ----------------------------------------------------------------------------------------------------

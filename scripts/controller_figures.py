@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -325,6 +326,16 @@ def figures(runs: Path, out: Path) -> None:
     os.replace(tmp, out / "figures.md")
 
 
+def policy_of(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``action A``: the constant action ``A`` for both entries; else a controller file's deterministic actions.
+    Both clipped to ``[-1, 1]``, from the core's raw observations."""
+    if name.startswith("action "):
+        constant = float(name.split()[1])
+        return lambda obs: torch.full((obs.shape[0], 2), constant).clamp(-1.0, 1.0)
+    controller = LearnedController.load(name)
+    return lambda obs: torch.as_tensor(controller.actions(obs.to(torch.float32).numpy())).clamp(-1.0, 1.0)
+
+
 def train_returns(task: str, base: str, action: str, episodes: int, controllers: list[str],
                   reward: str = "change", constants: tuple[float, ...] = ()) -> None:
     """Print the deterministic return over full episodes on every train instance of ``task`` (``episodes`` per group
@@ -332,28 +343,12 @@ def train_returns(task: str, base: str, action: str, episodes: int, controllers:
     the training base step sizes) and of each controller, all at those base step sizes: mean, standard error, count.
     ``reward``: the trainer's ``--reward`` the returns add up (``baselines.ppo_step_size.reward_of``);
     ``constants``: more constant actions, each the same for both entries (``a`` sets ``base * 10 ** a``)."""
-    from baselines.ppo_step_size import Args, make_env, reward_of, train_seeds
+    from baselines.ppo_step_size import Args, episode_returns
 
     args = Args(suite=SUITE, task=task, base=base, action=action, reward=reward)
     print("| policy | mean return | standard error | episodes |\n|---|---|---|---|")
     for path in ["action 0", *(f"action {a:g}" for a in constants), *controllers]:
-        core, trained_on = make_env(args, episodes)
-        constant = float(path.split()[1]) if path.startswith("action ") else None
-        controller = None if constant is not None else LearnedController.load(path)
-        returns = []
-        for seeds in train_seeds(core, episodes):
-            core.reset(seeds)
-            total = torch.zeros(episodes, dtype=torch.float64)
-            ended = torch.zeros(episodes, dtype=torch.bool)
-            for _ in range(trained_on["horizon"]):
-                before = core.observation()
-                a = (torch.full((episodes, 2), constant) if controller is None
-                     else torch.as_tensor(controller.actions(before.to(torch.float32).numpy())))
-                step = core.step_tensors(a.clamp(-1.0, 1.0))
-                total += reward_of(args, before, step, ended)
-                ended = ended | step.terminated
-            returns.append(total)
-        r = torch.cat(returns)
+        r = episode_returns(args, policy_of(path), episodes)
         print(f"| {path} | {float(r.mean()):.3f} | {float(r.std() / len(r) ** 0.5):.3f} | {len(r)} |", flush=True)
 
 

@@ -178,7 +178,6 @@ def test_the_trainer_learns_to_beat_the_base_step_size_on_an_easy_task(suite, tm
     assert learned >= base + 0.5 * (best_constant - base), (base, best_constant, learned)
 
 
-
 def test_the_log_distance_reward_counts_the_decades_the_distance_closed(suite, tmp_path):
     """``--reward log-distance``: each step earns ``log10(d_before / d_after)``, so an episode's return is
     ``log10(d_0 / d_T)`` whatever the scale of the last steps; a divergence keeps the env's penalty, a silent slot
@@ -218,6 +217,7 @@ def test_the_log_distance_reward_needs_a_distance():
     with pytest.raises(ValueError, match=r"reward 'log-distance' needs a quality metric that is a distance .*"
                                          r"'two-mode-small'.*'mode_alignment'.*use 'change'"):
         make_env(Args(suite="quick", task="two-mode-small", reward="log-distance", num_envs=4))
+
 
 # a family with a per-batch argument (the loss) and a per-seed one (theta0): training must regroup and restart slots
 FAMILY = Family("ppo-tiny-family", "DiracGAN-v0", (Param("loss", "choice", choices=("wgan", "nsgan")),
